@@ -1,0 +1,32 @@
+//! Bundles every `specs/*.yaml` into the binary, so `specauth token ID …` works without the
+//! source tree. The list is generated, so adding a provider stays a data change.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+fn main() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut entries: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+                .filter_map(|p| {
+                    let id = p.file_stem()?.to_str()?.to_owned();
+                    Some((id, p.display().to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    entries.sort();
+    let mut out = String::from("/// Bundled specs: (id, YAML text), sorted by id.\n");
+    out.push_str("pub(crate) static BUNDLED: &[(&str, &str)] = &[\n");
+    for (id, path) in &entries {
+        println!("cargo:rerun-if-changed={path}");
+        writeln!(out, "    ({id:?}, include_str!({path:?})),").unwrap();
+    }
+    out.push_str("];\n");
+    let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("bundled.rs");
+    std::fs::write(dest, out).unwrap();
+}

@@ -1,0 +1,300 @@
+//! Replaying a spec's documented examples offline: the spec's own test suite.
+
+use indexmap::IndexMap;
+use serde_json::{Value, json};
+
+use crate::error::Error;
+use crate::inputs::Inputs;
+use crate::spec::Spec;
+use crate::spec::doc::{ExampleDoc, RequestExpect};
+
+/// The clock examples run at unless they set `now:` (2023-11-14T22:13:20Z).
+pub const EXAMPLE_NOW: u64 = 1_700_000_000;
+
+/// What one example did: the request it rendered (redacted), the normalised outcome (redacted),
+/// and every way it differed from the example's `expect`.
+#[derive(Clone, Debug)]
+pub struct ExampleReport {
+    /// The example's name (or `grant #N`).
+    pub name: String,
+    /// The grant it exercises.
+    pub grant: String,
+    /// The rendered request with secrets redacted (empty when rendering failed).
+    pub request: String,
+    /// `{"token": …}` or `{"error": …}`, secrets redacted.
+    pub outcome: Value,
+    /// Differences from `expect`; empty when the example passes.
+    pub failures: Vec<String>,
+}
+
+impl ExampleReport {
+    /// Whether the example matched everything it expects.
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+impl Spec {
+    /// Replays every example: renders its request, checks it against `expect.request`, feeds the
+    /// documented reply to the normaliser and checks the outcome against `expect.token` or
+    /// `expect.error`. No network.
+    pub fn run_examples(&self) -> Vec<ExampleReport> {
+        self.examples
+            .iter()
+            .enumerate()
+            .map(|(i, ex)| self.run_example(i, ex))
+            .collect()
+    }
+
+    /// The inputs, reply and clock of example `index` (for replay servers and demos).
+    pub fn example_exchange(
+        &self,
+        index: usize,
+    ) -> Option<(String, Inputs, http::Response<Vec<u8>>, u64)> {
+        let ex = self.examples.get(index)?;
+        Some((
+            ex.grant.value.clone(),
+            example_inputs(ex),
+            example_reply(ex),
+            ex.now.unwrap_or(EXAMPLE_NOW),
+        ))
+    }
+
+    fn run_example(&self, index: usize, ex: &ExampleDoc) -> ExampleReport {
+        let name = ex
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{} #{}", ex.grant.value, index + 1));
+        let mut report = ExampleReport {
+            name,
+            grant: ex.grant.value.clone(),
+            request: String::new(),
+            outcome: Value::Null,
+            failures: Vec::new(),
+        };
+        let inputs = example_inputs(ex);
+        match self.render(&ex.grant.value, &inputs) {
+            Ok(req) => {
+                report.request = req.redacted().to_owned();
+                if let Some(expect) = &ex.expect.request {
+                    check_request(expect, req.http(), &mut report.failures);
+                }
+            }
+            Err(e) => {
+                report.failures.push(format!("rendering failed: {e}"));
+                report.outcome = json!({ "error": e.to_json() });
+                return report;
+            }
+        }
+        let reply = example_reply(ex);
+        let now = ex.now.unwrap_or(EXAMPLE_NOW);
+        let result = self.normalise_at(&ex.grant.value, &inputs, &reply, now);
+        let (actual, redacted) = match &result {
+            Ok(token) => (
+                json!({ "token": token.to_json(true) }),
+                json!({ "token": token.to_json(false) }),
+            ),
+            Err(e) => (
+                json!({ "error": error_fields(e) }),
+                json!({ "error": error_fields(e) }),
+            ),
+        };
+        report.outcome = redacted;
+        match (&ex.expect.token, &ex.expect.error, &result) {
+            (None, None, _) => report
+                .failures
+                .push("the example expects nothing: add `expect.token` or `expect.error`".into()),
+            (Some(_), Some(_), _) => report
+                .failures
+                .push("the example expects both a token and an error".into()),
+            (Some(want), None, Ok(_)) => {
+                compare_subset("token", want, &actual["token"], &mut report.failures)
+            }
+            (None, Some(want), Err(_)) => {
+                compare_subset("error", want, &actual["error"], &mut report.failures)
+            }
+            (Some(_), None, Err(e)) => report
+                .failures
+                .push(format!("expected a token, got an error: {e}")),
+            (None, Some(_), Ok(_)) => report
+                .failures
+                .push("expected an error, got a token".into()),
+        }
+        report
+    }
+}
+
+fn example_inputs(ex: &ExampleDoc) -> Inputs {
+    ex.inputs
+        .iter()
+        .map(|(k, v)| (k.clone(), v.value.0.clone()))
+        .collect()
+}
+
+fn example_reply(ex: &ExampleDoc) -> http::Response<Vec<u8>> {
+    let mut builder = http::Response::builder().status(ex.reply.status);
+    let has_ct = ex
+        .reply
+        .headers
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case("content-type"));
+    for (k, v) in &ex.reply.headers {
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    let body = match (&ex.reply.json, &ex.reply.body) {
+        (Some(j), _) => {
+            if !has_ct {
+                builder = builder.header("content-type", "application/json");
+            }
+            j.to_string().into_bytes()
+        }
+        (None, Some(b)) => b.clone().into_bytes(),
+        (None, None) => Vec::new(),
+    };
+    builder.body(body).unwrap_or_else(|_| {
+        // Header names and values from YAML that HTTP does not allow: keep the body alone.
+        let mut r = http::Response::new(Vec::new());
+        *r.status_mut() =
+            http::StatusCode::from_u16(ex.reply.status).unwrap_or(http::StatusCode::OK);
+        r
+    })
+}
+
+/// The parts of an error an example can pin down.
+fn error_fields(e: &Error) -> Value {
+    match e {
+        Error::Provider(p) => {
+            let mut m = serde_json::Map::new();
+            m.insert("status".into(), json!(p.status));
+            for (k, v) in [
+                ("code", &p.code),
+                ("message", &p.message),
+                ("hint", &p.hint),
+                ("uri", &p.uri),
+            ] {
+                if let Some(v) = v {
+                    m.insert(k.into(), json!(v));
+                }
+            }
+            Value::Object(m)
+        }
+        other => other.to_json(),
+    }
+}
+
+fn compare_subset(what: &str, want: &Value, got: &Value, failures: &mut Vec<String>) {
+    let Some(want) = want.as_object() else {
+        failures.push(format!("`expect.{what}` must be a map"));
+        return;
+    };
+    for (k, w) in want {
+        let g = got.get(k).unwrap_or(&Value::Null);
+        if !same(w, g) {
+            failures.push(format!("{what}.{k}: expected {w}, got {g}"));
+        }
+    }
+}
+
+/// JSON equality where `3600` and `3600.0` are equal.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+fn check_request(expect: &RequestExpect, req: &http::Request<Vec<u8>>, failures: &mut Vec<String>) {
+    if let Some(m) = &expect.method {
+        if !req.method().as_str().eq_ignore_ascii_case(m) {
+            failures.push(format!(
+                "request.method: expected {m}, got {}",
+                req.method()
+            ));
+        }
+    }
+    if let Some(u) = &expect.url {
+        if req.uri().to_string() != *u {
+            failures.push(format!("request.url: expected {u}, got {}", req.uri()));
+        }
+    }
+    for (name, want) in &expect.headers {
+        match req
+            .headers()
+            .get(name.as_str())
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        {
+            Some(got) if got == *want => {}
+            Some(got) => failures.push(format!(
+                "request.headers.{name}: expected {want:?}, got {got:?}"
+            )),
+            None => failures.push(format!(
+                "request.headers.{name}: expected {want:?}, but it is absent"
+            )),
+        }
+    }
+    for name in &expect.absent_headers {
+        if req.headers().contains_key(name.as_str()) {
+            failures.push(format!(
+                "request.headers.{name}: expected absent, but it is present"
+            ));
+        }
+    }
+    let body = String::from_utf8_lossy(req.body());
+    if let Some(form) = &expect.form {
+        compare_pairs("form", form, form_pairs(&body), failures);
+    }
+    if let Some(query) = &expect.query {
+        compare_pairs(
+            "query",
+            query,
+            form_pairs(req.uri().query().unwrap_or("")),
+            failures,
+        );
+    }
+    if let Some(j) = &expect.json {
+        match serde_json::from_str::<Value>(&body) {
+            Ok(got) if same(j, &got) => {}
+            Ok(got) => failures.push(format!("request.json: expected {j}, got {got}")),
+            Err(_) => failures.push(format!("request.json: the body is not JSON: {body}")),
+        }
+    }
+    if let Some(b) = &expect.body {
+        if body != *b {
+            failures.push(format!("request.body: expected {b:?}, got {body:?}"));
+        }
+    }
+}
+
+fn form_pairs(text: &str) -> IndexMap<String, String> {
+    form_urlencoded::parse(text.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn compare_pairs(
+    what: &str,
+    want: &IndexMap<String, String>,
+    got: IndexMap<String, String>,
+    failures: &mut Vec<String>,
+) {
+    for (k, w) in want {
+        match got.get(k) {
+            Some(g) if g == w => {}
+            Some(g) => failures.push(format!("request.{what}.{k}: expected {w:?}, got {g:?}")),
+            None => failures.push(format!(
+                "request.{what}.{k}: expected {w:?}, but it is absent"
+            )),
+        }
+    }
+    for k in got.keys() {
+        if !want.contains_key(k) {
+            failures.push(format!("request.{what}.{k}: present but not expected"));
+        }
+    }
+}

@@ -1,0 +1,759 @@
+//! HTTP reply → normalised [`Token`] or [`ProviderError`] (sans-IO).
+//!
+//! The body is parsed by its Content-Type (JSON, form-urlencoded or XML; sniffed when the type is
+//! missing or generic) into one JSON value, so one set of JSONPaths serves all three.
+
+use jsonpath_rust::query::js_path_process;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, ProviderError};
+use crate::inputs::Inputs;
+use crate::secret::{REDACTED, Secret};
+use crate::spec::{DurationUnit, ErrorMap, Path, Spec, Test};
+use crate::token::Token;
+
+/// How much of an unusable reply is shown in the error.
+const EXCERPT_CHARS: usize = 160;
+/// Epoch values above this are milliseconds (1e11 s is the year 5138).
+const MILLIS_THRESHOLD: u64 = 100_000_000_000;
+
+impl Spec {
+    /// Normalises the reply to `grant` into a [`Token`], using the system clock for relative
+    /// expiry. See [`Spec::normalise_at`].
+    pub fn normalise(
+        &self,
+        grant: &str,
+        inputs: &Inputs,
+        reply: &http::Response<Vec<u8>>,
+    ) -> Result<Token, Error> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        self.normalise_at(grant, inputs, reply, now)
+    }
+
+    /// Normalises the reply to `grant` into a [`Token`], with `now` (epoch seconds) as the clock.
+    ///
+    /// A non-2xx status, or a 2xx reply matching the spec's `errors.when`, is an
+    /// [`Error::Provider`]; a reply that cannot be parsed, or a success without an access token,
+    /// is an [`Error::Reply`] with the status and a short redacted excerpt.
+    ///
+    /// ```
+    /// let spec = specauth::Spec::from_yaml("demo.yaml", r#"
+    /// extends: oauth2
+    /// endpoints: { token: "https://auth.example.com/token" }
+    /// "#).unwrap();
+    /// let reply = http::Response::builder()
+    ///     .status(200)
+    ///     .header("content-type", "application/json")
+    ///     .body(br#"{"access_token":"t0k","token_type":"bearer","expires_in":3600,"scope":"a b"}"#.to_vec())
+    ///     .unwrap();
+    /// let token = spec.normalise_at("client_credentials", &specauth::Inputs::new(), &reply, 1_000).unwrap();
+    /// assert_eq!(token.access_token.secret(), "t0k");
+    /// assert_eq!(token.token_type, "Bearer");
+    /// assert_eq!(token.expires_at, Some(4_600));
+    /// assert_eq!(token.scope, Some(vec!["a".to_string(), "b".to_string()]));
+    /// ```
+    pub fn normalise_at(
+        &self,
+        grant: &str,
+        inputs: &Inputs,
+        reply: &http::Response<Vec<u8>>,
+        now: u64,
+    ) -> Result<Token, Error> {
+        self.grant(grant)?;
+        let status = reply.status().as_u16();
+        let content_type = reply
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let body = reply.body();
+        let success = reply.status().is_success();
+        let value = match parse_body(content_type, body) {
+            Ok(v) => v,
+            Err(problem) => {
+                return Err(Error::Reply {
+                    status,
+                    problem: problem.to_owned(),
+                    excerpt: excerpt(body, &self.secret_values(inputs)),
+                });
+            }
+        };
+        if !success || self.errors.when.iter().any(|c| c.matches(&value)) {
+            return Err(Error::Provider(provider_error(
+                &self.errors,
+                status,
+                &value,
+            )));
+        }
+        self.token_from(status, &value, body, inputs, now)
+    }
+
+    fn secret_values<'a>(&self, inputs: &'a Inputs) -> Vec<&'a str> {
+        inputs
+            .iter()
+            .filter(|(k, _)| self.inputs.get(*k).is_some_and(|d| d.secret))
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    fn token_from(
+        &self,
+        status: u16,
+        value: &Value,
+        body: &[u8],
+        inputs: &Inputs,
+        now: u64,
+    ) -> Result<Token, Error> {
+        let map = &self.token;
+        let bad = |problem: String| Error::Reply {
+            status,
+            problem,
+            excerpt: excerpt(body, &self.secret_values(inputs)),
+        };
+        let access_token = match first(&map.access_token, value) {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(other) if !other.is_null() && !other.is_string() => {
+                return Err(bad(format!(
+                    "the access token at {} is not a string",
+                    paths_text(&map.access_token)
+                )));
+            }
+            _ => {
+                return Err(bad(format!(
+                    "a {status} reply without an access token at {}",
+                    paths_text(&map.access_token)
+                )));
+            }
+        };
+        let token_type = match first(&map.token_type, value).and_then(scalar_string) {
+            Some(t) => normalise_token_type(&t),
+            None => map
+                .default_token_type
+                .clone()
+                .unwrap_or_else(|| "Bearer".to_owned()),
+        };
+        let unit = map.expires_in_unit.unwrap_or(DurationUnit::Seconds);
+        let mut expires_in = match first(&map.expires_in, value) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(duration(v, unit).ok_or_else(|| {
+                bad(format!(
+                    "expires_in `{v}` is not a number of {}",
+                    unit.name()
+                ))
+            })?),
+        };
+        let mut expires_at = match first(&map.expires_at, value) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(instant(v).ok_or_else(|| {
+                bad(format!(
+                    "expires_at `{v}` is not epoch seconds, epoch milliseconds or an ISO 8601 date"
+                ))
+            })?),
+        };
+        if expires_in.is_none() && expires_at.is_none() {
+            expires_in = map.default_expires_in;
+        }
+        match (expires_in, expires_at) {
+            (Some(i), None) => expires_at = Some(now.saturating_add(i)),
+            (None, Some(a)) => expires_in = Some(a.saturating_sub(now)),
+            _ => {}
+        }
+        let refresh_token = match first(&map.refresh_token, value).and_then(scalar_string) {
+            Some(r) if !r.is_empty() => Some(Secret::new(r)),
+            // A refresh reply without a refresh token: the one just used stays valid.
+            _ => inputs.get("refresh_token").map(Secret::new),
+        };
+        let refresh_token_expires_in = match first(&map.refresh_token_expires_in, value) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(duration(v, DurationUnit::Seconds).ok_or_else(|| {
+                bad(format!(
+                    "refresh_token_expires_in `{v}` is not a number of seconds"
+                ))
+            })?),
+        };
+        let scope = first(&map.scope, value).and_then(|v| split_scope(v, &map.scope_separator));
+        let id_token = first(&map.id_token, value)
+            .and_then(scalar_string)
+            .map(Secret::new);
+        let mut extra = Map::new();
+        for (name, paths) in &map.extras {
+            if let Some(v) = first(paths, value) {
+                extra.insert(name.clone(), v.clone());
+            }
+        }
+        Ok(Token {
+            access_token: Secret::new(access_token),
+            token_type,
+            expires_in,
+            expires_at,
+            refresh_token,
+            refresh_token_expires_in,
+            scope,
+            id_token,
+            extra,
+        })
+    }
+}
+
+impl DurationUnit {
+    fn name(self) -> &'static str {
+        match self {
+            DurationUnit::Seconds => "seconds",
+            DurationUnit::Milliseconds => "milliseconds",
+        }
+    }
+}
+
+impl crate::spec::ErrorCondition {
+    fn matches(&self, value: &Value) -> bool {
+        let found = query(&self.path, value);
+        match &self.test {
+            Test::Exists(want) => found.is_some_and(|v| !v.is_null()) == *want,
+            Test::Equals(expected) => found.is_some_and(|v| loosely_equal(v, expected)),
+        }
+    }
+}
+
+/// `false` equals `"false"`, `0` equals `"0"`: replies parsed from form or XML bodies hold
+/// everything as strings.
+fn loosely_equal(found: &Value, expected: &Value) -> bool {
+    if found == expected {
+        return true;
+    }
+    match (found, expected) {
+        (Value::String(s), other) | (other, Value::String(s)) if !other.is_string() => {
+            *s == other.to_string()
+        }
+        _ => false,
+    }
+}
+
+fn provider_error(map: &ErrorMap, status: u16, value: &Value) -> ProviderError {
+    let get = |paths: &[Path]| {
+        first(paths, value)
+            .and_then(scalar_string)
+            .filter(|s| !s.is_empty())
+    };
+    ProviderError {
+        status,
+        code: get(&map.code),
+        message: get(&map.message),
+        hint: get(&map.hint),
+        uri: get(&map.uri),
+    }
+}
+
+/// The first path that finds a value, and that value.
+fn first<'a>(paths: &[Path], value: &'a Value) -> Option<&'a Value> {
+    paths.iter().find_map(|p| query(p, value))
+}
+
+fn query<'a>(path: &Path, value: &'a Value) -> Option<&'a Value> {
+    js_path_process(&path.query, value)
+        .ok()?
+        .into_iter()
+        .next()
+        .map(|r| r.val)
+}
+
+fn paths_text(paths: &[Path]) -> String {
+    paths
+        .iter()
+        .map(|p| p.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+/// Strings as they are, numbers and booleans as text; anything else is not a scalar.
+fn scalar_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn normalise_token_type(t: &str) -> String {
+    if t.eq_ignore_ascii_case("bearer") {
+        "Bearer".to_owned()
+    } else if t.eq_ignore_ascii_case("dpop") {
+        "DPoP".to_owned()
+    } else if t.eq_ignore_ascii_case("mac") {
+        "MAC".to_owned()
+    } else {
+        t.to_owned()
+    }
+}
+
+/// A number or numeric string, in `unit`, as whole seconds.
+fn duration(v: &Value, unit: DurationUnit) -> Option<u64> {
+    let n = number(v)?;
+    Some(match unit {
+        DurationUnit::Seconds => n,
+        DurationUnit::Milliseconds => n / 1000,
+    })
+}
+
+/// Non-negative whole number from a JSON number or numeric string (fractions are truncated).
+fn number(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| *f >= 0.0 && f.is_finite())
+                .map(|f| f as u64)
+        }),
+        Value::String(s) => {
+            let s = s.trim();
+            s.parse::<u64>().ok().or_else(|| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|f| *f >= 0.0 && f.is_finite())
+                    .map(|f| f as u64)
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Epoch seconds from epoch seconds, epoch milliseconds or an RFC 3339 / ISO 8601 date.
+fn instant(v: &Value) -> Option<u64> {
+    if let Some(n) = number(v) {
+        return Some(if n >= MILLIS_THRESHOLD { n / 1000 } else { n });
+    }
+    let s = v.as_str()?.trim();
+    let parsed = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .or_else(|_| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Iso8601::DEFAULT)
+        })
+        .ok()?;
+    u64::try_from(parsed.unix_timestamp()).ok()
+}
+
+fn split_scope(v: &Value, separators: &str) -> Option<Vec<String>> {
+    match v {
+        Value::Array(items) => Some(items.iter().filter_map(scalar_string).collect()),
+        Value::String(s) => Some(
+            s.split(|c| separators.contains(c))
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// Parses a reply body into one JSON value, by Content-Type or, when that is missing or generic,
+/// by sniffing. Errors say what the body is instead.
+pub(crate) fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, &'static str> {
+    let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8 text")?;
+    let text = text.trim_start_matches('\u{feff}').trim();
+    if text.is_empty() {
+        return Err("the body is empty");
+    }
+    let essence = content_type
+        .and_then(|c| c.split(';').next())
+        .map(|c| c.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let looks_html = {
+        let head = text
+            .get(..text.len().min(64))
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        head.starts_with("<!doctype html") || head.starts_with("<html")
+    };
+    if essence == "text/html" || looks_html {
+        return Err("the body is an HTML page, not a token reply");
+    }
+    let kind = if essence == "application/json"
+        || essence.ends_with("+json")
+        || essence == "text/javascript"
+    {
+        Kind::Json
+    } else if essence == "application/x-www-form-urlencoded" {
+        Kind::Form
+    } else if essence == "application/xml" || essence == "text/xml" || essence.ends_with("+xml") {
+        Kind::Xml
+    } else {
+        sniff(text).ok_or("the body is not JSON, XML or form data")?
+    };
+    match kind {
+        // A JSON content type with an XML or form body (or the reverse) still parses by shape.
+        Kind::Json => serde_json::from_str(text).or_else(|_| match sniff(text) {
+            Some(Kind::Xml) => xml_to_json(text),
+            _ => Err("the body is not valid JSON"),
+        }),
+        Kind::Form => match sniff(text) {
+            Some(Kind::Json) => {
+                serde_json::from_str(text).map_err(|_| "the body is not valid JSON")
+            }
+            _ => Ok(form_to_json(text)),
+        },
+        Kind::Xml => xml_to_json(text),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Json,
+    Form,
+    Xml,
+}
+
+fn sniff(text: &str) -> Option<Kind> {
+    let first = text.chars().next()?;
+    if first == '{' || first == '[' {
+        Some(Kind::Json)
+    } else if first == '<' {
+        Some(Kind::Xml)
+    } else if text.contains('=') && !text.contains(char::is_whitespace) {
+        Some(Kind::Form)
+    } else {
+        None
+    }
+}
+
+fn form_to_json(text: &str) -> Value {
+    let mut m = Map::new();
+    for (k, v) in form_urlencoded::parse(text.as_bytes()) {
+        m.insert(k.into_owned(), Value::String(v.into_owned()));
+    }
+    Value::Object(m)
+}
+
+/// XML → JSON: the root element becomes the value itself; child elements become keys (repeated
+/// ones an array); text-only elements strings; empty elements null; attributes `@name`
+/// (namespace declarations dropped). Namespace prefixes are stripped from names.
+fn xml_to_json(text: &str) -> Result<Value, &'static str> {
+    use quick_xml::events::Event;
+    const BAD: &str = "the body is not well-formed XML";
+    let mut reader = quick_xml::Reader::from_str(text);
+    reader.config_mut().trim_text(true);
+    // Stack of (name, children, text) for open elements.
+    let mut stack: Vec<(String, Map<String, Value>, String)> = Vec::new();
+    let mut root: Option<Value> = None;
+    let finish = |children: Map<String, Value>, text: String| -> Value {
+        if !children.is_empty() {
+            Value::Object(children)
+        } else if text.is_empty() {
+            Value::Null
+        } else {
+            Value::String(text)
+        }
+    };
+    fn insert(map: &mut Map<String, Value>, name: String, v: Value) {
+        match map.get_mut(&name) {
+            Some(Value::Array(items)) => items.push(v),
+            Some(existing) => {
+                let prev = existing.take();
+                *existing = Value::Array(vec![prev, v]);
+            }
+            None => {
+                map.insert(name, v);
+            }
+        }
+    }
+    let attrs = |e: &quick_xml::events::BytesStart| -> Result<Map<String, Value>, &'static str> {
+        let mut m = Map::new();
+        for a in e.attributes() {
+            let a = a.map_err(|_| BAD)?;
+            let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
+            if key == "xmlns" || key.starts_with("xmlns:") {
+                continue;
+            }
+            let local = String::from_utf8_lossy(a.key.local_name().as_ref()).into_owned();
+            let v = a.unescape_value().map_err(|_| BAD)?.into_owned();
+            m.insert(format!("@{local}"), Value::String(v));
+        }
+        Ok(m)
+    };
+    loop {
+        match reader.read_event().map_err(|_| BAD)? {
+            Event::Start(e) => {
+                if root.is_some() {
+                    return Err(BAD);
+                }
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                stack.push((name, attrs(&e)?, String::new()));
+                if stack.len() > 64 {
+                    return Err("the XML body is nested too deeply");
+                }
+            }
+            Event::Empty(e) => {
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                let a = attrs(&e)?;
+                let v = if a.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Object(a)
+                };
+                match stack.last_mut() {
+                    Some((_, children, _)) => insert(children, name, v),
+                    None if root.is_none() => root = Some(Value::Object(Map::new())),
+                    None => return Err(BAD),
+                }
+            }
+            Event::Text(t) => {
+                if let Some((_, _, text)) = stack.last_mut() {
+                    let decoded = t.decode().map_err(|_| BAD)?;
+                    let unescaped = quick_xml::escape::unescape(&decoded).map_err(|_| BAD)?;
+                    text.push_str(&unescaped);
+                }
+            }
+            Event::CData(t) => {
+                if let Some((_, _, text)) = stack.last_mut() {
+                    text.push_str(&String::from_utf8_lossy(&t));
+                }
+            }
+            Event::GeneralRef(r) => {
+                if let Some((_, _, text)) = stack.last_mut() {
+                    let name = String::from_utf8_lossy(&r).into_owned();
+                    let reference = format!("&{name};");
+                    let resolved = quick_xml::escape::unescape(&reference).map_err(|_| BAD)?;
+                    text.push_str(&resolved);
+                }
+            }
+            Event::End(_) => {
+                let (name, children, text) = stack.pop().ok_or(BAD)?;
+                let v = finish(children, text.trim().to_owned());
+                match stack.last_mut() {
+                    Some((_, parent, _)) => insert(parent, name, v),
+                    None => {
+                        root = Some(if v.is_null() {
+                            Value::Object(Map::new())
+                        } else {
+                            v
+                        })
+                    }
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !stack.is_empty() {
+        return Err(BAD);
+    }
+    root.ok_or(BAD)
+}
+
+/// The beginning of a body for an error message: secrets the request carried, and the values of
+/// token-like keys, are replaced by `[redacted]`; whitespace is folded; at most
+/// `EXCERPT_CHARS` characters.
+pub(crate) fn excerpt(body: &[u8], secrets: &[&str]) -> String {
+    let mut text = String::from_utf8_lossy(body).into_owned();
+    for s in secrets {
+        if s.len() >= 3 {
+            text = text.replace(s, REDACTED);
+        }
+    }
+    let text = redact_keyed_values(&text);
+    let folded: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if folded.is_empty() {
+        return "(empty)".to_owned();
+    }
+    let mut out: String = folded.chars().take(EXCERPT_CHARS).collect();
+    if folded.chars().count() > EXCERPT_CHARS {
+        out.push('…');
+    }
+    out
+}
+
+const SENSITIVE_KEYS: &[&str] = &[
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "client_secret",
+    "password",
+    "code_verifier",
+    "device_code",
+    "code",
+];
+
+/// Redacts the values after `"key": "…"`, `key=…` and `<key>…</key>` for token-like keys.
+fn redact_keyed_values(text: &str) -> String {
+    let mut out = text.to_owned();
+    for key in SENSITIVE_KEYS {
+        out = redact_after(&out, &format!("\"{key}\""), |rest| {
+            let rest_trim = rest.trim_start();
+            let colon = rest_trim.strip_prefix(':')?;
+            let lead = rest.len() - colon.len();
+            let colon_trim = colon.trim_start();
+            let q = colon_trim.strip_prefix('"')?;
+            let start = lead + (colon.len() - colon_trim.len()) + 1;
+            let end = q.find('"').unwrap_or(q.len());
+            Some((start, start + end))
+        });
+        out = redact_after(&out, &format!("{key}="), |rest| {
+            let end = rest.find(['&', ' ', '\n']).unwrap_or(rest.len());
+            Some((0, end))
+        });
+        out = redact_after(&out, &format!("<{key}>"), |rest| {
+            let end = rest.find('<').unwrap_or(rest.len());
+            Some((0, end))
+        });
+    }
+    out
+}
+
+/// For each occurrence of `marker`, `span(rest)` gives the byte range after it to redact.
+fn redact_after(text: &str, marker: &str, span: impl Fn(&str) -> Option<(usize, usize)>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(marker) {
+        let (head, tail) = rest.split_at(i + marker.len());
+        // Only whole keys: `code=` must not match inside `device_code=`.
+        let boundary =
+            i == 0 || !head[..i].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+        out.push_str(head);
+        match span(tail).filter(|_| boundary) {
+            Some((start, end)) if end > start => {
+                out.push_str(&tail[..start]);
+                out.push_str(REDACTED);
+                rest = &tail[end..];
+            }
+            _ => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn xml_reply_becomes_the_same_json_as_a_json_reply() {
+        let xml = r#"<OAuthAccessTokenGrant xmlns:xsd="http://www.w3.org/2001/XMLSchema"> <access_token>a&amp;b</access_token> <expires_in>10800</expires_in> <scope /> </OAuthAccessTokenGrant>"#;
+        let v = parse_body(Some("application/xml; charset=utf-8"), xml.as_bytes()).unwrap();
+        assert_eq!(
+            v,
+            json!({"access_token": "a&b", "expires_in": "10800", "scope": null})
+        );
+    }
+
+    #[test]
+    fn repeated_xml_elements_become_arrays() {
+        let v = xml_to_json("<r><s>a</s><s>b</s><t x=\"1\"/></r>").unwrap();
+        assert_eq!(v, json!({"s": ["a", "b"], "t": {"@x": "1"}}));
+    }
+
+    #[test]
+    fn malformed_xml_is_an_error_not_a_panic() {
+        for bad in [
+            "<a><b></a>",
+            "<a>",
+            "</a>",
+            "<a></a><b></b>",
+            "<a x='1></a>",
+        ] {
+            assert!(xml_to_json(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn form_reply_and_sniffing() {
+        let v = parse_body(
+            Some("application/x-www-form-urlencoded"),
+            b"access_token=x%20y&scope=a%2Cb",
+        )
+        .unwrap();
+        assert_eq!(v, json!({"access_token": "x y", "scope": "a,b"}));
+        let v = parse_body(Some("text/plain"), br#"{"a":1}"#).unwrap();
+        assert_eq!(v, json!({"a": 1}));
+        let v = parse_body(None, b"a=1&b=2").unwrap();
+        assert_eq!(v, json!({"a": "1", "b": "2"}));
+        assert_eq!(
+            parse_body(
+                Some("text/html"),
+                b"<html><body>502 Bad Gateway</body></html>"
+            ),
+            Err("the body is an HTML page, not a token reply")
+        );
+        assert_eq!(
+            parse_body(Some("application/json"), b"  "),
+            Err("the body is empty")
+        );
+        assert_eq!(
+            parse_body(Some("application/json"), b"{nope"),
+            Err("the body is not valid JSON")
+        );
+    }
+
+    #[test]
+    fn instants_in_every_documented_form() {
+        assert_eq!(instant(&json!(1382962374)), Some(1382962374));
+        assert_eq!(instant(&json!("1382962374")), Some(1382962374));
+        assert_eq!(instant(&json!(1382962374123u64)), Some(1382962374));
+        assert_eq!(instant(&json!("2013-10-28T12:12:54Z")), Some(1382962374));
+        assert_eq!(
+            instant(&json!("2013-10-28T14:12:54+02:00")),
+            Some(1382962374)
+        );
+        assert_eq!(instant(&json!("soon")), None);
+        assert_eq!(instant(&json!(-5)), None);
+    }
+
+    #[test]
+    fn durations_from_numbers_and_strings() {
+        assert_eq!(duration(&json!(3600), DurationUnit::Seconds), Some(3600));
+        assert_eq!(duration(&json!("3600"), DurationUnit::Seconds), Some(3600));
+        assert_eq!(duration(&json!(3600.7), DurationUnit::Seconds), Some(3600));
+        assert_eq!(
+            duration(&json!(7200000), DurationUnit::Milliseconds),
+            Some(7200)
+        );
+        assert_eq!(duration(&json!("x"), DurationUnit::Seconds), None);
+        assert_eq!(duration(&json!(true), DurationUnit::Seconds), None);
+    }
+
+    #[test]
+    fn scopes_split_on_declared_separators() {
+        assert_eq!(
+            split_scope(&json!("a b  c"), " "),
+            Some(vec!["a".into(), "b".into(), "c".into()])
+        );
+        assert_eq!(
+            split_scope(&json!("a,b+c"), ",+"),
+            Some(vec!["a".into(), "b".into(), "c".into()])
+        );
+        assert_eq!(
+            split_scope(&json!(["a", "b"]), " "),
+            Some(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(split_scope(&json!(null), " "), None);
+    }
+
+    #[test]
+    fn excerpts_redact_tokens_and_request_secrets() {
+        let body = br#"{"access_token": "abc123", "refresh_token":"zzz", "note": "pw hunter2"}"#;
+        let e = excerpt(body, &["hunter2"]);
+        assert!(
+            !e.contains("abc123") && !e.contains("zzz") && !e.contains("hunter2"),
+            "{e}"
+        );
+        assert!(e.contains("\"note\""), "{e}");
+        let e = excerpt(b"access_token=abc&device_code=d1&code=c1", &[]);
+        assert_eq!(
+            e,
+            "access_token=[redacted]&device_code=[redacted]&code=[redacted]"
+        );
+        let long = "x".repeat(500);
+        assert_eq!(
+            excerpt(long.as_bytes(), &[]).chars().count(),
+            EXCERPT_CHARS + 1
+        );
+    }
+
+    #[test]
+    fn loose_equality_across_parsed_types() {
+        assert!(loosely_equal(&json!("false"), &json!(false)));
+        assert!(loosely_equal(&json!(false), &json!(false)));
+        assert!(!loosely_equal(&json!(true), &json!(false)));
+        assert!(!loosely_equal(&json!("no"), &json!(false)));
+    }
+}

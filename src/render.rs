@@ -1,0 +1,449 @@
+//! Spec + grant + inputs → the exact HTTP request (sans-IO: nothing here touches the network).
+
+use std::fmt::Write as _;
+
+use indexmap::IndexMap;
+
+use crate::error::Error;
+use crate::inputs::Inputs;
+use crate::secret::REDACTED;
+use crate::spec::{Body, BodyEncoding, ClientAuthMethod, FieldDef, Grant, Spec, check_url, join};
+use crate::template::{Tmpl, basic_credentials};
+
+/// A rendered token request: the exact `http::Request` to send, and a preview of it with every
+/// secret redacted (what logs, `specauth render` and snapshots show).
+///
+/// `Debug` shows the redacted preview only.
+pub struct TokenRequest {
+    request: http::Request<Vec<u8>>,
+    redacted: String,
+}
+
+impl TokenRequest {
+    /// The request to send.
+    pub fn http(&self) -> &http::Request<Vec<u8>> {
+        &self.request
+    }
+
+    /// The request to send, by value (for a [`Transport`](crate::Transport)).
+    pub fn into_http(self) -> http::Request<Vec<u8>> {
+        self.request
+    }
+
+    /// The request as text (request line, headers, blank line, body) with secrets redacted.
+    pub fn redacted(&self) -> &str {
+        &self.redacted
+    }
+
+    /// The request as text with every value shown. Only for when the user asks to reveal.
+    pub fn revealed(&self) -> String {
+        let mut out = format!("{} {}\n", self.request.method(), self.request.uri());
+        for (name, value) in self.request.headers() {
+            let _ = writeln!(
+                out,
+                "{}: {}",
+                canonical(name.as_str()),
+                String::from_utf8_lossy(value.as_bytes())
+            );
+        }
+        if !self.request.body().is_empty() {
+            out.push('\n');
+            out.push_str(&String::from_utf8_lossy(self.request.body()));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRequest")
+            .field("redacted", &self.redacted)
+            .finish()
+    }
+}
+
+/// A value with whether it must be hidden in previews.
+struct Part {
+    name: String,
+    value: String,
+    secret: bool,
+}
+
+impl Spec {
+    /// Renders the request for `grant` with `inputs`.
+    ///
+    /// Inputs are checked first: an undeclared input, a missing required one, or a value outside
+    /// its `enum` is an [`Error::Input`] naming it. Optional fields whose inputs are absent are
+    /// left out (never sent empty).
+    ///
+    /// ```
+    /// let spec = specauth::Spec::from_yaml("demo.yaml", r#"
+    /// extends: oauth2
+    /// endpoints: { token: "https://auth.example.com/token" }
+    /// "#).unwrap();
+    /// let inputs = specauth::Inputs::new()
+    ///     .with("client_id", "app").with("client_secret", "s3cret").with("code", "abc");
+    /// let req = spec.render("authorization_code", &inputs).unwrap();
+    /// assert_eq!(req.http().body(), b"grant_type=authorization_code&code=abc");
+    /// assert!(req.redacted().contains("Authorization: Basic [redacted]"));
+    /// assert!(!req.redacted().contains("abc"));
+    /// ```
+    pub fn render(&self, grant: &str, inputs: &Inputs) -> Result<TokenRequest, Error> {
+        let g = self.grant(grant)?;
+        let values = self.resolve_inputs(grant, g, inputs)?;
+        let endpoint = &self.endpoints[&g.endpoint];
+        let url = self.render_tmpl(&endpoint.tmpl, &values, || {
+            format!("endpoint `{}`", g.endpoint)
+        })?;
+        check_url(&url).map_err(Error::Usage)?;
+
+        let encoding = match &g.body {
+            Body::Fixed(e) => *e,
+            Body::Template(t) => {
+                let s = self.render_tmpl(t, &values, || format!("grant `{grant}` body"))?;
+                BodyEncoding::parse(s.trim()).ok_or_else(|| Error::Input {
+                    name: t.vars().join(", "),
+                    problem: format!(
+                        "selects body encoding `{s}`; expected form, json, xml, query or none"
+                    ),
+                })?
+            }
+        };
+
+        let mut fields = self.render_parts(&g.fields, &values, grant, "field")?;
+        let mut headers = self.render_parts(&g.headers, &values, grant, "header")?;
+
+        let auth = &g.client_auth;
+        let secret = values.get("client_secret");
+        let id = values.get("client_id");
+        let wants_basic = matches!(
+            auth.method,
+            ClientAuthMethod::Basic | ClientAuthMethod::Both
+        );
+        let wants_post = matches!(auth.method, ClientAuthMethod::Post | ClientAuthMethod::Both);
+        if let Some(id) = id {
+            match (wants_basic, secret) {
+                (true, Some(secret)) => headers.push(Part {
+                    name: "Authorization".into(),
+                    value: format!(
+                        "Basic {}",
+                        basic_credentials(id, secret, auth.form_encode_basic)
+                    ),
+                    secret: true,
+                }),
+                // A public client has no secret to put in a Basic header: it identifies itself in
+                // the body (RFC 6749 §3.2.1).
+                (true, None) if !wants_post => set_part(&mut fields, &auth.id_field, id, false),
+                _ => {}
+            }
+            if wants_post {
+                set_part(&mut fields, &auth.id_field, id, false);
+                if let Some(secret) = secret {
+                    set_part(&mut fields, &auth.secret_field, secret, true);
+                }
+            }
+        }
+
+        let content_type = match encoding {
+            BodyEncoding::Form => Some("application/x-www-form-urlencoded"),
+            BodyEncoding::Json => Some("application/json"),
+            BodyEncoding::Xml => Some("application/xml"),
+            BodyEncoding::Query | BodyEncoding::None => None,
+        };
+        if let Some(ct) = content_type {
+            if !headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case("content-type"))
+            {
+                headers.push(Part {
+                    name: "Content-Type".into(),
+                    value: ct.into(),
+                    secret: false,
+                });
+            }
+        }
+
+        let (url, redacted_url, body, redacted_body) = match encoding {
+            BodyEncoding::Query => {
+                let q = encode_form(&fields, false);
+                let rq = encode_form(&fields, true);
+                (
+                    with_query(&url, &q),
+                    with_query(&url, &rq),
+                    Vec::new(),
+                    String::new(),
+                )
+            }
+            BodyEncoding::None => (url.clone(), url, Vec::new(), String::new()),
+            BodyEncoding::Form => {
+                let body = encode_form(&fields, false);
+                let shown = encode_form(&fields, true);
+                (url.clone(), url, body.into_bytes(), shown)
+            }
+            BodyEncoding::Json => (
+                url.clone(),
+                url,
+                encode_json(&fields, false).into_bytes(),
+                encode_json(&fields, true),
+            ),
+            BodyEncoding::Xml => {
+                let root = g.xml_root.as_deref().ok_or_else(|| {
+                    Error::Usage(format!(
+                        "grant `{grant}` selected an xml body but the spec has no `xml_root`"
+                    ))
+                })?;
+                (
+                    url.clone(),
+                    url,
+                    encode_xml(root, &fields, false).into_bytes(),
+                    encode_xml(root, &fields, true),
+                )
+            }
+        };
+
+        let mut builder = http::Request::builder().method(g.method.clone()).uri(&url);
+        let mut preview = format!("{} {}\n", g.method, redacted_url);
+        for h in &headers {
+            let value = http::HeaderValue::from_str(&h.value).map_err(|_| Error::Input {
+                name: h.name.clone(),
+                problem: "header value contains characters not allowed in HTTP headers (such as a newline)".into(),
+            })?;
+            builder = builder.header(h.name.as_str(), value);
+            let shown = if h.secret {
+                redact_header(&h.value)
+            } else {
+                h.value.clone()
+            };
+            let _ = writeln!(preview, "{}: {}", h.name, shown);
+        }
+        if !redacted_body.is_empty() {
+            preview.push('\n');
+            preview.push_str(&redacted_body);
+            preview.push('\n');
+        }
+        // Defence in depth: no secret value may survive into the preview, whatever encoding.
+        let preview = scrub(preview, self, &values);
+        let request = builder
+            .body(body)
+            .map_err(|e| Error::Usage(format!("cannot build the request for `{url}`: {e}")))?;
+        Ok(TokenRequest {
+            request,
+            redacted: preview,
+        })
+    }
+
+    pub(crate) fn grant(&self, grant: &str) -> Result<&Grant, Error> {
+        self.grants.get(grant).ok_or_else(|| {
+            Error::Usage(format!(
+                "spec `{}` has no grant `{grant}` (it has: {})",
+                self.id,
+                join(self.grants.keys())
+            ))
+        })
+    }
+
+    /// Caller inputs + defaults, checked against the declarations.
+    fn resolve_inputs(
+        &self,
+        grant: &str,
+        g: &Grant,
+        inputs: &Inputs,
+    ) -> Result<IndexMap<String, String>, Error> {
+        let mut values = IndexMap::new();
+        for (name, value) in inputs.iter() {
+            let Some(def) = self.inputs.get(name) else {
+                return Err(Error::Input {
+                    name: name.to_owned(),
+                    problem: format!(
+                        "not declared by spec `{}` (it declares: {})",
+                        self.id,
+                        join(self.inputs.keys())
+                    ),
+                });
+            };
+            if let Some(allowed) = &def.allowed {
+                if !allowed.iter().any(|a| a == value) {
+                    let shown = if def.secret { REDACTED } else { value };
+                    return Err(Error::Input {
+                        name: name.to_owned(),
+                        problem: format!("`{shown}` is not one of {}", allowed.join(", ")),
+                    });
+                }
+            }
+            values.insert(name.to_owned(), value.to_owned());
+        }
+        for (name, def) in &self.inputs {
+            if let (false, Some(default)) = (values.contains_key(name), &def.default) {
+                values.insert(name.clone(), default.clone());
+            }
+        }
+        let endpoint_vars = self.endpoints[&g.endpoint].tmpl.vars();
+        for name in g.required.iter().chain(endpoint_vars) {
+            if !values.contains_key(name) {
+                let def = &self.inputs[name];
+                let mut problem =
+                    format!("required by grant `{grant}` of `{}` but not set", self.id);
+                if let Some(d) = &def.description {
+                    let _ = write!(problem, " ({d})");
+                }
+                if let Some(allowed) = &def.allowed {
+                    let _ = write!(problem, "; one of {}", allowed.join(", "));
+                }
+                let _ = write!(
+                    problem,
+                    "; give it with --set {name}=… or SPECAUTH_{}",
+                    name.to_ascii_uppercase()
+                );
+                return Err(Error::Input {
+                    name: name.clone(),
+                    problem,
+                });
+            }
+        }
+        Ok(values)
+    }
+
+    fn render_tmpl(
+        &self,
+        t: &Tmpl,
+        values: &IndexMap<String, String>,
+        what: impl Fn() -> String,
+    ) -> Result<String, Error> {
+        t.render(&self.env, values)
+            .map_err(|message| Error::Render {
+                what: what(),
+                message,
+            })
+    }
+
+    fn render_parts(
+        &self,
+        defs: &[FieldDef],
+        values: &IndexMap<String, String>,
+        grant: &str,
+        kind: &str,
+    ) -> Result<Vec<Part>, Error> {
+        let mut out = Vec::with_capacity(defs.len() + 2);
+        for f in defs {
+            if f.optional && f.tmpl.vars().iter().any(|v| !values.contains_key(v)) {
+                continue;
+            }
+            let value = self.render_tmpl(&f.tmpl, values, || {
+                format!("grant `{grant}` {kind} `{}`", f.name)
+            })?;
+            out.push(Part {
+                name: f.name.clone(),
+                value,
+                secret: f.secret,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn set_part(parts: &mut Vec<Part>, name: &str, value: &str, secret: bool) {
+    if let Some(p) = parts.iter_mut().find(|p| p.name == name) {
+        p.value = value.to_owned();
+        p.secret |= secret;
+    } else {
+        parts.push(Part {
+            name: name.to_owned(),
+            value: value.to_owned(),
+            secret,
+        });
+    }
+}
+
+fn shown(p: &Part, redact: bool) -> &str {
+    if redact && p.secret {
+        REDACTED
+    } else {
+        &p.value
+    }
+}
+
+fn encode_form(parts: &[Part], redact: bool) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for p in parts {
+        s.append_pair(&p.name, shown(p, redact));
+    }
+    let out = s.finish();
+    if redact {
+        out.replace("%5Bredacted%5D", REDACTED)
+    } else {
+        out
+    }
+}
+
+fn encode_json(parts: &[Part], redact: bool) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = parts
+        .iter()
+        .map(|p| {
+            (
+                p.name.clone(),
+                serde_json::Value::String(shown(p, redact).to_owned()),
+            )
+        })
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+fn encode_xml(root: &str, parts: &[Part], redact: bool) -> String {
+    let mut out = format!("<{root}>");
+    for p in parts {
+        let v = quick_xml::escape::escape(shown(p, redact));
+        let _ = write!(out, "<{n}>{v}</{n}>", n = p.name);
+    }
+    let _ = write!(out, "</{root}>");
+    out
+}
+
+fn with_query(url: &str, query: &str) -> String {
+    if query.is_empty() {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&{query}")
+    } else {
+        format!("{url}?{query}")
+    }
+}
+
+/// `Basic abc…` → `Basic [redacted]`; any other secret header value → `[redacted]`.
+fn redact_header(value: &str) -> String {
+    match value.split_once(' ') {
+        Some((scheme, _)) if scheme.chars().all(|c| c.is_ascii_alphabetic()) => {
+            format!("{scheme} {REDACTED}")
+        }
+        _ => REDACTED.to_owned(),
+    }
+}
+
+/// Replaces any secret input's value (raw or form-encoded) left in `text`.
+fn scrub(mut text: String, spec: &Spec, values: &IndexMap<String, String>) -> String {
+    for (name, value) in values {
+        if value.len() < 3 || !spec.inputs.get(name).is_some_and(|d| d.secret) {
+            continue;
+        }
+        text = text.replace(value.as_str(), REDACTED);
+        let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+        if encoded != *value {
+            text = text.replace(&encoded, REDACTED);
+        }
+    }
+    text
+}
+
+/// `content-type` → `Content-Type`, for readable previews.
+fn canonical(name: &str) -> String {
+    name.split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            match c.next() {
+                Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}

@@ -1,0 +1,538 @@
+//! From a merged document to a runnable [`Spec`]: every check that needs more than serde, each
+//! failure pointing at `file:line:col`.
+
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+
+use super::doc::{self, At, Paths, SpecDoc};
+use super::{
+    Body, BodyEncoding, ClientAuth, ClientAuthMethod, DurationUnit, Endpoint, ErrorCondition,
+    ErrorMap, FieldDef, Grant, InputDef, Path, Spec, Test, TokenMap, check_url, is_loopback, join,
+};
+use crate::error::{Pos, SpecError};
+use crate::template::{self, Classified, Tmpl};
+
+type Result<T> = std::result::Result<T, SpecError>;
+
+pub(crate) fn compile(doc: SpecDoc, stem: &str, source: Arc<str>) -> Result<Spec> {
+    let file_pos = Pos {
+        file: source.clone(),
+        line: 0,
+        column: 0,
+    };
+    let id = doc
+        .id
+        .as_ref()
+        .map(|a| a.value.clone())
+        .unwrap_or_else(|| stem.to_owned());
+    if let Some(at) = doc.id.as_ref() {
+        let ok = !at.value.is_empty()
+            && at
+                .value
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !ok {
+            return Err(SpecError::new(
+                &at.pos,
+                format!(
+                    "id `{}` must be lowercase letters, digits, `-` or `_`",
+                    at.value
+                ),
+            ));
+        }
+    }
+    let name = doc
+        .name
+        .as_ref()
+        .map(|a| a.value.clone())
+        .unwrap_or_else(|| id.clone());
+
+    let mut c = Compiler {
+        env: template::environment(),
+        inputs: IndexMap::new(),
+        counter: 0,
+    };
+
+    for (input_name, patch) in &doc.inputs {
+        let Some(input) = patch.as_ref() else {
+            continue;
+        };
+        let allowed: Option<Vec<String>> = input
+            .allowed
+            .as_ref()
+            .map(|v| v.iter().map(|a| a.value.clone()).collect());
+        if let (Some(default), Some(allowed)) = (input.default.as_ref(), allowed.as_ref()) {
+            if !allowed.contains(&default.value) {
+                return Err(SpecError::new(
+                    &default.pos,
+                    format!(
+                        "default `{}` of input `{input_name}` is not one of its enum values ({})",
+                        default.value,
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+        }
+        c.inputs.insert(
+            input_name.clone(),
+            InputDef {
+                required: input.required.as_ref().copied().unwrap_or(false),
+                secret: input.secret.as_ref().copied().unwrap_or(false),
+                allowed,
+                default: input.default.as_ref().map(|a| a.value.clone()),
+                description: input.description.as_ref().cloned(),
+            },
+        );
+    }
+
+    let mut endpoints = IndexMap::new();
+    for (ename, patch) in &doc.endpoints {
+        let Some(url) = patch.as_ref() else { continue };
+        let tmpl = c.template(&format!("endpoints.{ename}"), url)?;
+        match &tmpl {
+            Tmpl::Literal(u) => check_url(u).map_err(|m| SpecError::new(&url.pos, m))?,
+            _ => check_templated_url(url)?,
+        }
+        endpoints.insert(
+            ename.clone(),
+            Endpoint {
+                tmpl,
+                text: url.value.clone(),
+                pos: url.pos.clone(),
+            },
+        );
+    }
+
+    let top_auth = doc.client_auth.as_ref().cloned().unwrap_or_default();
+    let defaults = doc.request.as_ref().cloned().unwrap_or_default();
+    let mut grants = IndexMap::new();
+    for (gname, patch) in &doc.grants {
+        let Some(g) = patch.as_ref() else { continue };
+        let mut merged = defaults.clone();
+        doc::Merge::merge(&mut merged, g.clone());
+        let grant = c.grant(gname, merged, &top_auth, &endpoints, &file_pos)?;
+        grants.insert(gname.clone(), grant);
+    }
+
+    let token = c.token_map(doc.token.as_ref().cloned().unwrap_or_default(), &file_pos)?;
+    let errors = c.error_map(doc.errors.as_ref().cloned().unwrap_or_default())?;
+
+    for example in &doc.examples {
+        if !grants.contains_key(&example.grant.value) {
+            return Err(SpecError::new(
+                &example.grant.pos,
+                format!(
+                    "example uses grant `{}`, which the spec does not have (it has: {})",
+                    example.grant.value,
+                    join(grants.keys())
+                ),
+            ));
+        }
+        for (iname, value) in &example.inputs {
+            if !c.inputs.contains_key(iname) {
+                return Err(SpecError::new(
+                    &value.pos,
+                    format!(
+                        "example sets input `{iname}`, which is not declared (declared: {})",
+                        join(c.inputs.keys())
+                    ),
+                ));
+            }
+        }
+        if example.reply.json.is_some() && example.reply.body.is_some() {
+            return Err(SpecError::new(
+                &example.grant.pos,
+                "example reply has both `json` and `body`; give one",
+            ));
+        }
+    }
+
+    Ok(Spec {
+        id,
+        name,
+        docs: doc.docs.as_ref().map(|a| a.value.clone()),
+        description: doc.description.as_ref().cloned(),
+        source,
+        inputs: c.inputs,
+        endpoints,
+        grants,
+        token,
+        errors,
+        examples: doc.examples,
+        env: c.env,
+    })
+}
+
+/// A templated URL may not be plain `http://` to a literal non-loopback host.
+fn check_templated_url(url: &At<String>) -> Result<()> {
+    if let Some(rest) = url.value.strip_prefix("http://") {
+        let host_end = rest.find(['/', ':', '?']).unwrap_or(rest.len());
+        let host = &rest[..host_end];
+        if !host.contains('{') && !is_loopback(host) {
+            return Err(SpecError::new(
+                &url.pos,
+                format!(
+                    "`{}` is plain http:// to `{host}`, which is not a loopback host; use https://",
+                    url.value
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+struct Compiler {
+    env: minijinja::Environment<'static>,
+    inputs: IndexMap<String, InputDef>,
+    counter: usize,
+}
+
+impl Compiler {
+    /// Compiles template text, checking its syntax and that it uses only declared inputs.
+    fn template(&mut self, what: &str, text: &At<String>) -> Result<Tmpl> {
+        match template::classify(&text.value) {
+            Classified::Literal => Ok(Tmpl::Literal(text.value.clone())),
+            Classified::Var(v) => {
+                self.check_declared(what, v, &text.pos)?;
+                Ok(Tmpl::Var(v.to_owned()))
+            }
+            Classified::Jinja => {
+                self.counter += 1;
+                let name = format!("{what}#{}", self.counter);
+                self.env
+                    .add_template_owned(name.clone(), text.value.clone())
+                    .map_err(|e| {
+                        SpecError::new(
+                            &text.pos,
+                            format!("bad template in {what}: {}", template::describe(&e)),
+                        )
+                    })?;
+                let compiled = self.env.get_template(&name).map_err(|e| {
+                    SpecError::new(&text.pos, format!("bad template in {what}: {e}"))
+                })?;
+                let mut vars: Vec<String> =
+                    compiled.undeclared_variables(false).into_iter().collect();
+                vars.sort();
+                for v in &vars {
+                    self.check_declared(what, v, &text.pos)?;
+                }
+                Ok(Tmpl::Jinja { name, vars })
+            }
+        }
+    }
+
+    fn check_declared(&self, what: &str, var: &str, pos: &Pos) -> Result<()> {
+        if self.inputs.contains_key(var) {
+            Ok(())
+        } else {
+            Err(SpecError::new(
+                pos,
+                format!(
+                    "template in {what} uses `{var}`, which is not a declared input (declared: {})",
+                    join(self.inputs.keys())
+                ),
+            ))
+        }
+    }
+
+    fn client_auth(&self, doc: &doc::ClientAuthMap, file_pos: &Pos) -> Result<ClientAuth> {
+        let method = match doc.method.as_ref() {
+            None => ClientAuthMethod::Basic,
+            Some(m) => match m.value.as_str() {
+                "basic" => ClientAuthMethod::Basic,
+                "post" => ClientAuthMethod::Post,
+                "both" => ClientAuthMethod::Both,
+                "none" => ClientAuthMethod::None,
+                other => {
+                    let pos = if m.pos.line == 0 { file_pos } else { &m.pos };
+                    return Err(SpecError::new(
+                        pos,
+                        format!(
+                            "unknown client_auth method `{other}`; expected basic, post, both or none"
+                        ),
+                    ));
+                }
+            },
+        };
+        let form_encode_basic = match doc.basic_encoding.as_ref() {
+            None => true,
+            Some(e) => match e.value.as_str() {
+                "form" => true,
+                "raw" => false,
+                other => {
+                    return Err(SpecError::new(
+                        &e.pos,
+                        format!("unknown basic_encoding `{other}`; expected form or raw"),
+                    ));
+                }
+            },
+        };
+        Ok(ClientAuth {
+            method,
+            id_field: doc
+                .id_field
+                .as_ref()
+                .map(|a| a.value.clone())
+                .unwrap_or_else(|| "client_id".to_owned()),
+            secret_field: doc
+                .secret_field
+                .as_ref()
+                .map(|a| a.value.clone())
+                .unwrap_or_else(|| "client_secret".to_owned()),
+            form_encode_basic,
+        })
+    }
+
+    fn grant(
+        &mut self,
+        gname: &str,
+        doc: doc::RequestDoc,
+        top_auth: &doc::ClientAuthDoc,
+        endpoints: &IndexMap<String, Endpoint>,
+        file_pos: &Pos,
+    ) -> Result<Grant> {
+        let method = match doc.method.as_ref() {
+            None => http::Method::POST,
+            Some(m) => match m.value.to_ascii_uppercase().as_str() {
+                "POST" => http::Method::POST,
+                "GET" => http::Method::GET,
+                "PUT" => http::Method::PUT,
+                other => {
+                    return Err(SpecError::new(
+                        &m.pos,
+                        format!("grant `{gname}`: unknown method `{other}`; expected POST or GET"),
+                    ));
+                }
+            },
+        };
+        let endpoint = doc
+            .endpoint
+            .as_ref()
+            .map(|a| a.value.clone())
+            .unwrap_or_else(|| "token".to_owned());
+        if !endpoints.contains_key(&endpoint) {
+            let pos = doc.endpoint.as_ref().map(|a| &a.pos).unwrap_or(file_pos);
+            return Err(SpecError::new(
+                pos,
+                format!(
+                    "grant `{gname}` uses endpoint `{endpoint}`, which is not under `endpoints:` (declared: {})",
+                    join(endpoints.keys())
+                ),
+            ));
+        }
+        let mut required: Vec<String> = self
+            .inputs
+            .iter()
+            .filter(|(_, d)| d.required)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let mut need = |vars: &[String]| {
+            for v in vars {
+                if !required.contains(v) {
+                    required.push(v.clone());
+                }
+            }
+        };
+        let body = match doc.body.as_ref() {
+            None => Body::Fixed(BodyEncoding::Form),
+            Some(b) => match self.template(&format!("grants.{gname}.body"), b)? {
+                Tmpl::Literal(s) => Body::Fixed(BodyEncoding::parse(&s).ok_or_else(|| {
+                    SpecError::new(
+                        &b.pos,
+                        format!("grant `{gname}`: unknown body encoding `{s}`; expected form, json, xml, query or none"),
+                    )
+                })?),
+                t => {
+                    need(t.vars());
+                    Body::Template(t)
+                }
+            },
+        };
+        let xml_root = doc.xml_root.as_ref().map(|a| a.value.clone());
+        let may_be_xml = matches!(body, Body::Template(_) | Body::Fixed(BodyEncoding::Xml));
+        if may_be_xml && xml_root.is_none() && matches!(body, Body::Fixed(BodyEncoding::Xml)) {
+            let pos = doc.body.as_ref().map(|a| &a.pos).unwrap_or(file_pos);
+            return Err(SpecError::new(
+                pos,
+                format!("grant `{gname}`: an xml body needs `xml_root`, the root element's name"),
+            ));
+        }
+        let mut auth_doc = top_auth.clone();
+        if let Some(over) = doc.client_auth.as_ref() {
+            doc::Merge::merge(&mut auth_doc, over.clone());
+        }
+        let client_auth = self.client_auth(&auth_doc.0, file_pos)?;
+        if client_auth.method != ClientAuthMethod::None {
+            need(&["client_id".to_owned()]);
+            if !self.inputs.contains_key("client_id") {
+                return Err(SpecError::new(
+                    file_pos,
+                    format!(
+                        "grant `{gname}` authenticates the client ({}) but no input `client_id` is declared",
+                        client_auth.method.as_str()
+                    ),
+                ));
+            }
+        }
+        let mut fields_of = |this: &mut Self,
+                             kind: &str,
+                             map: &IndexMap<String, doc::Patch<doc::Field>>|
+         -> Result<Vec<FieldDef>> {
+            let mut out = Vec::new();
+            for (fname, patch) in map {
+                let Some(f) = patch.as_ref() else { continue };
+                let tmpl = this.template(&format!("grants.{gname}.{kind}.{fname}"), &f.value)?;
+                let secret = tmpl
+                    .vars()
+                    .iter()
+                    .any(|v| this.inputs.get(v).is_some_and(|d| d.secret));
+                if !f.optional {
+                    need(tmpl.vars());
+                }
+                out.push(FieldDef {
+                    name: fname.clone(),
+                    tmpl,
+                    optional: f.optional,
+                    secret,
+                });
+            }
+            Ok(out)
+        };
+        let headers = fields_of(self, "headers", &doc.headers)?;
+        let fields = fields_of(self, "fields", &doc.fields)?;
+        for h in &headers {
+            if http::HeaderName::from_bytes(h.name.as_bytes()).is_err() {
+                return Err(SpecError::new(
+                    file_pos,
+                    format!("grant `{gname}`: `{}` is not a valid header name", h.name),
+                ));
+            }
+        }
+        Ok(Grant {
+            method,
+            endpoint,
+            body,
+            xml_root,
+            client_auth,
+            headers,
+            fields,
+            required,
+        })
+    }
+
+    fn paths(&self, what: &str, paths: Option<&Paths>) -> Result<Vec<Path>> {
+        let Some(paths) = paths else {
+            return Ok(Vec::new());
+        };
+        paths.0.iter().map(|p| compile_path(what, p)).collect()
+    }
+
+    fn token_map(&self, doc: doc::TokenDoc, file_pos: &Pos) -> Result<TokenMap> {
+        let access_token = self.paths("token.access_token", doc.access_token.as_ref())?;
+        if access_token.is_empty() {
+            return Err(SpecError::new(
+                file_pos,
+                "no `token.access_token` path: say where the access token is in a reply (or `extends: oauth2`)",
+            ));
+        }
+        let expires_in_unit = match doc.expires_in_unit.as_ref() {
+            None => None,
+            Some(u) => Some(match u.value.as_str() {
+                "seconds" | "s" => DurationUnit::Seconds,
+                "milliseconds" | "ms" => DurationUnit::Milliseconds,
+                other => {
+                    return Err(SpecError::new(
+                        &u.pos,
+                        format!(
+                            "unknown expires_in_unit `{other}`; expected seconds or milliseconds"
+                        ),
+                    ));
+                }
+            }),
+        };
+        let scope_separator = doc
+            .scope_separator
+            .as_ref()
+            .map(|a| a.value.clone())
+            .unwrap_or_else(|| " ".to_owned());
+        if scope_separator.is_empty() {
+            let pos = doc
+                .scope_separator
+                .as_ref()
+                .map(|a| &a.pos)
+                .unwrap_or(file_pos);
+            return Err(SpecError::new(
+                pos,
+                "scope_separator must name at least one character",
+            ));
+        }
+        let mut extras = Vec::new();
+        for (name, patch) in &doc.extras {
+            if let Some(p) = patch.as_ref() {
+                extras.push((
+                    name.clone(),
+                    self.paths(&format!("token.extras.{name}"), Some(p))?,
+                ));
+            }
+        }
+        Ok(TokenMap {
+            access_token,
+            token_type: self.paths("token.token_type", doc.token_type.as_ref())?,
+            default_token_type: doc.default_token_type.as_ref().map(|a| a.value.clone()),
+            expires_in: self.paths("token.expires_in", doc.expires_in.as_ref())?,
+            expires_in_unit,
+            expires_at: self.paths("token.expires_at", doc.expires_at.as_ref())?,
+            default_expires_in: doc.default_expires_in.as_ref().map(|a| a.value),
+            refresh_token: self.paths("token.refresh_token", doc.refresh_token.as_ref())?,
+            refresh_token_expires_in: self.paths(
+                "token.refresh_token_expires_in",
+                doc.refresh_token_expires_in.as_ref(),
+            )?,
+            scope: self.paths("token.scope", doc.scope.as_ref())?,
+            scope_separator,
+            id_token: self.paths("token.id_token", doc.id_token.as_ref())?,
+            extras,
+        })
+    }
+
+    fn error_map(&self, doc: doc::ErrorsDoc) -> Result<ErrorMap> {
+        let mut when = Vec::new();
+        for cond in doc.when.as_ref().map(Vec::as_slice).unwrap_or(&[]) {
+            let path = compile_path("errors.when", &cond.path)?;
+            let test = match (&cond.equals, cond.exists) {
+                (Some(v), None) => Test::Equals(v.clone()),
+                (None, Some(e)) => Test::Exists(e),
+                _ => {
+                    return Err(SpecError::new(
+                        &cond.path.pos,
+                        "an `errors.when` condition needs exactly one of `equals` or `exists`",
+                    ));
+                }
+            };
+            when.push(ErrorCondition { path, test });
+        }
+        Ok(ErrorMap {
+            when,
+            code: self.paths("errors.code", doc.code.as_ref())?,
+            message: self.paths("errors.message", doc.message.as_ref())?,
+            hint: self.paths("errors.hint", doc.hint.as_ref())?,
+            uri: self.paths("errors.uri", doc.uri.as_ref())?,
+        })
+    }
+}
+
+fn compile_path(what: &str, p: &At<String>) -> Result<Path> {
+    let query = jsonpath_rust::parser::parse_json_path(&p.value).map_err(|e| {
+        let detail = e.to_string();
+        let detail = detail.lines().next().unwrap_or("").trim().to_owned();
+        SpecError::new(
+            &p.pos,
+            format!("bad JSONPath `{}` in {what}: {detail}", p.value),
+        )
+    })?;
+    Ok(Path {
+        text: p.value.clone(),
+        query,
+    })
+}

@@ -1,0 +1,281 @@
+//! Finding spec files, parsing them, and resolving `extends:` chains.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::Spec;
+use super::doc::{self, Merge, SpecDoc};
+use crate::error::{Error, Pos, SpecError};
+
+include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
+
+/// Spec files larger than this are refused before parsing.
+const MAX_SPEC_BYTES: usize = 1 << 20;
+/// `extends:` chains longer than this are refused (they are surely a mistake).
+const MAX_EXTENDS_DEPTH: usize = 16;
+
+/// Ids of the specs bundled into the crate, sorted.
+pub fn bundled_ids() -> impl Iterator<Item = &'static str> {
+    BUNDLED.iter().map(|(id, _)| *id)
+}
+
+/// Finds and loads specs: by id from folders given with [`Loader::with_dir`] (searched in
+/// order), then from the bundled specs; or by file path.
+///
+/// Only the spec asked for and its `extends:` chain are read and compiled.
+///
+/// ```
+/// let loader = specauth::Loader::new();
+/// let spec = loader.load("oauth2").unwrap();
+/// assert_eq!(spec.id(), "oauth2");
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Loader {
+    dirs: Vec<PathBuf>,
+}
+
+enum Source {
+    File(PathBuf),
+    Bundled(&'static str, &'static str),
+}
+
+impl Loader {
+    /// A loader that knows only the bundled specs.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Also look for specs (`ID.yaml`) in `dir`, before the bundled ones.
+    pub fn with_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dirs.push(dir.into());
+        self
+    }
+
+    /// Loads a spec by id, or by path when `id_or_path` names an existing file.
+    pub fn load(&self, id_or_path: &str) -> Result<Spec, Error> {
+        let as_path = Path::new(id_or_path);
+        if (id_or_path.contains('/')
+            || id_or_path.ends_with(".yaml")
+            || id_or_path.ends_with(".yml"))
+            && as_path.is_file()
+        {
+            return self.load_file(as_path);
+        }
+        match self.find(id_or_path) {
+            Some(Source::File(p)) => self.load_file(&p),
+            Some(Source::Bundled(id, text)) => self.load_text(&bundled_name(id), text),
+            None => Err(Error::Usage(format!(
+                "no spec `{id_or_path}`: not a file, not in {}the bundled specs (see `specauth providers`)",
+                if self.dirs.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "{}, not in ",
+                        self.dirs
+                            .iter()
+                            .map(|d| d.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            ))),
+        }
+    }
+
+    /// Loads a spec file.
+    pub fn load_file(&self, path: &Path) -> Result<Spec, Error> {
+        let file: Arc<str> = Arc::from(path.display().to_string());
+        let text = read_limited(path, &file)?;
+        let mut loader = self.clone();
+        if let Some(dir) = path.parent() {
+            // A spec's siblings come first when resolving its `extends:`.
+            if !loader.dirs.iter().any(|d| d == dir) {
+                loader.dirs.insert(0, dir.to_path_buf());
+            }
+        }
+        loader.compile(file, &text)
+    }
+
+    /// Loads a spec from text; `file` names it in errors.
+    pub fn load_text(&self, file: &str, text: &str) -> Result<Spec, Error> {
+        self.compile(Arc::from(file), text)
+    }
+
+    /// Every spec id this loader can find (folders first, then bundled), without loading them.
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for dir in &self.dirs {
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            let mut here: Vec<String> = rd
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .filter_map(|p| p.file_stem().and_then(|s| s.to_str()).map(str::to_owned))
+                .collect();
+            here.sort();
+            for id in here {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        for id in bundled_ids() {
+            if !ids.iter().any(|i| i == id) {
+                ids.push(id.to_owned());
+            }
+        }
+        ids
+    }
+
+    fn find(&self, id: &str) -> Option<Source> {
+        for dir in &self.dirs {
+            for ext in ["yaml", "yml"] {
+                let p = dir.join(format!("{id}.{ext}"));
+                if p.is_file() {
+                    return Some(Source::File(p));
+                }
+            }
+        }
+        BUNDLED
+            .iter()
+            .find(|(bid, _)| *bid == id)
+            .map(|(bid, text)| Source::Bundled(bid, text))
+    }
+
+    fn compile(&self, file: Arc<str>, text: &str) -> Result<Spec, Error> {
+        let doc = parse(&file, text)?;
+        let stem = Path::new(&*file)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("spec")
+            .to_owned();
+        let merged = self.resolve(doc, &file, &mut vec![file.to_string()])?;
+        Ok(super::compile::compile(merged, &stem, file)?)
+    }
+
+    /// Merges `doc` over its `extends:` chain.
+    fn resolve(
+        &self,
+        mut doc: SpecDoc,
+        file: &Arc<str>,
+        seen: &mut Vec<String>,
+    ) -> Result<SpecDoc, Error> {
+        let Some(base) = doc.extends.as_ref().cloned() else {
+            return Ok(doc);
+        };
+        if seen.len() > MAX_EXTENDS_DEPTH {
+            return Err(SpecError::new(&base.pos, "`extends:` chain is too deep").into());
+        }
+        let (base_file, base_text): (Arc<str>, String) = match self.find(&base.value) {
+            Some(Source::File(p)) => {
+                let f: Arc<str> = Arc::from(p.display().to_string());
+                let t = read_limited(&p, &f)?;
+                (f, t)
+            }
+            Some(Source::Bundled(id, t)) => (Arc::from(bundled_name(id)), t.to_owned()),
+            None => {
+                return Err(SpecError::new(
+                    &base.pos,
+                    format!(
+                        "unknown base spec `{}` in `extends:`; expected a bundled spec id ({}) or a spec in the same folder",
+                        base.value,
+                        bundled_ids().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+                .into());
+            }
+        };
+        if seen.iter().any(|s| **s == *base_file) {
+            return Err(SpecError::new(
+                &base.pos,
+                format!(
+                    "`extends: {}` makes a cycle ({} → {})",
+                    base.value,
+                    seen.join(" → "),
+                    base_file
+                ),
+            )
+            .into());
+        }
+        seen.push(base_file.to_string());
+        let base_doc = parse(&base_file, &base_text)?;
+        let mut merged = self.resolve(base_doc, &base_file, seen)?;
+        let _ = file;
+        doc.extends = doc::Patch::Absent;
+        merged.merge(doc);
+        Ok(merged)
+    }
+}
+
+fn bundled_name(id: &str) -> String {
+    format!("<bundled>/{id}.yaml")
+}
+
+fn read_limited(path: &Path, file: &Arc<str>) -> Result<String, Error> {
+    let pos = Pos {
+        file: file.clone(),
+        line: 0,
+        column: 0,
+    };
+    let meta =
+        std::fs::metadata(path).map_err(|e| SpecError::new(&pos, format!("cannot read: {e}")))?;
+    if meta.len() > MAX_SPEC_BYTES as u64 {
+        return Err(SpecError::new(
+            &pos,
+            format!(
+                "spec is {} bytes; the limit is {MAX_SPEC_BYTES}",
+                meta.len()
+            ),
+        )
+        .into());
+    }
+    std::fs::read_to_string(path)
+        .map_err(|e| SpecError::new(&pos, format!("cannot read: {e}")).into())
+}
+
+/// Parses one file into its document layer, mapping YAML and shape errors to `file:line:col`.
+pub(crate) fn parse(file: &Arc<str>, text: &str) -> Result<SpecDoc, SpecError> {
+    if text.len() > MAX_SPEC_BYTES {
+        let pos = Pos {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+        };
+        return Err(SpecError::new(
+            &pos,
+            format!(
+                "spec is {} bytes; the limit is {MAX_SPEC_BYTES}",
+                text.len()
+            ),
+        ));
+    }
+    doc::with_file(file, || serde_saphyr::from_str::<SpecDoc>(text)).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        let message = yaml_message(&e);
+        SpecError {
+            pos: Pos {
+                file: file.clone(),
+                line,
+                column,
+            },
+            message,
+        }
+    })
+}
+
+/// serde-saphyr's message without its own location prefix or source snippet.
+fn yaml_message(e: &serde_saphyr::Error) -> String {
+    let text = e.without_snippet().to_string();
+    let first = text.lines().next().unwrap_or("").trim();
+    // Messages read "...at line L, column C"; the position is printed by us.
+    let trimmed = match first.rfind(" at line ") {
+        Some(i) => &first[..i],
+        None => first,
+    };
+    trimmed.trim_end_matches(':').to_owned()
+}

@@ -1,0 +1,379 @@
+//! Specs: loading YAML, merging `extends:` layers, validating with `file:line:col`, and the
+//! compiled form the interpreter runs (templates and JSONPaths compiled once).
+
+mod compile;
+pub(crate) mod doc;
+mod load;
+
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use jsonpath_rust::parser::model::JpQuery;
+
+pub use load::{Loader, bundled_ids};
+
+use crate::error::{Error, Pos};
+use crate::template::Tmpl;
+
+/// A provider spec, loaded, merged with its base and compiled.
+///
+/// Load one with [`Spec::from_yaml`], [`Spec::from_file`] or through a [`Loader`]; then
+/// [`render`](Spec::render) requests and [`normalise`](Spec::normalise) replies.
+///
+/// ```
+/// let spec = specauth::Spec::from_yaml("demo.yaml", r#"
+/// id: demo
+/// extends: oauth2
+/// endpoints: { token: "https://auth.example.com/token" }
+/// "#).unwrap();
+/// assert_eq!(spec.id(), "demo");
+/// assert!(spec.grant_names().any(|g| g == "client_credentials"));
+/// ```
+#[derive(Debug)]
+pub struct Spec {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) docs: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) source: Arc<str>,
+    pub(crate) inputs: IndexMap<String, InputDef>,
+    pub(crate) endpoints: IndexMap<String, Endpoint>,
+    pub(crate) grants: IndexMap<String, Grant>,
+    pub(crate) token: TokenMap,
+    pub(crate) errors: ErrorMap,
+    pub(crate) examples: Vec<doc::ExampleDoc>,
+    pub(crate) env: minijinja::Environment<'static>,
+}
+
+/// A declared input.
+#[derive(Clone, Debug, Default)]
+pub struct InputDef {
+    /// Required by every grant (other inputs are required when a grant's non-optional fields use
+    /// them).
+    pub required: bool,
+    /// Redacted in previews, logs, errors and snapshots.
+    pub secret: bool,
+    /// The values allowed, when the provider has a fixed set.
+    pub allowed: Option<Vec<String>>,
+    /// Value used when the caller gives none.
+    pub default: Option<String>,
+    /// What the input is, for `--help` and listings.
+    pub description: Option<String>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Endpoint {
+    pub(crate) tmpl: Tmpl,
+    /// The URL or template as written.
+    pub(crate) text: String,
+    pub(crate) pos: Pos,
+}
+
+/// How the client proves who it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    /// HTTP Basic with the client id and secret (RFC 6749 §2.3.1).
+    Basic,
+    /// Client id and secret as body fields.
+    Post,
+    /// Both the Basic header and the body fields.
+    Both,
+    /// No client authentication added by the interpreter.
+    None,
+}
+
+impl ClientAuthMethod {
+    /// The name used in specs (`basic`, `post`, `both`, `none`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuthMethod::Basic => "basic",
+            ClientAuthMethod::Post => "post",
+            ClientAuthMethod::Both => "both",
+            ClientAuthMethod::None => "none",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct ClientAuth {
+    pub(crate) method: ClientAuthMethod,
+    pub(crate) id_field: String,
+    pub(crate) secret_field: String,
+    pub(crate) form_encode_basic: bool,
+}
+
+/// How a request body is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyEncoding {
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// A JSON object of strings.
+    Json,
+    /// An XML document with a named root element.
+    Xml,
+    /// No body; the fields go in the URL's query string.
+    Query,
+    /// No body and no fields.
+    None,
+}
+
+impl BodyEncoding {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "form" => BodyEncoding::Form,
+            "json" => BodyEncoding::Json,
+            "xml" => BodyEncoding::Xml,
+            "query" => BodyEncoding::Query,
+            "none" => BodyEncoding::None,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum Body {
+    Fixed(BodyEncoding),
+    Template(Tmpl),
+}
+
+#[derive(Debug)]
+pub(crate) struct FieldDef {
+    pub(crate) name: String,
+    pub(crate) tmpl: Tmpl,
+    pub(crate) optional: bool,
+    pub(crate) secret: bool,
+}
+
+/// One grant's request template.
+#[derive(Debug)]
+pub(crate) struct Grant {
+    pub(crate) method: http::Method,
+    pub(crate) endpoint: String,
+    pub(crate) body: Body,
+    pub(crate) xml_root: Option<String>,
+    pub(crate) client_auth: ClientAuth,
+    pub(crate) headers: Vec<FieldDef>,
+    pub(crate) fields: Vec<FieldDef>,
+    /// Inputs without which this grant cannot be rendered (besides its endpoint's).
+    pub(crate) required: Vec<String>,
+}
+
+/// A compiled JSONPath with its source text.
+#[derive(Clone, Debug)]
+pub(crate) struct Path {
+    pub(crate) text: String,
+    pub(crate) query: JpQuery,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DurationUnit {
+    Seconds,
+    Milliseconds,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct TokenMap {
+    pub(crate) access_token: Vec<Path>,
+    pub(crate) token_type: Vec<Path>,
+    pub(crate) default_token_type: Option<String>,
+    pub(crate) expires_in: Vec<Path>,
+    pub(crate) expires_in_unit: Option<DurationUnit>,
+    pub(crate) expires_at: Vec<Path>,
+    pub(crate) default_expires_in: Option<u64>,
+    pub(crate) refresh_token: Vec<Path>,
+    pub(crate) refresh_token_expires_in: Vec<Path>,
+    pub(crate) scope: Vec<Path>,
+    pub(crate) scope_separator: String,
+    pub(crate) id_token: Vec<Path>,
+    pub(crate) extras: Vec<(String, Vec<Path>)>,
+}
+
+#[derive(Debug)]
+pub(crate) enum Test {
+    Equals(serde_json::Value),
+    Exists(bool),
+}
+
+#[derive(Debug)]
+pub(crate) struct ErrorCondition {
+    pub(crate) path: Path,
+    pub(crate) test: Test,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ErrorMap {
+    pub(crate) when: Vec<ErrorCondition>,
+    pub(crate) code: Vec<Path>,
+    pub(crate) message: Vec<Path>,
+    pub(crate) hint: Vec<Path>,
+    pub(crate) uri: Vec<Path>,
+}
+
+impl Spec {
+    /// Loads a spec from YAML text. `file` names it in error messages; `extends:` is resolved
+    /// against the bundled specs.
+    pub fn from_yaml(file: &str, text: &str) -> Result<Spec, Error> {
+        Loader::new().load_text(file, text)
+    }
+
+    /// Loads a spec file; `extends:` is resolved against the file's folder, then the bundled
+    /// specs.
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Spec, Error> {
+        let path = path.as_ref();
+        let mut loader = Loader::new();
+        if let Some(dir) = path.parent() {
+            loader = loader.with_dir(dir);
+        }
+        loader.load_file(path)
+    }
+
+    /// The spec's id (`xee`, `saasu`, …).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The provider's display name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Link to the provider's token-endpoint documentation.
+    pub fn docs(&self) -> Option<&str> {
+        self.docs.as_deref()
+    }
+
+    /// Free-text description.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// The file the spec was loaded from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Names of the grants the spec supports.
+    pub fn grant_names(&self) -> impl Iterator<Item = &str> {
+        self.grants.keys().map(String::as_str)
+    }
+
+    /// Declared inputs, by name.
+    pub fn inputs(&self) -> impl Iterator<Item = (&str, &InputDef)> {
+        self.inputs.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Declared endpoints' names.
+    pub fn endpoint_names(&self) -> impl Iterator<Item = &str> {
+        self.endpoints.keys().map(String::as_str)
+    }
+
+    /// The client authentication method of a grant.
+    pub fn client_auth(&self, grant: &str) -> Option<ClientAuthMethod> {
+        self.grants.get(grant).map(|g| g.client_auth.method)
+    }
+
+    /// The inputs a grant cannot do without: those declared `required`, those its non-optional
+    /// fields and headers use, and those its endpoint URL uses.
+    pub fn required_inputs(&self, grant: &str) -> Option<Vec<&str>> {
+        let g = self.grants.get(grant)?;
+        let mut out: Vec<&str> = g.required.iter().map(String::as_str).collect();
+        if let Some(endpoint) = self.endpoints.get(&g.endpoint) {
+            for v in endpoint.tmpl.vars() {
+                if !out.contains(&v.as_str()) {
+                    out.push(v);
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// Number of documented examples the spec carries.
+    pub fn example_count(&self) -> usize {
+        self.examples.len()
+    }
+
+    /// Replaces an endpoint's URL (for sandboxes, tests and demos). The URL must be `https://`,
+    /// or `http://` to a loopback host.
+    ///
+    /// ```
+    /// let spec = specauth::Spec::from_yaml("demo.yaml", r#"
+    /// extends: oauth2
+    /// endpoints: { token: "https://auth.example.com/token" }
+    /// "#).unwrap()
+    /// .with_endpoint("token", "http://127.0.0.1:8080/token").unwrap();
+    /// let req = spec.render("client_credentials", &specauth::Inputs::new().with("client_id", "a")).unwrap();
+    /// assert_eq!(req.http().uri(), "http://127.0.0.1:8080/token");
+    /// ```
+    pub fn with_endpoint(mut self, name: &str, url: &str) -> Result<Spec, Error> {
+        let Some(endpoint) = self.endpoints.get_mut(name) else {
+            return Err(Error::Usage(format!(
+                "spec `{}` has no endpoint `{name}` (it has: {})",
+                self.id,
+                join(self.endpoints.keys())
+            )));
+        };
+        check_url(url).map_err(Error::Usage)?;
+        endpoint.tmpl = Tmpl::Literal(url.to_owned());
+        endpoint.text = url.to_owned();
+        Ok(self)
+    }
+
+    /// Points every endpoint at `origin` (`http://127.0.0.1:PORT`), keeping each one's path:
+    /// how the demo and tests aim real specs at a local server.
+    pub fn with_origin(mut self, origin: &str) -> Result<Spec, Error> {
+        check_url(origin).map_err(Error::Usage)?;
+        let origin = origin.trim_end_matches('/');
+        for endpoint in self.endpoints.values_mut() {
+            let path = endpoint
+                .text
+                .split_once("://")
+                .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+                .unwrap_or("/");
+            // A path still holding template syntax (a tenant, a realm) keeps only its literal
+            // head: a local server has no tenants.
+            let path = path.split(['{']).next().unwrap_or("/");
+            endpoint.tmpl = Tmpl::Literal(format!("{origin}{path}"));
+            endpoint.text = format!("{origin}{path}");
+        }
+        Ok(self)
+    }
+}
+
+pub(crate) fn join<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<&str> = names.map(String::as_str).collect();
+    if v.is_empty() {
+        "none".to_owned()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// `https://` anywhere, `http://` only to a loopback host.
+pub(crate) fn check_url(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") => {
+            let host = uri.host().unwrap_or("");
+            if is_loopback(host) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`{url}` is plain http:// to `{host}`, which is not a loopback host; use https://"
+                ))
+            }
+        }
+        _ => Err(format!("`{url}` must start with https://")),
+    }
+}
+
+pub(crate) fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}

@@ -1,0 +1,162 @@
+//! Templated strings in specs: minijinja, compiled once per spec, strict about undefined
+//! variables, no auto-escaping, fuel-bounded.
+//!
+//! Plain strings and bare `{{ name }}` references never reach the template engine: they are the
+//! common case and are resolved directly, which keeps rendering cheap.
+
+use base64::Engine as _;
+use indexmap::IndexMap;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+
+/// Fuel for one template render: generous for the string building specs do, small enough that a
+/// runaway loop stops at once.
+const FUEL: u64 = 50_000;
+
+/// A compiled template.
+#[derive(Clone, Debug)]
+pub(crate) enum Tmpl {
+    /// No template syntax: used as is.
+    Literal(String),
+    /// Exactly `{{ name }}`: the input's value.
+    Var(String),
+    /// Anything else: a template registered in the spec's environment under this name.
+    Jinja { name: String, vars: Vec<String> },
+}
+
+impl Tmpl {
+    /// Inputs this template refers to.
+    pub(crate) fn vars(&self) -> &[String] {
+        match self {
+            Tmpl::Literal(_) => &[],
+            Tmpl::Var(v) => std::slice::from_ref(v),
+            Tmpl::Jinja { vars, .. } => vars,
+        }
+    }
+
+    pub(crate) fn is_literal(&self) -> bool {
+        matches!(self, Tmpl::Literal(_))
+    }
+
+    /// Renders with the given inputs. Every referenced input must be present (checked by the
+    /// caller, so this only fails on a template runtime error).
+    pub(crate) fn render(
+        &self,
+        env: &Environment<'static>,
+        inputs: &IndexMap<String, String>,
+    ) -> Result<String, String> {
+        match self {
+            Tmpl::Literal(s) => Ok(s.clone()),
+            Tmpl::Var(v) => inputs
+                .get(v)
+                .cloned()
+                .ok_or_else(|| format!("input `{v}` is not set")),
+            Tmpl::Jinja { name, vars } => {
+                let template = env.get_template(name).map_err(|e| e.to_string())?;
+                let ctx: Value = vars
+                    .iter()
+                    .filter_map(|v| inputs.get(v).map(|x| (v.as_str(), Value::from(x.as_str()))))
+                    .collect();
+                template.render(ctx).map_err(|e| describe(&e))
+            }
+        }
+    }
+}
+
+/// A template error in one line, with minijinja's own detail.
+pub(crate) fn describe(e: &minijinja::Error) -> String {
+    let mut msg = e.to_string();
+    if let Some(detail) = e.detail() {
+        if !msg.contains(detail) {
+            msg.push_str(": ");
+            msg.push_str(detail);
+        }
+    }
+    msg
+}
+
+/// The environment every spec's templates are compiled in.
+pub(crate) fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.set_fuel(Some(FUEL));
+    env.set_recursion_limit(16);
+    env.add_filter("b64encode", |s: &str| {
+        base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
+    });
+    env.add_filter("urlencode", |s: &str| {
+        form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+    });
+    env.add_function("basic_auth", |id: &str, secret: &str| {
+        basic_credentials(id, secret, true)
+    });
+    env
+}
+
+/// `base64(id ":" secret)`, with id and secret form-urlencoded first when `form_encode` is set
+/// (RFC 6749 §2.3.1).
+pub(crate) fn basic_credentials(id: &str, secret: &str, form_encode: bool) -> String {
+    let joined = if form_encode {
+        let id: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
+        let secret: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        format!("{id}:{secret}")
+    } else {
+        format!("{id}:{secret}")
+    };
+    base64::engine::general_purpose::STANDARD.encode(joined.as_bytes())
+}
+
+/// Classifies template text: a literal, a bare variable, or a full template.
+pub(crate) fn classify(text: &str) -> Classified<'_> {
+    if !text.contains("{{") && !text.contains("{%") && !text.contains("{#") {
+        return Classified::Literal;
+    }
+    if let Some(inner) = text
+        .strip_prefix("{{")
+        .and_then(|t| t.strip_suffix("}}"))
+        .map(str::trim)
+    {
+        let mut chars = inner.chars();
+        let ident = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if ident {
+            return Classified::Var(inner);
+        }
+    }
+    Classified::Jinja
+}
+
+pub(crate) enum Classified<'a> {
+    Literal,
+    Var(&'a str),
+    Jinja,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_form_encode_before_base64() {
+        // RFC 6749 §2.3.1: "a b" → "a+b", ":" → "%3A"
+        let encoded = basic_credentials("a b", "x:y", true);
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap();
+        assert_eq!(decoded, b"a+b:x%3Ay");
+        let raw = basic_credentials("a b", "x:y", false);
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .unwrap();
+        assert_eq!(decoded, b"a b:x:y");
+    }
+
+    #[test]
+    fn classify_recognises_bare_variables() {
+        assert!(matches!(classify("plain"), Classified::Literal));
+        assert!(matches!(classify("{{ code }}"), Classified::Var("code")));
+        assert!(matches!(classify("{{code}}"), Classified::Var("code")));
+        assert!(matches!(classify("x {{ code }}"), Classified::Jinja));
+        assert!(matches!(classify("{{ a | upper }}"), Classified::Jinja));
+    }
+}

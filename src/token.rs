@@ -1,0 +1,100 @@
+//! The normalised token.
+
+use serde_json::{Map, Value, json};
+
+use crate::secret::{REDACTED, Secret};
+
+/// A token reply, normalised: the same shape whatever the provider's reply looked like.
+///
+/// Secret parts are [`Secret`]s, so `Debug` never shows them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Token {
+    /// The access token.
+    pub access_token: Secret,
+    /// `Bearer` (normalised from `bearer`, `BEARER`, …) or the provider's own type.
+    pub token_type: String,
+    /// Lifetime in seconds, as stated by the reply (or derived from `expires_at`).
+    pub expires_in: Option<u64>,
+    /// Absolute expiry, epoch seconds.
+    pub expires_at: Option<u64>,
+    /// The refresh token: from the reply, or the one the request used when a refresh reply
+    /// carries none.
+    pub refresh_token: Option<Secret>,
+    /// Lifetime of the refresh token in seconds, when the provider says.
+    pub refresh_token_expires_in: Option<u64>,
+    /// Granted scopes.
+    pub scope: Option<Vec<String>>,
+    /// OpenID Connect ID token.
+    pub id_token: Option<Secret>,
+    /// Provider-specific values the spec maps under `token.extras`.
+    pub extra: Map<String, Value>,
+}
+
+impl Token {
+    /// Whether the token expires within `skew` seconds of `now` (epoch seconds). A token with
+    /// no known expiry is never considered expired.
+    ///
+    /// ```
+    /// # use specauth::{Secret, Token};
+    /// let t = Token { expires_at: Some(1000), ..Token::bearer(Secret::new("x")) };
+    /// assert!(!t.expires_within(900, 60));
+    /// assert!(t.expires_within(950, 60));
+    /// ```
+    pub fn expires_within(&self, now: u64, skew: u64) -> bool {
+        self.expires_at
+            .is_some_and(|at| at <= now.saturating_add(skew))
+    }
+
+    /// A bearer token with nothing else known.
+    pub fn bearer(access_token: Secret) -> Token {
+        Token {
+            access_token,
+            token_type: "Bearer".to_owned(),
+            expires_in: None,
+            expires_at: None,
+            refresh_token: None,
+            refresh_token_expires_in: None,
+            scope: None,
+            id_token: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// The token as one JSON object, keys as the CLI prints them (`access_token`, `token_type`,
+    /// and when known `expires_in`, `expires_at`, `refresh_token`, `refresh_token_expires_in`,
+    /// `scope`, `id_token`, `extra`). Secret values are `[redacted]` unless `reveal` is set.
+    pub fn to_json(&self, reveal: bool) -> Value {
+        let show = |s: &Secret| -> Value {
+            if reveal {
+                Value::String(s.secret().to_owned())
+            } else {
+                Value::String(REDACTED.to_owned())
+            }
+        };
+        let mut m = Map::new();
+        m.insert("access_token".into(), show(&self.access_token));
+        m.insert("token_type".into(), Value::String(self.token_type.clone()));
+        if let Some(v) = self.expires_in {
+            m.insert("expires_in".into(), json!(v));
+        }
+        if let Some(v) = self.expires_at {
+            m.insert("expires_at".into(), json!(v));
+        }
+        if let Some(v) = &self.refresh_token {
+            m.insert("refresh_token".into(), show(v));
+        }
+        if let Some(v) = self.refresh_token_expires_in {
+            m.insert("refresh_token_expires_in".into(), json!(v));
+        }
+        if let Some(v) = &self.scope {
+            m.insert("scope".into(), json!(v));
+        }
+        if let Some(v) = &self.id_token {
+            m.insert("id_token".into(), show(v));
+        }
+        if !self.extra.is_empty() {
+            m.insert("extra".into(), Value::Object(self.extra.clone()));
+        }
+        Value::Object(m)
+    }
+}

@@ -1,0 +1,169 @@
+//! Sending a rendered request: the [`Transport`] trait and its ureq implementation.
+
+use std::time::Duration;
+
+use crate::error::{TransportError, TransportErrorKind};
+
+/// Sends one HTTP request and returns the reply, whatever its status.
+///
+/// Implemented by [`UreqTransport`] and by any closure with the same signature, so tests and
+/// embedding applications (async runtimes, custom TLS, proxies) can bring their own.
+///
+/// ```
+/// use specauth::{Transport, TransportError};
+/// let fake = |req: http::Request<Vec<u8>>| -> Result<http::Response<Vec<u8>>, TransportError> {
+///     assert_eq!(req.method(), "POST");
+///     Ok(http::Response::builder().status(200).body(br#"{"access_token":"t"}"#.to_vec()).unwrap())
+/// };
+/// let reply = fake.send(http::Request::post("https://x.test/token").body(vec![]).unwrap()).unwrap();
+/// assert_eq!(reply.status(), 200);
+/// ```
+pub trait Transport {
+    /// Sends `request`. Non-2xx statuses are replies, not errors.
+    fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, TransportError>;
+}
+
+impl<F> Transport for F
+where
+    F: Fn(http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, TransportError>,
+{
+    fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
+        self(request)
+    }
+}
+
+/// Settings of [`UreqTransport`]; `Default` gives the values documented on each field.
+#[derive(Clone, Debug)]
+pub struct TransportConfig {
+    /// Time to establish the connection (default 10 s).
+    pub connect_timeout: Duration,
+    /// Time for the whole exchange, connect to last byte (default 30 s).
+    pub timeout: Duration,
+    /// Largest reply body read (default 1 MiB); a larger one is a
+    /// [`TransportErrorKind::BodyTooLarge`] error.
+    pub max_body: u64,
+    /// The `User-Agent` header sent.
+    pub user_agent: String,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            max_body: 1 << 20,
+            user_agent: concat!("specauth/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// The default transport: ureq with timeouts, no automatic redirects (a token endpoint that
+/// redirects is reported, not followed with credentials), a capped reply body, and statuses
+/// returned rather than raised. Connections are kept alive and reused.
+#[derive(Clone, Debug)]
+pub struct UreqTransport {
+    agent: ureq::Agent,
+    max_body: u64,
+}
+
+impl UreqTransport {
+    /// A transport with [`TransportConfig::default`].
+    pub fn new() -> Self {
+        Self::with_config(&TransportConfig::default())
+    }
+
+    /// A transport with the given settings.
+    pub fn with_config(config: &TransportConfig) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(config.connect_timeout))
+            .timeout_global(Some(config.timeout))
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .http_status_as_error(false)
+            .user_agent(config.user_agent.as_str())
+            .build()
+            .new_agent();
+        UreqTransport {
+            agent,
+            max_body: config.max_body,
+        }
+    }
+
+    /// The underlying agent (to share its connection pool).
+    pub fn agent(&self) -> &ureq::Agent {
+        &self.agent
+    }
+}
+
+impl Default for UreqTransport {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Transport for UreqTransport {
+    fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
+        let host = request.uri().host().unwrap_or("?").to_owned();
+        let reply = self
+            .agent
+            .run(request)
+            .map_err(|e| map_error(e, &host, self.max_body))?;
+        let (parts, mut body) = reply.into_parts();
+        let bytes = body
+            .with_config()
+            .limit(self.max_body)
+            .read_to_vec()
+            .map_err(|e| map_error(e, &host, self.max_body))?;
+        Ok(http::Response::from_parts(parts, bytes))
+    }
+}
+
+/// ureq's error as a [`TransportError`]; the message names the host, never the path or query
+/// (which may carry secrets on GET token endpoints).
+fn map_error(e: ureq::Error, host: &str, max_body: u64) -> TransportError {
+    use TransportErrorKind::*;
+    match e {
+        ureq::Error::Timeout(what) => {
+            TransportError::new(Timeout, format!("timed out talking to {host} ({what})"))
+        }
+        ureq::Error::BodyExceedsLimit(_) => TransportError::new(
+            BodyTooLarge,
+            format!("reply from {host} is larger than the {max_body}-byte limit"),
+        ),
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            TransportError::new(Timeout, format!("timed out talking to {host}"))
+        }
+        ureq::Error::Io(io) => TransportError::new(Connect, format!("cannot reach {host}: {io}")),
+        ureq::Error::HostNotFound => {
+            TransportError::new(Connect, format!("cannot resolve host {host}"))
+        }
+        ureq::Error::ConnectionFailed => {
+            TransportError::new(Connect, format!("cannot connect to {host}"))
+        }
+        ureq::Error::Tls(msg) => {
+            TransportError::new(Connect, format!("TLS failure with {host}: {msg}"))
+        }
+        other => TransportError::new(
+            Other,
+            format!("HTTP failure with {host}: {}", describe(&other)),
+        ),
+    }
+}
+
+/// ureq's message without any URL it may quote.
+fn describe(e: &ureq::Error) -> String {
+    let s = e.to_string();
+    match s.find("http") {
+        Some(i) => s[..i].trim_end().trim_end_matches(':').to_owned(),
+        None => s,
+    }
+}
