@@ -52,10 +52,10 @@ impl Tmpl {
                 .ok_or_else(|| format!("input `{v}` is not set")),
             Tmpl::Jinja { name, vars } => {
                 let template = env.get_template(name).map_err(|e| e.to_string())?;
-                let ctx: Value = vars
-                    .iter()
-                    .filter_map(|v| inputs.get(v).map(|x| (v.as_str(), Value::from(x.as_str()))))
-                    .collect();
+                let ctx =
+                    Value::from_pairs(vars.iter().filter_map(|v| {
+                        inputs.get(v).map(|x| (v.as_str(), Value::from(x.as_str())))
+                    }));
                 template.render(ctx).map_err(|e| describe(&e))
             }
         }
