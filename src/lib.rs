@@ -22,3 +22,5 @@ pub use client::Client;
 pub use transport::{Transport, TransportConfig, UreqTransport};
 mod examples;
 pub use examples::{EXAMPLE_NOW, ExampleReport};
+mod replay;
+pub use replay::{ReceivedRequest, ReplayServer};

@@ -1,0 +1,141 @@
+//! `check`, `test` and `providers`: working with spec files.
+
+use std::path::{Path, PathBuf};
+
+use specauth::{Error, Loader, Spec};
+
+use super::exit;
+
+/// Files named by the arguments: files as given, folders expanded to their `*.yaml`/`*.yml`.
+fn spec_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let rd =
+                std::fs::read_dir(p).map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
+            let mut here: Vec<PathBuf> = rd
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|f| f.is_file() && f.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .collect();
+            here.sort();
+            out.extend(here);
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            return Err(Error::Usage(format!(
+                "{}: no such file or folder",
+                p.display()
+            )));
+        }
+    }
+    Ok(out)
+}
+
+fn load(loader: &Loader, path: &Path) -> Result<Spec, Error> {
+    loader.load_file(path)
+}
+
+pub(crate) fn check(loader: &Loader, paths: &[PathBuf]) -> Result<u8, Error> {
+    let mut bad = 0;
+    for file in spec_files(paths)? {
+        match load(loader, &file) {
+            Ok(spec) => println!(
+                "ok    {} ({}: {} grants, {} examples)",
+                file.display(),
+                spec.id(),
+                spec.grant_names().count(),
+                spec.example_count()
+            ),
+            Err(e) => {
+                bad += 1;
+                println!("error {e}");
+            }
+        }
+    }
+    Ok(if bad == 0 { exit::OK } else { exit::USAGE })
+}
+
+pub(crate) fn test(loader: &Loader, paths: &[PathBuf], verbose: bool) -> Result<u8, Error> {
+    let (mut passed, mut failed, mut broken) = (0, 0, 0);
+    for file in spec_files(paths)? {
+        let spec = match load(loader, &file) {
+            Ok(s) => s,
+            Err(e) => {
+                broken += 1;
+                println!("error {e}");
+                continue;
+            }
+        };
+        for report in spec.run_examples() {
+            if report.passed() {
+                passed += 1;
+                println!("PASS  {} › {}", spec.id(), report.name);
+            } else {
+                failed += 1;
+                println!("FAIL  {} › {}", spec.id(), report.name);
+                for f in &report.failures {
+                    println!("        {f}");
+                }
+            }
+            if verbose {
+                for line in report.request.lines() {
+                    println!("        | {line}");
+                }
+                println!("        → {}", report.outcome);
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if broken > 0 {
+        exit::USAGE
+    } else if failed > 0 {
+        exit::REFUSED
+    } else {
+        exit::OK
+    })
+}
+
+pub(crate) fn providers(loader: &Loader, json: bool) -> Result<u8, Error> {
+    let mut rows = Vec::new();
+    for id in loader.ids() {
+        match loader.load(&id) {
+            Ok(spec) => rows.push(serde_json::json!({
+                "id": spec.id(),
+                "name": spec.name(),
+                "grants": spec.grant_names().collect::<Vec<_>>(),
+                "client_auth": spec.grant_names().next().and_then(|g| spec.client_auth(g)).map(|m| m.as_str()),
+                "docs": spec.docs(),
+                "source": spec.source(),
+            })),
+            Err(e) => rows.push(serde_json::json!({ "id": id, "error": e.to_string() })),
+        }
+    }
+    if json {
+        println!("{}", serde_json::Value::Array(rows));
+    } else {
+        for r in &rows {
+            match r.get("error") {
+                Some(e) => println!(
+                    "{:<12} error: {}",
+                    r["id"].as_str().unwrap_or(""),
+                    e.as_str().unwrap_or("")
+                ),
+                None => println!(
+                    "{:<12} {:<32} {}",
+                    r["id"].as_str().unwrap_or(""),
+                    r["name"].as_str().unwrap_or(""),
+                    r["grants"]
+                        .as_array()
+                        .map(|g| g
+                            .iter()
+                            .filter_map(|x| x.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "))
+                        .unwrap_or_default()
+                ),
+            }
+        }
+    }
+    Ok(exit::OK)
+}

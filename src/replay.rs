@@ -1,0 +1,174 @@
+//! A local HTTP server that answers with queued replies: how the demo and tests stand in for a
+//! provider on 127.0.0.1 without credentials or network.
+
+use std::collections::VecDeque;
+use std::io::Read as _;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+/// A request as the [`ReplayServer`] received it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedRequest {
+    /// `POST`, `GET`, …
+    pub method: String,
+    /// Path and query, as sent.
+    pub url: String,
+    /// Header names (lowercase) and values.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// A server on `127.0.0.1` (a free port) that answers each request with the next queued reply,
+/// and records what it received. It stops when dropped.
+///
+/// ```
+/// let server = specauth::ReplayServer::start().unwrap();
+/// server.push(http::Response::builder().status(200)
+///     .header("content-type", "application/json")
+///     .body(br#"{"access_token":"t"}"#.to_vec()).unwrap());
+/// let spec = specauth::Spec::from_yaml("demo.yaml", r#"
+/// extends: oauth2
+/// endpoints: { token: "https://auth.example.com/oauth/token" }
+/// "#).unwrap().with_origin(&server.origin()).unwrap();
+/// let inputs = specauth::Inputs::new().with("client_id", "app");
+/// let token = specauth::Client::new().token(&spec, "client_credentials", &inputs).unwrap();
+/// assert_eq!(token.access_token.secret(), "t");
+/// assert_eq!(server.received()[0].url, "/oauth/token");
+/// ```
+pub struct ReplayServer {
+    server: Arc<tiny_http::Server>,
+    port: u16,
+    queue: Arc<Mutex<VecDeque<http::Response<Vec<u8>>>>>,
+    received: Arc<Mutex<Vec<ReceivedRequest>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Requests larger than this are answered 413 and not recorded whole.
+const MAX_REQUEST_BODY: u64 = 1 << 20;
+
+impl ReplayServer {
+    /// Starts the server on a free loopback port.
+    pub fn start() -> std::io::Result<ReplayServer> {
+        let server = tiny_http::Server::http("127.0.0.1:0").map_err(std::io::Error::other)?;
+        let port = server
+            .server_addr()
+            .to_ip()
+            .map(|a| a.port())
+            .ok_or_else(|| std::io::Error::other("the server has no IP address"))?;
+        let server = Arc::new(server);
+        let queue: Arc<Mutex<VecDeque<http::Response<Vec<u8>>>>> = Arc::default();
+        let received: Arc<Mutex<Vec<ReceivedRequest>>> = Arc::default();
+        let thread = {
+            let (server, queue, received) = (server.clone(), queue.clone(), received.clone());
+            std::thread::spawn(move || {
+                for mut request in server.incoming_requests() {
+                    let mut body = Vec::new();
+                    let read = request
+                        .as_reader()
+                        .take(MAX_REQUEST_BODY + 1)
+                        .read_to_end(&mut body);
+                    let recorded = ReceivedRequest {
+                        method: request.method().as_str().to_owned(),
+                        url: request.url().to_owned(),
+                        headers: request
+                            .headers()
+                            .iter()
+                            .map(|h| {
+                                (
+                                    h.field.as_str().as_str().to_ascii_lowercase(),
+                                    h.value.as_str().to_owned(),
+                                )
+                            })
+                            .collect(),
+                        body,
+                    };
+                    let too_big = read.is_err() || recorded.body.len() as u64 > MAX_REQUEST_BODY;
+                    received
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(recorded);
+                    let reply = if too_big {
+                        None
+                    } else {
+                        queue
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .pop_front()
+                    };
+                    let response = match reply {
+                        Some(reply) => to_tiny(reply),
+                        None => tiny_http::Response::from_data(
+                            br#"{"error":"server_error","error_description":"no reply queued"}"#
+                                .to_vec(),
+                        )
+                        .with_status_code(500),
+                    };
+                    // The client may have given up (timeouts): nothing to do about it here.
+                    let _ = request.respond(response);
+                }
+            })
+        };
+        Ok(ReplayServer {
+            server,
+            port,
+            queue,
+            received,
+            thread: Some(thread),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Queues the reply for the next request.
+    pub fn push(&self, reply: http::Response<Vec<u8>>) {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(reply);
+    }
+
+    /// Every request received so far.
+    pub fn received(&self) -> Vec<ReceivedRequest> {
+        self.received
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+fn to_tiny(reply: http::Response<Vec<u8>>) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+    let (parts, body) = reply.into_parts();
+    let mut response = tiny_http::Response::from_data(body).with_status_code(parts.status.as_u16());
+    for (name, value) in &parts.headers {
+        if let Ok(h) = tiny_http::Header::from_bytes(name.as_str().as_bytes(), value.as_bytes()) {
+            response.add_header(h);
+        }
+    }
+    response
+}
+
+impl Drop for ReplayServer {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for ReplayServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplayServer")
+            .field("port", &self.port)
+            .finish()
+    }
+}

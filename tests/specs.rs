@@ -1,0 +1,131 @@
+//! Every bundled spec's documented examples, replayed offline: each example's `expect` is
+//! asserted exactly, and the rendered request (redacted) and normalised outcome are snapshotted.
+
+use specauth::{Loader, Spec};
+
+fn describe(spec: &Spec) -> String {
+    let mut out = String::new();
+    for report in spec.run_examples() {
+        out.push_str(&format!("## {} (grant {})\n\n", report.name, report.grant));
+        out.push_str(&report.request);
+        out.push_str("\n→ ");
+        out.push_str(&serde_json::to_string_pretty(&report.outcome).unwrap_or_default());
+        out.push_str("\n\n");
+    }
+    out
+}
+
+#[test]
+fn spec_examples() {
+    insta::glob!("../specs", "*.yaml", |path| {
+        let spec = Loader::new()
+            .load_file(path)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            spec.example_count() > 0,
+            "{}: a spec needs examples",
+            path.display()
+        );
+        let failures: Vec<String> = spec
+            .run_examples()
+            .into_iter()
+            .flat_map(|r| {
+                r.failures
+                    .into_iter()
+                    .map(move |f| format!("{}: {f}", r.name))
+            })
+            .collect();
+        assert!(
+            failures.is_empty(),
+            "{}:\n{}",
+            path.display(),
+            failures.join("\n")
+        );
+        insta::assert_snapshot!(describe(&spec));
+    });
+}
+
+#[test]
+fn every_bundled_spec_is_a_file_in_specs() {
+    let on_disk = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/specs"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "yaml"))
+        .count();
+    assert_eq!(specauth::bundled_ids().count(), on_disk);
+}
+
+#[test]
+fn snapshots_contain_no_secret_from_any_example() {
+    // Every secret input value of every example must be absent from its snapshot text.
+    for id in specauth::bundled_ids() {
+        let spec = Loader::new().load(id).unwrap();
+        let text = describe(&spec);
+        for i in 0..spec.example_count() {
+            let (_, inputs, _, _) = spec.example_exchange(i).unwrap();
+            for (name, def) in spec.inputs() {
+                if let (true, Some(v)) = (def.secret, inputs.get(name)) {
+                    assert!(
+                        !text.contains(v),
+                        "{id}: secret input `{name}` leaks into the snapshot"
+                    );
+                }
+            }
+        }
+        assert!(
+            !text.contains("22fe0c13e995da4a"),
+            "{id}: an access token leaks"
+        );
+    }
+}
+
+const WRONG: &str = r#"
+id: wrong
+extends: oauth2
+endpoints: { token: "https://auth.example.com/token" }
+examples:
+  - name: wrong expectations
+    grant: client_credentials
+    inputs: { client_id: app, client_secret: s }
+    reply: { status: 200, json: { access_token: t, token_type: bearer, expires_in: 60 } }
+    expect:
+      request:
+        method: GET
+        headers: { Authorization: "Basic nope" }
+        absent_headers: [Accept]
+        form: { grant_type: password, scope: x }
+      token: { access_token: other, token_type: Bearer, expires_in: 61 }
+  - name: expects an error, gets a token
+    grant: client_credentials
+    inputs: { client_id: app }
+    reply: { status: 200, json: { access_token: t } }
+    expect:
+      error: { status: 400 }
+  - name: expects nothing
+    grant: client_credentials
+    inputs: { client_id: app }
+    reply: { status: 200, json: { access_token: t } }
+"#;
+
+#[test]
+fn a_wrong_example_is_reported_with_every_difference() {
+    let spec = Spec::from_yaml("wrong.yaml", WRONG).unwrap();
+    let reports = spec.run_examples();
+    assert_eq!(
+        reports[0].failures,
+        vec![
+            "request.method: expected GET, got POST",
+            "request.headers.Authorization: expected \"Basic nope\", got \"Basic YXBwOnM=\"",
+            "request.headers.Accept: expected absent, but it is present",
+            "request.form.grant_type: expected \"password\", got \"client_credentials\"",
+            "request.form.scope: expected \"x\", but it is absent",
+            "token.access_token: expected \"other\", got \"t\"",
+            "token.expires_in: expected 61, got 60",
+        ]
+    );
+    assert_eq!(reports[1].failures, vec!["expected an error, got a token"]);
+    assert_eq!(
+        reports[2].failures,
+        vec!["the example expects nothing: add `expect.token` or `expect.error`"]
+    );
+}
