@@ -57,10 +57,6 @@ impl Inputs {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.values.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
-
-    pub(crate) fn map(&self) -> &IndexMap<String, String> {
-        &self.values
-    }
 }
 
 impl fmt::Debug for Inputs {

@@ -1,26 +1,119 @@
-//! specauth — a declarative OAuth 2 client.
+//! # specauth — a declarative OAuth 2 client
+//!
+//! Each provider is one YAML spec: its endpoints, how the client authenticates, the inputs it
+//! needs, the request each grant sends, and where the token and the error are in its replies.
+//! One interpreter turns a spec and your inputs into the exact HTTP request, and the provider's
+//! reply into a normalised [`Token`] or [`ProviderError`]. Adding a provider, or fixing a
+//! provider's quirk, is a data change.
+//!
+//! ## The data path
+//!
+//! ```text
+//! spec YAML ──Loader──▶ Spec (templates and JSONPaths compiled once)
+//! Inputs ──Spec::render──▶ TokenRequest (http::Request<Vec<u8>> + redacted preview)   no I/O
+//!                          │ Transport (UreqTransport, or a closure, or your own)
+//!                          ▼
+//!          http::Response<Vec<u8>> ──Spec::normalise──▶ Token | Error::Provider      no I/O
+//! ```
+//!
+//! [`Spec::render`] and [`Spec::normalise`] never touch the network, so an async application
+//! can bring its own HTTP client, and tests need no server.
+//!
+//! ## Use a bundled provider
+//!
+//! ```
+//! use specauth::{Inputs, Loader, TransportError};
+//!
+//! let spec = Loader::new().load("xee")?;
+//! let inputs = Inputs::new()
+//!     .with("client_id", "app")
+//!     .with("client_secret", "s3cret")
+//!     .with("code", "theawesomecode");
+//!
+//! // Render: the exact request, and a preview safe to log.
+//! let request = spec.render("authorization_code", &inputs)?;
+//! assert_eq!(request.http().uri(), "https://cloud.xee.com/v3/auth/access_token");
+//! assert!(request.redacted().contains("Authorization: Basic [redacted]"));
+//!
+//! // Send it with any transport; here a closure stands in for the provider.
+//! let transport = |_req: http::Request<Vec<u8>>| -> Result<_, TransportError> {
+//!     Ok(http::Response::builder().status(200)
+//!         .header("content-type", "application/json")
+//!         .body(br#"{"access_token":"22fe","expires_in":3600,"token_type":"bearer"}"#.to_vec())
+//!         .unwrap())
+//! };
+//! let token = specauth::Client::with_transport(transport)
+//!     .token(&spec, "authorization_code", &inputs)?;
+//! assert_eq!(token.access_token.secret(), "22fe");
+//! assert_eq!(token.token_type, "Bearer");
+//! assert_eq!(format!("{:?}", token.access_token), "[redacted]");
+//! # Ok::<(), specauth::Error>(())
+//! ```
+//!
+//! With the network, [`Client::new`] uses [`UreqTransport`]: 10 s connect timeout, 30 s for
+//! the whole exchange, no automatic redirects, reply bodies capped at 1 MiB, and non-2xx
+//! statuses handed to the normaliser rather than raised (see [`TransportConfig`]).
+//!
+//! ## Write your own spec
+//!
+//! ```
+//! let spec = specauth::Spec::from_yaml("acme.yaml", r#"
+//! id: acme
+//! extends: oauth2                 # RFC 6749 defaults: grants, inputs, reply and error paths
+//! endpoints:
+//!   token: "https://{{ tenant }}.acme.example/oauth/token"
+//! client_auth: post               # client_id and client_secret in the body
+//! inputs:
+//!   tenant: { required: true, description: Your Acme tenant }
+//! token:
+//!   expires_in: [$.expires_in, $.data.ttl]   # first path that matches wins
+//! errors:
+//!   when: [{ path: $.ok, equals: false }]     # an error even inside a 200 reply
+//!   message: [$.error_description, $.detail]
+//! "#)?;
+//! let inputs = specauth::Inputs::new().with("tenant", "blue").with("client_id", "app");
+//! let req = spec.render("client_credentials", &inputs)?;
+//! assert_eq!(req.http().uri(), "https://blue.acme.example/oauth/token");
+//! assert_eq!(req.http().body(), b"grant_type=client_credentials&client_id=app");
+//! # Ok::<(), specauth::Error>(())
+//! ```
+//!
+//! The README holds the full spec format with an example of every key.
+//!
+//! ## Errors
+//!
+//! One [`Error`] type; [`Error::kind`] names its kind. Spec errors carry `file:line:col`
+//! ([`SpecError`]); input errors name the input; unusable replies give the status and a short
+//! redacted excerpt; provider refusals are normalised into [`ProviderError`].
+//!
+//! ## Secrets
+//!
+//! Inputs declared `secret: true` (client secret, password, codes, tokens, verifier), and the
+//! token's secret parts, are [`Secret`]s or are redacted in every preview, `Debug` output,
+//! error message and snapshot. Only [`Secret::secret`], [`TokenRequest::revealed`] and
+//! [`Token::to_json`] with `reveal` show them.
 #![deny(missing_docs)]
 
+mod client;
 mod error;
+mod examples;
 mod inputs;
+mod normalise;
+mod render;
+mod replay;
 mod secret;
 mod spec;
 mod template;
+mod token;
+mod transport;
 
+pub use client::Client;
 pub use error::{Error, Pos, ProviderError, SpecError, TransportError, TransportErrorKind};
+pub use examples::{EXAMPLE_NOW, ExampleReport};
 pub use inputs::Inputs;
+pub use render::TokenRequest;
+pub use replay::{ReceivedRequest, ReplayServer};
 pub use secret::{REDACTED, Secret};
 pub use spec::{BodyEncoding, ClientAuthMethod, InputDef, Loader, Spec, bundled_ids};
-mod render;
-pub use render::TokenRequest;
-mod normalise;
-mod token;
 pub use token::Token;
-mod client;
-mod transport;
-pub use client::Client;
 pub use transport::{Transport, TransportConfig, UreqTransport};
-mod examples;
-pub use examples::{EXAMPLE_NOW, ExampleReport};
-mod replay;
-pub use replay::{ReceivedRequest, ReplayServer};

@@ -33,10 +33,6 @@ impl Tmpl {
         }
     }
 
-    pub(crate) fn is_literal(&self) -> bool {
-        matches!(self, Tmpl::Literal(_))
-    }
-
     /// Renders with the given inputs. Every referenced input must be present (checked by the
     /// caller, so this only fails on a template runtime error).
     pub(crate) fn render(
@@ -65,11 +61,11 @@ impl Tmpl {
 /// A template error in one line, with minijinja's own detail.
 pub(crate) fn describe(e: &minijinja::Error) -> String {
     let mut msg = e.to_string();
-    if let Some(detail) = e.detail() {
-        if !msg.contains(detail) {
-            msg.push_str(": ");
-            msg.push_str(detail);
-        }
+    if let Some(detail) = e.detail()
+        && !msg.contains(detail)
+    {
+        msg.push_str(": ");
+        msg.push_str(detail);
     }
     msg
 }

@@ -191,12 +191,13 @@ pub struct SpecDoc {
 
 impl Merge for SpecDoc {
     fn merge(&mut self, over: Self) {
-        self.id.merge(over.id);
-        self.name.merge(over.name);
-        // `extends` is consumed by the loader; the merged spec keeps the child's.
+        // Identity is the file's own: a child without `id:` is named after its file, not its
+        // base. `extends` is consumed by the loader.
+        self.id = over.id;
+        self.name = over.name;
         self.extends = over.extends;
-        self.docs.merge(over.docs);
-        self.description.merge(over.description);
+        self.docs = over.docs;
+        self.description = over.description;
         self.endpoints.merge(over.endpoints);
         self.client_auth.merge(over.client_auth);
         self.inputs.merge(over.inputs);

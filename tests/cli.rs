@@ -1,0 +1,439 @@
+//! The `specauth` binary as a process: the public contract of commands, output and exit codes.
+
+use std::process::{Command, Output};
+
+use specauth::ReplayServer;
+
+fn specauth(args: &[&str]) -> Output {
+    specauth_env(args, &[])
+}
+
+fn specauth_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_specauth"));
+    cmd.args(args);
+    // A developer's own SPECAUTH_* variables must not leak into the tests.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SPECAUTH_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("the binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json_reply(status: u16, body: &str) -> http::Response<Vec<u8>> {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body.as_bytes().to_vec())
+        .unwrap()
+}
+
+#[test]
+fn token_prints_the_normalised_token_and_reads_secrets_from_the_environment() {
+    let server = ReplayServer::start().unwrap();
+    server.push(json_reply(
+        200,
+        r#"{"access_token":"22fe","expires_at":1382962374,"expires_in":3600,"refresh_token":"8eb6","token_type":"bearer"}"#,
+    ));
+    let endpoint = format!("token={}/v3/auth/access_token", server.origin());
+    let out = specauth_env(
+        &[
+            "token",
+            "xee",
+            "authorization_code",
+            "--set",
+            "client_id=app",
+            "--set",
+            "code=abc",
+            "--endpoint",
+            &endpoint,
+        ],
+        &[("SPECAUTH_CLIENT_SECRET", "s3cret")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let token: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(
+        token,
+        serde_json::json!({
+            "access_token": "22fe", "token_type": "Bearer", "expires_in": 3600,
+            "expires_at": 1382962374u64, "refresh_token": "8eb6"
+        })
+    );
+    let got = &server.received()[0];
+    assert_eq!(got.url, "/v3/auth/access_token");
+    assert!(
+        got.headers
+            .contains(&("authorization".into(), "Basic YXBwOnMzY3JldA==".into()))
+    );
+    assert_eq!(got.body, b"grant_type=authorization_code&code=abc");
+}
+
+#[test]
+fn set_overrides_the_environment_and_can_read_stdin() {
+    let server = ReplayServer::start().unwrap();
+    server.push(json_reply(200, r#"{"access_token":"t"}"#));
+    let endpoint = format!("token={}/token", server.origin());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_specauth"))
+        .args(["token", "priava", "refresh_token", "--endpoint", &endpoint])
+        .args([
+            "--set",
+            "region=EU",
+            "--set",
+            "client_id=from-flag",
+            "--set",
+            "client_secret=-",
+        ])
+        .args([
+            "--set",
+            "refresh_token=r1",
+            "--set",
+            "redirect_uri=https://app.example/cb",
+        ])
+        .env("SPECAUTH_CLIENT_ID", "from-env")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from-stdin\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let body = String::from_utf8(server.received()[0].body.clone()).unwrap();
+    assert!(body.contains("client_id=from-flag"), "{body}");
+    assert!(body.contains("client_secret=from-stdin"), "{body}");
+    assert!(
+        server.received()[0]
+            .headers
+            .contains(&("tenantregion".into(), "EU".into()))
+    );
+}
+
+#[test]
+fn a_provider_refusal_exits_1_and_json_errors_go_to_stderr() {
+    let server = ReplayServer::start().unwrap();
+    server.push(json_reply(
+        400,
+        r#"[{"type":"PARAMETERS_ERROR","message":"Missing parameter","tip":"Check it"}]"#,
+    ));
+    let endpoint = format!("token={}/t", server.origin());
+    let out = specauth(&[
+        "--json",
+        "token",
+        "xee",
+        "refresh_token",
+        "--endpoint",
+        &endpoint,
+        "--set",
+        "client_id=app",
+        "--set",
+        "client_secret=s3cret",
+        "--set",
+        "refresh_token=r-secret",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    let err: serde_json::Value = serde_json::from_str(stderr(&out).trim()).unwrap();
+    assert_eq!(
+        err,
+        serde_json::json!({"error": {"kind": "provider", "status": 400, "code": "PARAMETERS_ERROR",
+            "message": "Missing parameter", "hint": "Check it", "uri": null}})
+    );
+    // Without --json: one line.
+    server.push(json_reply(403, r#"{"message":"Invalid authentication"}"#));
+    let out = specauth(&[
+        "token",
+        "xee",
+        "refresh_token",
+        "--endpoint",
+        &endpoint,
+        "--set",
+        "client_id=app",
+        "--set",
+        "client_secret=s3cret",
+        "--set",
+        "refresh_token=r-secret",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "specauth: provider refused the request (HTTP 403): Invalid authentication\n"
+    );
+}
+
+#[test]
+fn bad_input_exits_2_naming_the_input() {
+    let out = specauth(&[
+        "render",
+        "priava",
+        "authorization_code",
+        "--set",
+        "region=MARS",
+        "--set",
+        "client_id=a",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "specauth: input `region`: `MARS` is not one of APAC, EU, US\n"
+    );
+
+    let out = specauth(&[
+        "--json",
+        "render",
+        "saasu",
+        "password",
+        "--set",
+        "username=u",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err: serde_json::Value = serde_json::from_str(stderr(&out).trim()).unwrap();
+    assert_eq!(err["error"]["kind"], "input");
+    assert_eq!(err["error"]["code"], "password");
+
+    let out = specauth(&["render", "xee", "password"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "specauth: spec `xee` has no grant `password` (it has: authorization_code, refresh_token)\n"
+    );
+
+    let out = specauth(&["render", "nope", "password"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no spec `nope`"), "{}", stderr(&out));
+
+    let out = specauth(&["render", "xee", "refresh_token", "--set", "colour=blue"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("specauth: input `colour`: not declared by spec `xee`"),
+        "{}",
+        stderr(&out)
+    );
+
+    // clap's own usage errors keep exit code 2 too.
+    let out = specauth(&["token"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn transport_failures_and_unusable_replies_exit_3() {
+    // A port nobody listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let endpoint = format!("token=http://127.0.0.1:{port}/t");
+    let out = specauth(&[
+        "--json",
+        "token",
+        "xee",
+        "authorization_code",
+        "--endpoint",
+        &endpoint,
+        "--set",
+        "client_id=a",
+        "--set",
+        "client_secret=s3cret",
+        "--set",
+        "code=c0de",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let err: serde_json::Value = serde_json::from_str(stderr(&out).trim()).unwrap();
+    assert_eq!(err["error"]["kind"], "transport");
+
+    let server = ReplayServer::start().unwrap();
+    server.push(
+        http::Response::builder()
+            .status(502)
+            .header("content-type", "text/html")
+            .body(b"<html><body><h1>502 Bad Gateway</h1></body></html>".to_vec())
+            .unwrap(),
+    );
+    let endpoint = format!("token={}/t", server.origin());
+    let out = specauth(&[
+        "token",
+        "xee",
+        "authorization_code",
+        "--endpoint",
+        &endpoint,
+        "--set",
+        "client_id=a",
+        "--set",
+        "client_secret=s3cret",
+        "--set",
+        "code=c0de",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let e = stderr(&out);
+    assert!(
+        e.contains("HTTP 502") && e.contains("HTML") && e.contains("502 Bad Gateway"),
+        "{e}"
+    );
+}
+
+#[test]
+fn render_redacts_secrets_unless_revealed() {
+    let args = [
+        "render",
+        "priava",
+        "refresh_token",
+        "--set",
+        "region=EU",
+        "--set",
+        "client_id=app",
+        "--set",
+        "client_secret=TopSecret9",
+        "--set",
+        "refresh_token=RefreshMe7",
+        "--set",
+        "redirect_uri=https://app.example/cb",
+    ];
+    let out = specauth(&args);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        stdout(&out),
+        "POST https://api.priava.com/api/rest/oauth/token\n\
+         Accept: application/json\n\
+         Content-Type: application/x-www-form-urlencoded;charset=utf-8\n\
+         TenantRegion: EU\n\
+         \n\
+         grant_type=refresh_token&refresh_token=[redacted]&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&client_id=app&client_secret=[redacted]\n"
+    );
+    let mut revealed = args.to_vec();
+    revealed.push("--reveal");
+    let out = specauth(&revealed);
+    let text = stdout(&out);
+    assert!(
+        text.contains("client_secret=TopSecret9") && text.contains("refresh_token=RefreshMe7"),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_names_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "id: bad\nextends: oauth2\nendpoints:\n  token: http://auth.example.com/token\n",
+    )
+    .unwrap();
+    let out = specauth(&["check", "specs", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    assert!(
+        text.contains("ok    specs/xee.yaml (xee: 2 grants, 6 examples)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "error {}:4:10: `http://auth.example.com/token` is plain http:// to `auth.example.com`, which is not a loopback host; use https://",
+            bad.display()
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn test_reports_each_example_and_fails_on_a_wrong_one() {
+    let out = specauth(&["test", "specs"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("PASS  saasu › password grant, XML"), "{text}");
+    let last = text.lines().last().unwrap();
+    assert!(last.ends_with("passed, 0 failed"), "{last}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("wrong.yaml");
+    std::fs::write(
+        &wrong,
+        "extends: oauth2\nendpoints: { token: \"https://a.example/t\" }\nexamples:\n  - grant: client_credentials\n    inputs: { client_id: a }\n    reply: { json: { access_token: t } }\n    expect: { token: { access_token: u } }\n",
+    )
+    .unwrap();
+    let out = specauth(&["test", wrong.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out),
+        "FAIL  wrong › client_credentials #1\n        token.access_token: expected \"u\", got \"t\"\n0 passed, 1 failed\n"
+    );
+}
+
+#[test]
+fn specs_folders_add_providers_and_shadow_bundled_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("acme.yaml"),
+        "name: Acme\nextends: oauth2\nendpoints: { token: \"https://acme.example/token\" }\n",
+    )
+    .unwrap();
+    let out = specauth(&[
+        "--specs",
+        dir.path().to_str().unwrap(),
+        "providers",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let list: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids[0], "acme");
+    assert!(ids.contains(&"xee") && ids.contains(&"saasu") && ids.contains(&"priava"));
+    let out = specauth(&[
+        "--specs",
+        dir.path().to_str().unwrap(),
+        "render",
+        "acme",
+        "client_credentials",
+        "--set",
+        "client_id=a",
+    ]);
+    assert!(
+        stdout(&out).starts_with("POST https://acme.example/token\n"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn demo_runs_every_bundled_exchange_over_loopback() {
+    let out = specauth(&["demo"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    for id in ["xee", "saasu", "priava"] {
+        assert!(
+            text.contains(&format!("━━ {id} ·")),
+            "{id} missing from the demo"
+        );
+    }
+    assert!(text.contains("each matched its offline replay."), "{text}");
+    assert!(
+        !text.contains("s3cret") && !text.contains("StrongPassword"),
+        "a secret leaked into the demo"
+    );
+}
