@@ -85,6 +85,7 @@ impl Spec {
                 &self.errors,
                 status,
                 &value,
+                &self.secret_values(inputs),
             )));
         }
         self.token_from(status, &value, body, inputs, now)
@@ -230,11 +231,14 @@ fn loosely_equal(found: &Value, expected: &Value) -> bool {
     }
 }
 
-fn provider_error(map: &ErrorMap, status: u16, value: &Value) -> ProviderError {
+/// The provider's error, with any secret the request carried (which some providers echo back,
+/// e.g. "invalid code …") replaced by `[redacted]`.
+fn provider_error(map: &ErrorMap, status: u16, value: &Value, secrets: &[&str]) -> ProviderError {
     let get = |paths: &[Path]| {
         first(paths, value)
             .and_then(scalar_string)
             .filter(|s| !s.is_empty())
+            .map(|s| redact_secrets(s, secrets))
     };
     ProviderError {
         status,
@@ -543,12 +547,7 @@ fn xml_to_json(text: &str) -> Result<Value, &'static str> {
 /// token-like keys, are replaced by `[redacted]`; whitespace is folded; at most
 /// `EXCERPT_CHARS` characters.
 pub(crate) fn excerpt(body: &[u8], secrets: &[&str]) -> String {
-    let mut text = String::from_utf8_lossy(body).into_owned();
-    for s in secrets {
-        if s.len() >= 3 {
-            text = text.replace(s, REDACTED);
-        }
-    }
+    let text = redact_secrets(String::from_utf8_lossy(body).into_owned(), secrets);
     let text = redact_keyed_values(&text);
     let folded: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if folded.is_empty() {
@@ -559,6 +558,16 @@ pub(crate) fn excerpt(body: &[u8], secrets: &[&str]) -> String {
         out.push('…');
     }
     out
+}
+
+/// `text` with every secret of 3 or more bytes replaced by `[redacted]`.
+fn redact_secrets(mut text: String, secrets: &[&str]) -> String {
+    for s in secrets {
+        if s.len() >= 3 {
+            text = text.replace(s, REDACTED);
+        }
+    }
+    text
 }
 
 const SENSITIVE_KEYS: &[&str] = &[

@@ -110,8 +110,15 @@ pub(crate) fn compile(doc: SpecDoc, stem: &str, source: Arc<str>) -> Result<Spec
     for (gname, patch) in &doc.grants {
         let Some(g) = patch.as_ref() else { continue };
         let mut merged = defaults.clone();
-        doc::Merge::merge(&mut merged, g.clone());
-        let grant = c.grant(gname, merged, &top_auth, &endpoints, &file_pos)?;
+        doc::Merge::merge(&mut merged, g.value.clone());
+        // Errors about the grant as a whole point at it when the file being loaded writes it;
+        // a grant only inherited from a base is the loaded file's business, not the base's.
+        let grant_pos = if g.pos.file == file_pos.file {
+            &g.pos
+        } else {
+            &file_pos
+        };
+        let grant = c.grant(gname, merged, &top_auth, &endpoints, grant_pos)?;
         grants.insert(gname.clone(), grant);
     }
 
@@ -211,8 +218,12 @@ impl Compiler {
                 let compiled = self.env.get_template(&name).map_err(|e| {
                     SpecError::new(&text.pos, format!("bad template in {what}: {e}"))
                 })?;
-                let mut vars: Vec<String> =
-                    compiled.undeclared_variables(false).into_iter().collect();
+                // Globals such as `range` are the engine's, not inputs.
+                let mut vars: Vec<String> = compiled
+                    .undeclared_variables(false)
+                    .into_iter()
+                    .filter(|v| self.env.globals().all(|(g, _)| g != v))
+                    .collect();
                 vars.sort();
                 for v in &vars {
                     self.check_declared(what, v, &text.pos)?;
@@ -290,7 +301,7 @@ impl Compiler {
         doc: doc::RequestDoc,
         top_auth: &doc::ClientAuthDoc,
         endpoints: &IndexMap<String, Endpoint>,
-        file_pos: &Pos,
+        grant_pos: &Pos,
     ) -> Result<Grant> {
         let method = match doc.method.as_ref() {
             None => http::Method::POST,
@@ -312,7 +323,7 @@ impl Compiler {
             .map(|a| a.value.clone())
             .unwrap_or_else(|| "token".to_owned());
         if !endpoints.contains_key(&endpoint) {
-            let pos = doc.endpoint.as_ref().map(|a| &a.pos).unwrap_or(file_pos);
+            let pos = doc.endpoint.as_ref().map(|a| &a.pos).unwrap_or(grant_pos);
             return Err(SpecError::new(
                 pos,
                 format!(
@@ -352,7 +363,7 @@ impl Compiler {
         let xml_root = doc.xml_root.as_ref().map(|a| a.value.clone());
         let may_be_xml = matches!(body, Body::Template(_) | Body::Fixed(BodyEncoding::Xml));
         if may_be_xml && xml_root.is_none() && matches!(body, Body::Fixed(BodyEncoding::Xml)) {
-            let pos = doc.body.as_ref().map(|a| &a.pos).unwrap_or(file_pos);
+            let pos = doc.body.as_ref().map(|a| &a.pos).unwrap_or(grant_pos);
             return Err(SpecError::new(
                 pos,
                 format!("grant `{gname}`: an xml body needs `xml_root`, the root element's name"),
@@ -362,12 +373,12 @@ impl Compiler {
         if let Some(over) = doc.client_auth.as_ref() {
             doc::Merge::merge(&mut auth_doc, over.clone());
         }
-        let client_auth = self.client_auth(&auth_doc.0, file_pos)?;
+        let client_auth = self.client_auth(&auth_doc.0, grant_pos)?;
         if client_auth.method != ClientAuthMethod::None {
             need(&["client_id".to_owned()]);
             if !self.inputs.contains_key("client_id") {
                 return Err(SpecError::new(
-                    file_pos,
+                    grant_pos,
                     format!(
                         "grant `{gname}` authenticates the client ({}) but no input `client_id` is declared",
                         client_auth.method.as_str()
@@ -382,6 +393,12 @@ impl Compiler {
             let mut out = Vec::new();
             for (fname, patch) in map {
                 let Some(f) = patch.as_ref() else { continue };
+                if kind == "headers" && http::HeaderName::from_bytes(fname.as_bytes()).is_err() {
+                    return Err(SpecError::new(
+                        &f.value.pos,
+                        format!("grant `{gname}`: `{fname}` is not a valid header name"),
+                    ));
+                }
                 let tmpl = this.template(&format!("grants.{gname}.{kind}.{fname}"), &f.value)?;
                 let secret = tmpl
                     .vars()
@@ -401,14 +418,6 @@ impl Compiler {
         };
         let headers = fields_of(self, "headers", &doc.headers)?;
         let fields = fields_of(self, "fields", &doc.fields)?;
-        for h in &headers {
-            if http::HeaderName::from_bytes(h.name.as_bytes()).is_err() {
-                return Err(SpecError::new(
-                    file_pos,
-                    format!("grant `{gname}`: `{}` is not a valid header name", h.name),
-                ));
-            }
-        }
         Ok(Grant {
             method,
             endpoint,

@@ -1,0 +1,624 @@
+//! The interpreter through its public API, one capability of the spec format at a time: exact
+//! requests in, exact normalised values out. No network: transports here are closures.
+
+use specauth::{Client, Error, Inputs, Spec, TransportError};
+
+fn spec(yaml: &str) -> Spec {
+    Spec::from_yaml("test.yaml", yaml).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn reply(status: u16, content_type: &str, body: &str) -> http::Response<Vec<u8>> {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(body.as_bytes().to_vec())
+        .unwrap()
+}
+
+fn body(req: &specauth::TokenRequest) -> String {
+    String::from_utf8(req.http().body().clone()).unwrap()
+}
+
+fn header<'a>(req: &'a specauth::TokenRequest, name: &str) -> Option<&'a str> {
+    req.http().headers().get(name).map(|v| v.to_str().unwrap())
+}
+
+const BASE: &str = "extends: oauth2\nendpoints: { token: \"https://auth.example.com/token\" }\n";
+
+fn with(extra: &str) -> Spec {
+    spec(&format!("{BASE}{extra}"))
+}
+
+#[test]
+fn basic_auth_form_encodes_id_and_secret_per_rfc6749() {
+    let s = with("");
+    let inputs = Inputs::new()
+        .with("client_id", "a b")
+        .with("client_secret", "p:w/");
+    let req = s.render("client_credentials", &inputs).unwrap();
+    // base64("a+b:p%3Aw%2F")
+    assert_eq!(
+        header(&req, "authorization"),
+        Some("Basic YStiOnAlM0F3JTJG")
+    );
+    assert_eq!(body(&req), "grant_type=client_credentials");
+}
+
+#[test]
+fn basic_raw_encoding_when_the_provider_documents_it() {
+    let s = with("client_auth: { method: basic, basic_encoding: raw }\n");
+    let inputs = Inputs::new()
+        .with("client_id", "a b")
+        .with("client_secret", "p:w");
+    let req = s.render("client_credentials", &inputs).unwrap();
+    assert_eq!(header(&req, "authorization"), Some("Basic YSBiOnA6dw==")); // base64("a b:p:w")
+}
+
+#[test]
+fn a_public_client_under_basic_sends_its_id_in_the_body() {
+    let s = with("");
+    let inputs = Inputs::new()
+        .with("client_id", "app")
+        .with("code", "c")
+        .with("code_verifier", "v");
+    let req = s.render("authorization_code", &inputs).unwrap();
+    assert_eq!(header(&req, "authorization"), None);
+    assert_eq!(
+        body(&req),
+        "grant_type=authorization_code&code=c&code_verifier=v&client_id=app"
+    );
+}
+
+#[test]
+fn post_both_none_and_renamed_credential_keys() {
+    let inputs = Inputs::new()
+        .with("client_id", "app")
+        .with("client_secret", "s");
+    let post = with("client_auth: post\n")
+        .render("client_credentials", &inputs)
+        .unwrap();
+    assert_eq!(
+        body(&post),
+        "grant_type=client_credentials&client_id=app&client_secret=s"
+    );
+    assert_eq!(header(&post, "authorization"), None);
+
+    let both = with("client_auth: both\n")
+        .render("client_credentials", &inputs)
+        .unwrap();
+    assert_eq!(header(&both, "authorization"), Some("Basic YXBwOnM="));
+    assert_eq!(
+        body(&both),
+        "grant_type=client_credentials&client_id=app&client_secret=s"
+    );
+
+    let none = with("client_auth: none\n")
+        .render("client_credentials", &inputs)
+        .unwrap();
+    assert_eq!(header(&none, "authorization"), None);
+    assert_eq!(body(&none), "grant_type=client_credentials");
+
+    let renamed =
+        with("client_auth: { method: post, id_field: client_key, secret_field: app_secret }\n")
+            .render("client_credentials", &inputs)
+            .unwrap();
+    assert_eq!(
+        body(&renamed),
+        "grant_type=client_credentials&client_key=app&app_secret=s"
+    );
+}
+
+#[test]
+fn optional_fields_are_omitted_never_sent_empty() {
+    let s = with("");
+    let inputs = Inputs::new()
+        .with("client_id", "app")
+        .with("refresh_token", "r");
+    let req = s.render("refresh_token", &inputs).unwrap();
+    assert_eq!(
+        body(&req),
+        "grant_type=refresh_token&refresh_token=r&client_id=app"
+    );
+    let req = s
+        .render("refresh_token", &inputs.clone().with("scope", "a b"))
+        .unwrap();
+    assert_eq!(
+        body(&req),
+        "grant_type=refresh_token&refresh_token=r&scope=a+b&client_id=app"
+    );
+}
+
+#[test]
+fn json_and_xml_bodies_escape_values_so_inputs_cannot_break_out() {
+    let s = with("request: { body: json }\nclient_auth: none\n");
+    let inputs = Inputs::new()
+        .with("username", "u\",\"admin\":\"1")
+        .with("password", "p");
+    let req = s.render("password", &inputs).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(req.http().body()).unwrap();
+    assert_eq!(v["username"], "u\",\"admin\":\"1");
+    assert_eq!(v.as_object().unwrap().len(), 3);
+    assert_eq!(header(&req, "content-type"), Some("application/json"));
+
+    let s = with("request: { body: xml, xml_root: Req }\nclient_auth: none\n");
+    let inputs = Inputs::new()
+        .with("username", "</username><admin>1</admin>")
+        .with("password", "p&q");
+    let req = s.render("password", &inputs).unwrap();
+    assert_eq!(
+        body(&req),
+        "<Req><grant_type>password</grant_type><username>&lt;/username&gt;&lt;admin&gt;1&lt;/admin&gt;</username><password>p&amp;q</password></Req>"
+    );
+    assert_eq!(header(&req, "content-type"), Some("application/xml"));
+}
+
+#[test]
+fn get_with_query_parameters_and_redacted_query_preview() {
+    let s = spec(
+        "extends: oauth2\nendpoints: { token: \"https://graph.example.com/oauth/access_token?v=2\" }\n\
+         request: { method: GET, body: query }\nclient_auth: post\n",
+    );
+    let inputs = Inputs::new()
+        .with("client_id", "app")
+        .with("client_secret", "s3cret")
+        .with("code", "c0de");
+    let req = s.render("authorization_code", &inputs).unwrap();
+    assert_eq!(req.http().method(), "GET");
+    assert_eq!(
+        req.http().uri(),
+        "https://graph.example.com/oauth/access_token?v=2&grant_type=authorization_code&code=c0de&client_id=app&client_secret=s3cret"
+    );
+    assert!(req.http().body().is_empty());
+    assert_eq!(header(&req, "content-type"), None);
+    assert_eq!(
+        req.redacted().lines().next().unwrap(),
+        "GET https://graph.example.com/oauth/access_token?v=2&grant_type=authorization_code&code=[redacted]&client_id=app&client_secret=[redacted]"
+    );
+}
+
+#[test]
+fn hosts_from_inputs_and_jinja_templates_with_filters() {
+    let s = spec(
+        "extends: oauth2\nendpoints: { token: \"https://{{ shop }}.shops.example/admin/oauth/access_token\" }\n\
+         inputs: { shop: { required: true } }\n\
+         request: { headers: { X-Tenant: \"{{ shop | upper }}\", X-Id: \"{{ client_id | b64encode }}\" } }\n",
+    );
+    let inputs = Inputs::new().with("shop", "blue").with("client_id", "app");
+    let req = s.render("client_credentials", &inputs).unwrap();
+    assert_eq!(
+        req.http().uri(),
+        "https://blue.shops.example/admin/oauth/access_token"
+    );
+    assert_eq!(header(&req, "x-tenant"), Some("BLUE"));
+    assert_eq!(header(&req, "x-id"), Some("YXBw"));
+    let err = s
+        .render(
+            "client_credentials",
+            &Inputs::new().with("client_id", "app"),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Input { name, .. } if name == "shop"),
+        "{err}"
+    );
+}
+
+#[test]
+fn input_errors_name_the_input() {
+    let s = with("inputs: { region: { enum: [EU, US], default: EU } }\n");
+    let e = s.render("client_credentials", &Inputs::new()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "input `client_id`: required by grant `client_credentials` of `test` but not set (The client identifier issued at registration); give it with --set client_id=… or SPECAUTH_CLIENT_ID"
+    );
+    let e = s
+        .render(
+            "client_credentials",
+            &Inputs::new().with("client_id", "a").with("region", "MARS"),
+        )
+        .unwrap_err();
+    assert_eq!(e.to_string(), "input `region`: `MARS` is not one of EU, US");
+    let e = s
+        .render(
+            "client_credentials",
+            &Inputs::new().with("client_id", "a").with("regoin", "EU"),
+        )
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("input `regoin`: not declared by spec `test`"),
+        "{e}"
+    );
+    // A value can't break out of its field: the form encoder escapes it.
+    let req = s
+        .render(
+            "client_credentials",
+            &Inputs::new().with("client_id", "a\n&scope=admin"),
+        )
+        .unwrap();
+    assert_eq!(
+        body(&req),
+        "grant_type=client_credentials&client_id=a%0A%26scope%3Dadmin"
+    );
+}
+
+#[test]
+fn a_header_value_with_a_newline_is_refused() {
+    let s = with("request: { headers: { X-Region: \"{{ scope }}\" } }\n");
+    let inputs = Inputs::new()
+        .with("client_id", "a")
+        .with("scope", "x\r\nEvil: 1");
+    let e = s.render("client_credentials", &inputs).unwrap_err();
+    assert!(
+        matches!(&e, Error::Input { name, .. } if name == "X-Region"),
+        "{e}"
+    );
+}
+
+#[test]
+fn secrets_never_reach_previews_or_debug() {
+    let s = with("client_auth: post\n");
+    let inputs = Inputs::new()
+        .with("client_id", "app")
+        .with("client_secret", "TopSecret9")
+        .with("username", "u")
+        .with("password", "Hunter2Pw");
+    let req = s.render("password", &inputs).unwrap();
+    for text in [
+        req.redacted().to_owned(),
+        format!("{req:?}"),
+        format!("{inputs:?}"),
+    ] {
+        assert!(
+            !text.contains("TopSecret9") && !text.contains("Hunter2Pw"),
+            "{text}"
+        );
+    }
+    assert!(req.revealed().contains("client_secret=TopSecret9"));
+}
+
+#[test]
+fn a_runaway_template_runs_out_of_fuel_instead_of_hanging() {
+    let s = with(
+        "request: { headers: { X-Loop: \"{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}\" } }\n",
+    );
+    let e = s
+        .render("client_credentials", &Inputs::new().with("client_id", "a"))
+        .unwrap_err();
+    assert!(matches!(&e, Error::Render { .. }), "{e}");
+    assert!(e.to_string().contains("fuel"), "{e}");
+}
+
+#[test]
+fn body_encoding_chosen_by_an_input() {
+    let s = with(
+        "inputs: { format: { enum: [json, xml], default: json } }\n\
+         request: { body: \"{{ format }}\", xml_root: R }\nclient_auth: none\n",
+    );
+    let json = s.render("client_credentials", &Inputs::new()).unwrap();
+    assert_eq!(body(&json), r#"{"grant_type":"client_credentials"}"#);
+    let xml = s
+        .render("client_credentials", &Inputs::new().with("format", "xml"))
+        .unwrap();
+    assert_eq!(
+        body(&xml),
+        "<R><grant_type>client_credentials</grant_type></R>"
+    );
+}
+
+// ---- normalising replies ----
+
+fn token(s: &Spec, grant: &str, inputs: &Inputs, r: http::Response<Vec<u8>>) -> specauth::Token {
+    s.normalise_at(grant, inputs, &r, 1_000_000)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn expiry_in_every_form() {
+    let s = with("token: { expires_at: $.expires_at }\n");
+    let none = Inputs::new();
+    let t = token(
+        &s,
+        "client_credentials",
+        &none,
+        reply(
+            200,
+            "application/json",
+            r#"{"access_token":"a","expires_in":"3600"}"#,
+        ),
+    );
+    assert_eq!((t.expires_in, t.expires_at), (Some(3600), Some(1_003_600)));
+    let t = token(
+        &s,
+        "client_credentials",
+        &none,
+        reply(
+            200,
+            "application/json",
+            r#"{"access_token":"a","expires_at":1000600}"#,
+        ),
+    );
+    assert_eq!((t.expires_in, t.expires_at), (Some(600), Some(1_000_600)));
+    let t = s
+        .normalise_at(
+            "client_credentials",
+            &none,
+            &reply(
+                200,
+                "application/json",
+                r#"{"access_token":"a","expires_at":"1700000600000"}"#,
+            ),
+            1_700_000_000,
+        )
+        .unwrap();
+    assert_eq!(
+        (t.expires_in, t.expires_at),
+        (Some(600), Some(1_700_000_600)),
+        "milliseconds as a string"
+    );
+    let t = token(
+        &s,
+        "client_credentials",
+        &none,
+        reply(
+            200,
+            "application/json",
+            r#"{"access_token":"a","expires_at":"1970-01-12T13:56:40Z"}"#,
+        ),
+    );
+    assert_eq!(t.expires_at, Some(1_000_600), "ISO 8601");
+    let t = token(
+        &s,
+        "client_credentials",
+        &none,
+        reply(200, "application/json", r#"{"access_token":"a"}"#),
+    );
+    assert_eq!((t.expires_in, t.expires_at), (None, None));
+
+    let ms = with("token: { expires_in_unit: milliseconds }\n");
+    let t = token(
+        &ms,
+        "client_credentials",
+        &none,
+        reply(
+            200,
+            "application/json",
+            r#"{"access_token":"a","expires_in":7200000}"#,
+        ),
+    );
+    assert_eq!(t.expires_in, Some(7200));
+
+    let dflt = with("token: { default_expires_in: 21600 }\n");
+    let t = token(
+        &dflt,
+        "client_credentials",
+        &none,
+        reply(200, "application/json", r#"{"access_token":"a"}"#),
+    );
+    assert_eq!((t.expires_in, t.expires_at), (Some(21600), Some(1_021_600)));
+
+    let e = s
+        .normalise_at(
+            "client_credentials",
+            &none,
+            &reply(
+                200,
+                "application/json",
+                r#"{"access_token":"a","expires_in":"soon"}"#,
+            ),
+            0,
+        )
+        .unwrap_err();
+    assert_eq!(e.kind(), "reply");
+    assert!(
+        e.to_string()
+            .contains("expires_in `\"soon\"` is not a number of seconds"),
+        "{e}"
+    );
+}
+
+#[test]
+fn token_type_scope_id_token_extras_and_nested_paths() {
+    let s = with(
+        "token:\n  access_token: [$.data.token, $.access_token]\n  scope_separator: \",\"\n  extras:\n    instance_url: $.instance_url\n    athlete: $.athlete\n",
+    );
+    let t = token(
+        &s,
+        "client_credentials",
+        &Inputs::new(),
+        reply(
+            200,
+            "application/json",
+            r#"{"data":{"token":"nested"},"token_type":"BEARER","scope":"read,write","id_token":"eyJ","instance_url":"https://x.example","athlete":{"id":7}}"#,
+        ),
+    );
+    assert_eq!(t.access_token.secret(), "nested");
+    assert_eq!(t.token_type, "Bearer");
+    assert_eq!(t.scope, Some(vec!["read".to_owned(), "write".to_owned()]));
+    assert_eq!(t.id_token.as_ref().map(|s| s.secret()), Some("eyJ"));
+    assert_eq!(t.extra["instance_url"], "https://x.example");
+    assert_eq!(t.extra["athlete"], serde_json::json!({"id": 7}));
+    let dbg = format!("{t:?}");
+    assert!(!dbg.contains("nested") && !dbg.contains("eyJ"), "{dbg}");
+}
+
+#[test]
+fn a_refresh_reply_without_refresh_token_keeps_the_old_one_and_a_rotated_one_replaces_it() {
+    let s = with("");
+    let inputs = Inputs::new()
+        .with("client_id", "a")
+        .with("refresh_token", "old");
+    let t = token(
+        &s,
+        "refresh_token",
+        &inputs,
+        reply(200, "application/json", r#"{"access_token":"x"}"#),
+    );
+    assert_eq!(t.refresh_token.unwrap().secret(), "old");
+    let t = token(
+        &s,
+        "refresh_token",
+        &inputs,
+        reply(
+            200,
+            "application/json",
+            r#"{"access_token":"x","refresh_token":"new"}"#,
+        ),
+    );
+    assert_eq!(t.refresh_token.unwrap().secret(), "new");
+}
+
+#[test]
+fn errors_inside_a_200_reply_and_numeric_codes() {
+    let s = with(
+        "errors:\n  when: [{ path: $.ok, equals: false }, { path: $.error, exists: true }]\n  code: [$.error, $.code]\n  message: [$.error_description, $.msg]\n",
+    );
+    let none = Inputs::new();
+    let e = s
+        .normalise_at(
+            "client_credentials",
+            &none,
+            &reply(
+                200,
+                "application/json",
+                r#"{"ok":false,"error":"invalid_code"}"#,
+            ),
+            0,
+        )
+        .unwrap_err();
+    let Error::Provider(p) = e else { panic!("{e}") };
+    assert_eq!((p.status, p.code.as_deref()), (200, Some("invalid_code")));
+
+    // GitHub-style: form-encoded error in a 200 reply.
+    let e = s
+        .normalise_at(
+            "client_credentials",
+            &none,
+            &reply(
+                200,
+                "application/x-www-form-urlencoded",
+                "error=bad_verification_code&error_description=The+code+is+wrong",
+            ),
+            0,
+        )
+        .unwrap_err();
+    let Error::Provider(p) = e else { panic!("{e}") };
+    assert_eq!(p.code.as_deref(), Some("bad_verification_code"));
+    assert_eq!(p.message.as_deref(), Some("The code is wrong"));
+
+    let e = s
+        .normalise_at(
+            "client_credentials",
+            &none,
+            &reply(401, "application/json", r#"{"code":40101,"msg":"bad"}"#),
+            0,
+        )
+        .unwrap_err();
+    let Error::Provider(p) = e else { panic!("{e}") };
+    assert_eq!(
+        (p.status, p.code.as_deref(), p.message.as_deref()),
+        (401, Some("40101"), Some("bad"))
+    );
+
+    let ok = s.normalise_at(
+        "client_credentials",
+        &none,
+        &reply(200, "application/json", r#"{"ok":true,"access_token":"t"}"#),
+        0,
+    );
+    assert!(ok.is_ok());
+}
+
+#[test]
+fn unusable_replies_name_the_status_and_redact_the_excerpt() {
+    let s = with("");
+    let inputs = Inputs::new()
+        .with("client_id", "a")
+        .with("refresh_token", "MyRefreshTok");
+    let e = s
+        .normalise_at(
+            "refresh_token",
+            &inputs,
+            &reply(
+                200,
+                "application/json",
+                r#"{"token_type":"bearer","refresh_token":"MyRefreshTok","x":1}"#,
+            ),
+            0,
+        )
+        .unwrap_err();
+    let Error::Reply {
+        status,
+        problem,
+        excerpt,
+    } = &e
+    else {
+        panic!("{e}")
+    };
+    assert_eq!(*status, 200);
+    assert_eq!(
+        problem,
+        "a 200 reply without an access token at $.access_token"
+    );
+    assert!(!excerpt.contains("MyRefreshTok"), "{excerpt}");
+    assert!(!e.to_string().contains("MyRefreshTok"));
+
+    let e = s
+        .normalise_at(
+            "refresh_token",
+            &inputs,
+            &reply(500, "application/json", "{not json"),
+            0,
+        )
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "unusable reply (HTTP 500): the body is not valid JSON; the reply begins: {not json"
+    );
+}
+
+#[test]
+fn a_closure_transport_sees_the_exact_request() {
+    let s = with("");
+    let inputs = Inputs::new()
+        .with("client_id", "app")
+        .with("client_secret", "s")
+        .with("code", "abc");
+    let client =
+        Client::with_transport(|req: http::Request<Vec<u8>>| -> Result<_, TransportError> {
+            assert_eq!(req.method(), "POST");
+            assert_eq!(req.uri(), "https://auth.example.com/token");
+            assert_eq!(req.headers()["authorization"], "Basic YXBwOnM=");
+            assert_eq!(req.headers()["accept"], "application/json");
+            assert_eq!(req.body(), b"grant_type=authorization_code&code=abc");
+            Ok(reply(
+                200,
+                "application/json",
+                r#"{"access_token":"t","token_type":"bearer","expires_in":60}"#,
+            ))
+        });
+    let t = client.token(&s, "authorization_code", &inputs).unwrap();
+    assert_eq!(t.access_token.secret(), "t");
+    assert_eq!(t.expires_in, Some(60));
+}
+
+#[test]
+fn unknown_grants_and_endpoints_are_usage_errors() {
+    let s = with("");
+    let e = s.render("implicit", &Inputs::new()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "spec `test` has no grant `implicit` (it has: authorization_code, refresh_token, password, client_credentials, device_code)"
+    );
+    let e = with("")
+        .with_endpoint("revoke", "https://x.example/r")
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "spec `test` has no endpoint `revoke` (it has: token)"
+    );
+    let e = with("")
+        .with_endpoint("token", "http://evil.example/t")
+        .unwrap_err();
+    assert!(e.to_string().contains("not a loopback host"), "{e}");
+}
