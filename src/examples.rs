@@ -210,18 +210,18 @@ fn same(a: &Value, b: &Value) -> bool {
 }
 
 fn check_request(expect: &RequestExpect, req: &http::Request<Vec<u8>>, failures: &mut Vec<String>) {
-    if let Some(m) = &expect.method {
-        if !req.method().as_str().eq_ignore_ascii_case(m) {
-            failures.push(format!(
-                "request.method: expected {m}, got {}",
-                req.method()
-            ));
-        }
+    if let Some(m) = &expect.method
+        && !req.method().as_str().eq_ignore_ascii_case(m)
+    {
+        failures.push(format!(
+            "request.method: expected {m}, got {}",
+            req.method()
+        ));
     }
-    if let Some(u) = &expect.url {
-        if req.uri().to_string() != *u {
-            failures.push(format!("request.url: expected {u}, got {}", req.uri()));
-        }
+    if let Some(u) = &expect.url
+        && req.uri().to_string() != *u
+    {
+        failures.push(format!("request.url: expected {u}, got {}", req.uri()));
     }
     for (name, want) in &expect.headers {
         match req
@@ -264,10 +264,10 @@ fn check_request(expect: &RequestExpect, req: &http::Request<Vec<u8>>, failures:
             Err(_) => failures.push(format!("request.json: the body is not JSON: {body}")),
         }
     }
-    if let Some(b) = &expect.body {
-        if body != *b {
-            failures.push(format!("request.body: expected {b:?}, got {body:?}"));
-        }
+    if let Some(b) = &expect.body
+        && body != *b
+    {
+        failures.push(format!("request.body: expected {b:?}, got {body:?}"));
     }
 }
 

@@ -224,8 +224,11 @@ fn loosely_equal(found: &Value, expected: &Value) -> bool {
         return true;
     }
     match (found, expected) {
-        (Value::String(s), other) | (other, Value::String(s)) if !other.is_string() => {
-            *s == other.to_string()
+        (Value::String(s), Value::Bool(b)) | (Value::Bool(b), Value::String(s)) => {
+            s.as_str() == if *b { "true" } else { "false" }
+        }
+        (Value::String(s), Value::Number(n)) | (Value::Number(n), Value::String(s)) => {
+            s.parse::<f64>().ok() == n.as_f64()
         }
         _ => false,
     }

@@ -151,17 +151,16 @@ impl Spec {
             BodyEncoding::Xml => Some("application/xml"),
             BodyEncoding::Query | BodyEncoding::None => None,
         };
-        if let Some(ct) = content_type {
-            if !headers
+        if let Some(ct) = content_type
+            && !headers
                 .iter()
                 .any(|h| h.name.eq_ignore_ascii_case("content-type"))
-            {
-                headers.push(Part {
-                    name: "Content-Type".into(),
-                    value: ct.into(),
-                    secret: false,
-                });
-            }
+        {
+            headers.push(Part {
+                name: "Content-Type".into(),
+                value: ct.into(),
+                secret: false,
+            });
         }
 
         let (url, redacted_url, body, redacted_body) = match encoding {
@@ -262,14 +261,14 @@ impl Spec {
                     ),
                 });
             };
-            if let Some(allowed) = &def.allowed {
-                if !allowed.iter().any(|a| a == value) {
-                    let shown = if def.secret { REDACTED } else { value };
-                    return Err(Error::Input {
-                        name: name.to_owned(),
-                        problem: format!("`{shown}` is not one of {}", allowed.join(", ")),
-                    });
-                }
+            if let Some(allowed) = &def.allowed
+                && !allowed.iter().any(|a| a == value)
+            {
+                let shown = if def.secret { REDACTED } else { value };
+                return Err(Error::Input {
+                    name: name.to_owned(),
+                    problem: format!("`{shown}` is not one of {}", allowed.join(", ")),
+                });
             }
             values.insert(name.to_owned(), value.to_owned());
         }

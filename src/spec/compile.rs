@@ -62,17 +62,17 @@ pub(crate) fn compile(doc: SpecDoc, stem: &str, source: Arc<str>) -> Result<Spec
             .allowed
             .as_ref()
             .map(|v| v.iter().map(|a| a.value.clone()).collect());
-        if let (Some(default), Some(allowed)) = (input.default.as_ref(), allowed.as_ref()) {
-            if !allowed.contains(&default.value) {
-                return Err(SpecError::new(
-                    &default.pos,
-                    format!(
-                        "default `{}` of input `{input_name}` is not one of its enum values ({})",
-                        default.value,
-                        allowed.join(", ")
-                    ),
-                ));
-            }
+        if let (Some(default), Some(allowed)) = (input.default.as_ref(), allowed.as_ref())
+            && !allowed.contains(&default.value)
+        {
+            return Err(SpecError::new(
+                &default.pos,
+                format!(
+                    "default `{}` of input `{input_name}` is not one of its enum values ({})",
+                    default.value,
+                    allowed.join(", ")
+                ),
+            ));
         }
         c.inputs.insert(
             input_name.clone(),
@@ -99,7 +99,6 @@ pub(crate) fn compile(doc: SpecDoc, stem: &str, source: Arc<str>) -> Result<Spec
             Endpoint {
                 tmpl,
                 text: url.value.clone(),
-                pos: url.pos.clone(),
             },
         );
     }
@@ -210,10 +209,8 @@ impl Compiler {
                 self.env
                     .add_template_owned(name.clone(), text.value.clone())
                     .map_err(|e| {
-                        SpecError::new(
-                            &text.pos,
-                            format!("bad template in {what}: {}", template::describe(&e)),
-                        )
+                        let detail = without_template_name(&template::describe(&e), &name);
+                        SpecError::new(&text.pos, format!("bad template in {what}: {detail}"))
                     })?;
                 let compiled = self.env.get_template(&name).map_err(|e| {
                     SpecError::new(&text.pos, format!("bad template in {what}: {e}"))
@@ -312,7 +309,9 @@ impl Compiler {
                 other => {
                     return Err(SpecError::new(
                         &m.pos,
-                        format!("grant `{gname}`: unknown method `{other}`; expected POST or GET"),
+                        format!(
+                            "grant `{gname}`: unknown method `{other}`; expected POST, GET or PUT"
+                        ),
                     ));
                 }
             },
@@ -533,15 +532,60 @@ impl Compiler {
 
 fn compile_path(what: &str, p: &At<String>) -> Result<Path> {
     let query = jsonpath_rust::parser::parse_json_path(&p.value).map_err(|e| {
-        let detail = e.to_string();
-        let detail = detail.lines().next().unwrap_or("").trim().to_owned();
         SpecError::new(
             &p.pos,
-            format!("bad JSONPath `{}` in {what}: {detail}", p.value),
+            format!(
+                "bad JSONPath `{}` in {what}: {}",
+                p.value,
+                jsonpath_detail(&p.value, &e.to_string())
+            ),
         )
     })?;
     Ok(Path {
         text: p.value.clone(),
         query,
     })
+}
+
+/// The parser's report (`Failed to parse rule: --> 1:3 … = expected …`) as one line: where in
+/// the path it stopped and what it expected there.
+fn jsonpath_detail(path: &str, report: &str) -> String {
+    let at = report
+        .split_once("--> ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|lc| lc.rsplit(':').next())
+        .and_then(|c| c.parse::<usize>().ok());
+    let expected = report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("= "))
+        .map(|e| e.replace("EOI", "end of path"));
+    let mut out = match (at, expected) {
+        (Some(at), Some(expected)) => format!("cannot parse it at character {at} ({expected})"),
+        (Some(at), None) => format!("cannot parse it at character {at}"),
+        _ => report.lines().next().unwrap_or("").trim().to_owned(),
+    };
+    if !path.starts_with('$') {
+        out.push_str("; a JSONPath starts with `$`, as in `$.access_token`");
+    }
+    out
+}
+
+/// Drops minijinja's ` (in NAME:LINE)`: the name is internal (`what#N`) and `what` is already in
+/// the message. The line is kept when the template has several.
+fn without_template_name(message: &str, name: &str) -> String {
+    let tag = format!(" (in {name}:");
+    let Some(start) = message.find(&tag) else {
+        return message.to_owned();
+    };
+    let after = &message[start + tag.len()..];
+    let Some(close) = after.find(')') else {
+        return message.to_owned();
+    };
+    let line = &after[..close];
+    let note = if line == "1" {
+        String::new()
+    } else {
+        format!(" (line {line} of the template)")
+    };
+    format!("{}{note}{}", &message[..start], &after[close + 1..])
 }

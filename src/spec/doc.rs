@@ -72,13 +72,6 @@ impl<T> Patch<T> {
             _ => None,
         }
     }
-
-    pub fn into_option(self) -> Option<T> {
-        match self {
-            Patch::Set(v) => Some(v),
-            _ => None,
-        }
-    }
 }
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
@@ -178,8 +171,9 @@ pub struct SpecDoc {
     /// Defaults shared by every grant's request.
     #[serde(default)]
     pub request: Patch<RequestDoc>,
+    /// Each grant keeps where it is written, for errors about the grant as a whole.
     #[serde(default)]
-    pub grants: IndexMap<String, Patch<RequestDoc>>,
+    pub grants: IndexMap<String, Patch<At<RequestDoc>>>,
     #[serde(default)]
     pub token: Patch<TokenDoc>,
     #[serde(default)]
@@ -335,6 +329,14 @@ merge_fields!(RequestDoc {
     headers,
     fields
 });
+
+/// A grant merged over its base keeps the place of the layer that last wrote it.
+impl Merge for At<RequestDoc> {
+    fn merge(&mut self, over: Self) {
+        self.value.merge(over.value);
+        self.pos = over.pos;
+    }
+}
 
 /// A header or body field: a template, or `{ value: template, optional: true }`.
 #[derive(Clone, Debug, PartialEq)]

@@ -168,6 +168,24 @@ impl Loader {
         if seen.len() > MAX_EXTENDS_DEPTH {
             return Err(SpecError::new(&base.pos, "`extends:` chain is too deep").into());
         }
+        // A base is a spec id, or a path below the spec's own folder: never `..` or absolute,
+        // so a spec cannot pull in arbitrary files.
+        let escapes = base.value.starts_with('/')
+            || base.value.contains('\\')
+            || base
+                .value
+                .split('/')
+                .any(|seg| seg == ".." || seg.is_empty());
+        if escapes {
+            return Err(SpecError::new(
+                &base.pos,
+                format!(
+                    "`extends: {}` must be a spec id or a path inside the spec's folder (no `..`, no leading `/`)",
+                    base.value
+                ),
+            )
+            .into());
+        }
         let (base_file, base_text): (Arc<str>, String) = match self.find(&base.value) {
             Some(Source::File(p)) => {
                 let f: Arc<str> = Arc::from(p.display().to_string());
@@ -251,12 +269,18 @@ pub(crate) fn parse(file: &Arc<str>, text: &str) -> Result<SpecDoc, SpecError> {
             ),
         ));
     }
-    doc::with_file(file, || serde_saphyr::from_str::<SpecDoc>(text)).map_err(|e| {
+    // YAML 1.2 booleans only: `yes`, `no`, `on`, `off`, `y` and `n` stay strings (a field value
+    // `no` must not become `false`), and `required: "yes"` is an error rather than `true`.
+    let options = serde_saphyr::options! { strict_booleans: true };
+    doc::with_file(file, || {
+        serde_saphyr::from_str_with_options::<SpecDoc>(text, options)
+    })
+    .map_err(|e| {
         let (line, column) = e
             .location()
             .map(|l| (l.line(), l.column()))
             .unwrap_or((0, 0));
-        let message = yaml_message(&e);
+        let message = yaml_message(&e, text);
         SpecError {
             pos: Pos {
                 file: file.clone(),
@@ -268,8 +292,46 @@ pub(crate) fn parse(file: &Arc<str>, text: &str) -> Result<SpecDoc, SpecError> {
     })
 }
 
-/// serde-saphyr's message without its own location prefix or source snippet.
-fn yaml_message(e: &serde_saphyr::Error) -> String {
+/// serde-saphyr's message without its own location prefix or source snippet; type mismatches
+/// are reworded for spec authors ("expected a map, found a list") with the offending text.
+fn yaml_message(e: &serde_saphyr::Error, source: &str) -> String {
+    use serde_saphyr::Error as E;
+    let mut root = e;
+    while let E::WithSnippet { error, .. } | E::AliasError { error, .. } = root {
+        root = error;
+    }
+    let expected = match root {
+        E::Unexpected { expected, .. } => match *expected {
+            "mapping start" => Some("a map (`key: value` lines or `{ … }`)".to_owned()),
+            "sequence start" => Some("a list (`- item` lines or `[ … ]`)".to_owned()),
+            "string scalar" => Some("a string".to_owned()),
+            _ => None,
+        },
+        E::InvalidBooleanStrict { .. } => Some("`true` or `false`".to_owned()),
+        E::InvalidScalar { ty, .. } => match *ty {
+            "u8" => Some(format!("a whole number from 0 to {}", u8::MAX)),
+            "u16" => Some(format!("a whole number from 0 to {}", u16::MAX)),
+            "u32" | "u64" => Some("a whole number (0 or more)".to_owned()),
+            "boolean" => Some("`true` or `false`".to_owned()),
+            _ => None,
+        },
+        _ => None,
+    };
+    if let E::DuplicateMappingKey { key, .. } = root {
+        return match key {
+            Some(key) => format!("duplicate key `{key}`; a key may appear only once in a map"),
+            None => "duplicate key; a key may appear only once in a map".to_owned(),
+        };
+    }
+    if let Some(expected) = expected {
+        let found = e
+            .location()
+            .and_then(|l| found_at(source, l.line(), l.column()));
+        return match found {
+            Some(found) => format!("expected {expected}, found {found}"),
+            None => format!("expected {expected}"),
+        };
+    }
     let text = e.without_snippet().to_string();
     let first = text.lines().next().unwrap_or("").trim();
     // Messages read "...at line L, column C"; the position is printed by us.
@@ -277,5 +339,67 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
         Some(i) => &first[..i],
         None => first,
     };
-    trimmed.trim_end_matches(':').to_owned()
+    let trimmed = trimmed.trim_end_matches(':');
+    // The parser's classic messages, said in terms of what the author most likely did.
+    let hint = match trimmed {
+        "mapping values are not allowed in this context" => {
+            "; is this line indented more than the one above, or does a value hold an unquoted `: `?"
+        }
+        "while parsing a block mapping, did not find expected key" => {
+            "; is this line indented less than the ones above it?"
+        }
+        "while parsing a flow mapping, did not find expected ',' or '}'" => {
+            "; is a `{ … }` above left unclosed?"
+        }
+        "while parsing a flow sequence, did not find expected ',' or ']'" => {
+            "; is a `[ … ]` above left unclosed?"
+        }
+        _ => "",
+    };
+    format!("{trimmed}{hint}")
+}
+
+/// What the YAML at 1-based `line`:`column` is, for "found …": a list, a map, or a scalar's text.
+fn found_at(source: &str, line: u64, column: u64) -> Option<String> {
+    let text = source
+        .lines()
+        .nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    let rest: String = text
+        .chars()
+        .skip(usize::try_from(column).ok()?.saturating_sub(1))
+        .collect();
+    let rest = rest.trim_end();
+    if rest.starts_with('[') || rest == "-" || rest.starts_with("- ") {
+        return Some("a list".to_owned());
+    }
+    if rest.starts_with('{') {
+        return Some("a map".to_owned());
+    }
+    let scalar = match rest.chars().next()? {
+        q @ ('"' | '\'') => match rest[1..].find(q) {
+            Some(end) => &rest[..end + 2],
+            None => rest,
+        },
+        _ => {
+            let end = rest
+                .find([',', '}', ']'])
+                .into_iter()
+                .chain(rest.find(" #"))
+                .min()
+                .unwrap_or(rest.len());
+            let plain = rest[..end].trim_end();
+            if plain.ends_with(':') || plain.contains(": ") {
+                return Some("a map".to_owned());
+            }
+            plain
+        }
+    };
+    if scalar.is_empty() {
+        return None;
+    }
+    let mut shown: String = scalar.chars().take(40).collect();
+    if shown.len() < scalar.len() {
+        shown.push('…');
+    }
+    Some(format!("`{shown}`"))
 }

@@ -12,7 +12,7 @@ use jsonpath_rust::parser::model::JpQuery;
 
 pub use load::{Loader, bundled_ids};
 
-use crate::error::{Error, Pos};
+use crate::error::Error;
 use crate::template::Tmpl;
 
 /// A provider spec, loaded, merged with its base and compiled.
@@ -66,7 +66,6 @@ pub(crate) struct Endpoint {
     pub(crate) tmpl: Tmpl,
     /// The URL or template as written.
     pub(crate) text: String,
-    pub(crate) pos: Pos,
 }
 
 /// How the client proves who it is.
@@ -350,6 +349,9 @@ pub(crate) fn join<'a>(names: impl Iterator<Item = &'a String>) -> String {
 
 /// `https://` anywhere, `http://` only to a loopback host.
 pub(crate) fn check_url(url: &str) -> Result<(), String> {
+    if !url.contains("://") {
+        return Err(format!("`{url}` must start with https://"));
+    }
     let uri: http::Uri = url
         .parse()
         .map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
