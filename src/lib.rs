@@ -95,6 +95,7 @@
 #![deny(missing_docs)]
 
 mod client;
+mod device;
 mod error;
 mod examples;
 mod inputs;
@@ -108,6 +109,7 @@ mod token;
 mod transport;
 
 pub use client::Client;
+pub use device::DeviceAuthorization;
 pub use error::{Error, Pos, ProviderError, SpecError, TransportError, TransportErrorKind};
 pub use examples::{EXAMPLE_NOW, ExampleReport};
 pub use inputs::Inputs;

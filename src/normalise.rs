@@ -63,15 +63,30 @@ impl Spec {
         now: u64,
     ) -> Result<Token, Error> {
         self.grant(grant)?;
+        let value = self.successful_reply(inputs, reply)?;
+        self.token_from(reply.status().as_u16(), &value, reply.body(), inputs, now)
+    }
+
+    /// The reply parsed into one JSON value when it is a success; otherwise the provider's
+    /// normalised error (a non-2xx status, or a match of `errors.when`), or an
+    /// [`Error::Reply`] when it cannot be parsed.
+    pub(crate) fn successful_reply(
+        &self,
+        inputs: &Inputs,
+        reply: &http::Response<Vec<u8>>,
+    ) -> Result<Value, Error> {
         let status = reply.status().as_u16();
         let content_type = reply
             .headers()
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
         let body = reply.body();
-        let success = reply.status().is_success();
         let value = match parse_body(content_type, body) {
             Ok(v) => v,
+            // A success with no body (revocation answers `200` and nothing else) is fine.
+            Err(_) if reply.status().is_success() && body.iter().all(u8::is_ascii_whitespace) => {
+                Value::Object(Map::new())
+            }
             Err(problem) => {
                 return Err(Error::Reply {
                     status,
@@ -80,7 +95,7 @@ impl Spec {
                 });
             }
         };
-        if !success || self.errors.when.iter().any(|c| c.matches(&value)) {
+        if !reply.status().is_success() || self.errors.when.iter().any(|c| c.matches(&value)) {
             return Err(Error::Provider(provider_error(
                 &self.errors,
                 status,
@@ -88,7 +103,20 @@ impl Spec {
                 &self.secret_values(inputs),
             )));
         }
-        self.token_from(status, &value, body, inputs, now)
+        Ok(value)
+    }
+
+    pub(crate) fn reply_error(
+        &self,
+        reply: &http::Response<Vec<u8>>,
+        inputs: &Inputs,
+        problem: String,
+    ) -> Error {
+        Error::Reply {
+            status: reply.status().as_u16(),
+            problem,
+            excerpt: excerpt(reply.body(), &self.secret_values(inputs)),
+        }
     }
 
     fn secret_values<'a>(&self, inputs: &'a Inputs) -> Vec<&'a str> {
@@ -253,7 +281,7 @@ fn provider_error(map: &ErrorMap, status: u16, value: &Value, secrets: &[&str]) 
 }
 
 /// The first path that finds a value, and that value.
-fn first<'a>(paths: &[Path], value: &'a Value) -> Option<&'a Value> {
+pub(crate) fn first<'a>(paths: &[Path], value: &'a Value) -> Option<&'a Value> {
     paths.iter().find_map(|p| query(p, value))
 }
 
@@ -274,7 +302,7 @@ fn paths_text(paths: &[Path]) -> String {
 }
 
 /// Strings as they are, numbers and booleans as text; anything else is not a scalar.
-fn scalar_string(v: &Value) -> Option<String> {
+pub(crate) fn scalar_string(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -305,7 +333,7 @@ fn duration(v: &Value, unit: DurationUnit) -> Option<u64> {
 }
 
 /// Non-negative whole number from a JSON number or numeric string (fractions are truncated).
-fn number(v: &Value) -> Option<u64> {
+pub(crate) fn number(v: &Value) -> Option<u64> {
     match v {
         Value::Number(n) => n.as_u64().or_else(|| {
             n.as_f64()

@@ -90,9 +90,60 @@ impl Spec {
     /// assert!(!req.redacted().contains("abc"));
     /// ```
     pub fn render(&self, grant: &str, inputs: &Inputs) -> Result<TokenRequest, Error> {
-        let g = self.grant(grant)?;
+        self.render_template(grant, self.grant(grant)?, inputs)
+    }
+
+    /// Renders a non-grant request: `device_authorization`, `revoke` or `introspect` (see
+    /// [`Spec::request_names`]). The base spec defines them; a provider enables one by
+    /// declaring its endpoint.
+    pub fn render_request(&self, name: &str, inputs: &Inputs) -> Result<TokenRequest, Error> {
+        let r = self.requests.get(name).ok_or_else(|| {
+            Error::Usage(format!(
+                "spec `{}` has no request `{name}` (it has: {})",
+                self.id,
+                join(self.requests.keys())
+            ))
+        })?;
+        self.render_template(name, r, inputs)
+    }
+
+    /// The authorization URL a browser is sent to (RFC 6749 §4.1.1), with the spec's
+    /// parameters. The caller supplies `state` and, for PKCE, `code_challenge` and
+    /// `code_challenge_method` as inputs.
+    ///
+    /// ```
+    /// let spec = specauth::Spec::from_yaml("demo.yaml", r#"
+    /// extends: oauth2
+    /// endpoints:
+    ///   token: https://auth.example.com/token
+    ///   authorize: https://auth.example.com/authorize
+    /// authorize: { params: { access_type: offline } }
+    /// "#).unwrap();
+    /// let inputs = specauth::Inputs::new().with("client_id", "app").with("state", "xyz")
+    ///     .with("redirect_uri", "http://127.0.0.1:8080/callback");
+    /// assert_eq!(spec.authorize_url(&inputs).unwrap(),
+    ///     "https://auth.example.com/authorize?response_type=code&client_id=app\
+    ///      &redirect_uri=http%3A%2F%2F127.0.0.1%3A8080%2Fcallback&state=xyz&access_type=offline");
+    /// ```
+    pub fn authorize_url(&self, inputs: &Inputs) -> Result<String, Error> {
+        let a = self.authorize.as_ref().ok_or_else(|| {
+            Error::Usage(format!("spec `{}` has no `authorize:` section", self.id))
+        })?;
+        Ok(self
+            .render_template("authorize", a, inputs)?
+            .http()
+            .uri()
+            .to_string())
+    }
+
+    fn render_template(
+        &self,
+        grant: &str,
+        g: &Grant,
+        inputs: &Inputs,
+    ) -> Result<TokenRequest, Error> {
         let values = self.resolve_inputs(grant, g, inputs)?;
-        let endpoint = &self.endpoints[&g.endpoint];
+        let endpoint = self.endpoint_of(grant, g)?;
         let url = self.render_tmpl(&endpoint.tmpl, &values, || {
             format!("endpoint `{}`", g.endpoint)
         })?;
@@ -232,6 +283,15 @@ impl Spec {
         })
     }
 
+    fn endpoint_of(&self, what: &str, g: &Grant) -> Result<&crate::spec::Endpoint, Error> {
+        self.endpoints.get(&g.endpoint).ok_or_else(|| {
+            Error::Usage(format!(
+                "spec `{}` declares no `{}` endpoint, which `{what}` needs; add it to the spec or pass --endpoint {}=URL",
+                self.id, g.endpoint, g.endpoint
+            ))
+        })
+    }
+
     pub(crate) fn grant(&self, grant: &str) -> Result<&Grant, Error> {
         self.grants.get(grant).ok_or_else(|| {
             Error::Usage(format!(
@@ -277,7 +337,7 @@ impl Spec {
                 values.insert(name.clone(), default.clone());
             }
         }
-        let endpoint_vars = self.endpoints[&g.endpoint].tmpl.vars();
+        let endpoint_vars = self.endpoint_of(grant, g)?.tmpl.vars();
         for name in g.required.iter().chain(endpoint_vars) {
             if !values.contains_key(name) {
                 let def = &self.inputs[name];

@@ -7,8 +7,9 @@ use indexmap::IndexMap;
 
 use super::doc::{self, At, Paths, SpecDoc};
 use super::{
-    Body, BodyEncoding, ClientAuth, ClientAuthMethod, DurationUnit, Endpoint, ErrorCondition,
-    ErrorMap, FieldDef, Grant, InputDef, Path, Spec, Test, TokenMap, check_url, is_loopback, join,
+    Body, BodyEncoding, ClientAuth, ClientAuthMethod, DeviceMap, DurationUnit, Endpoint,
+    ErrorCondition, ErrorMap, FieldDef, Grant, InputDef, Path, Spec, Test, TokenMap, check_url,
+    is_loopback, join,
 };
 use crate::error::{Pos, SpecError};
 use crate::template::{self, Classified, Tmpl};
@@ -117,9 +118,74 @@ pub(crate) fn compile(doc: SpecDoc, stem: &str, source: Arc<str>) -> Result<Spec
         } else {
             &file_pos
         };
-        let grant = c.grant(gname, merged, &top_auth, &endpoints, grant_pos)?;
+        let grant = c.grant(
+            &format!("grants.{gname}"),
+            gname,
+            merged,
+            &top_auth,
+            &endpoints,
+            grant_pos,
+            true,
+        )?;
         grants.insert(gname.clone(), grant);
     }
+
+    // Requests and the authorization URL compile whatever endpoints exist: each becomes
+    // available once its endpoint is declared (in the spec, or with `--endpoint`).
+    let mut requests = IndexMap::new();
+    for (rname, patch) in &doc.requests {
+        let Some(r) = patch.as_ref() else { continue };
+        let mut merged = defaults.clone();
+        doc::Merge::merge(&mut merged, r.value.clone());
+        let pos = if r.pos.file == file_pos.file {
+            &r.pos
+        } else {
+            &file_pos
+        };
+        let request = c.grant(
+            &format!("requests.{rname}"),
+            rname,
+            merged,
+            &top_auth,
+            &endpoints,
+            pos,
+            false,
+        )?;
+        requests.insert(rname.clone(), request);
+    }
+    let authorize = match doc.authorize.as_ref() {
+        None => None,
+        Some(a) => {
+            let as_request = doc::RequestDoc {
+                method: doc::Patch::Set(doc::At::new("GET".to_owned(), file_pos.clone())),
+                endpoint: match a.endpoint.as_ref() {
+                    Some(e) => doc::Patch::Set(e.clone()),
+                    None => doc::Patch::Set(doc::At::new("authorize".to_owned(), file_pos.clone())),
+                },
+                body: doc::Patch::Set(doc::At::new("query".to_owned(), file_pos.clone())),
+                fields: a.params.clone(),
+                ..Default::default()
+            };
+            let none = doc::ClientAuthDoc(doc::ClientAuthMap {
+                method: doc::Patch::Set(doc::At::new("none".to_owned(), file_pos.clone())),
+                ..Default::default()
+            });
+            Some(c.grant(
+                "authorize",
+                "authorize",
+                as_request,
+                &none,
+                &endpoints,
+                &file_pos,
+                false,
+            )?)
+        }
+    };
+    let device = c.device_map(doc.device.as_ref().cloned().unwrap_or_default())?;
+    let introspection_active = c.paths(
+        "introspection.active",
+        doc.introspection.as_ref().and_then(|i| i.active.as_ref()),
+    )?;
 
     let token = c.token_map(doc.token.as_ref().cloned().unwrap_or_default(), &file_pos)?;
     let errors = c.error_map(doc.errors.as_ref().cloned().unwrap_or_default())?;
@@ -163,6 +229,10 @@ pub(crate) fn compile(doc: SpecDoc, stem: &str, source: Arc<str>) -> Result<Spec
         inputs: c.inputs,
         endpoints,
         grants,
+        requests,
+        authorize,
+        device,
+        introspection_active,
         token,
         errors,
         examples: doc.examples,
@@ -292,13 +362,18 @@ impl Compiler {
         })
     }
 
+    /// Compiles a request template; `path` is where it sits in the spec (`grants.password`),
+    /// for messages.
+    #[allow(clippy::too_many_arguments)]
     fn grant(
         &mut self,
+        path: &str,
         gname: &str,
         doc: doc::RequestDoc,
         top_auth: &doc::ClientAuthDoc,
         endpoints: &IndexMap<String, Endpoint>,
         grant_pos: &Pos,
+        require_endpoint: bool,
     ) -> Result<Grant> {
         let method = match doc.method.as_ref() {
             None => http::Method::POST,
@@ -321,7 +396,7 @@ impl Compiler {
             .as_ref()
             .map(|a| a.value.clone())
             .unwrap_or_else(|| "token".to_owned());
-        if !endpoints.contains_key(&endpoint) {
+        if require_endpoint && !endpoints.contains_key(&endpoint) {
             let pos = doc.endpoint.as_ref().map(|a| &a.pos).unwrap_or(grant_pos);
             return Err(SpecError::new(
                 pos,
@@ -346,7 +421,7 @@ impl Compiler {
         };
         let body = match doc.body.as_ref() {
             None => Body::Fixed(BodyEncoding::Form),
-            Some(b) => match self.template(&format!("grants.{gname}.body"), b)? {
+            Some(b) => match self.template(&format!("{path}.body"), b)? {
                 Tmpl::Literal(s) => Body::Fixed(BodyEncoding::parse(&s).ok_or_else(|| {
                     SpecError::new(
                         &b.pos,
@@ -398,7 +473,8 @@ impl Compiler {
                         format!("grant `{gname}`: `{fname}` is not a valid header name"),
                     ));
                 }
-                let tmpl = this.template(&format!("grants.{gname}.{kind}.{fname}"), &f.value)?;
+                let kind = if path == "authorize" { "params" } else { kind };
+                let tmpl = this.template(&format!("{path}.{kind}.{fname}"), &f.value)?;
                 let secret = tmpl
                     .vars()
                     .iter()
@@ -501,6 +577,21 @@ impl Compiler {
             scope_separator,
             id_token: self.paths("token.id_token", doc.id_token.as_ref())?,
             extras,
+        })
+    }
+
+    fn device_map(&self, doc: doc::DeviceDoc) -> Result<DeviceMap> {
+        Ok(DeviceMap {
+            device_code: self.paths("device.device_code", doc.device_code.as_ref())?,
+            user_code: self.paths("device.user_code", doc.user_code.as_ref())?,
+            verification_uri: self
+                .paths("device.verification_uri", doc.verification_uri.as_ref())?,
+            verification_uri_complete: self.paths(
+                "device.verification_uri_complete",
+                doc.verification_uri_complete.as_ref(),
+            )?,
+            expires_in: self.paths("device.expires_in", doc.expires_in.as_ref())?,
+            interval: self.paths("device.interval", doc.interval.as_ref())?,
         })
     }
 

@@ -174,6 +174,19 @@ pub struct SpecDoc {
     /// Each grant keeps where it is written, for errors about the grant as a whole.
     #[serde(default)]
     pub grants: IndexMap<String, Patch<At<RequestDoc>>>,
+    /// The authorization request a browser is sent to (RFC 6749 §4.1.1).
+    #[serde(default)]
+    pub authorize: Patch<AuthorizeDoc>,
+    /// Requests that are not grants: `device_authorization` (RFC 8628), `revoke` (RFC 7009),
+    /// `introspect` (RFC 7662). Each is available when its endpoint is declared.
+    #[serde(default)]
+    pub requests: IndexMap<String, Patch<At<RequestDoc>>>,
+    /// Where the device authorization reply's values are.
+    #[serde(default)]
+    pub device: Patch<DeviceDoc>,
+    /// Where the introspection reply's values are.
+    #[serde(default)]
+    pub introspection: Patch<IntrospectionDoc>,
     #[serde(default)]
     pub token: Patch<TokenDoc>,
     #[serde(default)]
@@ -197,6 +210,10 @@ impl Merge for SpecDoc {
         self.inputs.merge(over.inputs);
         self.request.merge(over.request);
         self.grants.merge(over.grants);
+        self.authorize.merge(over.authorize);
+        self.requests.merge(over.requests);
+        self.device.merge(over.device);
+        self.introspection.merge(over.introspection);
         self.token.merge(over.token);
         self.errors.merge(over.errors);
         self.examples = over.examples;
@@ -337,6 +354,53 @@ impl Merge for At<RequestDoc> {
         self.pos = over.pos;
     }
 }
+
+/// The authorization request: its endpoint and query parameters.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeDoc {
+    /// Name of the endpoint under `endpoints:` (default `authorize`).
+    #[serde(default)]
+    pub endpoint: Patch<At<String>>,
+    #[serde(default)]
+    pub params: IndexMap<String, Patch<Field>>,
+}
+merge_fields!(AuthorizeDoc { endpoint, params });
+
+/// Paths into a device authorization reply (RFC 8628 §3.2).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceDoc {
+    #[serde(default)]
+    pub device_code: Patch<Paths>,
+    #[serde(default)]
+    pub user_code: Patch<Paths>,
+    #[serde(default)]
+    pub verification_uri: Patch<Paths>,
+    #[serde(default)]
+    pub verification_uri_complete: Patch<Paths>,
+    #[serde(default)]
+    pub expires_in: Patch<Paths>,
+    #[serde(default)]
+    pub interval: Patch<Paths>,
+}
+merge_fields!(DeviceDoc {
+    device_code,
+    user_code,
+    verification_uri,
+    verification_uri_complete,
+    expires_in,
+    interval,
+});
+
+/// Paths into an introspection reply (RFC 7662 §2.2).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionDoc {
+    #[serde(default)]
+    pub active: Patch<Paths>,
+}
+merge_fields!(IntrospectionDoc { active });
 
 /// A header or body field: a template, or `{ value: template, optional: true }`.
 #[derive(Clone, Debug, PartialEq)]

@@ -39,6 +39,12 @@ pub struct Spec {
     pub(crate) inputs: IndexMap<String, InputDef>,
     pub(crate) endpoints: IndexMap<String, Endpoint>,
     pub(crate) grants: IndexMap<String, Grant>,
+    /// Non-grant requests (device authorization, revocation, introspection).
+    pub(crate) requests: IndexMap<String, Grant>,
+    /// The authorization URL, as a GET request template.
+    pub(crate) authorize: Option<Grant>,
+    pub(crate) device: DeviceMap,
+    pub(crate) introspection_active: Vec<Path>,
     pub(crate) token: TokenMap,
     pub(crate) errors: ErrorMap,
     pub(crate) examples: Vec<doc::ExampleDoc>,
@@ -187,6 +193,16 @@ pub(crate) struct TokenMap {
     pub(crate) extras: Vec<(String, Vec<Path>)>,
 }
 
+#[derive(Debug, Default)]
+pub(crate) struct DeviceMap {
+    pub(crate) device_code: Vec<Path>,
+    pub(crate) user_code: Vec<Path>,
+    pub(crate) verification_uri: Vec<Path>,
+    pub(crate) verification_uri_complete: Vec<Path>,
+    pub(crate) expires_in: Vec<Path>,
+    pub(crate) interval: Vec<Path>,
+}
+
 #[derive(Debug)]
 pub(crate) enum Test {
     Equals(serde_json::Value),
@@ -251,6 +267,22 @@ impl Spec {
         &self.source
     }
 
+    /// Names of the non-grant requests the spec can make now (`device_authorization`,
+    /// `revoke`, `introspect`): those whose endpoint is declared.
+    pub fn request_names(&self) -> impl Iterator<Item = &str> {
+        self.requests
+            .iter()
+            .filter(|(_, r)| self.endpoints.contains_key(&r.endpoint))
+            .map(|(k, _)| k.as_str())
+    }
+
+    /// Whether the spec can build an authorization URL (its authorize endpoint is declared).
+    pub fn supports_authorize(&self) -> bool {
+        self.authorize
+            .as_ref()
+            .is_some_and(|a| self.endpoints.contains_key(&a.endpoint))
+    }
+
     /// Names of the grants the spec supports.
     pub fn grant_names(&self) -> impl Iterator<Item = &str> {
         self.grants.keys().map(String::as_str)
@@ -303,17 +335,29 @@ impl Spec {
     /// let req = spec.render("client_credentials", &specauth::Inputs::new().with("client_id", "a")).unwrap();
     /// assert_eq!(req.http().uri(), "http://127.0.0.1:8080/token");
     /// ```
+    /// An endpoint that a request or the authorization URL names but the spec leaves out (such
+    /// as `revocation`) can be added this way too.
     pub fn with_endpoint(mut self, name: &str, url: &str) -> Result<Spec, Error> {
-        let Some(endpoint) = self.endpoints.get_mut(name) else {
+        let referenced = self
+            .requests
+            .values()
+            .chain(self.authorize.as_ref())
+            .any(|r| r.endpoint == name);
+        if !self.endpoints.contains_key(name) && !referenced {
             return Err(Error::Usage(format!(
                 "spec `{}` has no endpoint `{name}` (it has: {})",
                 self.id,
                 join(self.endpoints.keys())
             )));
-        };
+        }
         check_url(url).map_err(Error::Usage)?;
-        endpoint.tmpl = Tmpl::Literal(url.to_owned());
-        endpoint.text = url.to_owned();
+        self.endpoints.insert(
+            name.to_owned(),
+            Endpoint {
+                tmpl: Tmpl::Literal(url.to_owned()),
+                text: url.to_owned(),
+            },
+        );
         Ok(self)
     }
 
