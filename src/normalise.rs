@@ -64,7 +64,14 @@ impl Spec {
     ) -> Result<Token, Error> {
         self.grant(grant)?;
         let value = self.successful_reply(inputs, reply)?;
-        self.token_from(reply.status().as_u16(), &value, reply.body(), inputs, now)
+        self.token_from(
+            &self.token,
+            reply.status().as_u16(),
+            &value,
+            reply.body(),
+            inputs,
+            now,
+        )
     }
 
     /// The reply parsed into one JSON value when it is a success; otherwise the provider's
@@ -129,13 +136,13 @@ impl Spec {
 
     fn token_from(
         &self,
+        map: &crate::spec::TokenMap,
         status: u16,
         value: &Value,
         body: &[u8],
         inputs: &Inputs,
         now: u64,
     ) -> Result<Token, Error> {
-        let map = &self.token;
         let bad = |problem: String| Error::Reply {
             status,
             problem,
@@ -212,6 +219,14 @@ impl Spec {
                 extra.insert(name.clone(), v.clone());
             }
         }
+        let mut also = std::collections::BTreeMap::new();
+        for (name, sub) in &map.also {
+            // A further token set is optional: absent when the reply has no access token for it.
+            if first(&sub.access_token, value).is_some_and(|v| !v.is_null()) {
+                let token = self.token_from(sub, status, value, body, &Inputs::new(), now)?;
+                also.insert(name.clone(), token);
+            }
+        }
         Ok(Token {
             access_token: Secret::new(access_token),
             token_type,
@@ -222,6 +237,7 @@ impl Spec {
             scope,
             id_token,
             extra,
+            also,
         })
     }
 }

@@ -28,6 +28,9 @@ pub struct Token {
     pub id_token: Option<Secret>,
     /// Provider-specific values the spec maps under `token.extras`.
     pub extra: Map<String, Value>,
+    /// Further token sets from the same reply, by the name the spec gives them under
+    /// `token.also` (a user token beside a bot token).
+    pub also: std::collections::BTreeMap<String, Token>,
 }
 
 impl Token {
@@ -57,12 +60,13 @@ impl Token {
             scope: None,
             id_token: None,
             extra: Map::new(),
+            also: Default::default(),
         }
     }
 
     /// The token as one JSON object, keys as the CLI prints them (`access_token`, `token_type`,
     /// and when known `expires_in`, `expires_at`, `refresh_token`, `refresh_token_expires_in`,
-    /// `scope`, `id_token`, `extra`). Secret values are `[redacted]` unless `reveal` is set.
+    /// `scope`, `id_token`, `extra`, `also`). Secret values are `[redacted]` unless `reveal` is set.
     pub fn to_json(&self, reveal: bool) -> Value {
         let show = |s: &Secret| -> Value {
             if reveal {
@@ -94,6 +98,14 @@ impl Token {
         }
         if !self.extra.is_empty() {
             m.insert("extra".into(), Value::Object(self.extra.clone()));
+        }
+        if !self.also.is_empty() {
+            let also = self
+                .also
+                .iter()
+                .map(|(k, t)| (k.clone(), t.to_json(reveal)))
+                .collect();
+            m.insert("also".into(), Value::Object(also));
         }
         Value::Object(m)
     }

@@ -622,3 +622,37 @@ fn unknown_grants_and_endpoints_are_usage_errors() {
         .unwrap_err();
     assert!(e.to_string().contains("not a loopback host"), "{e}");
 }
+
+#[test]
+fn a_second_token_set_in_one_reply() {
+    let s = with(
+        "errors: { when: [{ path: $.ok, equals: false }] }\n\
+         token:\n  scope_separator: \",\"\n  also:\n    user:\n      access_token: $.authed_user.access_token\n      token_type: $.authed_user.token_type\n      scope: $.authed_user.scope\n      scope_separator: \",\"\n",
+    );
+    let body = r#"{"ok":true,"access_token":"xoxb-bot","token_type":"bot","scope":"commands,incoming-webhook",
+        "authed_user":{"id":"U1","scope":"chat:write","access_token":"xoxp-user","token_type":"user"}}"#;
+    let t = token(
+        &s,
+        "authorization_code",
+        &Inputs::new(),
+        reply(200, "application/json", body),
+    );
+    assert_eq!(t.access_token.secret(), "xoxb-bot");
+    assert_eq!(t.token_type, "bot");
+    let user = &t.also["user"];
+    assert_eq!(user.access_token.secret(), "xoxp-user");
+    assert_eq!(user.scope, Some(vec!["chat:write".to_owned()]));
+    assert_eq!(
+        t.to_json(false)["also"],
+        serde_json::json!({"user": {"access_token": "[redacted]", "token_type": "user", "scope": ["chat:write"]}})
+    );
+    // Absent second set: no `also`.
+    let t = token(
+        &s,
+        "authorization_code",
+        &Inputs::new(),
+        reply(200, "application/json", r#"{"ok":true,"access_token":"b"}"#),
+    );
+    assert!(t.also.is_empty());
+    assert!(t.to_json(true).get("also").is_none());
+}

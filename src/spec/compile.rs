@@ -551,6 +551,12 @@ impl Compiler {
                 "scope_separator must name at least one character",
             ));
         }
+        let mut also = Vec::new();
+        for (name, patch) in &doc.also {
+            if let Some(sub) = patch.as_ref() {
+                also.push((name.clone(), self.token_map(sub.clone(), file_pos)?));
+            }
+        }
         let mut extras = Vec::new();
         for (name, patch) in &doc.extras {
             if let Some(p) = patch.as_ref() {
@@ -561,6 +567,7 @@ impl Compiler {
             }
         }
         Ok(TokenMap {
+            also,
             access_token,
             token_type: self.paths("token.token_type", doc.token_type.as_ref())?,
             default_token_type: doc.default_token_type.as_ref().map(|a| a.value.clone()),

@@ -576,6 +576,9 @@ pub struct TokenDoc {
     /// Provider-specific values kept under `extra`.
     #[serde(default)]
     pub extras: IndexMap<String, Patch<Paths>>,
+    /// Further token sets in the same reply (a user token beside a bot token), by name.
+    #[serde(default)]
+    pub also: IndexMap<String, Patch<TokenDoc>>,
 }
 merge_fields!(TokenDoc {
     access_token,
@@ -591,6 +594,7 @@ merge_fields!(TokenDoc {
     scope_separator,
     id_token,
     extras,
+    also,
 });
 
 /// How a reply is recognised as an error, and where its parts are.

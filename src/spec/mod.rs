@@ -191,6 +191,8 @@ pub(crate) struct TokenMap {
     pub(crate) scope_separator: String,
     pub(crate) id_token: Vec<Path>,
     pub(crate) extras: Vec<(String, Vec<Path>)>,
+    /// Further token sets in the same reply; each is kept when its access token is present.
+    pub(crate) also: Vec<(String, TokenMap)>,
 }
 
 #[derive(Debug, Default)]
