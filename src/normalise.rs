@@ -3,6 +3,7 @@
 //! The body is parsed by its Content-Type (JSON, form-urlencoded or XML; sniffed when the type is
 //! missing or generic) into one JSON value, so one set of JSONPaths serves all three.
 
+use jsonpath_rust::parser::model::{Segment, Selector};
 use jsonpath_rust::query::js_path_process;
 use serde_json::{Map, Value};
 
@@ -302,11 +303,44 @@ pub(crate) fn first<'a>(paths: &[Path], value: &'a Value) -> Option<&'a Value> {
 }
 
 fn query<'a>(path: &Path, value: &'a Value) -> Option<&'a Value> {
+    if let Some(found) = simple_query(&path.query.segments, value) {
+        return found;
+    }
     js_path_process(&path.query, value)
         .ok()?
         .into_iter()
         .next()
         .map(|r| r.val)
+}
+
+/// The value at a path made only of single names and indexes (`$.a.b`, `$[0].type`, `$['a']`,
+/// `$[-1]`), found by walking the value: the same result as the general engine, which also
+/// builds a normalised path string at every step. `None` for any other path.
+fn simple_query<'a>(segments: &[Segment], value: &'a Value) -> Option<Option<&'a Value>> {
+    let mut at = Some(value);
+    for segment in segments {
+        let selector = match segment {
+            Segment::Selector(s) => s,
+            Segment::Selectors(list) if list.len() == 1 => &list[0],
+            _ => return None,
+        };
+        at = match selector {
+            Selector::Name(key) => at.and_then(|v| v.as_object()?.get(key.as_str())),
+            Selector::Index(i) => at.and_then(|v| {
+                let items = v.as_array()?;
+                let i = if *i >= 0 {
+                    usize::try_from(*i).ok()?
+                } else {
+                    items
+                        .len()
+                        .checked_sub(usize::try_from(i.unsigned_abs()).ok()?)?
+                };
+                items.get(i)
+            }),
+            _ => return None,
+        };
+    }
+    Some(at)
 }
 
 fn paths_text(paths: &[Path]) -> String {
@@ -803,6 +837,66 @@ mod tests {
             excerpt(long.as_bytes(), &[]).chars().count(),
             EXCERPT_CHARS + 1
         );
+    }
+
+    #[test]
+    fn simple_paths_find_what_the_general_engine_finds() {
+        let value = json!({
+            "a": {"b": [10, {"c": "x"}], "d": null},
+            "list": [{"type": "t0"}, {"type": "t1"}],
+            "odd key": 1,
+            "0": "zero"
+        });
+        let paths = [
+            "$",
+            "$.a",
+            "$.a.b",
+            "$.a.b[0]",
+            "$.a.b[1].c",
+            "$.a.b[2]",
+            "$.a.b[-1].c",
+            "$.a.b[-2]",
+            "$.a.b[-3]",
+            "$.a.d",
+            "$.a.missing",
+            "$.list[0].type",
+            "$.list[-1].type",
+            "$[0]",
+            "$[0].type",
+            "$['odd key']",
+            "$['a']['b'][1]",
+            "$.a.b.c",
+            "$.a[0]",
+            "$['0']",
+            "$.list[1].type.x",
+            // Not simple: answered by the general engine.
+            "$.list[*].type",
+            "$..type",
+            "$.list[0,1].type",
+            "$.list[?@.type == 't1'].type",
+            "$.list[0:1]",
+        ];
+        for text in paths {
+            let parsed = jsonpath_rust::parser::parse_json_path(text).unwrap();
+            let path = Path {
+                text: text.to_owned(),
+                query: parsed.clone(),
+            };
+            let general = js_path_process(&parsed, &value)
+                .unwrap()
+                .into_iter()
+                .next()
+                .map(|r| r.val);
+            assert_eq!(query(&path, &value), general, "{text}");
+        }
+        for text in ["$.a.b[1].c", "$['odd key']", "$[0]", "$.list[-1].type"] {
+            let parsed = jsonpath_rust::parser::parse_json_path(text).unwrap();
+            assert!(simple_query(&parsed.segments, &value).is_some(), "{text}");
+        }
+        for text in ["$..type", "$.list[*]", "$.list[0,1]"] {
+            let parsed = jsonpath_rust::parser::parse_json_path(text).unwrap();
+            assert!(simple_query(&parsed.segments, &value).is_none(), "{text}");
+        }
     }
 
     #[test]

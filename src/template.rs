@@ -2,7 +2,8 @@
 //! variables, no auto-escaping, fuel-bounded.
 //!
 //! Plain strings and bare `{{ name }}` references never reach the template engine: they are the
-//! common case and are resolved directly, which keeps rendering cheap.
+//! common case and are resolved directly, which keeps rendering cheap. So do texts whose only
+//! syntax is `{{ name }}` references (`https://{{ host }}/token`), at render time.
 
 use base64::Engine as _;
 use indexmap::IndexMap;
@@ -48,6 +49,9 @@ impl Tmpl {
                 .ok_or_else(|| format!("input `{v}` is not set")),
             Tmpl::Jinja { name, vars } => {
                 let template = env.get_template(name).map_err(|e| e.to_string())?;
+                if let Some(out) = interpolate(template.source(), vars, inputs) {
+                    return Ok(out);
+                }
                 let ctx =
                     Value::from_pairs(vars.iter().filter_map(|v| {
                         inputs.get(v).map(|x| (v.as_str(), Value::from(x.as_str())))
@@ -56,6 +60,37 @@ impl Tmpl {
             }
         }
     }
+}
+
+/// Renders text whose only template syntax is `{{ name }}` references to the template's inputs
+/// (`https://{{ host }}/token`): what minijinja would render, without running it. `None` for
+/// anything else (statements, comments, filters, expressions, whitespace control, line breaks,
+/// constants such as `none`, names that are not the template's inputs, missing values), which
+/// then goes to minijinja.
+fn interpolate(source: &str, vars: &[String], inputs: &IndexMap<String, String>) -> Option<String> {
+    if source.contains("{%") || source.contains("{#") || source.contains(['\n', '\r']) {
+        return None;
+    }
+    let mut out = String::with_capacity(source.len() + 32);
+    let mut rest = source;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let close = after.find("}}")?;
+        let name = after[..close].trim_matches([' ', '\t']);
+        let mut chars = name.chars();
+        let ident = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        // Constants are literals to minijinja, not variables.
+        let constant = matches!(name, "true" | "false" | "none" | "True" | "False" | "None");
+        if !ident || constant || !vars.iter().any(|v| v == name) {
+            return None;
+        }
+        out.push_str(inputs.get(name)?);
+        rest = &after[close + 2..];
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 /// A template error in one line, with minijinja's own detail.
@@ -145,6 +180,66 @@ mod tests {
             .decode(raw)
             .unwrap();
         assert_eq!(decoded, b"a b:x:y");
+    }
+
+    #[test]
+    fn interpolation_renders_what_minijinja_renders() {
+        let mut env = environment();
+        let inputs: IndexMap<String, String> = [
+            ("host", "api.example.com"),
+            ("region", "EU"),
+            ("odd", "a {{ b }} & <c> {% x %}"),
+            ("range", "shadowed"),
+            ("empty", ""),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let cases = [
+            // Simple interpolation: the fast path.
+            ("https://{{ host }}/oauth/token", true),
+            ("https://{{host}}/{{ region }}/{{ host }}", true),
+            ("{{\thost }}-{{ odd }}-{{ empty }}-", true),
+            ("x }} y {{ region }} }}", true),
+            ("{{ region }}}", true),
+            // Everything else: minijinja.
+            ("{{ host | upper }}", false),
+            ("{{- host }}", false),
+            ("{{ host -}} x", false),
+            ("{% if region == 'EU' %}eu{% endif %}", false),
+            ("a{# note #}{{ host }}", false),
+            ("{{ host }}\n", false),
+            ("line\n{{ host }}", false),
+            ("{{ 'lit' }}", false),
+            ("{{ none }}{{ true }}", false),
+            ("{{ host.x }}", false),
+            ("{{ range(2) }}", false),
+            ("{{ range }}", false),
+            ("{{ basic_auth(host, region) }}", false),
+        ];
+        for (i, (text, fast)) in cases.into_iter().enumerate() {
+            let name = format!("t{i}");
+            env.add_template_owned(name.clone(), text.to_owned())
+                .unwrap();
+            let compiled = env.get_template(&name).unwrap();
+            let vars: Vec<String> = compiled
+                .undeclared_variables(false)
+                .into_iter()
+                .filter(|v| env.globals().all(|(g, _)| g != v))
+                .collect();
+            let expected = compiled
+                .render(Value::from_pairs(vars.iter().filter_map(|v| {
+                    inputs.get(v).map(|x| (v.as_str(), Value::from(x.as_str())))
+                })))
+                .map_err(|e| describe(&e));
+            assert_eq!(
+                interpolate(text, &vars, &inputs).is_some(),
+                fast,
+                "{text:?}: fast path"
+            );
+            let tmpl = Tmpl::Jinja { name, vars };
+            assert_eq!(tmpl.render(&env, &inputs), expected, "{text:?}");
+        }
     }
 
     #[test]

@@ -110,3 +110,41 @@ impl Token {
         Value::Object(m)
     }
 }
+
+impl Token {
+    /// Reads a token back from [`Token::to_json`]`(true)` output (as the token cache stores it).
+    /// `None` when the value is not such an object.
+    pub fn from_json(value: &Value) -> Option<Token> {
+        let o = value.as_object()?;
+        let text = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_owned);
+        let num = |k: &str| o.get(k).and_then(Value::as_u64);
+        let also = match o.get("also") {
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| Token::from_json(v).map(|t| (k.clone(), t)))
+                .collect::<Option<_>>()?,
+            _ => Default::default(),
+        };
+        Some(Token {
+            access_token: Secret::new(text("access_token")?),
+            token_type: text("token_type").unwrap_or_else(|| "Bearer".to_owned()),
+            expires_in: num("expires_in"),
+            expires_at: num("expires_at"),
+            refresh_token: text("refresh_token").map(Secret::new),
+            refresh_token_expires_in: num("refresh_token_expires_in"),
+            scope: o.get("scope").and_then(Value::as_array).map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            }),
+            id_token: text("id_token").map(Secret::new),
+            extra: o
+                .get("extra")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
+            also,
+        })
+    }
+}

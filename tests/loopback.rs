@@ -334,6 +334,7 @@ fn xee_token() -> Token {
         scope: None,
         id_token: None,
         extra: Map::new(),
+        also: Default::default(),
     }
 }
 
@@ -382,6 +383,7 @@ fn saasu_token() -> Token {
         scope: scopes(&["full", "fileid:15431", "fileid:14078", "fileid:2045"]),
         id_token: None,
         extra: Map::new(),
+        also: Default::default(),
     }
 }
 
@@ -406,6 +408,7 @@ fn priava_token() -> Token {
         scope: None,
         id_token: None,
         extra: Map::new(),
+        also: Default::default(),
     }
 }
 
@@ -1050,6 +1053,7 @@ fn saasu_xml_refresh_without_refresh_token_keeps_the_one_sent() {
             scope: scopes(&["full", "fileid:15431"]),
             id_token: None,
             extra: Map::new(),
+            also: Default::default(),
         }
     );
 }

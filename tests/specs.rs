@@ -129,3 +129,17 @@ fn a_wrong_example_is_reported_with_every_difference() {
         vec!["the example expects nothing: add `expect.token` or `expect.error`"]
     );
 }
+
+#[test]
+fn the_committed_json_schema_is_current() {
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schema/spec.schema.json"
+    ))
+    .unwrap();
+    let generated = serde_json::to_string_pretty(&specauth::spec_schema()).unwrap() + "\n";
+    assert!(
+        committed == generated,
+        "schema/spec.schema.json is out of date: run `cargo run -- schema > schema/spec.schema.json`"
+    );
+}

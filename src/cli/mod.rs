@@ -2,6 +2,7 @@
 //! in the library; this module only wires it to a terminal.
 
 mod demo;
+mod session;
 mod specs;
 
 use std::io::{Read as _, Write as _};
@@ -9,8 +10,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-use specauth::{Client, Error, Inputs, Loader, Spec, TransportConfig, UreqTransport};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
+use specauth::{
+    Client, Error, Inputs, Loader, Profiles, Spec, TokenStore, TransportConfig, UreqTransport,
+};
 
 /// Exit codes: a public contract for scripts.
 pub(crate) mod exit {
@@ -39,6 +42,15 @@ struct Cli {
     /// Errors on stderr as one JSON object {"error": {kind, status, code, message, hint, uri}}.
     #[arg(long, global = true)]
     json: bool,
+    /// Token cache folder (default: the platform data folder, e.g. ~/.local/share/specauth).
+    #[arg(long, value_name = "PATH", env = "SPECAUTH_STORE", global = true)]
+    store: Option<PathBuf>,
+    /// Profiles file (default: the platform config folder, e.g. ~/.config/specauth/profiles.yaml).
+    #[arg(long, value_name = "PATH", env = "SPECAUTH_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Log each HTTP exchange to stderr, secrets redacted.
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,6 +73,29 @@ enum Command {
         #[arg(long)]
         reveal: bool,
     },
+    /// Sign in (authorization code + PKCE through the browser, or --device) and cache the token.
+    #[command(
+        after_help = "Examples:\n  specauth login gitlab --set client_id=app\n  specauth login google --device --profile work\n  specauth login xee --no-browser --port 8765"
+    )]
+    Login(session::LoginArgs),
+    /// Print a valid access token for scripts, refreshing it first when it is about to expire.
+    #[command(
+        name = "print-token",
+        after_help = "Example:\n  curl -H \"Authorization: Bearer $(specauth print-token xee)\" https://cloud.xee.com/v3/users/me"
+    )]
+    PrintToken(session::PrintTokenArgs),
+    /// List cached tokens (no secrets).
+    #[command(after_help = "Example:\n  specauth tokens --json")]
+    Tokens,
+    /// Revoke the cached token at the provider (when the spec has a revocation endpoint) and forget it.
+    #[command(after_help = "Example:\n  specauth logout xee --profile work")]
+    Logout(session::ProfileArgs),
+    /// Revoke a token at the provider (RFC 7009): the cached one, or --set token=….
+    #[command(after_help = "Example:\n  specauth revoke keycloak --which access")]
+    Revoke(session::TokenOpArgs),
+    /// Ask the provider whether a token is active (RFC 7662) and print its answer.
+    #[command(after_help = "Example:\n  specauth introspect okta --which access")]
+    Introspect(session::TokenOpArgs),
     /// Validate spec files (or folders of them); errors name file:line:col.
     #[command(after_help = "Example:\n  specauth check specs/ my-provider.yaml")]
     Check {
@@ -74,9 +109,9 @@ enum Command {
         /// Spec files or folders.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// Also print each example's rendered request (redacted) and outcome.
-        #[arg(long, short)]
-        verbose: bool,
+        /// Also print each example's rendered request (redacted) and outcome (also with -v).
+        #[arg(long = "show", short = 's')]
+        show: bool,
     },
     /// Run providers' documented exchanges against a local server through the real transport.
     #[command(
@@ -87,7 +122,21 @@ enum Command {
         providers: Vec<String>,
     },
     /// List the providers that can be used (bundled and from --specs).
+    #[command(after_help = "Example:\n  specauth providers --json | jq '.[].id'")]
     Providers,
+    /// Print the JSON Schema of the spec format (for editors and validators).
+    #[command(
+        after_help = "Example:\n  specauth schema > spec.schema.json\n  # then, first line of a spec: # yaml-language-server: $schema=spec.schema.json"
+    )]
+    Schema,
+    /// Print shell completions.
+    #[command(
+        after_help = "Example:\n  specauth completions bash > /etc/bash_completion.d/specauth"
+    )]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -96,34 +145,124 @@ struct GrantArgs {
     provider: String,
     /// Grant name (authorization_code, refresh_token, password, client_credentials, …).
     grant: String,
-    /// An input value (repeatable). NAME=- reads the value from stdin. Inputs also come from
-    /// SPECAUTH_<NAME> environment variables; --set wins.
-    #[arg(long = "set", value_name = "NAME=VALUE")]
-    set: Vec<String>,
-    /// Replace an endpoint's URL, e.g. token=http://127.0.0.1:8080/token (repeatable).
-    #[arg(long = "endpoint", value_name = "NAME=URL")]
-    endpoint: Vec<String>,
+    #[command(flatten)]
+    inputs: InputArgs,
     /// Total timeout of the exchange in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     timeout: u64,
 }
 
+/// How inputs are given: shared by every command that talks to a provider.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct InputArgs {
+    /// An input value (repeatable). NAME=- reads the value from stdin. Precedence:
+    /// --set > SPECAUTH_<NAME> environment variable > profile file > spec default.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+    /// Replace an endpoint's URL, e.g. token=http://127.0.0.1:8080/token (repeatable).
+    #[arg(long = "endpoint", value_name = "NAME=URL")]
+    endpoint: Vec<String>,
+    /// The profile: which cached token, and which inputs from the profiles file.
+    #[arg(long, default_value = "default")]
+    profile: String,
+}
+
+/// What every command shares.
+pub(crate) struct Ctx {
+    loader: Loader,
+    store: Option<PathBuf>,
+    config: Option<PathBuf>,
+    json: bool,
+}
+
+impl Ctx {
+    pub(crate) fn store(&self) -> Result<TokenStore, Error> {
+        self.store
+            .clone()
+            .or_else(TokenStore::default_root)
+            .map(TokenStore::new)
+            .ok_or_else(|| {
+                Error::Usage("no platform data folder: give --store PATH or SPECAUTH_STORE".into())
+            })
+    }
+
+    fn profiles(&self) -> Result<Profiles, Error> {
+        match self.config.clone().or_else(Profiles::default_path) {
+            Some(p) => Profiles::load(&p),
+            None => Ok(Profiles::default()),
+        }
+    }
+
+    /// The spec with `--endpoint` overrides applied, and its inputs gathered.
+    pub(crate) fn spec_and_inputs(
+        &self,
+        provider: &str,
+        args: &InputArgs,
+    ) -> Result<(Spec, Inputs), Error> {
+        let mut spec = self.loader.load(provider)?;
+        for e in &args.endpoint {
+            let (name, url) = e
+                .split_once('=')
+                .ok_or_else(|| Error::Usage(format!("--endpoint `{e}` must be NAME=URL")))?;
+            spec = spec.with_endpoint(name, url)?;
+        }
+        let profile = self.profiles()?.inputs(spec.id(), &args.profile);
+        let inputs = gather_inputs(&spec, &profile, &args.set)?;
+        Ok((spec, inputs))
+    }
+}
+
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
-    let json = cli.json;
-    let loader = cli.specs.iter().fold(Loader::new(), |l, d| l.with_dir(d));
+    let verbose = cli.verbose;
+    if verbose {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_target(false)
+            .without_time()
+            .init();
+    }
+    let ctx = Ctx {
+        loader: cli.specs.iter().fold(Loader::new(), |l, d| l.with_dir(d)),
+        store: cli.store,
+        config: cli.config,
+        json: cli.json,
+    };
     let result = match cli.command {
-        Command::Token(args) => token(&loader, &args),
-        Command::Render { grant, reveal } => render(&loader, &grant, reveal),
-        Command::Check { paths } => specs::check(&loader, &paths),
-        Command::Test { paths, verbose } => specs::test(&loader, &paths, verbose),
-        Command::Demo { providers } => demo::run(&loader, &providers),
-        Command::Providers => specs::providers(&loader, json),
+        Command::Token(args) => token(&ctx, &args),
+        Command::Render { grant, reveal } => render(&ctx, &grant, reveal),
+        Command::Login(args) => session::login(&ctx, &args),
+        Command::PrintToken(args) => session::print_token(&ctx, &args),
+        Command::Tokens => session::tokens(&ctx),
+        Command::Logout(args) => session::logout(&ctx, &args),
+        Command::Revoke(args) => session::revoke(&ctx, &args),
+        Command::Introspect(args) => session::introspect(&ctx, &args),
+        Command::Check { paths } => specs::check(&ctx.loader, &paths),
+        Command::Test { paths, show } => specs::test(&ctx.loader, &paths, show || verbose),
+        Command::Demo { providers } => demo::run(&ctx.loader, &providers),
+        Command::Providers => specs::providers(&ctx.loader, ctx.json),
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&specauth::spec_schema()).unwrap_or_default()
+            );
+            Ok(exit::OK)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "specauth",
+                &mut std::io::stdout(),
+            );
+            Ok(exit::OK)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            report(&e, json);
+            report(&e, ctx.json);
             ExitCode::from(exit_code(&e))
         }
     }
@@ -138,7 +277,7 @@ pub(crate) fn exit_code(e: &Error) -> u8 {
     }
 }
 
-fn report(e: &Error, json: bool) {
+pub(crate) fn report(e: &Error, json: bool) {
     let mut err = std::io::stderr().lock();
     if json {
         let _ = writeln!(err, "{}", serde_json::json!({ "error": e.to_json() }));
@@ -147,21 +286,37 @@ fn report(e: &Error, json: bool) {
     }
 }
 
-fn load_for_grant(loader: &Loader, args: &GrantArgs) -> Result<(Spec, Inputs), Error> {
-    let mut spec = loader.load(&args.provider)?;
-    for e in &args.endpoint {
-        let (name, url) = e
-            .split_once('=')
-            .ok_or_else(|| Error::Usage(format!("--endpoint `{e}` must be NAME=URL")))?;
-        spec = spec.with_endpoint(name, url)?;
-    }
-    let inputs = gather_inputs(&spec, &args.set)?;
-    Ok((spec, inputs))
-}
-
-/// Inputs from `SPECAUTH_<NAME>` variables, then `--set` (which wins).
-fn gather_inputs(spec: &Spec, sets: &[String]) -> Result<Inputs, Error> {
+/// Inputs by precedence: `--set` > `SPECAUTH_<NAME>` > profile file > spec default (the spec
+/// default is applied when rendering). Secrets are refused in the profile file.
+fn gather_inputs(
+    spec: &Spec,
+    profile: &std::collections::BTreeMap<String, String>,
+    sets: &[String],
+) -> Result<Inputs, Error> {
     let mut inputs = Inputs::new();
+    for (name, value) in profile {
+        match spec.inputs().find(|(n, _)| n == name) {
+            Some((_, def)) if def.secret => {
+                return Err(Error::Input {
+                    name: name.clone(),
+                    problem: format!(
+                        "is secret and does not belong in the profiles file; use SPECAUTH_{} or --set {name}=-",
+                        name.to_ascii_uppercase()
+                    ),
+                });
+            }
+            Some(_) => inputs.set(name, value),
+            None => {
+                return Err(Error::Input {
+                    name: name.clone(),
+                    problem: format!(
+                        "is in the profiles file but not declared by spec `{}`",
+                        spec.id()
+                    ),
+                });
+            }
+        }
+    }
     for (name, _) in spec.inputs() {
         let var = format!("SPECAUTH_{}", name.to_ascii_uppercase().replace('-', "_"));
         if let Ok(value) = std::env::var(&var) {
@@ -191,20 +346,23 @@ fn gather_inputs(spec: &Spec, sets: &[String]) -> Result<Inputs, Error> {
     Ok(inputs)
 }
 
-fn token(loader: &Loader, args: &GrantArgs) -> Result<u8, Error> {
-    let (spec, inputs) = load_for_grant(loader, args)?;
+pub(crate) fn client(timeout: u64) -> Client<UreqTransport> {
     let config = TransportConfig {
-        timeout: Duration::from_secs(args.timeout.max(1)),
+        timeout: Duration::from_secs(timeout.max(1)),
         ..TransportConfig::default()
     };
-    let client = Client::with_transport(UreqTransport::with_config(&config));
-    let token = client.token(&spec, &args.grant, &inputs)?;
+    Client::with_transport(UreqTransport::with_config(&config))
+}
+
+fn token(ctx: &Ctx, args: &GrantArgs) -> Result<u8, Error> {
+    let (spec, inputs) = ctx.spec_and_inputs(&args.provider, &args.inputs)?;
+    let token = client(args.timeout).token(&spec, &args.grant, &inputs)?;
     println!("{}", token.to_json(true));
     Ok(exit::OK)
 }
 
-fn render(loader: &Loader, args: &GrantArgs, reveal: bool) -> Result<u8, Error> {
-    let (spec, inputs) = load_for_grant(loader, args)?;
+fn render(ctx: &Ctx, args: &GrantArgs, reveal: bool) -> Result<u8, Error> {
+    let (spec, inputs) = ctx.spec_and_inputs(&args.provider, &args.inputs)?;
     let request = spec.render(&args.grant, &inputs)?;
     if reveal {
         print!("{}", request.revealed());

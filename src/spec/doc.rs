@@ -146,8 +146,9 @@ macro_rules! merge_fields {
 }
 
 /// One spec file as written.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "specauth provider spec")]
 pub struct SpecDoc {
     /// Identifier; defaults to the file stem.
     #[serde(default)]
@@ -221,7 +222,7 @@ impl Merge for SpecDoc {
 }
 
 /// A declared input.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InputDoc {
     #[serde(default)]
@@ -244,7 +245,7 @@ merge_fields!(InputDoc {
 });
 
 /// How the client authenticates: `basic`, `post`, `both` or `none`, or a map with renamed keys.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientAuthMap {
     #[serde(default)]
@@ -315,7 +316,7 @@ impl<'de> Deserialize<'de> for ClientAuthDoc {
 }
 
 /// A request template: defaults under `request:`, or one grant under `grants:`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestDoc {
     /// `POST` (default) or `GET`.
@@ -356,7 +357,7 @@ impl Merge for At<RequestDoc> {
 }
 
 /// The authorization request: its endpoint and query parameters.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizeDoc {
     /// Name of the endpoint under `endpoints:` (default `authorize`).
@@ -368,7 +369,7 @@ pub struct AuthorizeDoc {
 merge_fields!(AuthorizeDoc { endpoint, params });
 
 /// Paths into a device authorization reply (RFC 8628 §3.2).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceDoc {
     #[serde(default)]
@@ -394,7 +395,7 @@ merge_fields!(DeviceDoc {
 });
 
 /// Paths into an introspection reply (RFC 7662 §2.2).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntrospectionDoc {
     #[serde(default)]
@@ -541,7 +542,7 @@ impl<'de> Deserialize<'de> for Paths {
 }
 
 /// How a reply becomes a token: where each value is, and how to read it.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenDoc {
     #[serde(default)]
@@ -598,7 +599,7 @@ merge_fields!(TokenDoc {
 });
 
 /// How a reply is recognised as an error, and where its parts are.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorsDoc {
     /// Conditions that make even a 2xx reply an error; any one is enough.
@@ -622,7 +623,7 @@ merge_fields!(ErrorsDoc {
 });
 
 /// `{ path: $.ok, equals: false }` or `{ path: $.error, exists: true }`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
     pub path: At<String>,
@@ -633,7 +634,7 @@ pub struct Condition {
 }
 
 /// A documented exchange: inputs, the provider's reply, and what is expected of both.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExampleDoc {
     #[serde(default)]
@@ -650,7 +651,7 @@ pub struct ExampleDoc {
 }
 
 /// The provider's reply in an example.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplyDoc {
     #[serde(default = "ok_status")]
@@ -670,7 +671,7 @@ fn ok_status() -> u16 {
 }
 
 /// What an example expects.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectDoc {
     #[serde(default)]
@@ -684,7 +685,7 @@ pub struct ExpectDoc {
 }
 
 /// The parts of the rendered request an example pins down.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestExpect {
     #[serde(default)]
@@ -709,4 +710,108 @@ pub struct RequestExpect {
     /// The raw body, exactly (for XML bodies).
     #[serde(default)]
     pub body: Option<String>,
+}
+
+// ---- JSON Schema for the hand-written deserializers ----
+
+use std::borrow::Cow;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+
+impl<T: JsonSchema> JsonSchema for At<T> {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<T>()
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Patch<T> {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        format!("Nullable_{}", T::schema_name()).into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let inner = generator.subschema_for::<T>();
+        json_schema!({ "anyOf": [inner, { "type": "null", "description": "null removes what the base spec says here" }] })
+    }
+}
+
+impl JsonSchema for ScalarString {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "ScalarString".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": ["string", "number", "boolean"] })
+    }
+}
+
+impl JsonSchema for Paths {
+    fn schema_name() -> Cow<'static, str> {
+        "Paths".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A JSONPath, or a list of them where the first that matches wins",
+            "anyOf": [
+                { "type": "string", "pattern": "^\\$" },
+                { "type": "array", "items": { "type": "string", "pattern": "^\\$" } }
+            ]
+        })
+    }
+}
+
+impl JsonSchema for Field {
+    fn schema_name() -> Cow<'static, str> {
+        "Field".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A template, or { value, optional } where an optional field is left out when an input it uses is absent",
+            "anyOf": [
+                { "type": ["string", "number", "boolean"] },
+                {
+                    "type": "object",
+                    "properties": {
+                        "value": { "type": ["string", "number", "boolean"] },
+                        "optional": { "type": "boolean" }
+                    },
+                    "required": ["value"],
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
+}
+
+impl JsonSchema for ClientAuthDoc {
+    fn schema_name() -> Cow<'static, str> {
+        "ClientAuth".into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let map = generator.subschema_for::<ClientAuthMap>();
+        json_schema!({
+            "anyOf": [
+                { "type": "string", "enum": ["basic", "post", "both", "none"] },
+                map
+            ]
+        })
+    }
+}
+
+/// The JSON Schema of the spec format, for editors (`# yaml-language-server: $schema=…`).
+pub(crate) fn schema() -> serde_json::Value {
+    let schema = schemars::generate::SchemaSettings::draft07()
+        .into_generator()
+        .into_root_schema_for::<SpecDoc>();
+    serde_json::to_value(schema).unwrap_or_default()
 }

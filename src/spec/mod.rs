@@ -12,6 +12,12 @@ use jsonpath_rust::parser::model::JpQuery;
 
 pub use load::{Loader, bundled_ids};
 
+/// The JSON Schema (draft 7) of the spec format, generated from the types the loader reads.
+/// `specauth schema` prints it; `schema/spec.schema.json` is this, committed.
+pub fn spec_schema() -> serde_json::Value {
+    doc::schema()
+}
+
 use crate::error::Error;
 use crate::template::Tmpl;
 

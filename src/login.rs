@@ -1,0 +1,292 @@
+//! The pieces of a browser login: PKCE (RFC 7636), a random `state`, and a listener on
+//! 127.0.0.1 that receives the authorization redirect (RFC 8252 §7.3).
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use sha2::Digest as _;
+
+use crate::error::{Error, ProviderError, TransportError, TransportErrorKind};
+use crate::secret::Secret;
+
+/// Characters of a PKCE verifier and of `state` (RFC 7636 §4.1 "unreserved").
+const UNRESERVED: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~";
+
+/// A random string of `len` unreserved characters from the OS's random source.
+pub fn random_string(len: usize) -> Result<String, Error> {
+    // 66 symbols: bytes at or above the largest multiple of 66 are rejected, so every
+    // character is equally likely.
+    let limit = (256 / UNRESERVED.len() * UNRESERVED.len()) as u8;
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        let mut bytes = [0u8; 64];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| Error::Usage(format!("no randomness from the OS: {e}")))?;
+        for b in bytes.into_iter().filter(|b| *b < limit) {
+            if out.len() == len {
+                break;
+            }
+            out.push(UNRESERVED[b as usize % UNRESERVED.len()] as char);
+        }
+    }
+    Ok(out)
+}
+
+/// A PKCE verifier and its S256 challenge.
+///
+/// ```
+/// let p = specauth::Pkce::from_verifier("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+/// // RFC 7636 Appendix B
+/// assert_eq!(p.challenge(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+/// assert_eq!(p.method(), "S256");
+/// ```
+#[derive(Clone, Debug)]
+pub struct Pkce {
+    verifier: Secret,
+    challenge: String,
+}
+
+impl Pkce {
+    /// A fresh verifier of 64 random characters.
+    pub fn new() -> Result<Pkce, Error> {
+        Ok(Pkce::from_verifier(&random_string(64)?))
+    }
+
+    /// The PKCE pair for a given verifier.
+    pub fn from_verifier(verifier: &str) -> Pkce {
+        let digest = sha2::Sha256::digest(verifier.as_bytes());
+        Pkce {
+            verifier: Secret::new(verifier),
+            challenge: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest),
+        }
+    }
+
+    /// The verifier, sent with the code exchange.
+    pub fn verifier(&self) -> &Secret {
+        &self.verifier
+    }
+
+    /// BASE64URL(SHA256(verifier)), sent with the authorization request.
+    pub fn challenge(&self) -> &str {
+        &self.challenge
+    }
+
+    /// `S256`.
+    pub fn method(&self) -> &'static str {
+        "S256"
+    }
+}
+
+/// Listens on 127.0.0.1 for the authorization redirect.
+pub struct RedirectListener {
+    server: tiny_http::Server,
+    port: u16,
+    path: String,
+}
+
+impl std::fmt::Debug for RedirectListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedirectListener")
+            .field("port", &self.port)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+const DONE_PAGE: &str = "<!doctype html><meta charset=utf-8><title>specauth</title>\
+<p>Signed in. You can close this tab and return to the terminal.</p>";
+
+impl RedirectListener {
+    /// Binds `127.0.0.1:port` (0 picks a free port); the redirect is expected at `path`.
+    pub fn bind(port: u16, path: &str) -> Result<RedirectListener, Error> {
+        let server = tiny_http::Server::http(("127.0.0.1", port))
+            .map_err(|e| Error::Usage(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
+        let port = server
+            .server_addr()
+            .to_ip()
+            .map(|a| a.port())
+            .ok_or_else(|| Error::Usage("the redirect listener has no IP address".into()))?;
+        let path = if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/{path}")
+        };
+        Ok(RedirectListener { server, port, path })
+    }
+
+    /// The port listened on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:PORT/PATH`, the `redirect_uri` to register and send.
+    pub fn redirect_uri(&self) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, self.path)
+    }
+
+    /// Waits for the redirect carrying `state`, and returns its `code`.
+    ///
+    /// A redirect with `?error=` is the provider's refusal ([`Error::Provider`], status 302:
+    /// it arrived as a redirect). Requests to other paths, or with another `state`, are
+    /// answered 400 and ignored, so a stray request cannot end (or hijack) the login. After
+    /// `timeout`, a [`TransportErrorKind::Timeout`] error.
+    pub fn wait_for_code(&self, state: &str, timeout: Duration) -> Result<Secret, Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(TransportError::new(
+                    TransportErrorKind::Timeout,
+                    format!(
+                        "no authorization redirect reached {} within {} s",
+                        self.redirect_uri(),
+                        timeout.as_secs()
+                    ),
+                )
+                .into());
+            }
+            let Ok(Some(request)) = self.server.recv_timeout(left) else {
+                continue;
+            };
+            let url = request.url().to_owned();
+            let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+            if path != self.path {
+                let _ = request
+                    .respond(tiny_http::Response::from_string("not found").with_status_code(404));
+                continue;
+            }
+            let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect();
+            let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            if get("state").as_deref() != Some(state) {
+                let _ = request.respond(page(
+                    400,
+                    "This redirect does not belong to the login in progress (state mismatch).",
+                ));
+                continue;
+            }
+            if let Some(code) = get("error") {
+                let message = get("error_description");
+                let _ = request.respond(page(
+                    400,
+                    &format!("Sign-in failed: {}", message.as_deref().unwrap_or(&code)),
+                ));
+                return Err(Error::Provider(ProviderError {
+                    status: 302,
+                    code: Some(code),
+                    message,
+                    hint: None,
+                    uri: get("error_uri"),
+                }));
+            }
+            match get("code") {
+                Some(code) if !code.is_empty() => {
+                    let _ = request.respond(
+                        tiny_http::Response::from_string(DONE_PAGE).with_header(html_header()),
+                    );
+                    return Ok(Secret::new(code));
+                }
+                _ => {
+                    let _ = request.respond(page(400, "The redirect carries no code."));
+                }
+            }
+        }
+    }
+}
+
+fn html_header() -> tiny_http::Header {
+    tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"text/html; charset=utf-8"[..])
+        .unwrap_or_else(|_| unreachable!("a constant, valid header"))
+}
+
+fn page(status: u16, text: &str) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+    let escaped = quick_xml::escape::escape(text);
+    tiny_http::Response::from_string(format!(
+        "<!doctype html><meta charset=utf-8><title>specauth</title><p>{escaped}</p>"
+    ))
+    .with_status_code(status)
+    .with_header(html_header())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_strings_use_only_unreserved_characters() {
+        let s = random_string(200).unwrap();
+        assert_eq!(s.len(), 200);
+        assert!(s.bytes().all(|b| UNRESERVED.contains(&b)));
+        assert_ne!(random_string(32).unwrap(), random_string(32).unwrap());
+    }
+
+    #[test]
+    fn the_listener_ignores_strays_and_returns_the_code() {
+        let listener = RedirectListener::bind(0, "/callback").unwrap();
+        let uri = listener.redirect_uri();
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        let t = std::thread::spawn(move || {
+            let wrong_path = agent
+                .get(uri.replace("/callback", "/favicon.ico"))
+                .call()
+                .unwrap()
+                .status();
+            let wrong_state = agent
+                .get(format!("{uri}?code=evil&state=other"))
+                .call()
+                .unwrap()
+                .status();
+            let ok = agent
+                .get(format!("{uri}?code=c0de&state=s1"))
+                .call()
+                .unwrap()
+                .status();
+            (wrong_path.as_u16(), wrong_state.as_u16(), ok.as_u16())
+        });
+        let code = listener
+            .wait_for_code("s1", Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(code.secret(), "c0de");
+        assert_eq!(t.join().unwrap(), (404, 400, 200));
+    }
+
+    #[test]
+    fn an_error_redirect_is_the_providers_refusal_and_silence_times_out() {
+        let listener = RedirectListener::bind(0, "cb").unwrap();
+        let uri = listener.redirect_uri();
+        let t = std::thread::spawn(move || {
+            let agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .new_agent();
+            agent
+                .get(format!(
+                    "{uri}?error=access_denied&error_description=User+said+no&state=s"
+                ))
+                .call()
+                .unwrap();
+        });
+        let err = listener
+            .wait_for_code("s", Duration::from_secs(10))
+            .unwrap_err();
+        t.join().unwrap();
+        let Error::Provider(p) = err else {
+            panic!("{err}")
+        };
+        assert_eq!(
+            (p.code.as_deref(), p.message.as_deref()),
+            (Some("access_denied"), Some("User said no"))
+        );
+        let err = listener
+            .wait_for_code("s", Duration::from_millis(200))
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Transport(t) if t.kind == TransportErrorKind::Timeout),
+            "{err}"
+        );
+    }
+}

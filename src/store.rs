@@ -1,0 +1,257 @@
+//! The token cache: one file per provider and profile, safe for many processes at once.
+//!
+//! - Files are written atomically (temporary file in the same folder, fsync, rename), so a
+//!   process killed at any moment leaves the old token or the new one, never a torn file.
+//! - Files are created with mode 0600, and the folder with 0700 (on Unix).
+//! - Refresh is single-flight: [`TokenStore::lock`] takes an exclusive lock on a lock file; a
+//!   process that waited for the lock reads the cache again before refreshing, so a rotating
+//!   refresh token is never used twice.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::error::Error;
+use crate::token::Token;
+
+/// A cached token and what is needed to refresh it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredToken {
+    /// Provider id (or spec path) it was obtained from.
+    pub provider: String,
+    /// Profile name (`default` unless chosen).
+    pub profile: String,
+    /// The token.
+    pub token: Token,
+    /// The non-secret inputs the token was obtained with (client_id, region, redirect_uri…),
+    /// reused when refreshing. Secret inputs are never stored.
+    pub inputs: BTreeMap<String, String>,
+    /// When it was obtained, epoch seconds.
+    pub obtained_at: u64,
+}
+
+impl StoredToken {
+    fn to_json(&self) -> Value {
+        json!({
+            "provider": self.provider,
+            "profile": self.profile,
+            "obtained_at": self.obtained_at,
+            "inputs": self.inputs,
+            "token": self.token.to_json(true),
+        })
+    }
+
+    fn from_json(v: &Value) -> Option<StoredToken> {
+        Some(StoredToken {
+            provider: v.get("provider")?.as_str()?.to_owned(),
+            profile: v.get("profile")?.as_str()?.to_owned(),
+            obtained_at: v.get("obtained_at").and_then(Value::as_u64).unwrap_or(0),
+            inputs: v
+                .get("inputs")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            token: Token::from_json(v.get("token")?)?,
+        })
+    }
+}
+
+/// The folder of cached tokens.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// use specauth::{Secret, StoredToken, Token, TokenStore};
+/// let store = TokenStore::new(dir.path());
+/// let saved = StoredToken {
+///     provider: "xee".into(), profile: "default".into(), obtained_at: 1,
+///     token: Token::bearer(Secret::new("t")), inputs: Default::default(),
+/// };
+/// store.save(&saved).unwrap();
+/// assert_eq!(store.load("xee", "default").unwrap(), Some(saved));
+/// ```
+#[derive(Clone, Debug)]
+pub struct TokenStore {
+    root: PathBuf,
+}
+
+/// An exclusive lock on one provider + profile's cache entry; released when dropped.
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: File,
+}
+
+impl TokenStore {
+    /// A store in `root` (created on first save).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        TokenStore { root: root.into() }
+    }
+
+    /// The platform's data folder for specauth (`$XDG_DATA_HOME/specauth` on Linux,
+    /// `~/Library/Application Support/specauth` on macOS, `%APPDATA%\specauth` on Windows).
+    pub fn default_root() -> Option<PathBuf> {
+        directories::ProjectDirs::from("", "", "specauth").map(|d| d.data_dir().to_path_buf())
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn file(&self, provider: &str, profile: &str, ext: &str) -> Result<PathBuf, Error> {
+        for (what, name) in [("provider", provider), ("profile", profile)] {
+            let ok = !name.is_empty()
+                && name.len() <= 128
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                && !name.starts_with('.');
+            if !ok {
+                return Err(Error::Usage(format!(
+                    "{what} name `{name}` may only use letters, digits, `-`, `_` and `.`"
+                )));
+            }
+        }
+        Ok(self.root.join(format!("{provider}@{profile}.{ext}")))
+    }
+
+    /// The cached token of `provider` + `profile`, if any. A file that cannot be read as a
+    /// token is an error (it is never silently replaced).
+    pub fn load(&self, provider: &str, profile: &str) -> Result<Option<StoredToken>, Error> {
+        let path = self.file(provider, profile, "json")?;
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(&path, "read", &e)),
+        };
+        serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| StoredToken::from_json(&v))
+            .map(Some)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "{} is not a specauth token file; remove it or log in again",
+                    path.display()
+                ))
+            })
+    }
+
+    /// Saves atomically: a temporary file in the same folder is written, synced and renamed
+    /// over the old one.
+    pub fn save(&self, entry: &StoredToken) -> Result<(), Error> {
+        let path = self.file(&entry.provider, &entry.profile, "json")?;
+        self.ensure_root()?;
+        let tmp = self.root.join(format!(
+            ".{}@{}.{}.tmp",
+            entry.provider,
+            entry.profile,
+            std::process::id()
+        ));
+        let write = || -> std::io::Result<()> {
+            let mut f = private_file(&tmp)?;
+            f.write_all(entry.to_json().to_string().as_bytes())?;
+            f.write_all(b"\n")?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            // Make the rename itself durable.
+            if let Ok(dir) = File::open(&self.root) {
+                let _ = dir.sync_all();
+            }
+            Ok(())
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            io_error(&path, "write", &e)
+        })
+    }
+
+    /// Deletes the cached token; `Ok(false)` when there was none.
+    pub fn remove(&self, provider: &str, profile: &str) -> Result<bool, Error> {
+        let path = self.file(provider, profile, "json")?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_error(&path, "remove", &e)),
+        }
+    }
+
+    /// Blocks until this process holds the exclusive lock of `provider` + `profile`.
+    pub fn lock(&self, provider: &str, profile: &str) -> Result<StoreLock, Error> {
+        let path = self.file(provider, profile, "lock")?;
+        self.ensure_root()?;
+        let file = private_file_keep(&path).map_err(|e| io_error(&path, "open", &e))?;
+        file.lock().map_err(|e| io_error(&path, "lock", &e))?;
+        Ok(StoreLock { _file: file })
+    }
+
+    /// Every cached entry, sorted by provider then profile. Unreadable files are skipped.
+    pub fn list(&self) -> Result<Vec<StoredToken>, Error> {
+        let rd = match fs::read_dir(&self.root) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_error(&self.root, "read", &e)),
+        };
+        let mut out: Vec<StoredToken> = rd
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .filter(|p| {
+                !p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with('.'))
+            })
+            .filter_map(|p| fs::read_to_string(p).ok())
+            .filter_map(|t| serde_json::from_str::<Value>(&t).ok())
+            .filter_map(|v| StoredToken::from_json(&v))
+            .collect();
+        out.sort_by(|a, b| (&a.provider, &a.profile).cmp(&(&b.provider, &b.profile)));
+        Ok(out)
+    }
+
+    fn ensure_root(&self) -> Result<(), Error> {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt as _;
+            builder.mode(0o700);
+        }
+        builder
+            .create(&self.root)
+            .map_err(|e| io_error(&self.root, "create", &e))
+    }
+}
+
+fn io_error(path: &Path, what: &str, e: &std::io::Error) -> Error {
+    Error::Usage(format!("cannot {what} {}: {e}", path.display()))
+}
+
+/// A new file, truncated, readable by its owner only.
+fn private_file(path: &Path) -> std::io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.mode(0o600);
+    }
+    o.open(path)
+}
+
+/// A file opened for locking (created if needed, never truncated), owner-only.
+fn private_file_keep(path: &Path) -> std::io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.mode(0o600);
+    }
+    o.open(path)
+}
