@@ -96,6 +96,7 @@
 
 mod client;
 mod device;
+mod discovery;
 mod error;
 mod examples;
 mod inputs;
@@ -113,6 +114,7 @@ mod transport;
 
 pub use client::{Client, DevicePoll};
 pub use device::DeviceAuthorization;
+pub use discovery::{discovery_urls, id_from_issuer, spec_from_metadata};
 pub use error::{Error, Pos, ProviderError, SpecError, TransportError, TransportErrorKind};
 pub use examples::{EXAMPLE_NOW, ExampleReport};
 pub use inputs::Inputs;

@@ -437,3 +437,56 @@ fn demo_runs_every_bundled_exchange_over_loopback() {
         "a secret leaked into the demo"
     );
 }
+
+#[test]
+fn import_writes_a_spec_from_discovery_metadata_that_passes_check() {
+    let server = ReplayServer::start().unwrap();
+    let o = server.origin();
+    // The OpenID configuration is missing (404); RFC 8414's metadata answers.
+    server.push(json_reply(404, r#"{"error":"not_found"}"#));
+    server.push(json_reply(
+        200,
+        &format!(
+            r#"{{"issuer":"{o}","authorization_endpoint":"{o}/auth","token_endpoint":"{o}/token",
+               "revocation_endpoint":"{o}/revoke","token_endpoint_auth_methods_supported":["client_secret_post"],
+               "grant_types_supported":["authorization_code","refresh_token"],"code_challenge_methods_supported":["S256"]}}"#
+        ),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("peer.yaml");
+    let out = specauth(&["import", &o, "--id", "peer", "-o", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let urls: Vec<String> = server.received().iter().map(|r| r.url.clone()).collect();
+    assert_eq!(
+        urls,
+        [
+            "/.well-known/openid-configuration",
+            "/.well-known/oauth-authorization-server"
+        ]
+    );
+    let out = specauth(&["check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("(peer: 2 grants, 0 examples)"),
+        "{}",
+        stdout(&out)
+    );
+    let out = specauth(&[
+        "render",
+        file.to_str().unwrap(),
+        "refresh_token",
+        "--set",
+        "client_id=a",
+        "--set",
+        "client_secret=b",
+        "--set",
+        "refresh_token=r",
+    ]);
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "POST {o}/token\nAccept: application/json\nContent-Type: application/x-www-form-urlencoded\n\n\
+             grant_type=refresh_token&refresh_token=[redacted]&client_id=a&client_secret=[redacted]\n"
+        )
+    );
+}

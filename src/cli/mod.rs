@@ -124,6 +124,20 @@ enum Command {
     /// List the providers that can be used (bundled and from --specs).
     #[command(after_help = "Example:\n  specauth providers --json | jq '.[].id'")]
     Providers,
+    /// Write a spec from an authorization server's discovery metadata (RFC 8414 / OpenID).
+    #[command(
+        after_help = "Example:\n  specauth import https://id.example.com/realms/acme --id acme -o my-specs/acme.yaml"
+    )]
+    Import {
+        /// The issuer URL.
+        issuer: String,
+        /// The spec's id (default: from the issuer's host and path).
+        #[arg(long)]
+        id: Option<String>,
+        /// Write the spec to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Print the JSON Schema of the spec format (for editors and validators).
     #[command(
         after_help = "Example:\n  specauth schema > spec.schema.json\n  # then, first line of a spec: # yaml-language-server: $schema=spec.schema.json"
@@ -242,6 +256,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Test { paths, show } => specs::test(&ctx.loader, &paths, show || verbose),
         Command::Demo { providers } => demo::run(&ctx.loader, &providers),
         Command::Providers => specs::providers(&ctx.loader, ctx.json),
+        Command::Import { issuer, id, output } => import(&issuer, id, output.as_deref()),
         Command::Schema => {
             println!(
                 "{}",
@@ -370,4 +385,41 @@ fn render(ctx: &Ctx, args: &GrantArgs, reveal: bool) -> Result<u8, Error> {
         print!("{}", request.redacted());
     }
     Ok(exit::OK)
+}
+
+fn import(issuer: &str, id: Option<String>, output: Option<&std::path::Path>) -> Result<u8, Error> {
+    use specauth::Transport as _;
+    let transport = UreqTransport::new();
+    let mut tried = Vec::new();
+    for url in specauth::discovery_urls(issuer) {
+        let request = http::Request::get(&url)
+            .header("accept", "application/json")
+            .body(Vec::new())
+            .map_err(|e| Error::Usage(format!("`{url}` is not a valid URL: {e}")))?;
+        let reply = transport.send(request)?;
+        let metadata = match serde_json::from_slice::<serde_json::Value>(reply.body()) {
+            Ok(m) if reply.status().is_success() && m.is_object() => m,
+            _ => {
+                tried.push(format!("{url} (HTTP {})", reply.status().as_u16()));
+                continue;
+            }
+        };
+        let id = id.unwrap_or_else(|| specauth::id_from_issuer(issuer));
+        let yaml = specauth::spec_from_metadata(&id, &metadata, &url)?;
+        // The written spec must load; say so now rather than at first use.
+        Spec::from_yaml(&format!("{id}.yaml"), &yaml)?;
+        match output {
+            Some(path) => {
+                std::fs::write(path, &yaml)
+                    .map_err(|e| Error::Usage(format!("cannot write {}: {e}", path.display())))?;
+                eprintln!("Wrote {} from {url}.", path.display());
+            }
+            None => print!("{yaml}"),
+        }
+        return Ok(exit::OK);
+    }
+    Err(Error::Usage(format!(
+        "no discovery metadata found at {}",
+        tried.join(", ")
+    )))
 }

@@ -1,0 +1,217 @@
+//! Writing a spec from an authorization server's discovery metadata (RFC 8414, OpenID Connect
+//! Discovery 1.0).
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use crate::error::Error;
+
+/// Where the metadata of `issuer` may be published, in the order to try: the OpenID
+/// configuration, then RFC 8414's `oauth-authorization-server` (path inserted after the host).
+///
+/// ```
+/// assert_eq!(
+///     specauth::discovery_urls("https://id.example.com/tenant1"),
+///     ["https://id.example.com/tenant1/.well-known/openid-configuration",
+///      "https://id.example.com/.well-known/oauth-authorization-server/tenant1"]
+/// );
+/// ```
+pub fn discovery_urls(issuer: &str) -> Vec<String> {
+    let issuer = issuer.trim_end_matches('/');
+    let mut urls = vec![format!("{issuer}/.well-known/openid-configuration")];
+    let (origin, path) = match issuer.split_once("://") {
+        Some((scheme, rest)) => match rest.find('/') {
+            Some(i) => (format!("{scheme}://{}", &rest[..i]), &rest[i..]),
+            None => (issuer.to_owned(), ""),
+        },
+        None => (issuer.to_owned(), ""),
+    };
+    urls.push(format!(
+        "{origin}/.well-known/oauth-authorization-server{path}"
+    ));
+    urls
+}
+
+/// The grants of the base spec, and the `grant_types_supported` value that enables each.
+const GRANTS: &[(&str, &str)] = &[
+    ("authorization_code", "authorization_code"),
+    ("refresh_token", "refresh_token"),
+    ("password", "password"),
+    ("client_credentials", "client_credentials"),
+    (
+        "device_code",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    ),
+];
+
+/// A spec (YAML text) for the server described by `metadata`, extending the bundled base.
+///
+/// Endpoints come from `token_endpoint`, `authorization_endpoint`,
+/// `device_authorization_endpoint`, `revocation_endpoint` and `introspection_endpoint`; client
+/// authentication from `token_endpoint_auth_methods_supported` (Basic when offered, as RFC 6749
+/// prefers, else body credentials); grants from `grant_types_supported`; PKCE parameters are
+/// removed when `code_challenge_methods_supported` does not offer `S256`.
+pub fn spec_from_metadata(id: &str, metadata: &Value, source: &str) -> Result<String, Error> {
+    let text = |k: &str| metadata.get(k).and_then(Value::as_str);
+    let list = |k: &str| -> Option<Vec<&str>> {
+        metadata
+            .get(k)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+    };
+    let token = text("token_endpoint")
+        .ok_or_else(|| Error::Usage(format!("the metadata at {source} has no token_endpoint")))?;
+    let issuer = text("issuer").unwrap_or(source);
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut out = String::new();
+    let _ = writeln!(out, "# Written by `specauth import` from {source}.");
+    let _ = writeln!(out, "id: {}", q(id));
+    let _ = writeln!(out, "name: {}", q(issuer));
+    let _ = writeln!(out, "extends: oauth2");
+    let _ = writeln!(out, "docs: {}", q(source));
+    let _ = writeln!(out, "\nendpoints:\n  token: {}", q(token));
+    for (name, key) in [
+        ("authorize", "authorization_endpoint"),
+        ("device_authorization", "device_authorization_endpoint"),
+        ("revocation", "revocation_endpoint"),
+        ("introspection", "introspection_endpoint"),
+    ] {
+        if let Some(url) = text(key) {
+            let _ = writeln!(out, "  {name}: {}", q(url));
+        }
+    }
+    // RFC 8414 §2: absent means client_secret_basic.
+    let methods = list("token_endpoint_auth_methods_supported")
+        .unwrap_or_else(|| vec!["client_secret_basic"]);
+    let auth = if methods.contains(&"client_secret_basic") {
+        "basic"
+    } else if methods.contains(&"client_secret_post") {
+        "post"
+    } else if methods.contains(&"none") {
+        "none"
+    } else {
+        // private_key_jwt and the like are beyond what a spec can say today.
+        "basic"
+    };
+    let _ = writeln!(out, "\nclient_auth: {auth}");
+    let _ = writeln!(out, "\ninputs:\n  token_url: null");
+
+    // RFC 8414 §2: absent means authorization_code and implicit.
+    let supported =
+        list("grant_types_supported").unwrap_or_else(|| vec!["authorization_code", "implicit"]);
+    let dropped: Vec<&str> = GRANTS
+        .iter()
+        .filter(|(_, uri)| !supported.contains(uri))
+        .map(|(g, _)| *g)
+        .collect();
+    if !dropped.is_empty() {
+        let _ = writeln!(out, "\ngrants:");
+        for g in dropped {
+            let _ = writeln!(out, "  {g}: null");
+        }
+    }
+    let pkce = list("code_challenge_methods_supported").is_some_and(|m| m.contains(&"S256"));
+    if !pkce {
+        let _ = writeln!(
+            out,
+            "\nauthorize:                # the server does not advertise PKCE S256\n  params:\n    code_challenge: null\n    code_challenge_method: null"
+        );
+    }
+    Ok(out)
+}
+
+/// A spec id from an issuer URL: its host (and path), lowercased, other characters as `-`.
+///
+/// ```
+/// assert_eq!(specauth::id_from_issuer("https://Login.Example.com/realms/acme"), "login-example-com-realms-acme");
+/// ```
+pub fn id_from_issuer(issuer: &str) -> String {
+    let rest = issuer.split_once("://").map(|(_, r)| r).unwrap_or(issuer);
+    let mut id = String::new();
+    for c in rest.trim_end_matches('/').chars() {
+        if c.is_ascii_alphanumeric() {
+            id.push(c.to_ascii_lowercase());
+        } else if !id.ends_with('-') {
+            id.push('-');
+        }
+    }
+    id.trim_matches('-').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_full_server_becomes_a_spec_that_loads() {
+        let metadata = json!({
+            "issuer": "https://id.example.com",
+            "authorization_endpoint": "https://id.example.com/auth",
+            "token_endpoint": "https://id.example.com/token",
+            "device_authorization_endpoint": "https://id.example.com/device/auth",
+            "revocation_endpoint": "https://id.example.com/token/revocation",
+            "introspection_endpoint": "https://id.example.com/token/introspection",
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic", "none"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials",
+                                      "urn:ietf:params:oauth:grant-type:device_code"],
+            "code_challenge_methods_supported": ["S256"]
+        });
+        let yaml = spec_from_metadata(
+            "idx",
+            &metadata,
+            "https://id.example.com/.well-known/openid-configuration",
+        )
+        .unwrap();
+        let spec =
+            crate::Spec::from_yaml("idx.yaml", &yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        assert_eq!(spec.id(), "idx");
+        assert_eq!(
+            spec.grant_names().collect::<Vec<_>>(),
+            [
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+                "device_code"
+            ]
+        );
+        assert_eq!(
+            spec.client_auth("client_credentials"),
+            Some(crate::ClientAuthMethod::Basic)
+        );
+        assert!(spec.supports_authorize());
+        assert_eq!(
+            spec.request_names().collect::<Vec<_>>(),
+            ["device_authorization", "revoke", "introspect"]
+        );
+        let inputs = crate::Inputs::new()
+            .with("client_id", "a")
+            .with("state", "s")
+            .with("code_challenge", "c")
+            .with("code_challenge_method", "S256");
+        assert_eq!(
+            spec.authorize_url(&inputs).unwrap(),
+            "https://id.example.com/auth?response_type=code&client_id=a&state=s&code_challenge=c&code_challenge_method=S256"
+        );
+    }
+
+    #[test]
+    fn defaults_when_the_metadata_is_minimal() {
+        let metadata = json!({ "token_endpoint": "https://a.example/t" });
+        let yaml = spec_from_metadata("min", &metadata, "https://a.example").unwrap();
+        let spec =
+            crate::Spec::from_yaml("min.yaml", &yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        assert_eq!(
+            spec.grant_names().collect::<Vec<_>>(),
+            ["authorization_code"]
+        );
+        assert!(!spec.supports_authorize());
+        assert!(yaml.contains("code_challenge: null"));
+        let e = spec_from_metadata("x", &json!({}), "https://a.example").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the metadata at https://a.example has no token_endpoint"
+        );
+    }
+}
