@@ -490,3 +490,22 @@ fn import_writes_a_spec_from_discovery_metadata_that_passes_check() {
         )
     );
 }
+
+#[test]
+fn the_readme_providers_table_is_current() {
+    let out = specauth(&["providers", "--markdown"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("<!-- providers:start -->\n")
+        .expect("README has the providers:start marker")
+        + "<!-- providers:start -->\n".len();
+    let end = readme
+        .find("<!-- providers:end -->")
+        .expect("README has the providers:end marker");
+    assert!(
+        readme[start..end] == stdout(&out),
+        "README.md's providers table is out of date: replace it with `specauth providers --markdown`"
+    );
+}

@@ -122,8 +122,14 @@ enum Command {
         providers: Vec<String>,
     },
     /// List the providers that can be used (bundled and from --specs).
-    #[command(after_help = "Example:\n  specauth providers --json | jq '.[].id'")]
-    Providers,
+    #[command(
+        after_help = "Examples:\n  specauth providers --json | jq '.[].id'\n  specauth providers --markdown   # the README's table"
+    )]
+    Providers {
+        /// Print the README's providers table (Markdown).
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Write a spec from an authorization server's discovery metadata (RFC 8414 / OpenID).
     #[command(
         after_help = "Example:\n  specauth import https://id.example.com/realms/acme --id acme -o my-specs/acme.yaml"
@@ -255,7 +261,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Check { paths } => specs::check(&ctx.loader, &paths),
         Command::Test { paths, show } => specs::test(&ctx.loader, &paths, show || verbose),
         Command::Demo { providers } => demo::run(&ctx.loader, &providers),
-        Command::Providers => specs::providers(&ctx.loader, ctx.json),
+        Command::Providers { markdown } => specs::providers(&ctx.loader, ctx.json, markdown),
         Command::Import { issuer, id, output } => import(&issuer, id, output.as_deref()),
         Command::Schema => {
             println!(

@@ -96,7 +96,49 @@ pub(crate) fn test(loader: &Loader, paths: &[PathBuf], verbose: bool) -> Result<
     })
 }
 
-pub(crate) fn providers(loader: &Loader, json: bool) -> Result<u8, Error> {
+/// Client auth methods of a spec's grants, without repeats (`basic`, or `post/basic`).
+fn auth_methods(spec: &Spec) -> String {
+    let mut methods: Vec<&str> = Vec::new();
+    for g in spec.grant_names() {
+        if let Some(m) = spec.client_auth(g).map(|m| m.as_str())
+            && !methods.contains(&m)
+        {
+            methods.push(m);
+        }
+    }
+    methods.join("/")
+}
+
+/// The README's providers table, generated from the specs.
+pub(crate) fn markdown_table(loader: &Loader) -> Result<String, Error> {
+    let mut out = String::from(
+        "| id | provider | grants | client auth | notable (derived from the spec) |\n|---|---|---|---|---|\n",
+    );
+    for id in loader.ids() {
+        let spec = loader.load(&id)?;
+        let mut grants: Vec<&str> = spec.grant_names().collect();
+        if spec.supports_authorize() {
+            grants.push("login");
+        }
+        let requests: Vec<&str> = spec.request_names().collect();
+        grants.extend(requests);
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            spec.id(),
+            spec.name().replace('|', "\\|"),
+            grants.join(", "),
+            auth_methods(&spec),
+            spec.quirks().join("; ").replace('|', "\\|"),
+        ));
+    }
+    Ok(out)
+}
+
+pub(crate) fn providers(loader: &Loader, json: bool, markdown: bool) -> Result<u8, Error> {
+    if markdown {
+        print!("{}", markdown_table(loader)?);
+        return Ok(exit::OK);
+    }
     let mut rows = Vec::new();
     for id in loader.ids() {
         match loader.load(&id) {
@@ -104,7 +146,10 @@ pub(crate) fn providers(loader: &Loader, json: bool) -> Result<u8, Error> {
                 "id": spec.id(),
                 "name": spec.name(),
                 "grants": spec.grant_names().collect::<Vec<_>>(),
-                "client_auth": spec.grant_names().next().and_then(|g| spec.client_auth(g)).map(|m| m.as_str()),
+                "requests": spec.request_names().collect::<Vec<_>>(),
+                "login": spec.supports_authorize(),
+                "client_auth": auth_methods(&spec),
+                "quirks": spec.quirks(),
                 "docs": spec.docs(),
                 "source": spec.source(),
             })),
@@ -122,7 +167,7 @@ pub(crate) fn providers(loader: &Loader, json: bool) -> Result<u8, Error> {
                     e.as_str().unwrap_or("")
                 ),
                 None => println!(
-                    "{:<12} {:<32} {}",
+                    "{:<12} {:<36} {}",
                     r["id"].as_str().unwrap_or(""),
                     r["name"].as_str().unwrap_or(""),
                     r["grants"]

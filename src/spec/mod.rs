@@ -326,6 +326,96 @@ impl Spec {
         Some(out)
     }
 
+    /// What is notable about this provider, derived from the spec itself (for listings such as
+    /// the README's providers table): URLs built from inputs, inputs with fixed values, body
+    /// encodings, separate endpoints, errors inside 2xx replies, expiry forms, extra values.
+    pub fn quirks(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut url_vars: Vec<&str> = Vec::new();
+        for endpoint in self.endpoints.values() {
+            for v in endpoint.tmpl.vars() {
+                if !url_vars.contains(&v.as_str()) {
+                    url_vars.push(v);
+                }
+            }
+        }
+        if !url_vars.is_empty() {
+            out.push(format!("URL from `{}`", url_vars.join("`, `")));
+        }
+        for (name, def) in &self.inputs {
+            if let Some(allowed) = &def.allowed {
+                if name == "code_challenge_method" || name == "token_type_hint" {
+                    continue;
+                }
+                out.push(format!("`{name}`: {}", allowed.join("/")));
+            }
+        }
+        let mut push = |s: String| {
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        };
+        for (gname, g) in &self.grants {
+            match &g.body {
+                Body::Fixed(BodyEncoding::Json) => push("JSON body".into()),
+                Body::Fixed(BodyEncoding::Xml) => push("XML body".into()),
+                Body::Fixed(BodyEncoding::Query) => {
+                    push(format!("{} with query parameters", g.method))
+                }
+                Body::Template(_) => push("body format chosen by an input".into()),
+                _ => {}
+            }
+            if g.endpoint != "token" {
+                push(format!("`{gname}` at its own endpoint"));
+            }
+            if g.client_auth.id_field != "client_id" {
+                push(format!("client id sent as `{}`", g.client_auth.id_field));
+            }
+            if !g.client_auth.form_encode_basic
+                && matches!(
+                    g.client_auth.method,
+                    ClientAuthMethod::Basic | ClientAuthMethod::Both
+                )
+            {
+                push("Basic credentials not form-encoded".into());
+            }
+            if ![
+                "authorization_code",
+                "refresh_token",
+                "password",
+                "client_credentials",
+                "device_code",
+            ]
+            .contains(&gname.as_str())
+            {
+                push(format!("custom grant `{gname}`"));
+            }
+        }
+        if !self.errors.when.is_empty() {
+            push("errors inside 2xx replies".into());
+        }
+        if !self.token.expires_at.is_empty() {
+            push("absolute `expires_at`".into());
+        }
+        if let Some(d) = self.token.default_expires_in {
+            push(format!("default lifetime {d} s"));
+        }
+        if !self.token.refresh_token_expires_in.is_empty() {
+            push("refresh-token expiry".into());
+        }
+        if self.token.scope_separator != " " {
+            push(format!("scopes split on `{}`", self.token.scope_separator));
+        }
+        for (name, _) in &self.token.also {
+            push(format!("second token set `{name}`"));
+        }
+        if !self.token.extras.is_empty() {
+            let names: Vec<&str> = self.token.extras.iter().map(|(n, _)| n.as_str()).collect();
+            push(format!("extras: {}", names.join(", ")));
+        }
+        out
+    }
+
     /// Number of documented examples the spec carries.
     pub fn example_count(&self) -> usize {
         self.examples.len()
