@@ -239,6 +239,7 @@ impl Spec {
             id_token,
             extra,
             also,
+            secret_extras: map.secret_extras.clone(),
         })
     }
 }
@@ -645,7 +646,7 @@ pub(crate) fn excerpt(body: &[u8], secrets: &[&str]) -> String {
 fn redact_secrets(mut text: String, secrets: &[&str]) -> String {
     for s in secrets {
         if s.len() >= 3 {
-            text = text.replace(s, REDACTED);
+            text = crate::secret::redact_word(&text, s);
         }
     }
     text

@@ -484,10 +484,10 @@ fn scrub(mut text: String, spec: &Spec, values: &IndexMap<String, String>) -> St
         if value.len() < 3 || !spec.inputs.get(name).is_some_and(|d| d.secret) {
             continue;
         }
-        text = text.replace(value.as_str(), REDACTED);
+        text = crate::secret::redact_word(&text, value);
         let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
         if encoded != *value {
-            text = text.replace(&encoded, REDACTED);
+            text = crate::secret::redact_word(&text, &encoded);
         }
     }
     text

@@ -35,12 +35,16 @@ pub struct StoredToken {
 
 impl StoredToken {
     fn to_json(&self) -> Value {
+        let mut token = self.token.to_json(true);
+        if !self.token.secret_extras.is_empty() {
+            token["secret_extras"] = json!(self.token.secret_extras);
+        }
         json!({
             "provider": self.provider,
             "profile": self.profile,
             "obtained_at": self.obtained_at,
             "inputs": self.inputs,
-            "token": self.token.to_json(true),
+            "token": token,
         })
     }
 

@@ -6,8 +6,9 @@ use crate::secret::{REDACTED, Secret};
 
 /// A token reply, normalised: the same shape whatever the provider's reply looked like.
 ///
-/// Secret parts are [`Secret`]s, so `Debug` never shows them.
-#[derive(Clone, Debug, PartialEq)]
+/// Secret parts are [`Secret`]s, and extras named in `secret_extras` are redacted, so `Debug`
+/// never shows them.
+#[derive(Clone, PartialEq)]
 pub struct Token {
     /// The access token.
     pub access_token: Secret,
@@ -31,9 +32,47 @@ pub struct Token {
     /// Further token sets from the same reply, by the name the spec gives them under
     /// `token.also` (a user token beside a bot token).
     pub also: std::collections::BTreeMap<String, Token>,
+    /// Names in `extra` whose values are secrets (the spec's `token.secret_extras`): shown as
+    /// `[redacted]` by `Debug` and by `to_json(false)`.
+    pub secret_extras: Vec<String>,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("access_token", &self.access_token)
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("expires_at", &self.expires_at)
+            .field("refresh_token", &self.refresh_token)
+            .field("refresh_token_expires_in", &self.refresh_token_expires_in)
+            .field("scope", &self.scope)
+            .field("id_token", &self.id_token)
+            .field("extra", &self.extra_json(false))
+            .field("also", &self.also)
+            .finish()
+    }
 }
 
 impl Token {
+    /// `extra`, with secret extras redacted unless `reveal`.
+    fn extra_json(&self, reveal: bool) -> Map<String, Value> {
+        self.extra
+            .iter()
+            .map(|(k, v)| {
+                let hidden = !reveal && self.secret_extras.contains(k);
+                (
+                    k.clone(),
+                    if hidden {
+                        Value::String(REDACTED.to_owned())
+                    } else {
+                        v.clone()
+                    },
+                )
+            })
+            .collect()
+    }
+
     /// Whether the token expires within `skew` seconds of `now` (epoch seconds). A token with
     /// no known expiry is never considered expired.
     ///
@@ -61,6 +100,7 @@ impl Token {
             id_token: None,
             extra: Map::new(),
             also: Default::default(),
+            secret_extras: Vec::new(),
         }
     }
 
@@ -97,7 +137,7 @@ impl Token {
             m.insert("id_token".into(), show(v));
         }
         if !self.extra.is_empty() {
-            m.insert("extra".into(), Value::Object(self.extra.clone()));
+            m.insert("extra".into(), Value::Object(self.extra_json(reveal)));
         }
         if !self.also.is_empty() {
             let also = self
@@ -145,6 +185,16 @@ impl Token {
                 .cloned()
                 .unwrap_or_default(),
             also,
+            secret_extras: o
+                .get("secret_extras")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }

@@ -656,3 +656,39 @@ fn a_second_token_set_in_one_reply() {
     assert!(t.also.is_empty());
     assert!(t.to_json(true).get("also").is_none());
 }
+
+#[test]
+fn secret_extras_are_redacted_like_tokens() {
+    let s = with(
+        "token:\n  extras: { webhook: $.webhook, guild: $.guild }\n  secret_extras: [webhook]\n",
+    );
+    let body =
+        r#"{"access_token":"a","webhook":{"id":"1","token":"WebhookSecret9"},"guild":{"id":"2"}}"#;
+    let t = token(
+        &s,
+        "authorization_code",
+        &Inputs::new(),
+        reply(200, "application/json", body),
+    );
+    assert_eq!(t.extra["webhook"]["token"], "WebhookSecret9");
+    let shown = t.to_json(false);
+    assert_eq!(
+        shown["extra"],
+        serde_json::json!({"webhook": "[redacted]", "guild": {"id": "2"}})
+    );
+    assert!(!format!("{t:?}").contains("WebhookSecret9"));
+    assert_eq!(
+        t.to_json(true)["extra"]["webhook"]["token"],
+        "WebhookSecret9"
+    );
+    let e = Spec::from_yaml(
+        "t.yaml",
+        &format!("{BASE}token: {{ secret_extras: [nope] }}\n"),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("`secret_extras` names `nope`, which is not under `token.extras`"),
+        "{e}"
+    );
+}

@@ -335,6 +335,7 @@ fn xee_token() -> Token {
         id_token: None,
         extra: Map::new(),
         also: Default::default(),
+        secret_extras: Vec::new(),
     }
 }
 
@@ -384,6 +385,7 @@ fn saasu_token() -> Token {
         id_token: None,
         extra: Map::new(),
         also: Default::default(),
+        secret_extras: Vec::new(),
     }
 }
 
@@ -409,6 +411,7 @@ fn priava_token() -> Token {
         id_token: None,
         extra: Map::new(),
         also: Default::default(),
+        secret_extras: Vec::new(),
     }
 }
 
@@ -1054,6 +1057,7 @@ fn saasu_xml_refresh_without_refresh_token_keeps_the_one_sent() {
             id_token: None,
             extra: Map::new(),
             also: Default::default(),
+            secret_extras: Vec::new(),
         }
     );
 }

@@ -406,10 +406,12 @@ impl Compiler {
                 ),
             ));
         }
+        // `required: true` on an input means every grant needs it; the authorization URL and the
+        // other requests need only what they use.
         let mut required: Vec<String> = self
             .inputs
             .iter()
-            .filter(|(_, d)| d.required)
+            .filter(|(_, d)| d.required && require_endpoint)
             .map(|(n, _)| n.clone())
             .collect();
         let mut need = |vars: &[String]| {
@@ -557,6 +559,23 @@ impl Compiler {
                 also.push((name.clone(), self.token_map(sub.clone(), file_pos)?));
             }
         }
+        let mut secret_extras = Vec::new();
+        for name in doc.secret_extras.as_ref().map(Vec::as_slice).unwrap_or(&[]) {
+            if !doc
+                .extras
+                .get(&name.value)
+                .is_some_and(|p| p.as_ref().is_some())
+            {
+                return Err(SpecError::new(
+                    &name.pos,
+                    format!(
+                        "`secret_extras` names `{}`, which is not under `token.extras`",
+                        name.value
+                    ),
+                ));
+            }
+            secret_extras.push(name.value.clone());
+        }
         let mut extras = Vec::new();
         for (name, patch) in &doc.extras {
             if let Some(p) = patch.as_ref() {
@@ -568,6 +587,7 @@ impl Compiler {
         }
         Ok(TokenMap {
             also,
+            secret_extras,
             access_token,
             token_type: self.paths("token.token_type", doc.token_type.as_ref())?,
             default_token_type: doc.default_token_type.as_ref().map(|a| a.value.clone()),

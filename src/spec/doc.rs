@@ -580,6 +580,9 @@ pub struct TokenDoc {
     /// Further token sets in the same reply (a user token beside a bot token), by name.
     #[serde(default)]
     pub also: IndexMap<String, Patch<TokenDoc>>,
+    /// Names under `extras` whose values are secrets (webhook tokens…): redacted like tokens.
+    #[serde(default)]
+    pub secret_extras: Patch<Vec<At<String>>>,
 }
 merge_fields!(TokenDoc {
     access_token,
@@ -596,6 +599,7 @@ merge_fields!(TokenDoc {
     id_token,
     extras,
     also,
+    secret_extras,
 });
 
 /// How a reply is recognised as an error, and where its parts are.

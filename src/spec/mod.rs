@@ -199,6 +199,7 @@ pub(crate) struct TokenMap {
     pub(crate) extras: Vec<(String, Vec<Path>)>,
     /// Further token sets in the same reply; each is kept when its access token is present.
     pub(crate) also: Vec<(String, TokenMap)>,
+    pub(crate) secret_extras: Vec<String>,
 }
 
 #[derive(Debug, Default)]
