@@ -192,8 +192,16 @@ impl Spec {
         if expires_in.is_none() && expires_at.is_none() {
             expires_in = map.default_expires_in;
         }
+        let issued_at = match first(&map.issued_at, value) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(instant(v).ok_or_else(|| {
+                bad(format!(
+                    "issued_at `{v}` is not epoch seconds, epoch milliseconds or an ISO 8601 date"
+                ))
+            })?),
+        };
         match (expires_in, expires_at) {
-            (Some(i), None) => expires_at = Some(now.saturating_add(i)),
+            (Some(i), None) => expires_at = Some(issued_at.unwrap_or(now).saturating_add(i)),
             (None, Some(a)) => expires_in = Some(a.saturating_sub(now)),
             _ => {}
         }

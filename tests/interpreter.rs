@@ -692,3 +692,31 @@ fn secret_extras_are_redacted_like_tokens() {
         "{e}"
     );
 }
+
+#[test]
+fn expiry_counts_from_the_providers_issue_time_when_the_spec_says_where_it_is() {
+    let s = with("token: { issued_at: $.created_at }\n");
+    let t = token(
+        &s,
+        "client_credentials",
+        &Inputs::new(),
+        reply(
+            200,
+            "application/json",
+            r#"{"access_token":"a","expires_in":7200,"created_at":"2023-11-14T22:00:00Z"}"#,
+        ),
+    );
+    // 2023-11-14T22:00:00Z is 1699999200; the local clock (1_000_000 here) plays no part.
+    assert_eq!(t.expires_at, Some(1_699_999_200 + 7200));
+    let ms = token(
+        &s,
+        "client_credentials",
+        &Inputs::new(),
+        reply(
+            200,
+            "application/json",
+            r#"{"access_token":"a","expires_in":60,"created_at":"1699999200000"}"#,
+        ),
+    );
+    assert_eq!(ms.expires_at, Some(1_699_999_260));
+}

@@ -594,6 +594,7 @@ impl Compiler {
             expires_in: self.paths("token.expires_in", doc.expires_in.as_ref())?,
             expires_in_unit,
             expires_at: self.paths("token.expires_at", doc.expires_at.as_ref())?,
+            issued_at: self.paths("token.issued_at", doc.issued_at.as_ref())?,
             default_expires_in: doc.default_expires_in.as_ref().map(|a| a.value),
             refresh_token: self.paths("token.refresh_token", doc.refresh_token.as_ref())?,
             refresh_token_expires_in: self.paths(

@@ -560,6 +560,10 @@ pub struct TokenDoc {
     /// Absolute expiry: epoch seconds, epoch milliseconds or an ISO 8601 / RFC 3339 date.
     #[serde(default)]
     pub expires_at: Patch<Paths>,
+    /// When the provider issued the token (epoch seconds or milliseconds, or an ISO date): a
+    /// relative `expires_in` counts from here instead of from the local clock.
+    #[serde(default)]
+    pub issued_at: Patch<Paths>,
     /// Lifetime in seconds assumed when the reply states none.
     #[serde(default)]
     pub default_expires_in: Patch<At<u64>>,
@@ -591,6 +595,7 @@ merge_fields!(TokenDoc {
     expires_in,
     expires_in_unit,
     expires_at,
+    issued_at,
     default_expires_in,
     refresh_token,
     refresh_token_expires_in,

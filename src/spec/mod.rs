@@ -190,6 +190,7 @@ pub(crate) struct TokenMap {
     pub(crate) expires_in: Vec<Path>,
     pub(crate) expires_in_unit: Option<DurationUnit>,
     pub(crate) expires_at: Vec<Path>,
+    pub(crate) issued_at: Vec<Path>,
     pub(crate) default_expires_in: Option<u64>,
     pub(crate) refresh_token: Vec<Path>,
     pub(crate) refresh_token_expires_in: Vec<Path>,
@@ -397,6 +398,9 @@ impl Spec {
         }
         if !self.token.expires_at.is_empty() {
             push("absolute `expires_at`".into());
+        }
+        if !self.token.issued_at.is_empty() {
+            push("expiry from the reply's issue time".into());
         }
         if let Some(d) = self.token.default_expires_in {
             push(format!("default lifetime {d} s"));
