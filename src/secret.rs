@@ -14,21 +14,6 @@ use std::fmt;
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn only_whole_words_are_redacted() {
-        use super::redact_word as r;
-        assert_eq!(r("client_secret=sec", "sec"), "client_secret=[redacted]");
-        assert_eq!(r("sec sec,sec", "sec"), "[redacted] [redacted],[redacted]");
-        assert_eq!(r("secsec", "sec"), "secsec");
-        assert_eq!(r("bad code c0de!", "c0de"), "bad code [redacted]!");
-        assert_eq!(r("x=a%2Fb&", "a%2Fb"), "x=[redacted]&");
-        assert_eq!(r("é-sec-é", "sec"), "é-[redacted]-é");
-        assert_eq!(r("", "sec"), "");
-    }
-}
-
 impl Secret {
     /// Wraps a secret value.
     pub fn new(value: impl Into<String>) -> Self {
@@ -103,5 +88,20 @@ impl From<String> for Secret {
 impl From<&str> for Secret {
     fn from(value: &str) -> Self {
         Secret(value.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_whole_words_are_redacted() {
+        use super::redact_word as r;
+        assert_eq!(r("client_secret=sec", "sec"), "client_secret=[redacted]");
+        assert_eq!(r("sec sec,sec", "sec"), "[redacted] [redacted],[redacted]");
+        assert_eq!(r("secsec", "sec"), "secsec");
+        assert_eq!(r("bad code c0de!", "c0de"), "bad code [redacted]!");
+        assert_eq!(r("x=a%2Fb&", "a%2Fb"), "x=[redacted]&");
+        assert_eq!(r("é-sec-é", "sec"), "é-[redacted]-é");
+        assert_eq!(r("", "sec"), "");
     }
 }

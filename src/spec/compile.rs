@@ -561,10 +561,11 @@ impl Compiler {
         }
         let mut secret_extras = Vec::new();
         for name in doc.secret_extras.as_ref().map(Vec::as_slice).unwrap_or(&[]) {
-            if !doc
+            if doc
                 .extras
                 .get(&name.value)
-                .is_some_and(|p| p.as_ref().is_some())
+                .and_then(|p| p.as_ref())
+                .is_none()
             {
                 return Err(SpecError::new(
                     &name.pos,
