@@ -106,53 +106,26 @@ pub(crate) fn compile(doc: SpecDoc, stem: &str, source: Arc<str>) -> Result<Spec
 
     let top_auth = doc.client_auth.as_ref().cloned().unwrap_or_default();
     let defaults = doc.request.as_ref().cloned().unwrap_or_default();
-    let mut grants = IndexMap::new();
-    for (gname, patch) in &doc.grants {
-        let Some(g) = patch.as_ref() else { continue };
-        let mut merged = defaults.clone();
-        doc::Merge::merge(&mut merged, g.value.clone());
-        // Errors about the grant as a whole point at it when the file being loaded writes it;
-        // a grant only inherited from a base is the loaded file's business, not the base's.
-        let grant_pos = if g.pos.file == file_pos.file {
-            &g.pos
-        } else {
-            &file_pos
-        };
-        let grant = c.grant(
-            &format!("grants.{gname}"),
-            gname,
-            merged,
-            &top_auth,
-            &endpoints,
-            grant_pos,
-            true,
-        )?;
-        grants.insert(gname.clone(), grant);
-    }
-
-    // Requests and the authorization URL compile whatever endpoints exist: each becomes
+    // Grants need their endpoint now. Requests compile whatever endpoints exist: each becomes
     // available once its endpoint is declared (in the spec, or with `--endpoint`).
-    let mut requests = IndexMap::new();
-    for (rname, patch) in &doc.requests {
-        let Some(r) = patch.as_ref() else { continue };
-        let mut merged = defaults.clone();
-        doc::Merge::merge(&mut merged, r.value.clone());
-        let pos = if r.pos.file == file_pos.file {
-            &r.pos
-        } else {
-            &file_pos
-        };
-        let request = c.grant(
-            &format!("requests.{rname}"),
-            rname,
-            merged,
-            &top_auth,
-            &endpoints,
-            pos,
-            false,
-        )?;
-        requests.insert(rname.clone(), request);
-    }
+    let grants = c.request_templates(
+        "grants",
+        &doc.grants,
+        &defaults,
+        &top_auth,
+        &endpoints,
+        &file_pos,
+        true,
+    )?;
+    let requests = c.request_templates(
+        "requests",
+        &doc.requests,
+        &defaults,
+        &top_auth,
+        &endpoints,
+        &file_pos,
+        false,
+    )?;
     let authorize = match doc.authorize.as_ref() {
         None => None,
         Some(a) => {
@@ -360,6 +333,46 @@ impl Compiler {
                 .unwrap_or_else(|| "client_secret".to_owned()),
             form_encode_basic,
         })
+    }
+
+    /// Compiles each request template of `section` (`grants` or `requests`) merged over the
+    /// `request:` defaults.
+    #[allow(clippy::too_many_arguments)]
+    fn request_templates(
+        &mut self,
+        section: &str,
+        docs: &IndexMap<String, doc::Patch<At<doc::RequestDoc>>>,
+        defaults: &doc::RequestDoc,
+        top_auth: &doc::ClientAuthDoc,
+        endpoints: &IndexMap<String, Endpoint>,
+        file_pos: &Pos,
+        require_endpoint: bool,
+    ) -> Result<IndexMap<String, Grant>> {
+        let mut out = IndexMap::new();
+        for (name, patch) in docs {
+            let Some(r) = patch.as_ref() else { continue };
+            let mut merged = defaults.clone();
+            doc::Merge::merge(&mut merged, r.value.clone());
+            // Errors about the template as a whole point at it when the file being loaded
+            // writes it; one only inherited from a base is the loaded file's business.
+            let pos = if r.pos.file == file_pos.file {
+                &r.pos
+            } else {
+                file_pos
+            };
+            let path = format!("{section}.{name}");
+            let compiled = self.grant(
+                &path,
+                name,
+                merged,
+                top_auth,
+                endpoints,
+                pos,
+                require_endpoint,
+            )?;
+            out.insert(name.clone(), compiled);
+        }
+        Ok(out)
     }
 
     /// Compiles a request template; `path` is where it sits in the spec (`grants.password`),
