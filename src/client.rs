@@ -74,7 +74,9 @@ pub enum DevicePoll {
 
 impl<T: Transport> Client<T> {
     /// A token for `key` + `profile` from `store` that stays valid for at least `min_valid`
-    /// seconds, refreshing it first when needed.
+    /// seconds, refreshing it first when needed. When the provider's tokens live less than
+    /// `min_valid`, a token another process refreshed while this one waited for the lock is
+    /// used as it is.
     ///
     /// Refresh is single-flight across processes: the store's lock is taken, the cache read
     /// again (another process may have refreshed while this one waited), and only then is the
@@ -98,9 +100,14 @@ impl<T: Transport> Client<T> {
         if !entry.token.expires_within(now(), min_valid) {
             return Ok(entry);
         }
+        let seen = entry.token.access_token;
         let _lock = store.lock(key, profile)?;
         let entry = store.load(key, profile)?.ok_or_else(missing)?;
-        if !entry.token.expires_within(now(), min_valid) {
+        // Another process refreshed while this one waited. Its token is as fresh as a refresh
+        // here would give, even when the provider's lifetime is shorter than `min_valid`: use it
+        // rather than refresh once per waiting process.
+        let replaced = entry.token.access_token != seen && !entry.token.expires_within(now(), 0);
+        if replaced || !entry.token.expires_within(now(), min_valid) {
             tracing::debug!("another process refreshed {key}@{profile} while this one waited");
             return Ok(entry);
         }

@@ -145,8 +145,19 @@ impl RedirectListener {
                 )
                 .into());
             }
-            let Ok(Some(request)) = self.server.recv_timeout(left) else {
-                continue;
+            let request = match self.server.recv_timeout(left) {
+                Ok(Some(request)) => request,
+                Ok(None) => continue,
+                Err(e) => {
+                    return Err(TransportError::new(
+                        TransportErrorKind::Other,
+                        format!(
+                            "the redirect listener on {} failed: {e}",
+                            self.redirect_uri()
+                        ),
+                    )
+                    .into());
+                }
             };
             let url = request.url().to_owned();
             let (path, query) = url.split_once('?').unwrap_or((&url, ""));

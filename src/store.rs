@@ -11,11 +11,15 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::error::Error;
 use crate::token::Token;
+
+/// Age after which a temporary file of an interrupted save is certainly abandoned.
+const STALE_TMP: Duration = Duration::from_secs(60);
 
 /// A cached token and what is needed to refresh it.
 #[derive(Clone, Debug, PartialEq)]
@@ -172,12 +176,18 @@ impl TokenStore {
         write().map_err(|e| {
             let _ = fs::remove_file(&tmp);
             io_error(&path, "write", &e)
-        })
+        })?;
+        // A process killed between writing and renaming leaves its temporary file behind, with
+        // a token in it; sweep those that are certainly abandoned.
+        self.remove_temporaries(&entry.provider, &entry.profile, Some(STALE_TMP));
+        Ok(())
     }
 
-    /// Deletes the cached token; `Ok(false)` when there was none.
+    /// Deletes the cached token; `Ok(false)` when there was none. Temporary files left by
+    /// killed writers go too, so no copy of the token stays behind.
     pub fn remove(&self, provider: &str, profile: &str) -> Result<bool, Error> {
         let path = self.file(provider, profile, "json")?;
+        self.remove_temporaries(provider, profile, None);
         match fs::remove_file(&path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -216,6 +226,37 @@ impl TokenStore {
             .collect();
         out.sort_by(|a, b| (&a.provider, &a.profile).cmp(&(&b.provider, &b.profile)));
         Ok(out)
+    }
+
+    /// Removes `.PROVIDER@PROFILE.PID.tmp` files (only those older than `min_age`, if given).
+    fn remove_temporaries(&self, provider: &str, profile: &str, min_age: Option<Duration>) {
+        let Ok(rd) = fs::read_dir(&self.root) else {
+            return;
+        };
+        let prefix = format!(".{provider}@{profile}.");
+        for e in rd.filter_map(Result::ok) {
+            let name = e.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .and_then(|n| n.strip_suffix(".tmp"))
+            else {
+                continue;
+            };
+            if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let old_enough = min_age.is_none_or(|age| {
+                e.metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|elapsed| elapsed >= age)
+            });
+            if old_enough {
+                let _ = fs::remove_file(e.path());
+            }
+        }
     }
 
     fn ensure_root(&self) -> Result<(), Error> {

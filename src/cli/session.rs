@@ -121,7 +121,10 @@ pub(crate) fn login(ctx: &Ctx, args: &LoginArgs) -> Result<u8, Error> {
         inputs: inputs_to_keep(&spec, &inputs),
         obtained_at: now(),
     };
+    // Under the lock: a refresh in flight in another process must not overwrite this login.
+    let lock = store.lock(&entry.provider, &entry.profile)?;
     store.save(&entry)?;
+    drop(lock);
     eprintln!(
         "Signed in to {} (profile `{}`); the token is cached in {}.",
         spec.name(),
@@ -247,7 +250,8 @@ fn device_login(
     drop(err);
     let lifetime = device.expires_in.unwrap_or(args.timeout).min(args.timeout);
     let deadline = Instant::now() + Duration::from_secs(lifetime);
-    let mut interval = device.interval;
+    // An interval of 0 would poll in a busy loop; a second is the least any provider means.
+    let mut interval = device.interval.max(1);
     loop {
         std::thread::sleep(Duration::from_secs(interval));
         if Instant::now() > deadline {
@@ -323,6 +327,12 @@ pub(crate) fn logout(ctx: &Ctx, args: &ProfileArgs) -> Result<u8, Error> {
     let (spec, inputs) = ctx.spec_and_inputs(&args.provider, &args.inputs)?;
     let store = ctx.store()?;
     let profile = &args.inputs.profile;
+    // Under the lock: a refresh in flight finishes first, so the token it saves is the one
+    // revoked and forgotten, rather than reappearing after the logout.
+    let _lock = match store.load(spec.id(), profile)? {
+        Some(_) => Some(store.lock(spec.id(), profile)?),
+        None => None,
+    };
     let Some(entry) = store.load(spec.id(), profile)? else {
         eprintln!("No cached token for {} (profile `{profile}`).", spec.id());
         return Ok(exit::OK);
