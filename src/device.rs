@@ -28,6 +28,32 @@ pub struct DeviceAuthorization {
     pub interval: u64,
 }
 
+impl DeviceAuthorization {
+    /// As JSON (`device_code` redacted unless `reveal`).
+    pub fn to_json(&self, reveal: bool) -> Value {
+        let mut m = serde_json::Map::new();
+        let code = if reveal {
+            self.device_code.secret()
+        } else {
+            crate::secret::REDACTED
+        };
+        m.insert("device_code".into(), Value::String(code.to_owned()));
+        m.insert("user_code".into(), Value::String(self.user_code.clone()));
+        m.insert(
+            "verification_uri".into(),
+            Value::String(self.verification_uri.clone()),
+        );
+        if let Some(c) = &self.verification_uri_complete {
+            m.insert("verification_uri_complete".into(), Value::String(c.clone()));
+        }
+        if let Some(e) = self.expires_in {
+            m.insert("expires_in".into(), Value::from(e));
+        }
+        m.insert("interval".into(), Value::from(self.interval));
+        Value::Object(m)
+    }
+}
+
 impl Spec {
     /// Normalises the reply to the `device_authorization` request.
     pub fn normalise_device(

@@ -46,34 +46,58 @@ impl Spec {
             .collect()
     }
 
-    /// The inputs, reply and clock of example `index` (for replay servers and demos).
+    /// The grant, inputs, reply and clock of example `index`, when it is a grant example (for
+    /// replay servers and demos).
     pub fn example_exchange(
         &self,
         index: usize,
     ) -> Option<(String, Inputs, http::Response<Vec<u8>>, u64)> {
         let ex = self.examples.get(index)?;
+        let grant = ex.grant.as_ref()?;
         Some((
-            ex.grant.value.clone(),
+            grant.value.clone(),
             example_inputs(ex),
-            example_reply(ex),
+            example_reply(ex)?,
             ex.now.unwrap_or(EXAMPLE_NOW),
         ))
     }
 
+    /// The inputs example `index` sets (for every kind of example).
+    pub fn example_inputs(&self, index: usize) -> Option<Inputs> {
+        self.examples.get(index).map(example_inputs)
+    }
+
     fn run_example(&self, index: usize, ex: &ExampleDoc) -> ExampleReport {
+        let target = ex
+            .grant
+            .as_ref()
+            .or(ex.request.as_ref())
+            .map(|a| a.value.clone())
+            .unwrap_or_default();
+        let is_grant = ex.grant.is_some();
         let name = ex
             .name
             .clone()
-            .unwrap_or_else(|| format!("{} #{}", ex.grant.value, index + 1));
+            .unwrap_or_else(|| format!("{target} #{}", index + 1));
         let mut report = ExampleReport {
             name,
-            grant: ex.grant.value.clone(),
+            grant: target.clone(),
             request: String::new(),
             outcome: Value::Null,
             failures: Vec::new(),
         };
         let inputs = example_inputs(ex);
-        match self.render(&ex.grant.value, &inputs) {
+        let rendered = if is_grant {
+            self.render(&target, &inputs)
+        } else if target == "authorize" {
+            match &self.authorize {
+                Some(a) => self.render_template("authorize", a, &inputs),
+                None => Err(Error::Usage("the spec has no `authorize:` section".into())),
+            }
+        } else {
+            self.render_request(&target, &inputs)
+        };
+        match rendered {
             Ok(req) => {
                 report.request = req.redacted().to_owned();
                 if let Some(expect) = &ex.expect.request {
@@ -86,41 +110,118 @@ impl Spec {
                 return report;
             }
         }
-        let reply = example_reply(ex);
-        let now = ex.now.unwrap_or(EXAMPLE_NOW);
-        let result = self.normalise_at(&ex.grant.value, &inputs, &reply, now);
-        let (actual, redacted) = match &result {
-            Ok(token) => (
-                json!({ "token": token.to_json(true) }),
-                json!({ "token": token.to_json(false) }),
-            ),
-            Err(e) => (
-                json!({ "error": error_fields(e) }),
-                json!({ "error": error_fields(e) }),
-            ),
+        let expect = &ex.expect;
+        let expectations: Vec<(&str, Value)> = [
+            ("token", expect.token.clone()),
+            ("device", expect.device.clone()),
+            ("introspection", expect.introspection.clone()),
+            ("revoked", expect.revoked.map(Value::Bool)),
+            ("error", expect.error.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+
+        let Some(reply) = example_reply(ex) else {
+            // An authorization URL: the request is the whole example.
+            let url = report
+                .request
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("")
+                .to_owned();
+            report.outcome = json!({ "url": url });
+            if expect.request.is_none() {
+                report
+                    .failures
+                    .push("the example expects nothing: add `expect.request`".into());
+            }
+            if let Some((k, _)) = expectations.first() {
+                report.failures.push(format!(
+                    "an authorize example has no reply, so no `expect.{k}`"
+                ));
+            }
+            return report;
         };
-        report.outcome = redacted;
-        match (&ex.expect.token, &ex.expect.error, &result) {
-            (None, None, _) => report
-                .failures
-                .push("the example expects nothing: add `expect.token` or `expect.error`".into()),
-            (Some(_), Some(_), _) => report
-                .failures
-                .push("the example expects both a token and an error".into()),
-            (Some(want), None, Ok(_)) => {
-                compare_subset("token", want, &actual["token"], &mut report.failures)
+        let now = ex.now.unwrap_or(EXAMPLE_NOW);
+        // (what a success is called, the outcome with secrets, the outcome redacted)
+        let result: Result<(&str, Value, Value), Error> = if is_grant {
+            self.normalise_at(&target, &inputs, &reply, now)
+                .map(|t| ("token", t.to_json(true), t.to_json(false)))
+        } else {
+            match target.as_str() {
+                "device_authorization" => self
+                    .normalise_device(&inputs, &reply)
+                    .map(|d| ("device", d.to_json(true), d.to_json(false))),
+                "revoke" => self
+                    .normalise_revocation(&inputs, &reply)
+                    .map(|()| ("revoked", Value::Bool(true), Value::Bool(true))),
+                "introspect" => self
+                    .normalise_introspection(&inputs, &reply)
+                    .map(|(_, v)| ("introspection", v.clone(), v)),
+                _ => self
+                    .successful_reply(&inputs, &reply)
+                    .map(|v| ("reply", v.clone(), v)),
             }
-            (None, Some(want), Err(_)) => {
-                compare_subset("error", want, &actual["error"], &mut report.failures)
+        };
+        let (kind, actual) = match &result {
+            Ok((kind, actual, redacted)) => {
+                report.outcome = json!({ *kind: redacted });
+                (*kind, actual.clone())
             }
-            (Some(_), None, Err(e)) => report
-                .failures
-                .push(format!("expected a token, got an error: {e}")),
-            (None, Some(_), Ok(_)) => report
-                .failures
-                .push("expected an error, got a token".into()),
+            Err(e) => {
+                report.outcome = json!({ "error": error_fields(e) });
+                ("error", error_fields(e))
+            }
+        };
+        match expectations.as_slice() {
+            [] => report.failures.push(format!(
+                "the example expects nothing: add `expect.{}` or `expect.error`",
+                if is_grant { "token" } else { kind }
+            )),
+            [(want_kind, want)] if *want_kind == kind => {
+                if let Value::Bool(_) = want {
+                    if *want != actual {
+                        report
+                            .failures
+                            .push(format!("{kind}: expected {want}, got {actual}"));
+                    }
+                } else {
+                    compare_subset(kind, want, &actual, &mut report.failures);
+                }
+            }
+            [(want_kind, _)] => match &result {
+                Err(e) => report
+                    .failures
+                    .push(format!("expected {}, got an error: {e}", noun(want_kind))),
+                Ok(_) => report.failures.push(format!(
+                    "expected {}, got {}",
+                    noun(want_kind),
+                    noun(kind)
+                )),
+            },
+            _ => report.failures.push(format!(
+                "the example expects more than one outcome ({}); keep one",
+                expectations
+                    .iter()
+                    .map(|(k, _)| *k)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
         }
         report
+    }
+}
+
+/// An outcome's kind, as a noun with its article.
+fn noun(kind: &str) -> &'static str {
+    match kind {
+        "token" => "a token",
+        "error" => "an error",
+        "device" => "a device authorization",
+        "introspection" => "an introspection",
+        "revoked" => "a revocation",
+        _ => "a reply",
     }
 }
 
@@ -131,17 +232,17 @@ fn example_inputs(ex: &ExampleDoc) -> Inputs {
         .collect()
 }
 
-fn example_reply(ex: &ExampleDoc) -> http::Response<Vec<u8>> {
-    let mut builder = http::Response::builder().status(ex.reply.status);
-    let has_ct = ex
-        .reply
+fn example_reply(ex: &ExampleDoc) -> Option<http::Response<Vec<u8>>> {
+    let reply = ex.reply.as_ref()?;
+    let mut builder = http::Response::builder().status(reply.status);
+    let has_ct = reply
         .headers
         .keys()
         .any(|k| k.eq_ignore_ascii_case("content-type"));
-    for (k, v) in &ex.reply.headers {
+    for (k, v) in &reply.headers {
         builder = builder.header(k.as_str(), v.as_str());
     }
-    let body = match (&ex.reply.json, &ex.reply.body) {
+    let body = match (&reply.json, &reply.body) {
         (Some(j), _) => {
             if !has_ct {
                 builder = builder.header("content-type", "application/json");
@@ -151,13 +252,12 @@ fn example_reply(ex: &ExampleDoc) -> http::Response<Vec<u8>> {
         (None, Some(b)) => b.clone().into_bytes(),
         (None, None) => Vec::new(),
     };
-    builder.body(body).unwrap_or_else(|_| {
+    Some(builder.body(body).unwrap_or_else(|_| {
         // Header names and values from YAML that HTTP does not allow: keep the body alone.
         let mut r = http::Response::new(Vec::new());
-        *r.status_mut() =
-            http::StatusCode::from_u16(ex.reply.status).unwrap_or(http::StatusCode::OK);
+        *r.status_mut() = http::StatusCode::from_u16(reply.status).unwrap_or(http::StatusCode::OK);
         r
-    })
+    }))
 }
 
 /// The parts of an error an example can pin down.

@@ -136,7 +136,7 @@ impl Spec {
             .to_string())
     }
 
-    fn render_template(
+    pub(crate) fn render_template(
         &self,
         grant: &str,
         g: &Grant,

@@ -68,28 +68,34 @@ impl Tmpl {
 /// constants such as `none`, names that are not the template's inputs, missing values), which
 /// then goes to minijinja.
 fn interpolate(source: &str, vars: &[String], inputs: &IndexMap<String, String>) -> Option<String> {
-    if source.contains("{%") || source.contains("{#") || source.contains(['\n', '\r']) {
-        return None;
-    }
+    let bytes = source.as_bytes();
     let mut out = String::with_capacity(source.len() + 32);
-    let mut rest = source;
-    while let Some(open) = rest.find("{{") {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 2..];
-        let close = after.find("}}")?;
-        let name = after[..close].trim_matches([' ', '\t']);
-        let mut chars = name.chars();
-        let ident = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-        // Constants are literals to minijinja, not variables.
-        let constant = matches!(name, "true" | "false" | "none" | "True" | "False" | "None");
-        if !ident || constant || !vars.iter().any(|v| v == name) {
-            return None;
+    let (mut i, mut literal_from) = (0, 0);
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1)) {
+            (b'\n' | b'\r', _) | (b'{', Some(b'%' | b'#')) => return None,
+            (b'{', Some(b'{')) => {
+                let inner = i + 2;
+                let close = inner + bytes[inner..].windows(2).position(|w| w == b"}}")?;
+                let name = source[inner..close].trim_matches([' ', '\t']);
+                let mut chars = name.chars();
+                let ident = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+                    && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+                // Constants are literals to minijinja, not variables.
+                let constant =
+                    matches!(name, "true" | "false" | "none" | "True" | "False" | "None");
+                if !ident || constant || !vars.iter().any(|v| v == name) {
+                    return None;
+                }
+                out.push_str(&source[literal_from..i]);
+                out.push_str(inputs.get(name)?);
+                i = close + 2;
+                literal_from = i;
+            }
+            _ => i += 1,
         }
-        out.push_str(inputs.get(name)?);
-        rest = &after[close + 2..];
     }
-    out.push_str(rest);
+    out.push_str(&source[literal_from..]);
     Some(out)
 }
 
@@ -127,13 +133,17 @@ pub(crate) fn environment() -> Environment<'static> {
 /// `base64(id ":" secret)`, with id and secret form-urlencoded first when `form_encode` is set
 /// (RFC 6749 §2.3.1).
 pub(crate) fn basic_credentials(id: &str, secret: &str, form_encode: bool) -> String {
-    let joined = if form_encode {
-        let id: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
-        let secret: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-        format!("{id}:{secret}")
+    // One buffer, no `format!`: this runs on every Basic-authenticated request.
+    let mut joined = String::with_capacity(id.len() + secret.len() + 1);
+    if form_encode {
+        form_urlencoded::byte_serialize(id.as_bytes()).for_each(|s| joined.push_str(s));
+        joined.push(':');
+        form_urlencoded::byte_serialize(secret.as_bytes()).for_each(|s| joined.push_str(s));
     } else {
-        format!("{id}:{secret}")
-    };
+        joined.push_str(id);
+        joined.push(':');
+        joined.push_str(secret);
+    }
     base64::engine::general_purpose::STANDARD.encode(joined.as_bytes())
 }
 

@@ -63,7 +63,7 @@ fn snapshots_contain_no_secret_from_any_example() {
         let spec = Loader::new().load(id).unwrap();
         let text = describe(&spec);
         for i in 0..spec.example_count() {
-            let (_, inputs, _, _) = spec.example_exchange(i).unwrap();
+            let inputs = spec.example_inputs(i).unwrap();
             for (name, def) in spec.inputs() {
                 if let (true, Some(v)) = (def.secret, inputs.get(name).filter(|v| !v.is_empty()))
                     && text.contains(v)
@@ -164,4 +164,75 @@ fn the_catalogue_has_at_least_forty_providers_besides_the_seeds_and_the_base() {
         .filter(|id| !["oauth2", "xee", "saasu", "priava"].contains(id))
         .count();
     assert!(others >= 40, "only {others} catalogue providers");
+}
+
+const REQUESTS: &str = r#"
+id: withrequests
+extends: oauth2
+endpoints:
+  token: "https://auth.example.com/token"
+  authorize: "https://auth.example.com/authorize"
+  device_authorization: "https://auth.example.com/device"
+  revocation: "https://auth.example.com/revoke"
+  introspection: "https://auth.example.com/introspect"
+authorize: { params: { access_type: offline } }
+examples:
+  - name: the authorization URL
+    request: authorize
+    inputs: { client_id: app, state: s1, redirect_uri: "http://127.0.0.1:8765/cb" }
+    expect:
+      request:
+        method: GET
+        query: { response_type: code, client_id: app, redirect_uri: "http://127.0.0.1:8765/cb", state: s1, access_type: offline }
+  - name: device authorization
+    request: device_authorization
+    inputs: { client_id: app, scope: read }
+    reply: { json: { device_code: DC1, user_code: WDJB-MJHT, verification_uri: "https://auth.example.com/activate", expires_in: 900 } }
+    expect:
+      request: { form: { scope: read, client_id: app } }
+      device: { device_code: DC1, user_code: WDJB-MJHT, interval: 5, expires_in: 900 }
+  - name: revocation
+    request: revoke
+    inputs: { client_id: app, client_secret: s, token: RefreshTok1, token_type_hint: refresh_token }
+    reply: { status: 200, body: "" }
+    expect:
+      request: { form: { token: RefreshTok1, token_type_hint: refresh_token } }
+      revoked: true
+  - name: introspection
+    request: introspect
+    inputs: { client_id: app, client_secret: s, token: AccessTok1 }
+    reply: { json: { active: true, scope: read, client_id: app } }
+    expect:
+      introspection: { active: true, scope: read }
+  - name: introspection expected to fail
+    request: introspect
+    inputs: { client_id: app, client_secret: s, token: AccessTok1 }
+    reply: { status: 401, json: { error: invalid_client } }
+    expect:
+      introspection: { active: true }
+"#;
+
+#[test]
+fn examples_cover_the_authorization_url_and_the_other_requests() {
+    let spec = Spec::from_yaml("withrequests.yaml", REQUESTS).unwrap_or_else(|e| panic!("{e}"));
+    let reports = spec.run_examples();
+    for r in &reports[..4] {
+        assert!(r.passed(), "{}: {:?}", r.name, r.failures);
+    }
+    assert_eq!(
+        reports[0].outcome,
+        serde_json::json!({"url": "https://auth.example.com/authorize?response_type=code&client_id=app&redirect_uri=http%3A%2F%2F127.0.0.1%3A8765%2Fcb&state=s1&access_type=offline"})
+    );
+    assert_eq!(reports[1].outcome["device"]["device_code"], "[redacted]");
+    assert_eq!(reports[2].outcome, serde_json::json!({"revoked": true}));
+    assert_eq!(
+        reports[4].failures,
+        vec![
+            "expected an introspection, got an error: provider refused the request (HTTP 401, invalid_client)"
+        ]
+    );
+    assert!(
+        spec.example_exchange(0).is_none(),
+        "only grant examples are exchanges"
+    );
 }

@@ -163,15 +163,57 @@ pub(crate) fn compile(doc: SpecDoc, stem: &str, source: Arc<str>) -> Result<Spec
     let token = c.token_map(doc.token.as_ref().cloned().unwrap_or_default(), &file_pos)?;
     let errors = c.error_map(doc.errors.as_ref().cloned().unwrap_or_default())?;
 
-    for example in &doc.examples {
-        if !grants.contains_key(&example.grant.value) {
+    for at in &doc.examples {
+        let example = &at.value;
+        match (&example.grant, &example.request) {
+            (Some(g), None) if !grants.contains_key(&g.value) => {
+                return Err(SpecError::new(
+                    &g.pos,
+                    format!(
+                        "example uses grant `{}`, which the spec does not have (it has: {})",
+                        g.value,
+                        join(grants.keys())
+                    ),
+                ));
+            }
+            (Some(_), None) => {}
+            (None, Some(r)) => {
+                let known = (r.value == "authorize" && authorize.is_some())
+                    || requests.contains_key(&r.value);
+                if !known {
+                    let mut names: Vec<String> = requests.keys().cloned().collect();
+                    if authorize.is_some() {
+                        names.insert(0, "authorize".to_owned());
+                    }
+                    return Err(SpecError::new(
+                        &r.pos,
+                        format!(
+                            "example makes request `{}`, which the spec does not have (it has: {})",
+                            r.value,
+                            join(names.iter())
+                        ),
+                    ));
+                }
+            }
+            _ => {
+                return Err(SpecError::new(
+                    &at.pos,
+                    "an example names either a `grant:` or a `request:` (authorize, device_authorization, revoke, introspect)",
+                ));
+            }
+        }
+        let wants_reply = example
+            .request
+            .as_ref()
+            .is_none_or(|r| r.value != "authorize");
+        if wants_reply != example.reply.is_some() {
             return Err(SpecError::new(
-                &example.grant.pos,
-                format!(
-                    "example uses grant `{}`, which the spec does not have (it has: {})",
-                    example.grant.value,
-                    join(grants.keys())
-                ),
+                &at.pos,
+                if wants_reply {
+                    "example has no `reply:`; give the provider's reply"
+                } else {
+                    "an `authorize` example has no reply: remove `reply:`"
+                },
             ));
         }
         for (iname, value) in &example.inputs {
@@ -185,9 +227,13 @@ pub(crate) fn compile(doc: SpecDoc, stem: &str, source: Arc<str>) -> Result<Spec
                 ));
             }
         }
-        if example.reply.json.is_some() && example.reply.body.is_some() {
+        if example
+            .reply
+            .as_ref()
+            .is_some_and(|r| r.json.is_some() && r.body.is_some())
+        {
             return Err(SpecError::new(
-                &example.grant.pos,
+                &at.pos,
                 "example reply has both `json` and `body`; give one",
             ));
         }
@@ -208,7 +254,7 @@ pub(crate) fn compile(doc: SpecDoc, stem: &str, source: Arc<str>) -> Result<Spec
         introspection_active,
         token,
         errors,
-        examples: doc.examples,
+        examples: doc.examples.into_iter().map(|a| a.value).collect(),
         env: c.env,
     })
 }

@@ -194,7 +194,7 @@ pub struct SpecDoc {
     pub errors: Patch<ErrorsDoc>,
     /// Not inherited: examples belong to the file that states them.
     #[serde(default)]
-    pub examples: Vec<ExampleDoc>,
+    pub examples: Vec<At<ExampleDoc>>,
 }
 
 impl Merge for SpecDoc {
@@ -648,13 +648,21 @@ pub struct Condition {
 pub struct ExampleDoc {
     #[serde(default)]
     pub name: Option<String>,
-    pub grant: At<String>,
+    /// The grant the example performs…
+    #[serde(default)]
+    pub grant: Option<At<String>>,
+    /// …or the other request it makes: `authorize` (the URL; no reply), `device_authorization`,
+    /// `revoke` or `introspect`.
+    #[serde(default)]
+    pub request: Option<At<String>>,
     #[serde(default)]
     pub inputs: IndexMap<String, At<ScalarString>>,
     /// The clock, in epoch seconds, used to normalise the reply (default 1700000000).
     #[serde(default)]
     pub now: Option<u64>,
-    pub reply: ReplyDoc,
+    /// The provider's reply (every example but `request: authorize` has one).
+    #[serde(default)]
+    pub reply: Option<ReplyDoc>,
     #[serde(default)]
     pub expect: ExpectDoc,
 }
@@ -691,6 +699,15 @@ pub struct ExpectDoc {
     /// The normalised provider error (listed keys are compared exactly).
     #[serde(default)]
     pub error: Option<serde_json::Value>,
+    /// The normalised device authorization (listed keys are compared exactly).
+    #[serde(default)]
+    pub device: Option<serde_json::Value>,
+    /// The introspection reply (listed keys are compared exactly).
+    #[serde(default)]
+    pub introspection: Option<serde_json::Value>,
+    /// `true`: the revocation succeeds.
+    #[serde(default)]
+    pub revoked: Option<bool>,
 }
 
 /// The parts of the rendered request an example pins down.
