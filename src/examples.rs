@@ -15,13 +15,16 @@ pub const EXAMPLE_NOW: u64 = 1_700_000_000;
 /// and every way it differed from the example's `expect`.
 #[derive(Clone, Debug)]
 pub struct ExampleReport {
-    /// The example's name (or `grant #N`).
+    /// The example's name (or `TARGET #N`).
     pub name: String,
-    /// The grant it exercises.
-    pub grant: String,
+    /// The grant or request it exercises.
+    pub target: String,
+    /// Whether `target` is a grant (else a request: `authorize`, `revoke`, …).
+    pub is_grant: bool,
     /// The rendered request with secrets redacted (empty when rendering failed).
     pub request: String,
-    /// `{"token": …}` or `{"error": …}`, secrets redacted.
+    /// `{"token": …}`, `{"url": …}`, `{"device": …}`, `{"revoked": true}`,
+    /// `{"introspection": …}` or `{"error": …}`, secrets redacted.
     pub outcome: Value,
     /// Differences from `expect`; empty when the example passes.
     pub failures: Vec<String>,
@@ -81,7 +84,8 @@ impl Spec {
             .unwrap_or_else(|| format!("{target} #{}", index + 1));
         let mut report = ExampleReport {
             name,
-            grant: target.clone(),
+            target: target.clone(),
+            is_grant,
             request: String::new(),
             outcome: Value::Null,
             failures: Vec::new(),

@@ -338,7 +338,7 @@ fn check_names_file_line_and_column() {
     assert_eq!(out.status.code(), Some(2));
     let text = stdout(&out);
     assert!(
-        text.contains("ok    specs/xee.yaml (xee: 2 grants, 6 examples)"),
+        text.contains("ok    specs/xee.yaml (xee: 2 grants, 7 examples)"),
         "{text}"
     );
     assert!(

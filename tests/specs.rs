@@ -6,7 +6,11 @@ use specauth::{Loader, Spec};
 fn describe(spec: &Spec) -> String {
     let mut out = String::new();
     for report in spec.run_examples() {
-        out.push_str(&format!("## {} (grant {})\n\n", report.name, report.grant));
+        let kind = if report.is_grant { "grant" } else { "request" };
+        out.push_str(&format!(
+            "## {} ({kind} {})\n\n",
+            report.name, report.target
+        ));
         out.push_str(&report.request);
         out.push_str("\n→ ");
         out.push_str(&serde_json::to_string_pretty(&report.outcome).unwrap_or_default());
