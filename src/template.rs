@@ -69,7 +69,8 @@ impl Tmpl {
 /// then goes to minijinja.
 fn interpolate(source: &str, vars: &[String], inputs: &IndexMap<String, String>) -> Option<String> {
     let bytes = source.as_bytes();
-    let mut out = String::with_capacity(source.len() + 32);
+    // Allocated at the first reference, so texts that go to minijinja cost no allocation here.
+    let mut out = String::new();
     let (mut i, mut literal_from) = (0, 0);
     while i < bytes.len() {
         match (bytes[i], bytes.get(i + 1)) {
@@ -87,8 +88,12 @@ fn interpolate(source: &str, vars: &[String], inputs: &IndexMap<String, String>)
                 if !ident || constant || !vars.iter().any(|v| v == name) {
                     return None;
                 }
+                let value = inputs.get(name)?;
+                if out.capacity() == 0 {
+                    out.reserve(source.len() + value.len());
+                }
                 out.push_str(&source[literal_from..i]);
-                out.push_str(inputs.get(name)?);
+                out.push_str(value);
                 i = close + 2;
                 literal_from = i;
             }
