@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use crate::error::Error;
 use crate::inputs::Inputs;
 use crate::secret::REDACTED;
-use crate::spec::{Body, BodyEncoding, ClientAuthMethod, FieldDef, Grant, Spec, check_url, join};
+use crate::spec::{Body, BodyEncoding, ClientAuthMethod, FieldDef, Grant, Spec, check_uri, join};
 use crate::template::{Tmpl, basic_credentials};
 
 /// A rendered token request: the exact `http::Request` to send, and a preview of it with every
@@ -16,7 +16,64 @@ use crate::template::{Tmpl, basic_credentials};
 /// `Debug` shows the redacted preview only.
 pub struct TokenRequest {
     request: http::Request<Vec<u8>>,
-    redacted: String,
+    preview: Preview,
+    /// Built on first use: sending a request never pays for its preview.
+    redacted: std::sync::OnceLock<String>,
+}
+
+/// What the redacted preview is made of.
+struct Preview {
+    method: http::Method,
+    /// The endpoint URL, before any query the body encoding adds.
+    url: String,
+    encoding: BodyEncoding,
+    xml_root: Option<String>,
+    headers: Vec<Part>,
+    fields: Vec<Part>,
+    /// Values of the secret inputs, scrubbed from the text whatever path they took.
+    secrets: Vec<String>,
+}
+
+impl Preview {
+    fn text(&self) -> String {
+        let shown_url = match self.encoding {
+            BodyEncoding::Query => with_query(&self.url, &encode_form(&self.fields, true)),
+            _ => self.url.clone(),
+        };
+        let body = match self.encoding {
+            BodyEncoding::Form => encode_form(&self.fields, true),
+            BodyEncoding::Json => encode_json(&self.fields, true),
+            BodyEncoding::Xml => encode_xml(
+                self.xml_root.as_deref().unwrap_or("request"),
+                &self.fields,
+                true,
+            ),
+            BodyEncoding::Query | BodyEncoding::None => String::new(),
+        };
+        let mut text = format!("{} {}\n", self.method, shown_url);
+        for h in &self.headers {
+            let shown = if h.secret {
+                redact_header(&h.value)
+            } else {
+                h.value.clone()
+            };
+            let _ = writeln!(text, "{}: {}", h.name, shown);
+        }
+        if !body.is_empty() {
+            text.push('\n');
+            text.push_str(&body);
+            text.push('\n');
+        }
+        // Defence in depth: no secret value may survive into the preview, whatever encoding.
+        for secret in &self.secrets {
+            text = crate::secret::redact_word(&text, secret);
+            let encoded: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+            if encoded != *secret {
+                text = crate::secret::redact_word(&text, &encoded);
+            }
+        }
+        text
+    }
 }
 
 impl TokenRequest {
@@ -32,7 +89,7 @@ impl TokenRequest {
 
     /// The request as text (request line, headers, blank line, body) with secrets redacted.
     pub fn redacted(&self) -> &str {
-        &self.redacted
+        self.redacted.get_or_init(|| self.preview.text())
     }
 
     /// The request as text with every value shown. Only for when the user asks to reveal.
@@ -58,7 +115,7 @@ impl TokenRequest {
 impl std::fmt::Debug for TokenRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenRequest")
-            .field("redacted", &self.redacted)
+            .field("redacted", &self.redacted())
             .finish()
     }
 }
@@ -147,8 +204,6 @@ impl Spec {
         let url = self.render_tmpl(&endpoint.tmpl, &values, || {
             format!("endpoint `{}`", g.endpoint)
         })?;
-        check_url(&url).map_err(Error::Usage)?;
-
         let encoding = match &g.body {
             Body::Fixed(e) => *e,
             Body::Template(t) => {
@@ -214,72 +269,56 @@ impl Spec {
             });
         }
 
-        let (url, redacted_url, body, redacted_body) = match encoding {
-            BodyEncoding::Query => {
-                let q = encode_form(&fields, false);
-                let rq = encode_form(&fields, true);
-                (
-                    with_query(&url, &q),
-                    with_query(&url, &rq),
-                    Vec::new(),
-                    String::new(),
-                )
-            }
-            BodyEncoding::None => (url.clone(), url, Vec::new(), String::new()),
-            BodyEncoding::Form => {
-                let body = encode_form(&fields, false);
-                let shown = encode_form(&fields, true);
-                (url.clone(), url, body.into_bytes(), shown)
-            }
-            BodyEncoding::Json => (
-                url.clone(),
-                url,
-                encode_json(&fields, false).into_bytes(),
-                encode_json(&fields, true),
-            ),
+        let (full_url, body) = match encoding {
+            BodyEncoding::Query => (with_query(&url, &encode_form(&fields, false)), Vec::new()),
+            BodyEncoding::None => (url.clone(), Vec::new()),
+            BodyEncoding::Form => (url.clone(), encode_form(&fields, false).into_bytes()),
+            BodyEncoding::Json => (url.clone(), encode_json(&fields, false).into_bytes()),
             BodyEncoding::Xml => {
                 let root = g.xml_root.as_deref().ok_or_else(|| {
                     Error::Usage(format!(
                         "grant `{grant}` selected an xml body but the spec has no `xml_root`"
                     ))
                 })?;
-                (
-                    url.clone(),
-                    url,
-                    encode_xml(root, &fields, false).into_bytes(),
-                    encode_xml(root, &fields, true),
-                )
+                (url.clone(), encode_xml(root, &fields, false).into_bytes())
             }
         };
+        // Parsed once: checked here, then handed to the request as it is.
+        let uri: http::Uri = full_url
+            .parse()
+            .map_err(|e| Error::Usage(format!("`{url}` is not a valid URL: {e}")))?;
+        check_uri(&uri, &url).map_err(Error::Usage)?;
 
-        let mut builder = http::Request::builder().method(g.method.clone()).uri(&url);
-        let mut preview = format!("{} {}\n", g.method, redacted_url);
+        let mut builder = http::Request::builder().method(g.method.clone()).uri(uri);
         for h in &headers {
             let value = http::HeaderValue::from_str(&h.value).map_err(|_| Error::Input {
                 name: h.name.clone(),
                 problem: "header value contains characters not allowed in HTTP headers (such as a newline)".into(),
             })?;
             builder = builder.header(h.name.as_str(), value);
-            let shown = if h.secret {
-                redact_header(&h.value)
-            } else {
-                h.value.clone()
-            };
-            let _ = writeln!(preview, "{}: {}", h.name, shown);
         }
-        if !redacted_body.is_empty() {
-            preview.push('\n');
-            preview.push_str(&redacted_body);
-            preview.push('\n');
-        }
-        // Defence in depth: no secret value may survive into the preview, whatever encoding.
-        let preview = scrub(preview, self, &values);
         let request = builder
             .body(body)
             .map_err(|e| Error::Usage(format!("cannot build the request for `{url}`: {e}")))?;
+        let secrets = values
+            .iter()
+            .filter(|(name, value)| {
+                value.len() >= 3 && self.inputs.get(*name).is_some_and(|d| d.secret)
+            })
+            .map(|(_, value)| value.clone())
+            .collect();
         Ok(TokenRequest {
             request,
-            redacted: preview,
+            preview: Preview {
+                method: g.method.clone(),
+                url,
+                encoding,
+                xml_root: g.xml_root.clone(),
+                headers,
+                fields,
+                secrets,
+            },
+            redacted: std::sync::OnceLock::new(),
         })
     }
 
@@ -476,21 +515,6 @@ fn redact_header(value: &str) -> String {
         }
         _ => REDACTED.to_owned(),
     }
-}
-
-/// Replaces any secret input's value (raw or form-encoded) left in `text`.
-fn scrub(mut text: String, spec: &Spec, values: &IndexMap<String, String>) -> String {
-    for (name, value) in values {
-        if value.len() < 3 || !spec.inputs.get(name).is_some_and(|d| d.secret) {
-            continue;
-        }
-        text = crate::secret::redact_word(&text, value);
-        let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
-        if encoded != *value {
-            text = crate::secret::redact_word(&text, &encoded);
-        }
-    }
-    text
 }
 
 /// `content-type` → `Content-Type`, for readable previews.

@@ -146,7 +146,7 @@ macro_rules! merge_fields {
 }
 
 /// One spec file as written.
-#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "specauth provider spec")]
 pub struct SpecDoc {

@@ -186,13 +186,15 @@ impl Loader {
             )
             .into());
         }
-        let (base_file, base_text): (Arc<str>, String) = match self.find(&base.value) {
+        let (base_file, base_text, bundled): (Arc<str>, String, Option<&'static str>) = match self
+            .find(&base.value)
+        {
             Some(Source::File(p)) => {
                 let f: Arc<str> = Arc::from(p.display().to_string());
                 let t = read_limited(&p, &f)?;
-                (f, t)
+                (f, t, None)
             }
-            Some(Source::Bundled(id, t)) => (Arc::from(bundled_name(id)), t.to_owned()),
+            Some(Source::Bundled(id, t)) => (Arc::from(bundled_name(id)), t.to_owned(), Some(id)),
             None => {
                 return Err(SpecError::new(
                     &base.pos,
@@ -218,13 +220,36 @@ impl Loader {
             .into());
         }
         seen.push(base_file.to_string());
-        let base_doc = parse(&base_file, &base_text)?;
+        let base_doc = match bundled {
+            Some(id) => bundled_base(id, &base_file, &base_text)?,
+            None => parse(&base_file, &base_text)?,
+        };
         let mut merged = self.resolve(base_doc, &base_file, seen)?;
         let _ = file;
         doc.extends = doc::Patch::Absent;
         merged.merge(doc);
         Ok(merged)
     }
+}
+
+/// A bundled spec parsed as a base, parsed once per process: nearly every spec extends the
+/// bundled `oauth2`, and parsing it dominated loading. A base's examples are not inherited, so
+/// the cached copy has none.
+fn bundled_base(id: &'static str, file: &Arc<str>, text: &str) -> Result<SpecDoc, SpecError> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+    static CACHE: OnceLock<Mutex<HashMap<&'static str, SpecDoc>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(doc) = cache.lock().unwrap_or_else(PoisonError::into_inner).get(id) {
+        return Ok(doc.clone());
+    }
+    let mut doc = parse(file, text)?;
+    doc.examples.clear();
+    cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(id, doc.clone());
+    Ok(doc)
 }
 
 fn bundled_name(id: &str) -> String {

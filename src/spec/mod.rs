@@ -502,6 +502,14 @@ pub(crate) fn check_url(url: &str) -> Result<(), String> {
     let uri: http::Uri = url
         .parse()
         .map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
+    check_uri(&uri, url)
+}
+
+/// The scheme rule of [`check_url`] on a parsed URI; `url` is how it is named in messages.
+pub(crate) fn check_uri(uri: &http::Uri, url: &str) -> Result<(), String> {
+    if uri.scheme().is_none() {
+        return Err(format!("`{url}` must start with https://"));
+    }
     match uri.scheme_str() {
         Some("https") => Ok(()),
         Some("http") => {
