@@ -9,10 +9,10 @@ use crate::transport::{Transport, UreqTransport};
 /// Performs grants: renders the request, sends it through a [`Transport`], normalises the reply.
 ///
 /// ```no_run
-/// let spec = specauth::Loader::new().load("xee")?;
+/// let spec = specauth::Loader::new().with_dir("my-specs").load("acme")?;
 /// let inputs = specauth::Inputs::new()
 ///     .with("client_id", "app")
-///     .with("client_secret", std::env::var("XEE_SECRET").unwrap_or_default())
+///     .with("client_secret", std::env::var("ACME_SECRET").unwrap_or_default())
 ///     .with("code", "abc");
 /// let token = specauth::Client::new().token(&spec, "authorization_code", &inputs)?;
 /// println!("expires at {:?}", token.expires_at);

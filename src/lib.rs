@@ -19,20 +19,24 @@
 //! [`Spec::render`] and [`Spec::normalise`] never touch the network, so an async application
 //! can bring its own HTTP client, and tests need no server.
 //!
-//! ## Use a bundled provider
+//! ## Use a bundled spec
+//!
+//! `specauth providers` lists the bundled providers; `oauth2` is the generic RFC 6749 client
+//! they all build on.
 //!
 //! ```
 //! use specauth::{Inputs, Loader, TransportError};
 //!
-//! let spec = Loader::new().load("xee")?;
+//! let spec = Loader::new().load("oauth2")?;
 //! let inputs = Inputs::new()
+//!     .with("token_url", "https://auth.example.com/token")
 //!     .with("client_id", "app")
 //!     .with("client_secret", "s3cret")
 //!     .with("code", "theawesomecode");
 //!
 //! // Render: the exact request, and a preview safe to log.
 //! let request = spec.render("authorization_code", &inputs)?;
-//! assert_eq!(request.http().uri(), "https://cloud.xee.com/v3/auth/access_token");
+//! assert_eq!(request.http().uri(), "https://auth.example.com/token");
 //! assert!(request.redacted().contains("Authorization: Basic [redacted]"));
 //!
 //! // Send it with any transport; here a closure stands in for the provider.

@@ -3,13 +3,13 @@
 //!
 //! ```yaml
 //! # ~/.config/specauth/profiles.yaml
-//! xee:
+//! acme:
 //!   default:
 //!     client_id: my-app
 //!     scope: users_read cars_read
 //!   sandbox:
 //!     client_id: my-app-sandbox
-//!     host: sandbox.xee.com
+//!     host: sandbox.acme.example
 //! ```
 //!
 //! Secrets do not belong here: keep them in `SPECAUTH_<NAME>` variables or pass

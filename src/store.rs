@@ -78,11 +78,11 @@ impl StoredToken {
 /// use specauth::{Secret, StoredToken, Token, TokenStore};
 /// let store = TokenStore::new(dir.path());
 /// let saved = StoredToken {
-///     provider: "xee".into(), profile: "default".into(), obtained_at: 1,
+///     provider: "acme".into(), profile: "default".into(), obtained_at: 1,
 ///     token: Token::bearer(Secret::new("t")), inputs: Default::default(),
 /// };
 /// store.save(&saved).unwrap();
-/// assert_eq!(store.load("xee", "default").unwrap(), Some(saved));
+/// assert_eq!(store.load("acme", "default").unwrap(), Some(saved));
 /// ```
 #[derive(Clone, Debug)]
 pub struct TokenStore {

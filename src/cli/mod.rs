@@ -59,12 +59,12 @@ struct Cli {
 enum Command {
     /// Perform a grant and print the normalised token as one JSON object.
     #[command(
-        after_help = "Example:\n  SPECAUTH_CLIENT_SECRET=… specauth token xee authorization_code \\\n      --set client_id=app --set code=abc"
+        after_help = "Example:\n  SPECAUTH_CLIENT_SECRET=… specauth token acme authorization_code \\\n      --set client_id=app --set code=abc"
     )]
     Token(GrantArgs),
     /// Print the exact HTTP request a grant would send (secrets redacted unless --reveal).
     #[command(
-        after_help = "Example:\n  specauth render priava refresh_token --set region=EU --set client_id=app \\\n      --set client_secret=s --set refresh_token=r --set redirect_uri=https://app/cb"
+        after_help = "Example:\n  specauth render acme refresh_token --set client_id=app \\\n      --set client_secret=s --set refresh_token=r"
     )]
     Render {
         #[command(flatten)]
@@ -75,26 +75,26 @@ enum Command {
     },
     /// Sign in (authorization code + PKCE through the browser, or --device) and cache the token.
     #[command(
-        after_help = "Examples:\n  specauth login gitlab --set client_id=app\n  specauth login google --device --profile work\n  specauth login xee --no-browser --port 8765"
+        after_help = "Examples:\n  specauth login acme --set client_id=app\n  specauth login acme --device --profile work\n  specauth login acme --no-browser --port 8765"
     )]
     Login(session::LoginArgs),
     /// Print a valid access token for scripts, refreshing it first when it is about to expire.
     #[command(
         name = "print-token",
-        after_help = "Example:\n  curl -H \"Authorization: Bearer $(specauth print-token xee)\" https://cloud.xee.com/v3/users/me"
+        after_help = "Example:\n  curl -H \"Authorization: Bearer $(specauth print-token acme)\" https://api.acme.example/me"
     )]
     PrintToken(session::PrintTokenArgs),
     /// List cached tokens (no secrets).
     #[command(after_help = "Example:\n  specauth tokens --json")]
     Tokens,
     /// Revoke the cached token at the provider (when the spec has a revocation endpoint) and forget it.
-    #[command(after_help = "Example:\n  specauth logout xee --profile work")]
+    #[command(after_help = "Example:\n  specauth logout acme --profile work")]
     Logout(session::ProfileArgs),
     /// Revoke a token at the provider (RFC 7009): the cached one, or --set token=….
-    #[command(after_help = "Example:\n  specauth revoke keycloak --which access")]
+    #[command(after_help = "Example:\n  specauth revoke acme --which access")]
     Revoke(session::TokenOpArgs),
     /// Ask the provider whether a token is active (RFC 7662) and print its answer.
-    #[command(after_help = "Example:\n  specauth introspect okta --which access")]
+    #[command(after_help = "Example:\n  specauth introspect acme --which access")]
     Introspect(session::TokenOpArgs),
     /// Validate spec files (or folders of them); errors name file:line:col.
     #[command(after_help = "Example:\n  specauth check specs/ my-provider.yaml")]
@@ -104,7 +104,7 @@ enum Command {
         paths: Vec<PathBuf>,
     },
     /// Replay each spec's documented examples offline and report pass/fail per example.
-    #[command(after_help = "Example:\n  specauth test specs/xee.yaml")]
+    #[command(after_help = "Example:\n  specauth test my-specs/acme.yaml")]
     Test {
         /// Spec files or folders.
         #[arg(required = true)]
@@ -115,7 +115,7 @@ enum Command {
     },
     /// Run providers' documented exchanges against a local server through the real transport.
     #[command(
-        after_help = "Example:\n  specauth demo            # every bundled provider\n  specauth demo xee saasu"
+        after_help = "Example:\n  specauth demo            # every bundled provider\n  specauth demo oauth2 acme"
     )]
     Demo {
         /// Provider ids (default: every bundled spec).

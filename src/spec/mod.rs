@@ -252,7 +252,7 @@ impl Spec {
         loader.load_file(path)
     }
 
-    /// The spec's id (`xee`, `saasu`, …).
+    /// The spec's id (`oauth2`, or a provider's, such as `acme`).
     pub fn id(&self) -> &str {
         &self.id
     }
