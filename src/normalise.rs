@@ -27,10 +27,7 @@ impl Spec {
         inputs: &Inputs,
         reply: &http::Response<Vec<u8>>,
     ) -> Result<Token, Error> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = crate::client::now();
         self.normalise_at(grant, inputs, reply, now)
     }
 
