@@ -1,9 +1,9 @@
 //! Templated strings in specs: minijinja, compiled once per spec, strict about undefined
 //! variables, no auto-escaping, fuel-bounded.
 //!
-//! Plain strings and bare `{{ name }}` references never reach the template engine: they are the
-//! common case and are resolved directly, which keeps rendering cheap. So do texts whose only
-//! syntax is `{{ name }}` references (`https://{{ host }}/token`), at render time.
+//! Plain strings, bare `{{ name }}` references and texts whose only syntax is such references
+//! (`https://{{ host }}/token`) never reach the template engine: they are the common case, are
+//! recognised once when the spec is compiled, and are filled in directly when rendering.
 
 use base64::Engine as _;
 use indexmap::IndexMap;
@@ -20,6 +20,11 @@ pub(crate) enum Tmpl {
     Literal(String),
     /// Exactly `{{ name }}`: the input's value.
     Var(String),
+    /// Text and `{{ name }}` references only: filled in without the engine.
+    Parts {
+        pieces: Vec<Piece>,
+        vars: Vec<String>,
+    },
     /// Anything else: a template registered in the spec's environment under this name.
     Jinja { name: String, vars: Vec<String> },
 }
@@ -30,7 +35,7 @@ impl Tmpl {
         match self {
             Tmpl::Literal(_) => &[],
             Tmpl::Var(v) => std::slice::from_ref(v),
-            Tmpl::Jinja { vars, .. } => vars,
+            Tmpl::Parts { vars, .. } | Tmpl::Jinja { vars, .. } => vars,
         }
     }
 
@@ -47,11 +52,22 @@ impl Tmpl {
                 .get(v)
                 .cloned()
                 .ok_or_else(|| format!("input `{v}` is not set")),
+            Tmpl::Parts { pieces, .. } => {
+                let mut out = String::new();
+                for piece in pieces {
+                    match piece {
+                        Piece::Text(t) => out.push_str(t),
+                        Piece::Var(v) => out.push_str(
+                            inputs
+                                .get(v)
+                                .ok_or_else(|| format!("input `{v}` is not set"))?,
+                        ),
+                    }
+                }
+                Ok(out)
+            }
             Tmpl::Jinja { name, vars } => {
                 let template = env.get_template(name).map_err(|e| e.to_string())?;
-                if let Some(out) = interpolate(template.source(), vars, inputs) {
-                    return Ok(out);
-                }
                 let ctx =
                     Value::from_pairs(vars.iter().filter_map(|v| {
                         inputs.get(v).map(|x| (v.as_str(), Value::from(x.as_str())))
@@ -62,45 +78,43 @@ impl Tmpl {
     }
 }
 
-/// Renders text whose only template syntax is `{{ name }}` references to the template's inputs
-/// (`https://{{ host }}/token`): what minijinja would render, without running it. `None` for
-/// anything else (statements, comments, filters, expressions, whitespace control, line breaks,
-/// constants such as `none`, names that are not the template's inputs, missing values), which
-/// then goes to minijinja.
-fn interpolate(source: &str, vars: &[String], inputs: &IndexMap<String, String>) -> Option<String> {
-    let bytes = source.as_bytes();
-    // Allocated at the first reference, so texts that go to minijinja cost no allocation here.
-    let mut out = String::new();
-    let (mut i, mut literal_from) = (0, 0);
-    while i < bytes.len() {
-        match (bytes[i], bytes.get(i + 1)) {
-            (b'\n' | b'\r', _) | (b'{', Some(b'%' | b'#')) => return None,
-            (b'{', Some(b'{')) => {
-                let inner = i + 2;
-                let close = inner + bytes[inner..].windows(2).position(|w| w == b"}}")?;
-                let name = source[inner..close].trim_matches([' ', '\t']);
-                let mut chars = name.chars();
-                let ident = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-                    && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-                // Constants are literals to minijinja, not variables.
-                let constant =
-                    matches!(name, "true" | "false" | "none" | "True" | "False" | "None");
-                if !ident || constant || !vars.iter().any(|v| v == name) {
-                    return None;
-                }
-                let value = inputs.get(name)?;
-                if out.capacity() == 0 {
-                    out.reserve(source.len() + value.len());
-                }
-                out.push_str(&source[literal_from..i]);
-                out.push_str(value);
-                i = close + 2;
-                literal_from = i;
-            }
-            _ => i += 1,
-        }
+/// A piece of a [`Tmpl::Parts`] template.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Piece {
+    Text(String),
+    Var(String),
+}
+
+/// The pieces of a text whose only template syntax is `{{ name }}` references, which render
+/// exactly as minijinja would render them. `None` for anything else: statements, comments,
+/// filters, expressions, whitespace control, line breaks, and constants such as `none`.
+fn pieces(source: &str) -> Option<Vec<Piece>> {
+    if source.contains(['\n', '\r']) || source.contains("{%") || source.contains("{#") {
+        return None;
     }
-    out.push_str(&source[literal_from..]);
+    let mut out = Vec::new();
+    let mut rest = source;
+    while let Some(open) = rest.find("{{") {
+        if open > 0 {
+            out.push(Piece::Text(rest[..open].to_owned()));
+        }
+        let after = &rest[open + 2..];
+        let close = after.find("}}")?;
+        let name = after[..close].trim_matches([' ', '\t']);
+        let mut chars = name.chars();
+        let ident = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        // Constants are literals to minijinja, not variables.
+        let constant = matches!(name, "true" | "false" | "none" | "True" | "False" | "None");
+        if !ident || constant {
+            return None;
+        }
+        out.push(Piece::Var(name.to_owned()));
+        rest = &after[close + 2..];
+    }
+    if !rest.is_empty() {
+        out.push(Piece::Text(rest.to_owned()));
+    }
     Some(out)
 }
 
@@ -152,29 +166,26 @@ pub(crate) fn basic_credentials(id: &str, secret: &str, form_encode: bool) -> St
     base64::engine::general_purpose::STANDARD.encode(joined.as_bytes())
 }
 
-/// Classifies template text: a literal, a bare variable, or a full template.
-pub(crate) fn classify(text: &str) -> Classified<'_> {
+/// Classifies template text, once, when the spec is compiled: a literal, a bare variable, text
+/// with references only, or a template for the engine.
+pub(crate) fn classify(text: &str) -> Classified {
     if !text.contains("{{") && !text.contains("{%") && !text.contains("{#") {
         return Classified::Literal;
     }
-    if let Some(inner) = text
-        .strip_prefix("{{")
-        .and_then(|t| t.strip_suffix("}}"))
-        .map(str::trim)
-    {
-        let mut chars = inner.chars();
-        let ident = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if ident {
-            return Classified::Var(inner);
-        }
+    match pieces(text) {
+        Some(mut p) if p.len() == 1 && matches!(p[0], Piece::Var(_)) => match p.pop() {
+            Some(Piece::Var(v)) => Classified::Var(v),
+            _ => Classified::Jinja,
+        },
+        Some(p) => Classified::Parts(p),
+        None => Classified::Jinja,
     }
-    Classified::Jinja
 }
 
-pub(crate) enum Classified<'a> {
+pub(crate) enum Classified {
     Literal,
-    Var(&'a str),
+    Var(String),
+    Parts(Vec<Piece>),
     Jinja,
 }
 
@@ -247,11 +258,21 @@ mod tests {
                     inputs.get(v).map(|x| (v.as_str(), Value::from(x.as_str())))
                 })))
                 .map_err(|e| describe(&e));
-            assert_eq!(
-                interpolate(text, &vars, &inputs).is_some(),
-                fast,
-                "{text:?}: fast path"
-            );
+            // The compiler's rule: references only, each to a variable (not an engine global).
+            let fast_pieces = pieces(text).filter(|p| {
+                p.iter().all(|x| match x {
+                    Piece::Var(v) => vars.contains(v),
+                    Piece::Text(_) => true,
+                })
+            });
+            assert_eq!(fast_pieces.is_some(), fast, "{text:?}: fast path");
+            if let Some(pieces) = fast_pieces {
+                let parts = Tmpl::Parts {
+                    pieces,
+                    vars: vars.clone(),
+                };
+                assert_eq!(parts.render(&env, &inputs), expected, "{text:?}: pieces");
+            }
             let tmpl = Tmpl::Jinja { name, vars };
             assert_eq!(tmpl.render(&env, &inputs), expected, "{text:?}");
         }
@@ -260,9 +281,9 @@ mod tests {
     #[test]
     fn classify_recognises_bare_variables() {
         assert!(matches!(classify("plain"), Classified::Literal));
-        assert!(matches!(classify("{{ code }}"), Classified::Var("code")));
-        assert!(matches!(classify("{{code}}"), Classified::Var("code")));
-        assert!(matches!(classify("x {{ code }}"), Classified::Jinja));
+        assert!(matches!(classify("{{ code }}"), Classified::Var(v) if v == "code"));
+        assert!(matches!(classify("{{code}}"), Classified::Var(v) if v == "code"));
+        assert!(matches!(classify("x {{ code }}"), Classified::Parts(_)));
         assert!(matches!(classify("{{ a | upper }}"), Classified::Jinja));
     }
 }

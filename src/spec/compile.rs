@@ -12,7 +12,7 @@ use super::{
     is_loopback, join,
 };
 use crate::error::{Pos, SpecError};
-use crate::template::{self, Classified, Tmpl};
+use crate::template::{self, Classified, Piece, Tmpl};
 
 type Result<T> = std::result::Result<T, SpecError>;
 
@@ -289,10 +289,32 @@ impl Compiler {
         match template::classify(&text.value) {
             Classified::Literal => Ok(Tmpl::Literal(text.value.clone())),
             Classified::Var(v) => {
-                self.check_declared(what, v, &text.pos)?;
-                Ok(Tmpl::Var(v.to_owned()))
+                self.check_declared(what, &v, &text.pos)?;
+                Ok(Tmpl::Var(v))
             }
-            Classified::Jinja => {
+            // References to declared inputs only: filled in without the engine. A reference to
+            // anything else (an engine global, an undeclared name) goes to the engine, which
+            // either renders it or reports it.
+            Classified::Parts(pieces)
+                if pieces.iter().all(|p| match p {
+                    Piece::Var(v) => {
+                        self.inputs.contains_key(v) && self.env.globals().all(|(g, _)| g != v)
+                    }
+                    Piece::Text(_) => true,
+                }) =>
+            {
+                let mut vars: Vec<String> = Vec::new();
+                for p in &pieces {
+                    if let Piece::Var(v) = p
+                        && !vars.contains(v)
+                    {
+                        vars.push(v.clone());
+                    }
+                }
+                vars.sort();
+                Ok(Tmpl::Parts { pieces, vars })
+            }
+            Classified::Parts(_) | Classified::Jinja => {
                 self.counter += 1;
                 let name = format!("{what}#{}", self.counter);
                 self.env
