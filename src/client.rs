@@ -116,13 +116,7 @@ impl<T: Transport> Client<T> {
                 "the cached token for `{key}` (profile `{profile}`) has expired and has no refresh token: run `specauth login {key}` again"
             )));
         };
-        let mut inputs = Inputs::new();
-        for (k, v) in &entry.inputs {
-            inputs.set(k.clone(), v.clone());
-        }
-        for (k, v) in secrets.iter() {
-            inputs.set(k, v);
-        }
+        let mut inputs = entry.inputs_with(secrets);
         inputs.set("refresh_token", refresh.secret());
         let token = self.token(spec, "refresh_token", &inputs)?;
         let updated = crate::store::StoredToken {

@@ -38,6 +38,20 @@ pub struct StoredToken {
 }
 
 impl StoredToken {
+    /// The inputs to reuse this entry with: the stored (non-secret) ones, with `given` taking
+    /// precedence.
+    pub fn inputs_with(&self, given: &crate::inputs::Inputs) -> crate::inputs::Inputs {
+        let mut inputs: crate::inputs::Inputs = self
+            .inputs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (k, v) in given.iter() {
+            inputs.set(k, v);
+        }
+        inputs
+    }
+
     fn to_json(&self) -> Value {
         let mut token = self.token.to_json(true);
         if !self.token.secret_extras.is_empty() {

@@ -366,17 +366,8 @@ fn revoke_one(
     token: &str,
     hint: &str,
 ) -> Result<(), Error> {
-    let mut req = Inputs::new();
-    for (k, v) in &entry.inputs {
-        req.set(k.clone(), v.clone());
-    }
-    for (k, v) in inputs.iter() {
-        req.set(k, v);
-    }
-    req.set("token", token);
-    if declares(spec, "token_type_hint") {
-        req.set("token_type_hint", hint);
-    }
+    let mut req = entry.inputs_with(inputs);
+    set_token(spec, &mut req, token, hint);
     let reply = client(30).send_request(spec, "revoke", &req)?;
     spec.normalise_revocation(&req, &reply)
 }
@@ -403,17 +394,18 @@ fn target_token(ctx: &Ctx, args: &TokenOpArgs) -> Result<(Spec, Inputs), Error> 
                 return Err(Error::Usage("the cached token has no refresh token".into()));
             }
         };
-        for (k, v) in &entry.inputs {
-            if inputs.get(k).is_none() {
-                inputs.set(k.clone(), v.clone());
-            }
-        }
-        inputs.set("token", token.secret());
-        if declares(&spec, "token_type_hint") {
-            inputs.set("token_type_hint", hint);
-        }
+        inputs = entry.inputs_with(&inputs);
+        set_token(&spec, &mut inputs, token.secret(), hint);
     }
     Ok((spec, inputs))
+}
+
+/// The token a revoke or introspect request is about, with its hint where the spec takes one.
+fn set_token(spec: &Spec, inputs: &mut Inputs, token: &str, hint: &str) {
+    inputs.set("token", token);
+    if declares(spec, "token_type_hint") {
+        inputs.set("token_type_hint", hint);
+    }
 }
 
 pub(crate) fn revoke(ctx: &Ctx, args: &TokenOpArgs) -> Result<u8, Error> {
