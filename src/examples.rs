@@ -265,6 +265,16 @@ fn example_reply(ex: &ExampleDoc) -> Option<http::Response<Vec<u8>>> {
 }
 
 /// The parts of an error an example can pin down.
+/// A grant's outcome as [`ExampleReport::outcome`] shows it: `{"token": …}` with secrets
+/// redacted, or `{"error": …}` with the provider error's parts that are present (or, for other
+/// errors, [`Error::to_json`]).
+pub fn outcome_json(result: &Result<crate::Token, Error>) -> Value {
+    match result {
+        Ok(token) => json!({ "token": token.to_json(false) }),
+        Err(e) => json!({ "error": error_fields(e) }),
+    }
+}
+
 fn error_fields(e: &Error) -> Value {
     match e {
         Error::Provider(p) => {

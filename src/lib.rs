@@ -120,7 +120,7 @@ pub use client::{Client, DevicePoll};
 pub use device::DeviceAuthorization;
 pub use discovery::{discovery_urls, id_from_issuer, spec_from_metadata};
 pub use error::{Error, Pos, ProviderError, SpecError, TransportError, TransportErrorKind};
-pub use examples::{EXAMPLE_NOW, ExampleReport};
+pub use examples::{EXAMPLE_NOW, ExampleReport, outcome_json};
 pub use inputs::Inputs;
 pub use login::{Pkce, RedirectListener, random_string};
 pub use profiles::Profiles;

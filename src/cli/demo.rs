@@ -50,18 +50,14 @@ pub(crate) fn run(loader: &Loader, providers: &[String]) -> Result<u8, Error> {
                 .map_err(Error::from)
                 .and_then(|r| spec.normalise_at(&grant, &inputs, &r, now));
             exchanges += 1;
-            let shown = match &outcome {
-                Ok(token) => serde_json::json!({ "token": token.to_json(false) }),
-                Err(Error::Provider(p)) => serde_json::json!({ "error": {
-                    "status": p.status, "code": p.code, "message": p.message, "hint": p.hint, "uri": p.uri,
-                }}),
-                Err(e) => serde_json::json!({ "error": e.to_json() }),
-            };
+            let shown = specauth::outcome_json(&outcome);
             let arrow = if outcome.is_ok() {
                 "token"
             } else {
                 "provider error"
             };
+            // The same function built the offline outcome, so the two compare exactly.
+            let same = shown == expected.outcome;
             let shown = strip_nulls(&shown);
             println!(
                 "    → {arrow}: {}",
@@ -71,7 +67,7 @@ pub(crate) fn run(loader: &Loader, providers: &[String]) -> Result<u8, Error> {
             if received.len() != before + 1 || received[before].body != sent_body {
                 mismatches += 1;
                 println!("    ✗ the server did not receive the request as rendered");
-            } else if !same_outcome(&shown, &expected.outcome) {
+            } else if !same {
                 mismatches += 1;
                 println!(
                     "    ✗ differs from the offline replay: {}",
@@ -97,11 +93,7 @@ pub(crate) fn run(loader: &Loader, providers: &[String]) -> Result<u8, Error> {
     })
 }
 
-/// The live outcome equals the offline one (null fields of a provider error aside).
-fn same_outcome(live: &serde_json::Value, offline: &serde_json::Value) -> bool {
-    strip_nulls(live) == strip_nulls(offline)
-}
-
+/// Absent and null are the same to a reader of the demo.
 fn strip_nulls(v: &serde_json::Value) -> serde_json::Value {
     match v {
         serde_json::Value::Object(m) => m
