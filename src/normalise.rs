@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, ProviderError};
 use crate::inputs::Inputs;
-use crate::secret::{REDACTED, Secret};
+use crate::secret::{REDACTED, Secret, redact_values};
 use crate::spec::{DurationUnit, ErrorMap, Path, Spec, Test};
 use crate::token::Token;
 
@@ -169,34 +169,32 @@ impl Spec {
                 .unwrap_or_else(|| "Bearer".to_owned()),
         };
         let unit = map.expires_in_unit.unwrap_or(DurationUnit::Seconds);
-        let mut expires_in = match first(&map.expires_in, value) {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(duration(v, unit).ok_or_else(|| {
-                bad(format!(
-                    "expires_in `{v}` is not a number of {}",
-                    unit.name()
-                ))
-            })?),
+        // An optional number at `paths`: absent or null is `None`; anything unreadable is an
+        // error naming the field and what it should have been.
+        let number_at = |paths: &[Path],
+                         field: &str,
+                         expected: &str,
+                         read: &dyn Fn(&Value) -> Option<u64>|
+         -> Result<Option<u64>, Error> {
+            match first(paths, value) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => read(v)
+                    .map(Some)
+                    .ok_or_else(|| bad(format!("{field} `{v}` is not {expected}"))),
+            }
         };
-        let mut expires_at = match first(&map.expires_at, value) {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(instant(v).ok_or_else(|| {
-                bad(format!(
-                    "expires_at `{v}` is not epoch seconds, epoch milliseconds or an ISO 8601 date"
-                ))
-            })?),
-        };
+        const AN_INSTANT: &str = "epoch seconds, epoch milliseconds or an ISO 8601 date";
+        let mut expires_in = number_at(
+            &map.expires_in,
+            "expires_in",
+            &format!("a number of {}", unit.name()),
+            &|v| duration(v, unit),
+        )?;
+        let mut expires_at = number_at(&map.expires_at, "expires_at", AN_INSTANT, &instant)?;
         if expires_in.is_none() && expires_at.is_none() {
             expires_in = map.default_expires_in;
         }
-        let issued_at = match first(&map.issued_at, value) {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(instant(v).ok_or_else(|| {
-                bad(format!(
-                    "issued_at `{v}` is not epoch seconds, epoch milliseconds or an ISO 8601 date"
-                ))
-            })?),
-        };
+        let issued_at = number_at(&map.issued_at, "issued_at", AN_INSTANT, &instant)?;
         match (expires_in, expires_at) {
             (Some(i), None) => expires_at = Some(issued_at.unwrap_or(now).saturating_add(i)),
             (None, Some(a)) => expires_in = Some(a.saturating_sub(now)),
@@ -207,14 +205,12 @@ impl Spec {
             // A refresh reply without a refresh token: the one just used stays valid.
             _ => inputs.get("refresh_token").map(Secret::new),
         };
-        let refresh_token_expires_in = match first(&map.refresh_token_expires_in, value) {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(duration(v, DurationUnit::Seconds).ok_or_else(|| {
-                bad(format!(
-                    "refresh_token_expires_in `{v}` is not a number of seconds"
-                ))
-            })?),
-        };
+        let refresh_token_expires_in = number_at(
+            &map.refresh_token_expires_in,
+            "refresh_token_expires_in",
+            "a number of seconds",
+            &|v| duration(v, DurationUnit::Seconds),
+        )?;
         let scope = first(&map.scope, value).and_then(|v| split_scope(v, &map.scope_separator));
         let id_token = first(&map.id_token, value)
             .and_then(scalar_string)
@@ -292,7 +288,7 @@ fn provider_error(map: &ErrorMap, status: u16, value: &Value, secrets: &[&str]) 
         first(paths, value)
             .and_then(scalar_string)
             .filter(|s| !s.is_empty())
-            .map(|s| redact_secrets(s, secrets))
+            .map(|s| redact_values(s, secrets.iter().copied()))
     };
     ProviderError {
         status,
@@ -634,7 +630,10 @@ fn xml_to_json(text: &str) -> Result<Value, &'static str> {
 /// token-like keys, are replaced by `[redacted]`; whitespace is folded; at most
 /// `EXCERPT_CHARS` characters.
 pub(crate) fn excerpt(body: &[u8], secrets: &[&str]) -> String {
-    let text = redact_secrets(String::from_utf8_lossy(body).into_owned(), secrets);
+    let text = redact_values(
+        String::from_utf8_lossy(body).into_owned(),
+        secrets.iter().copied(),
+    );
     let text = redact_keyed_values(&text);
     let folded: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if folded.is_empty() {
@@ -645,16 +644,6 @@ pub(crate) fn excerpt(body: &[u8], secrets: &[&str]) -> String {
         out.push('…');
     }
     out
-}
-
-/// `text` with every secret of 3 or more bytes replaced by `[redacted]`.
-fn redact_secrets(mut text: String, secrets: &[&str]) -> String {
-    for s in secrets {
-        if s.len() >= 3 {
-            text = crate::secret::redact_word(&text, s);
-        }
-    }
-    text
 }
 
 const SENSITIVE_KEYS: &[&str] = &[

@@ -6,7 +6,7 @@ use indexmap::IndexMap;
 
 use crate::error::Error;
 use crate::inputs::Inputs;
-use crate::secret::REDACTED;
+use crate::secret::{REDACTED, redact_values};
 use crate::spec::{Body, BodyEncoding, ClientAuthMethod, FieldDef, Grant, Spec, check_uri, join};
 use crate::template::{Tmpl, basic_credentials};
 
@@ -64,15 +64,15 @@ impl Preview {
             text.push_str(&body);
             text.push('\n');
         }
-        // Defence in depth: no secret value may survive into the preview, whatever encoding.
-        for secret in &self.secrets {
-            text = crate::secret::redact_word(&text, secret);
-            let encoded: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-            if encoded != *secret {
-                text = crate::secret::redact_word(&text, &encoded);
-            }
-        }
-        text
+        // Defence in depth: no secret value may survive into the preview, raw or form-encoded.
+        let encoded: Vec<String> = self
+            .secrets
+            .iter()
+            .map(|s| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>())
+            .filter(|e| !self.secrets.contains(e))
+            .collect();
+        let text = redact_values(text, self.secrets.iter().map(String::as_str));
+        redact_values(text, encoded.iter().map(String::as_str))
     }
 }
 
@@ -302,9 +302,7 @@ impl Spec {
             .map_err(|e| Error::Usage(format!("cannot build the request for `{url}`: {e}")))?;
         let secrets = values
             .iter()
-            .filter(|(name, value)| {
-                value.len() >= 3 && self.inputs.get(*name).is_some_and(|d| d.secret)
-            })
+            .filter(|(name, _)| self.inputs.get(*name).is_some_and(|d| d.secret))
             .map(|(_, value)| value.clone())
             .collect();
         Ok(TokenRequest {

@@ -29,6 +29,24 @@ impl Secret {
 /// The text that stands in for a secret value.
 pub const REDACTED: &str = "[redacted]";
 
+/// Secret values shorter than this are not scrubbed from free text: they would redact ordinary
+/// words. (Structured redaction, field by field, covers them whatever their length.)
+pub(crate) const MIN_SCRUBBED_LEN: usize = 3;
+
+/// `text` with every whole-word occurrence of each secret value (of at least
+/// [`MIN_SCRUBBED_LEN`] bytes) replaced by [`REDACTED`].
+pub(crate) fn redact_values<'a>(
+    mut text: String,
+    secrets: impl IntoIterator<Item = &'a str>,
+) -> String {
+    for secret in secrets {
+        if secret.len() >= MIN_SCRUBBED_LEN {
+            text = redact_word(&text, secret);
+        }
+    }
+    text
+}
+
 /// `text` with each whole-word occurrence of `secret` replaced by [`REDACTED`]. A word boundary
 /// is a character that is not a letter, digit or `_` (or the text's edge), so a short secret
 /// such as `sec` is redacted in `client_secret=sec` but not inside the word `client_secret`.
