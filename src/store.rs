@@ -176,7 +176,7 @@ impl TokenStore {
             std::process::id()
         ));
         let write = || -> std::io::Result<()> {
-            let mut f = private_file(&tmp)?;
+            let mut f = private(true).open(&tmp)?;
             f.write_all(entry.to_json().to_string().as_bytes())?;
             f.write_all(b"\n")?;
             f.sync_all()?;
@@ -213,7 +213,9 @@ impl TokenStore {
     pub fn lock(&self, provider: &str, profile: &str) -> Result<StoreLock, Error> {
         let path = self.file(provider, profile, "lock")?;
         self.ensure_root()?;
-        let file = private_file_keep(&path).map_err(|e| io_error(&path, "open", &e))?;
+        let file = private(false)
+            .open(&path)
+            .map_err(|e| io_error(&path, "open", &e))?;
         file.lock().map_err(|e| io_error(&path, "lock", &e))?;
         Ok(StoreLock { _file: file })
     }
@@ -291,26 +293,18 @@ fn io_error(path: &Path, what: &str, e: &std::io::Error) -> Error {
     Error::Usage(format!("cannot {what} {}: {e}", path.display()))
 }
 
-/// A new file, truncated, readable by its owner only.
-fn private_file(path: &Path) -> std::io::Result<File> {
+/// Owner-only (0600) options: created if needed, truncated or kept as `truncate` says, and
+/// readable too when kept (a lock file is opened for reading and writing).
+fn private(truncate: bool) -> OpenOptions {
     let mut o = OpenOptions::new();
-    o.write(true).create(true).truncate(true);
+    o.write(true)
+        .create(true)
+        .truncate(truncate)
+        .read(!truncate);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
         o.mode(0o600);
     }
-    o.open(path)
-}
-
-/// A file opened for locking (created if needed, never truncated), owner-only.
-fn private_file_keep(path: &Path) -> std::io::Result<File> {
-    let mut o = OpenOptions::new();
-    o.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        o.mode(0o600);
-    }
-    o.open(path)
+    o
 }
