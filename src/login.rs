@@ -99,13 +99,8 @@ const DONE_PAGE: &str = "<!doctype html><meta charset=utf-8><title>specauth</tit
 impl RedirectListener {
     /// Binds `127.0.0.1:port` (0 picks a free port); the redirect is expected at `path`.
     pub fn bind(port: u16, path: &str) -> Result<RedirectListener, Error> {
-        let server = tiny_http::Server::http(("127.0.0.1", port))
+        let (server, port) = crate::replay::bind_loopback(port)
             .map_err(|e| Error::Usage(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
-        let port = server
-            .server_addr()
-            .to_ip()
-            .map(|a| a.port())
-            .ok_or_else(|| Error::Usage("the redirect listener has no IP address".into()))?;
         let path = if path.starts_with('/') {
             path.to_owned()
         } else {

@@ -50,12 +50,7 @@ const MAX_REQUEST_BODY: u64 = 1 << 20;
 impl ReplayServer {
     /// Starts the server on a free loopback port.
     pub fn start() -> std::io::Result<ReplayServer> {
-        let server = tiny_http::Server::http("127.0.0.1:0").map_err(std::io::Error::other)?;
-        let port = server
-            .server_addr()
-            .to_ip()
-            .map(|a| a.port())
-            .ok_or_else(|| std::io::Error::other("the server has no IP address"))?;
+        let (server, port) = bind_loopback(0)?;
         let server = Arc::new(server);
         let queue: Arc<Mutex<VecDeque<http::Response<Vec<u8>>>>> = Arc::default();
         let received: Arc<Mutex<Vec<ReceivedRequest>>> = Arc::default();
@@ -143,6 +138,17 @@ impl ReplayServer {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+}
+
+/// An HTTP server on `127.0.0.1:port` (0 picks a free port), and the port it got.
+pub(crate) fn bind_loopback(port: u16) -> std::io::Result<(tiny_http::Server, u16)> {
+    let server = tiny_http::Server::http(("127.0.0.1", port)).map_err(std::io::Error::other)?;
+    let port = server
+        .server_addr()
+        .to_ip()
+        .map(|a| a.port())
+        .ok_or_else(|| std::io::Error::other("the server has no IP address"))?;
+    Ok((server, port))
 }
 
 fn to_tiny(reply: http::Response<Vec<u8>>) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
