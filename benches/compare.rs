@@ -23,10 +23,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use specauth::{
-    Client, Loader, Secret, Spec, StoredToken, Token, TokenStore, Transport, TransportConfig,
-    UreqTransport,
-};
+use specauth::session::{StoredToken, TokenStore};
+use specauth::transport::TransportConfig;
+use specauth::{Client, Loader, Secret, Spec, Token, Transport, UreqTransport};
 
 // ---------------------------------------------------------------------------------------------
 // Statistics and the table
@@ -178,18 +177,18 @@ fn interpreter(rows: &mut Vec<Row>) {
             .example_exchange(index)
             .unwrap_or_else(|| panic!("{id} has no example #{index}"));
         assert!(
-            label.starts_with(grant.as_str()),
+            label.starts_with(grant.name()),
             "{id} example #{index} is a `{grant}` exchange, not `{label}`"
         );
         spec.render(&grant, &inputs).expect("example renders");
-        spec.normalise_at(&grant, &inputs, &reply, now)
+        spec.normalise(&grant, &inputs, &reply, now)
             .expect("example normalises to a token");
 
         let both = || {
             let req = spec.render(black_box(&grant), black_box(&inputs)).unwrap();
             black_box(req);
             let token = spec
-                .normalise_at(black_box(&grant), &inputs, black_box(&reply), now)
+                .normalise(black_box(&grant), &inputs, black_box(&reply), now)
                 .unwrap();
             black_box(token);
         };
@@ -198,7 +197,7 @@ fn interpreter(rows: &mut Vec<Row>) {
         };
         let normalise_only = || {
             black_box(
-                spec.normalise_at(black_box(&grant), &inputs, black_box(&reply), now)
+                spec.normalise(black_box(&grant), &inputs, black_box(&reply), now)
                     .unwrap(),
             );
         };
@@ -343,7 +342,7 @@ fn end_to_end(rows: &mut Vec<Row>) {
     // xee's documented refresh exchange (example #1): Basic client auth, form body, JSON reply.
     let spec = Loader::new().load("xee").expect("xee loads");
     let (grant, inputs, reply, _) = spec.example_exchange(1).expect("xee example #1");
-    assert_eq!(grant, "refresh_token");
+    assert_eq!(grant.name(), "refresh_token");
     let server = FixedServer::start("application/json", reply.body());
     let spec = spec.with_origin(&server.origin()).expect("loopback origin");
     let get = |name: &str| inputs.get(name).expect("example input").to_owned();
@@ -412,7 +411,10 @@ fn end_to_end(rows: &mut Vec<Row>) {
         let t1 = Instant::now();
         let reply = d_transport.send(request.into_http()).unwrap();
         let t2 = Instant::now();
-        black_box(spec.normalise("refresh_token", &inputs, &reply).unwrap());
+        black_box(
+            spec.normalise("refresh_token", &inputs, &reply, unix_now())
+                .unwrap(),
+        );
         let t3 = Instant::now();
         [t1 - t0, t2 - t1, t3 - t2].map(|d| d.as_secs_f64())
     };
@@ -781,4 +783,12 @@ fn main() {
     rows.push(context);
     print_table(&rows);
     progress(&format!("done in {:.1} s", started.elapsed().as_secs_f64()));
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

@@ -6,13 +6,38 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::transport::Transport;
+
+/// The discovery metadata of `issuer`: tries each of [`discovery_urls`] in turn and returns the
+/// first URL that answers with a JSON object, and that object.
+///
+/// The issuer must be `https://`, or `http://` to a loopback host, like every endpoint.
+pub fn discover<T: Transport>(transport: &T, issuer: &str) -> Result<(String, Value), Error> {
+    crate::spec::check_url(issuer).map_err(Error::Usage)?;
+    let mut tried = Vec::new();
+    for url in discovery_urls(issuer) {
+        let request = http::Request::get(&url)
+            .header("accept", "application/json")
+            .body(Vec::new())
+            .map_err(|e| Error::Usage(format!("`{url}` is not a valid URL: {e}")))?;
+        let reply = transport.send(request)?;
+        match serde_json::from_slice::<Value>(reply.body()) {
+            Ok(m) if reply.status().is_success() && m.is_object() => return Ok((url, m)),
+            _ => tried.push(format!("{url} (HTTP {})", reply.status().as_u16())),
+        }
+    }
+    Err(Error::Usage(format!(
+        "no discovery metadata found at {}",
+        tried.join(", ")
+    )))
+}
 
 /// Where the metadata of `issuer` may be published, in the order to try: the OpenID
 /// configuration, then RFC 8414's `oauth-authorization-server` (path inserted after the host).
 ///
 /// ```
 /// assert_eq!(
-///     specauth::discovery_urls("https://id.example.com/tenant1"),
+///     specauth::discovery::discovery_urls("https://id.example.com/tenant1"),
 ///     ["https://id.example.com/tenant1/.well-known/openid-configuration",
 ///      "https://id.example.com/.well-known/oauth-authorization-server/tenant1"]
 /// );
@@ -54,6 +79,17 @@ const GRANTS: &[(&str, &str)] = &[
 /// removed when `code_challenge_methods_supported` does not offer `S256`.
 pub fn spec_from_metadata(id: &str, metadata: &Value, source: &str) -> Result<String, Error> {
     let text = |k: &str| metadata.get(k).and_then(Value::as_str);
+    // Metadata is data: a value that would be read as template syntax in the spec (and could
+    // pull a secret input into a URL) is refused, not written.
+    for (key, value) in metadata.as_object().into_iter().flatten() {
+        if let Some(v) = value.as_str()
+            && ["{{", "{%", "{#"].iter().any(|t| v.contains(t))
+        {
+            return Err(Error::Usage(format!(
+                "the metadata at {source} has template syntax in `{key}`; refusing to write it into a spec"
+            )));
+        }
+    }
     let list = |k: &str| -> Option<Vec<&str>> {
         metadata
             .get(k)
@@ -124,7 +160,7 @@ pub fn spec_from_metadata(id: &str, metadata: &Value, source: &str) -> Result<St
 /// A spec id from an issuer URL: its host (and path), lowercased, other characters as `-`.
 ///
 /// ```
-/// assert_eq!(specauth::id_from_issuer("https://Login.Example.com/realms/acme"), "login-example-com-realms-acme");
+/// assert_eq!(specauth::discovery::id_from_issuer("https://Login.Example.com/realms/acme"), "login-example-com-realms-acme");
 /// ```
 pub fn id_from_issuer(issuer: &str) -> String {
     let rest = issuer.split_once("://").map(|(_, r)| r).unwrap_or(issuer);
@@ -178,12 +214,14 @@ mod tests {
         );
         assert_eq!(
             spec.client_auth("client_credentials"),
-            Some(crate::ClientAuthMethod::Basic)
+            Some(crate::spec::ClientAuthMethod::Basic)
         );
-        assert!(spec.supports_authorize());
         assert_eq!(
-            spec.request_names().collect::<Vec<_>>(),
-            ["device_authorization", "revoke", "introspect"]
+            spec.request_kinds()
+                .filter(|k| !k.is_grant())
+                .map(|k| k.name().to_owned())
+                .collect::<Vec<_>>(),
+            ["authorize", "device_authorization", "revoke", "introspect"]
         );
         let inputs = crate::Inputs::new()
             .with("client_id", "a")
@@ -191,7 +229,11 @@ mod tests {
             .with("code_challenge", "c")
             .with("code_challenge_method", "S256");
         assert_eq!(
-            spec.authorize_url(&inputs).unwrap(),
+            spec.render(crate::RequestKind::Authorization, &inputs)
+                .unwrap()
+                .http()
+                .uri()
+                .to_string(),
             "https://id.example.com/auth?response_type=code&client_id=a&state=s&code_challenge=c&code_challenge_method=S256"
         );
     }
@@ -206,12 +248,36 @@ mod tests {
             spec.grant_names().collect::<Vec<_>>(),
             ["authorization_code"]
         );
-        assert!(!spec.supports_authorize());
+        assert!(!spec.supports(&crate::RequestKind::Authorization));
         assert!(yaml.contains("code_challenge: null"));
         let e = spec_from_metadata("x", &json!({}), "https://a.example").unwrap_err();
         assert_eq!(
             e.to_string(),
             "the metadata at https://a.example has no token_endpoint"
         );
+    }
+
+    #[test]
+    fn template_syntax_in_metadata_is_refused() {
+        let metadata = json!({
+            "token_endpoint": "https://a.example/t",
+            "authorization_endpoint": "https://a.example/auth?s={{ client_secret }}"
+        });
+        let e = spec_from_metadata("x", &metadata, "https://a.example").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("template syntax in `authorization_endpoint`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn discovery_over_plain_http_to_a_remote_host_is_refused() {
+        let transport =
+            |_r: http::Request<Vec<u8>>| -> Result<http::Response<Vec<u8>>, crate::TransportError> {
+                panic!("no request may be sent")
+            };
+        let e = discover(&transport, "http://id.example.com").unwrap_err();
+        assert!(e.to_string().contains("not a loopback host"), "{e}");
     }
 }

@@ -131,14 +131,16 @@ impl std::error::Error for TransportError {}
 
 /// Everything that can go wrong, from loading a spec to reading the provider's reply.
 ///
-/// [`Error::kind`] gives a stable short name for each variant (the CLI prints it in `--json`
-/// errors and maps it to an exit code).
+/// [`Error::kind`] sorts each variant into an [`ErrorKind`] (the CLI prints its name in `--json`
+/// errors and maps it to an exit code). Messages say what is wrong in the library's terms; they
+/// never name command-line flags.
+#[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A spec file is malformed; the error names `file:line:col`.
     #[error("{0}")]
     Spec(#[from] SpecError),
-    /// An input is missing or has a value the spec does not allow.
+    /// An input has a value the spec does not allow, or is not declared.
     #[error("input `{name}`: {problem}")]
     Input {
         /// The input's name as declared in the spec.
@@ -146,7 +148,58 @@ pub enum Error {
         /// What is wrong with it.
         problem: String,
     },
-    /// Anything else the caller asked for that does not fit the spec (unknown grant or endpoint…).
+    /// A request needs an input that was not given.
+    #[error("input `{name}`: required by {needed_by} of `{spec}` but not set{}{}",
+        description.as_ref().map(|d| format!(" ({d})")).unwrap_or_default(),
+        allowed.as_ref().map(|a| format!("; one of {}", a.join(", "))).unwrap_or_default())]
+    MissingInput {
+        /// The input's name.
+        name: String,
+        /// What needs it (`grant \`client_credentials\``).
+        needed_by: String,
+        /// The spec's id.
+        spec: String,
+        /// The input's description in the spec.
+        description: Option<String>,
+        /// The values the input may take, when the spec fixes them.
+        allowed: Option<Vec<String>>,
+    },
+    /// A request needs an endpoint the spec does not declare.
+    #[error("spec `{spec}` declares no `{endpoint}` endpoint, which {needed_by} needs")]
+    MissingEndpoint {
+        /// The spec's id.
+        spec: String,
+        /// The endpoint's name (`revocation`, `authorize`, …).
+        endpoint: String,
+        /// What needs it.
+        needed_by: String,
+    },
+    /// No usable cached token for a provider and profile: never signed in, or the token
+    /// expired and cannot be refreshed.
+    #[error("{}", match reason {
+        NotSignedInReason::NoEntry => format!("no cached token for `{provider}` (profile `{profile}`)"),
+        NotSignedInReason::ExpiredWithoutRefresh => format!("the cached token for `{provider}` (profile `{profile}`) has expired and has no refresh token"),
+    })]
+    NotSignedIn {
+        /// The provider id.
+        provider: String,
+        /// The profile.
+        profile: String,
+        /// Why there is no usable token.
+        reason: NotSignedInReason,
+    },
+    /// Reading or writing a local file failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What was being done (`read`, `write`, `lock`, …).
+        action: &'static str,
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else the caller asked for that does not fit the spec (unknown grant…).
     #[error("{0}")]
     Usage(String),
     /// A template failed while rendering (runs out of fuel, a filter refused its value…).
@@ -175,18 +228,86 @@ pub enum Error {
     Provider(#[from] ProviderError),
 }
 
-impl Error {
-    /// A short, stable name for the kind of error: `spec`, `input`, `usage`, `render`,
-    /// `transport`, `reply` or `provider`.
-    pub fn kind(&self) -> &'static str {
+/// Why [`Error::NotSignedIn`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NotSignedInReason {
+    /// No cache entry.
+    NoEntry,
+    /// The token expired and there is no refresh token.
+    ExpiredWithoutRefresh,
+}
+
+/// The kind of an [`Error`]: what the caller can do about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A spec is malformed.
+    Spec,
+    /// An input is missing or wrong.
+    Input,
+    /// The request does not fit the spec, or local state (files, the cache) is in the way.
+    Usage,
+    /// A template failed at render time.
+    Render,
+    /// No reply was read.
+    Transport,
+    /// A reply that cannot be understood.
+    Reply,
+    /// The provider refused.
+    Provider,
+}
+
+impl ErrorKind {
+    /// A short, stable name: `spec`, `input`, `usage`, `render`, `transport`, `reply` or
+    /// `provider`.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Error::Spec(_) => "spec",
-            Error::Input { .. } => "input",
-            Error::Usage(_) => "usage",
-            Error::Render { .. } => "render",
-            Error::Transport(_) => "transport",
-            Error::Reply { .. } => "reply",
-            Error::Provider(_) => "provider",
+            ErrorKind::Spec => "spec",
+            ErrorKind::Input => "input",
+            ErrorKind::Usage => "usage",
+            ErrorKind::Render => "render",
+            ErrorKind::Transport => "transport",
+            ErrorKind::Reply => "reply",
+            ErrorKind::Provider => "provider",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for ErrorKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Error {
+    /// The kind of error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Spec(_) => ErrorKind::Spec,
+            Error::Input { .. } | Error::MissingInput { .. } => ErrorKind::Input,
+            Error::Usage(_)
+            | Error::MissingEndpoint { .. }
+            | Error::NotSignedIn { .. }
+            | Error::Io { .. } => ErrorKind::Usage,
+            Error::Render { .. } => ErrorKind::Render,
+            Error::Transport(_) => ErrorKind::Transport,
+            Error::Reply { .. } => ErrorKind::Reply,
+            Error::Provider(_) => ErrorKind::Provider,
+        }
+    }
+
+    /// The input an error is about, when it is about one.
+    pub fn input_name(&self) -> Option<&str> {
+        match self {
+            Error::Input { name, .. } | Error::MissingInput { name, .. } => Some(name),
+            _ => None,
         }
     }
 
@@ -198,12 +319,30 @@ impl Error {
             _ => None,
         }
     }
+
+    pub(crate) fn io(action: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
 }
 
 impl Error {
     /// The error as the CLI prints it with `--json`: `{"kind", "status", "code", "message",
     /// "hint", "uri"}` (absent parts are `null`). Never contains secrets.
     pub fn to_json(&self) -> serde_json::Value {
+        self.to_json_with(None)
+    }
+
+    /// [`Error::to_json`] with `advice` (how to fix it, in the caller's terms) appended to the
+    /// message.
+    pub fn to_json_with(&self, advice: Option<&str>) -> serde_json::Value {
+        let with_advice = |m: String| match advice {
+            Some(a) => format!("{m}; {a}"),
+            None => m,
+        };
         let (code, message, hint, uri) = match self {
             Error::Provider(p) => (
                 p.code.clone(),
@@ -211,11 +350,15 @@ impl Error {
                 p.hint.clone(),
                 p.uri.clone(),
             ),
-            Error::Input { name, .. } => (Some(name.clone()), Some(self.to_string()), None, None),
-            other => (None, Some(other.to_string()), None, None),
+            other => (
+                other.input_name().map(str::to_owned),
+                Some(with_advice(other.to_string())),
+                None,
+                None,
+            ),
         };
         serde_json::json!({
-            "kind": self.kind(),
+            "kind": self.kind().as_str(),
             "status": self.status(),
             "code": code,
             "message": message,

@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 
 use crate::error::Error;
 use crate::inputs::Inputs;
-use crate::spec::Spec;
 use crate::spec::doc::{ExampleDoc, RequestExpect};
+use crate::spec::{RequestKind, Spec};
 
 /// The clock examples run at unless they set `now:` (2023-11-14T22:13:20Z).
 pub const EXAMPLE_NOW: u64 = 1_700_000_000;
@@ -54,11 +54,11 @@ impl Spec {
     pub fn example_exchange(
         &self,
         index: usize,
-    ) -> Option<(String, Inputs, http::Response<Vec<u8>>, u64)> {
+    ) -> Option<(RequestKind, Inputs, http::Response<Vec<u8>>, u64)> {
         let ex = self.examples.get(index)?;
         let grant = ex.grant.as_ref()?;
         Some((
-            grant.value.clone(),
+            RequestKind::grant(&grant.value),
             example_inputs(ex),
             example_reply(ex)?,
             ex.now.unwrap_or(EXAMPLE_NOW),
@@ -71,37 +71,23 @@ impl Spec {
     }
 
     fn run_example(&self, index: usize, ex: &ExampleDoc) -> ExampleReport {
-        let target = ex
-            .grant
-            .as_ref()
-            .or(ex.request.as_ref())
-            .map(|a| a.value.clone())
-            .unwrap_or_default();
-        let is_grant = ex.grant.is_some();
+        let kind = example_kind(ex);
+        let target = kind.name().to_owned();
+        let is_grant = kind.is_grant();
         let name = ex
             .name
             .clone()
             .unwrap_or_else(|| format!("{target} #{}", index + 1));
         let mut report = ExampleReport {
             name,
-            target: target.clone(),
+            target,
             is_grant,
             request: String::new(),
             outcome: Value::Null,
             failures: Vec::new(),
         };
         let inputs = example_inputs(ex);
-        let rendered = if is_grant {
-            self.render(&target, &inputs)
-        } else if target == "authorize" {
-            match &self.authorize {
-                Some(a) => self.render_template("authorize", a, &inputs),
-                None => Err(Error::Usage("the spec has no `authorize:` section".into())),
-            }
-        } else {
-            self.render_request(&target, &inputs)
-        };
-        match rendered {
+        match self.render(&kind, &inputs) {
             Ok(req) => {
                 report.request = req.redacted().to_owned();
                 if let Some(expect) = &ex.expect.request {
@@ -148,30 +134,11 @@ impl Spec {
             return report;
         };
         let now = ex.now.unwrap_or(EXAMPLE_NOW);
-        // (what a success is called, the outcome with secrets, the outcome redacted)
-        let result: Result<(&str, Value, Value), Error> = if is_grant {
-            self.normalise_at(&target, &inputs, &reply, now)
-                .map(|t| ("token", t.to_json(true), t.to_json(false)))
-        } else {
-            match target.as_str() {
-                "device_authorization" => self
-                    .normalise_device(&inputs, &reply)
-                    .map(|d| ("device", d.to_json(true), d.to_json(false))),
-                "revoke" => self
-                    .normalise_revocation(&inputs, &reply)
-                    .map(|()| ("revoked", Value::Bool(true), Value::Bool(true))),
-                "introspect" => self
-                    .normalise_introspection(&inputs, &reply)
-                    .map(|(_, v)| ("introspection", v.clone(), v)),
-                _ => self
-                    .successful_reply(&inputs, &reply)
-                    .map(|v| ("reply", v.clone(), v)),
-            }
-        };
-        let (kind, actual) = match &result {
-            Ok((kind, actual, redacted)) => {
-                report.outcome = json!({ *kind: redacted });
-                (*kind, actual.clone())
+        let result = self.normalise(&kind, &inputs, &reply, now);
+        let (outcome_kind, actual) = match &result {
+            Ok(outcome) => {
+                report.outcome = outcome.to_json(false);
+                (outcome.name(), outcome.value_json(true))
             }
             Err(e) => {
                 report.outcome = json!({ "error": error_fields(e) });
@@ -181,17 +148,17 @@ impl Spec {
         match expectations.as_slice() {
             [] => report.failures.push(format!(
                 "the example expects nothing: add `expect.{}` or `expect.error`",
-                if is_grant { "token" } else { kind }
+                if is_grant { "token" } else { outcome_kind }
             )),
-            [(want_kind, want)] if *want_kind == kind => {
+            [(want_kind, want)] if *want_kind == outcome_kind => {
                 if let Value::Bool(_) = want {
                     if *want != actual {
                         report
                             .failures
-                            .push(format!("{kind}: expected {want}, got {actual}"));
+                            .push(format!("{outcome_kind}: expected {want}, got {actual}"));
                     }
                 } else {
-                    compare_subset(kind, want, &actual, &mut report.failures);
+                    compare_subset(outcome_kind, want, &actual, &mut report.failures);
                 }
             }
             [(want_kind, _)] => match &result {
@@ -201,7 +168,7 @@ impl Spec {
                 Ok(_) => report.failures.push(format!(
                     "expected {}, got {}",
                     noun(want_kind),
-                    noun(kind)
+                    noun(outcome_kind)
                 )),
             },
             _ => report.failures.push(format!(
@@ -217,6 +184,16 @@ impl Spec {
     }
 }
 
+/// The request an example exercises.
+fn example_kind(ex: &ExampleDoc) -> RequestKind {
+    match (&ex.grant, &ex.request) {
+        (Some(g), _) => RequestKind::grant(&g.value),
+        (None, Some(r)) => RequestKind::from_name(&r.value),
+        // The compiler refuses an example with neither.
+        (None, None) => RequestKind::grant(""),
+    }
+}
+
 /// An outcome's kind, as a noun with its article.
 fn noun(kind: &str) -> &'static str {
     match kind {
@@ -224,8 +201,7 @@ fn noun(kind: &str) -> &'static str {
         "error" => "an error",
         "device" => "a device authorization",
         "introspection" => "an introspection",
-        "revoked" => "a revocation",
-        _ => "a reply",
+        _ => "a revocation",
     }
 }
 
@@ -268,9 +244,9 @@ fn example_reply(ex: &ExampleDoc) -> Option<http::Response<Vec<u8>>> {
 /// A grant's outcome as [`ExampleReport::outcome`] shows it: `{"token": …}` with secrets
 /// redacted, or `{"error": …}` with the provider error's parts that are present (or, for other
 /// errors, [`Error::to_json`]).
-pub fn outcome_json(result: &Result<crate::Token, Error>) -> Value {
+pub fn outcome_json(result: &Result<crate::Outcome, Error>) -> Value {
     match result {
-        Ok(token) => json!({ "token": token.to_json(false) }),
+        Ok(outcome) => outcome.to_json(false),
         Err(e) => json!({ "error": error_fields(e) }),
     }
 }

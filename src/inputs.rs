@@ -81,3 +81,14 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Inputs {
         inputs
     }
 }
+
+/// The environment variable that carries input `name`: `SPECAUTH_` and the name in upper
+/// case, `-` as `_` (`client_secret` → `SPECAUTH_CLIENT_SECRET`). The one rule, for every
+/// reader and every message.
+///
+/// ```
+/// assert_eq!(specauth::inputs::env_var_name("client-secret"), "SPECAUTH_CLIENT_SECRET");
+/// ```
+pub fn env_var_name(name: &str) -> String {
+    format!("SPECAUTH_{}", name.to_ascii_uppercase().replace('-', "_"))
+}

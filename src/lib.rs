@@ -99,35 +99,30 @@
 #![deny(missing_docs)]
 
 mod client;
-mod device;
-mod discovery;
-mod error;
-mod examples;
-mod inputs;
-mod login;
+pub mod discovery;
+pub mod error;
+pub mod examples;
+mod files;
+pub mod inputs;
+#[cfg(any(feature = "session", feature = "replay"))]
+mod loopback;
 mod normalise;
-mod profiles;
 mod render;
-mod replay;
 mod secret;
-mod spec;
-mod store;
+#[cfg(feature = "session")]
+pub mod session;
+pub mod spec;
 mod template;
+#[cfg(feature = "replay")]
+pub mod testing;
 mod token;
-mod transport;
+pub mod transport;
 
-pub use client::{Client, DevicePoll};
-pub use device::DeviceAuthorization;
-pub use discovery::{discovery_urls, id_from_issuer, spec_from_metadata};
-pub use error::{Error, Pos, ProviderError, SpecError, TransportError, TransportErrorKind};
-pub use examples::{EXAMPLE_NOW, ExampleReport, outcome_json};
+pub use client::Client;
+pub use error::{Error, ErrorKind, ProviderError, SpecError, TransportError};
 pub use inputs::Inputs;
-pub use login::{Pkce, RedirectListener, random_string};
-pub use profiles::Profiles;
 pub use render::TokenRequest;
-pub use replay::{ReceivedRequest, ReplayServer};
 pub use secret::{REDACTED, Secret};
-pub use spec::{BodyEncoding, ClientAuthMethod, InputDef, Loader, Spec, bundled_ids, spec_schema};
-pub use store::{StoreLock, StoredToken, TokenStore};
-pub use token::Token;
-pub use transport::{Transport, TransportConfig, UreqTransport};
+pub use spec::{Loader, RequestKind, Spec};
+pub use token::{DeviceAuthorization, Introspection, Outcome, Token};
+pub use transport::{Transport, UreqTransport};

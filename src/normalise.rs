@@ -10,8 +10,11 @@ use serde_json::{Map, Value};
 use crate::error::{Error, ProviderError};
 use crate::inputs::Inputs;
 use crate::secret::{REDACTED, Secret, redact_values};
-use crate::spec::{DurationUnit, ErrorMap, Path, Spec, Test};
-use crate::token::Token;
+use crate::spec::{DurationUnit, ErrorMap, Path, RequestKind, Spec, Test};
+use crate::token::{DeviceAuthorization, Introspection, Outcome, Token};
+
+/// Interval between device-flow polls when the provider states none (RFC 8628 §3.2).
+const DEFAULT_INTERVAL: u64 = 5;
 
 /// How much of an unusable reply is shown in the error.
 const EXCERPT_CHARS: usize = 160;
@@ -19,19 +22,9 @@ const EXCERPT_CHARS: usize = 160;
 const MILLIS_THRESHOLD: u64 = 100_000_000_000;
 
 impl Spec {
-    /// Normalises the reply to `grant` into a [`Token`], using the system clock for relative
-    /// expiry. See [`Spec::normalise_at`].
-    pub fn normalise(
-        &self,
-        grant: &str,
-        inputs: &Inputs,
-        reply: &http::Response<Vec<u8>>,
-    ) -> Result<Token, Error> {
-        let now = crate::client::now();
-        self.normalise_at(grant, inputs, reply, now)
-    }
-
-    /// Normalises the reply to `grant` into a [`Token`], with `now` (epoch seconds) as the clock.
+    /// Normalises the reply to `kind` of request, with `now` (epoch seconds) as the clock for
+    /// relative expiry: a grant's reply becomes an [`Outcome::Token`], the others a device
+    /// authorization, an introspection or a revocation.
     ///
     /// A non-2xx status, or a 2xx reply matching the spec's `errors.when`, is an
     /// [`Error::Provider`]; a reply that cannot be parsed, or a success without an access token,
@@ -47,29 +40,50 @@ impl Spec {
     ///     .header("content-type", "application/json")
     ///     .body(br#"{"access_token":"t0k","token_type":"bearer","expires_in":3600,"scope":"a b"}"#.to_vec())
     ///     .unwrap();
-    /// let token = spec.normalise_at("client_credentials", &specauth::Inputs::new(), &reply, 1_000).unwrap();
+    /// let token = spec.normalise("client_credentials", &specauth::Inputs::new(), &reply, 1_000)
+    ///     .unwrap().into_token().unwrap();
     /// assert_eq!(token.access_token.secret(), "t0k");
     /// assert_eq!(token.token_type, "Bearer");
     /// assert_eq!(token.expires_at, Some(4_600));
     /// assert_eq!(token.scope, Some(vec!["a".to_string(), "b".to_string()]));
     /// ```
-    pub fn normalise_at(
+    pub fn normalise(
         &self,
-        grant: &str,
+        kind: impl Into<RequestKind>,
         inputs: &Inputs,
         reply: &http::Response<Vec<u8>>,
         now: u64,
-    ) -> Result<Token, Error> {
-        self.grant(grant)?;
-        let value = self.successful_reply(inputs, reply)?;
-        self.token_from(
-            &self.token,
-            reply.status().as_u16(),
-            &value,
-            reply.body(),
-            inputs,
-            now,
-        )
+    ) -> Result<Outcome, Error> {
+        let kind = kind.into();
+        self.template(&kind)?;
+        match kind {
+            RequestKind::Grant(_) => {
+                let value = self.successful_reply(inputs, reply)?;
+                let token = self.token_from(
+                    &self.token,
+                    reply.status().as_u16(),
+                    &value,
+                    reply.body(),
+                    inputs,
+                    now,
+                )?;
+                Ok(Outcome::Token(Box::new(token)))
+            }
+            RequestKind::Authorization => Err(Error::Usage(format!(
+                "spec `{}`: the authorization request is answered by a browser redirect, not a reply to normalise",
+                self.id
+            ))),
+            RequestKind::DeviceAuthorization => self
+                .device_authorization(inputs, reply)
+                .map(Outcome::DeviceAuthorization),
+            // Any 2xx is success (RFC 7009 §2.2).
+            RequestKind::Revocation => self
+                .successful_reply(inputs, reply)
+                .map(|_| Outcome::Revoked),
+            RequestKind::Introspection => self
+                .introspection(inputs, reply)
+                .map(Outcome::Introspection),
+        }
     }
 
     /// The reply parsed into one JSON value when it is a success; otherwise the provider's
@@ -111,7 +125,7 @@ impl Spec {
         Ok(value)
     }
 
-    pub(crate) fn reply_error(
+    fn reply_error(
         &self,
         reply: &http::Response<Vec<u8>>,
         inputs: &Inputs,
@@ -122,6 +136,61 @@ impl Spec {
             problem,
             excerpt: excerpt(reply.body(), &self.secret_values(inputs)),
         }
+    }
+
+    fn device_authorization(
+        &self,
+        inputs: &Inputs,
+        reply: &http::Response<Vec<u8>>,
+    ) -> Result<DeviceAuthorization, Error> {
+        let value = self.successful_reply(inputs, reply)?;
+        let map = &self.device;
+        let text = |paths, what: &str| -> Result<String, Error> {
+            first(paths, &value)
+                .and_then(scalar_string)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| {
+                    self.reply_error(
+                        reply,
+                        inputs,
+                        format!("a device authorization reply without `{what}`"),
+                    )
+                })
+        };
+        Ok(DeviceAuthorization {
+            device_code: Secret::new(text(&map.device_code, "device_code")?),
+            user_code: text(&map.user_code, "user_code")?,
+            verification_uri: text(&map.verification_uri, "verification_uri")?,
+            verification_uri_complete: first(&map.verification_uri_complete, &value)
+                .and_then(scalar_string),
+            expires_in: first(&map.expires_in, &value).and_then(number),
+            interval: first(&map.interval, &value)
+                .and_then(number)
+                .unwrap_or(DEFAULT_INTERVAL),
+        })
+    }
+
+    fn introspection(
+        &self,
+        inputs: &Inputs,
+        reply: &http::Response<Vec<u8>>,
+    ) -> Result<Introspection, Error> {
+        let value = self.successful_reply(inputs, reply)?;
+        let active = match first(&self.introspection_active, &value) {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => s == "true",
+            _ => {
+                return Err(self.reply_error(
+                    reply,
+                    inputs,
+                    "an introspection reply without a boolean `active`".to_owned(),
+                ));
+            }
+        };
+        Ok(Introspection {
+            active,
+            claims: value,
+        })
     }
 
     fn secret_values<'a>(&self, inputs: &'a Inputs) -> Vec<&'a str> {

@@ -7,7 +7,10 @@ use indexmap::IndexMap;
 use crate::error::Error;
 use crate::inputs::Inputs;
 use crate::secret::{REDACTED, redact_values};
-use crate::spec::{Body, BodyEncoding, ClientAuthMethod, FieldDef, Grant, Spec, check_uri, join};
+use crate::spec::{
+    Body, BodyEncoding, ClientAuthMethod, FieldDef, RequestKind, RequestTemplate, Spec, check_uri,
+    join,
+};
 use crate::template::{Tmpl, basic_credentials};
 
 /// A rendered token request: the exact `http::Request` to send, and a preview of it with every
@@ -125,10 +128,13 @@ struct Part {
     name: String,
     value: String,
     secret: bool,
+    /// The input the value came from, for errors about it.
+    input: Option<String>,
 }
 
 impl Spec {
-    /// Renders the request for `grant` with `inputs`.
+    /// Renders `kind` of request with `inputs`: a grant (a plain `&str` names one), the
+    /// authorization URL, device authorization, revocation or introspection.
     ///
     /// Inputs are checked first: an undeclared input, a missing required one, or a value outside
     /// its `enum` is an [`Error::Input`] naming it. Optional fields whose inputs are absent are
@@ -146,29 +152,13 @@ impl Spec {
     /// assert!(req.redacted().contains("Authorization: Basic [redacted]"));
     /// assert!(!req.redacted().contains("abc"));
     /// ```
-    pub fn render(&self, grant: &str, inputs: &Inputs) -> Result<TokenRequest, Error> {
-        self.render_template(grant, self.grant(grant)?, inputs)
-    }
-
-    /// Renders a non-grant request: `device_authorization`, `revoke` or `introspect` (see
-    /// [`Spec::request_names`]). The base spec defines them; a provider enables one by
-    /// declaring its endpoint.
-    pub fn render_request(&self, name: &str, inputs: &Inputs) -> Result<TokenRequest, Error> {
-        let r = self.requests.get(name).ok_or_else(|| {
-            Error::Usage(format!(
-                "spec `{}` has no request `{name}` (it has: {})",
-                self.id,
-                join(self.requests.keys())
-            ))
-        })?;
-        self.render_template(name, r, inputs)
-    }
-
-    /// The authorization URL a browser is sent to (RFC 6749 §4.1.1), with the spec's
-    /// parameters. The caller supplies `state` and, for PKCE, `code_challenge` and
+    ///
+    /// The authorization URL a browser is sent to (RFC 6749 §4.1.1) is a `GET` whose URI is
+    /// the whole request. The caller supplies `state` and, for PKCE, `code_challenge` and
     /// `code_challenge_method` as inputs.
     ///
     /// ```
+    /// use specauth::RequestKind;
     /// let spec = specauth::Spec::from_yaml("demo.yaml", r#"
     /// extends: oauth2
     /// endpoints:
@@ -178,27 +168,19 @@ impl Spec {
     /// "#).unwrap();
     /// let inputs = specauth::Inputs::new().with("client_id", "app").with("state", "xyz")
     ///     .with("redirect_uri", "http://127.0.0.1:8080/callback");
-    /// assert_eq!(spec.authorize_url(&inputs).unwrap(),
+    /// let url = spec.render(RequestKind::Authorization, &inputs).unwrap().http().uri().to_string();
+    /// assert_eq!(url,
     ///     "https://auth.example.com/authorize?response_type=code&client_id=app\
     ///      &redirect_uri=http%3A%2F%2F127.0.0.1%3A8080%2Fcallback&state=xyz&access_type=offline");
     /// ```
-    pub fn authorize_url(&self, inputs: &Inputs) -> Result<String, Error> {
-        let a = self.authorize.as_ref().ok_or_else(|| {
-            Error::Usage(format!("spec `{}` has no `authorize:` section", self.id))
-        })?;
-        Ok(self
-            .render_template("authorize", a, inputs)?
-            .http()
-            .uri()
-            .to_string())
-    }
-
-    pub(crate) fn render_template(
+    pub fn render(
         &self,
-        grant: &str,
-        g: &Grant,
+        kind: impl Into<RequestKind>,
         inputs: &Inputs,
     ) -> Result<TokenRequest, Error> {
+        let kind = kind.into();
+        let g = self.template(&kind)?;
+        let grant = kind.name();
         let values = self.resolve_inputs(grant, g, inputs)?;
         let endpoint = self.endpoint_of(grant, g)?;
         let url = self.render_tmpl(&endpoint.tmpl, &values, || {
@@ -237,6 +219,7 @@ impl Spec {
                         basic_credentials(id, secret, auth.form_encode_basic)
                     ),
                     secret: true,
+                    input: Some("client_id".into()),
                 }),
                 // A public client has no secret to put in a Basic header: it identifies itself in
                 // the body (RFC 6749 §3.2.1).
@@ -266,6 +249,7 @@ impl Spec {
                 name: "Content-Type".into(),
                 value: ct.into(),
                 secret: false,
+                input: None,
             });
         }
 
@@ -292,8 +276,11 @@ impl Spec {
         let mut builder = http::Request::builder().method(g.method.clone()).uri(uri);
         for h in &headers {
             let value = http::HeaderValue::from_str(&h.value).map_err(|_| Error::Input {
-                name: h.name.clone(),
-                problem: "header value contains characters not allowed in HTTP headers (such as a newline)".into(),
+                name: h.input.clone().unwrap_or_else(|| h.name.clone()),
+                problem: format!(
+                    "its value goes in header `{}` and contains characters not allowed in HTTP headers (such as a newline)",
+                    h.name
+                ),
             })?;
             builder = builder.header(h.name.as_str(), value);
         }
@@ -320,30 +307,25 @@ impl Spec {
         })
     }
 
-    fn endpoint_of(&self, what: &str, g: &Grant) -> Result<&crate::spec::Endpoint, Error> {
-        self.endpoints.get(&g.endpoint).ok_or_else(|| {
-            Error::Usage(format!(
-                "spec `{}` declares no `{}` endpoint, which `{what}` needs; add it to the spec or pass --endpoint {}=URL",
-                self.id, g.endpoint, g.endpoint
-            ))
-        })
-    }
-
-    pub(crate) fn grant(&self, grant: &str) -> Result<&Grant, Error> {
-        self.grants.get(grant).ok_or_else(|| {
-            Error::Usage(format!(
-                "spec `{}` has no grant `{grant}` (it has: {})",
-                self.id,
-                join(self.grants.keys())
-            ))
-        })
+    fn endpoint_of(
+        &self,
+        what: &str,
+        g: &RequestTemplate,
+    ) -> Result<&crate::spec::Endpoint, Error> {
+        self.endpoints
+            .get(&g.endpoint)
+            .ok_or_else(|| Error::MissingEndpoint {
+                spec: self.id.clone(),
+                endpoint: g.endpoint.clone(),
+                needed_by: format!("`{what}`"),
+            })
     }
 
     /// Caller inputs + defaults, checked against the declarations.
     fn resolve_inputs(
         &self,
         grant: &str,
-        g: &Grant,
+        g: &RequestTemplate,
         inputs: &Inputs,
     ) -> Result<IndexMap<String, String>, Error> {
         let mut values = IndexMap::new();
@@ -377,23 +359,13 @@ impl Spec {
         let endpoint_vars = self.endpoint_of(grant, g)?.tmpl.vars();
         for name in g.required.iter().chain(endpoint_vars) {
             if !values.contains_key(name) {
-                let def = &self.inputs[name];
-                let mut problem =
-                    format!("required by grant `{grant}` of `{}` but not set", self.id);
-                if let Some(d) = &def.description {
-                    let _ = write!(problem, " ({d})");
-                }
-                if let Some(allowed) = &def.allowed {
-                    let _ = write!(problem, "; one of {}", allowed.join(", "));
-                }
-                let _ = write!(
-                    problem,
-                    "; give it with --set {name}=… or SPECAUTH_{}",
-                    name.to_ascii_uppercase()
-                );
-                return Err(Error::Input {
+                let def = self.inputs.get(name);
+                return Err(Error::MissingInput {
                     name: name.clone(),
-                    problem,
+                    needed_by: format!("grant `{grant}`"),
+                    spec: self.id.clone(),
+                    description: def.and_then(|d| d.description.clone()),
+                    allowed: def.and_then(|d| d.allowed.clone()),
                 });
             }
         }
@@ -432,6 +404,7 @@ impl Spec {
                 name: f.name.clone(),
                 value,
                 secret: f.secret,
+                input: f.tmpl.vars().first().cloned(),
             });
         }
         Ok(out)
@@ -447,6 +420,7 @@ fn set_part(parts: &mut Vec<Part>, name: &str, value: &str, secret: bool) {
             name: name.to_owned(),
             value: value.to_owned(),
             secret,
+            input: None,
         });
     }
 }

@@ -1,4 +1,5 @@
-//! The normalised token.
+//! What the interpreter returns: the normalised token, and the outcomes of the other requests,
+//! with their serialised forms in one place.
 
 use serde_json::{Map, Value, json};
 
@@ -196,5 +197,121 @@ impl Token {
                 })
                 .unwrap_or_default(),
         })
+    }
+}
+
+/// A device authorization reply: what the user is shown, and what the client polls with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceAuthorization {
+    /// Sent back on every poll of the token endpoint (grant `device_code`).
+    pub device_code: Secret,
+    /// The code the user types at the verification URI.
+    pub user_code: String,
+    /// Where the user goes.
+    pub verification_uri: String,
+    /// The verification URI with the user code filled in, when the provider gives one.
+    pub verification_uri_complete: Option<String>,
+    /// Seconds until the codes expire, when stated.
+    pub expires_in: Option<u64>,
+    /// Seconds to wait between polls.
+    pub interval: u64,
+}
+
+impl DeviceAuthorization {
+    /// As JSON (`device_code` redacted unless `reveal`).
+    pub fn to_json(&self, reveal: bool) -> Value {
+        let mut m = serde_json::Map::new();
+        let code = if reveal {
+            self.device_code.secret()
+        } else {
+            REDACTED
+        };
+        m.insert("device_code".into(), Value::String(code.to_owned()));
+        m.insert("user_code".into(), Value::String(self.user_code.clone()));
+        m.insert(
+            "verification_uri".into(),
+            Value::String(self.verification_uri.clone()),
+        );
+        if let Some(c) = &self.verification_uri_complete {
+            m.insert("verification_uri_complete".into(), Value::String(c.clone()));
+        }
+        if let Some(e) = self.expires_in {
+            m.insert("expires_in".into(), Value::from(e));
+        }
+        m.insert("interval".into(), Value::from(self.interval));
+        Value::Object(m)
+    }
+}
+
+/// An introspection reply (RFC 7662 §2.2): whether the token is active, and everything the
+/// server said about it (`scope`, `client_id`, `exp`, …).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Introspection {
+    /// Whether the token is active.
+    pub active: bool,
+    /// The whole reply.
+    pub claims: Value,
+}
+
+/// What a normalised reply means, by the kind of request it answers.
+///
+/// ```
+/// use specauth::{Outcome, RequestKind};
+/// let spec = specauth::Spec::from_yaml("demo.yaml", r#"
+/// extends: oauth2
+/// endpoints: { token: "https://auth.example.com/token", revocation: "https://auth.example.com/revoke" }
+/// "#).unwrap();
+/// let reply = http::Response::builder().status(200).body(Vec::new()).unwrap();
+/// let outcome = spec.normalise(RequestKind::Revocation, &specauth::Inputs::new(), &reply, 0).unwrap();
+/// assert_eq!(outcome, Outcome::Revoked);
+/// assert_eq!(outcome.to_json(false), serde_json::json!({ "revoked": true }));
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// A grant's token.
+    Token(Box<Token>),
+    /// A device authorization: what to show the user, and what to poll with.
+    DeviceAuthorization(DeviceAuthorization),
+    /// An introspection reply.
+    Introspection(Introspection),
+    /// The token was revoked.
+    Revoked,
+}
+
+impl Outcome {
+    /// The token, when this is a grant's outcome.
+    pub fn into_token(self) -> Option<Token> {
+        match self {
+            Outcome::Token(t) => Some(*t),
+            _ => None,
+        }
+    }
+
+    /// The name of this kind of outcome, as [`Outcome::to_json`] and the examples' `expect:`
+    /// keys use it: `token`, `device`, `introspection` or `revoked`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Token(_) => "token",
+            Outcome::DeviceAuthorization(_) => "device",
+            Outcome::Introspection(_) => "introspection",
+            Outcome::Revoked => "revoked",
+        }
+    }
+
+    /// The outcome's value alone (the token's JSON, the device authorization's, the
+    /// introspection reply, or `true` for a revocation); secrets redacted unless `reveal`.
+    pub fn value_json(&self, reveal: bool) -> Value {
+        match self {
+            Outcome::Token(t) => t.to_json(reveal),
+            Outcome::DeviceAuthorization(d) => d.to_json(reveal),
+            Outcome::Introspection(i) => i.claims.clone(),
+            Outcome::Revoked => Value::Bool(true),
+        }
+    }
+
+    /// `{"token": …}`, `{"device": …}`, `{"introspection": …}` or `{"revoked": true}`.
+    pub fn to_json(&self, reveal: bool) -> Value {
+        json!({ self.name(): self.value_json(reveal) })
     }
 }

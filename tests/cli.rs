@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-use specauth::ReplayServer;
+use specauth::testing::ReplayServer;
 
 fn specauth(args: &[&str]) -> Output {
     specauth_env(args, &[])
@@ -212,6 +212,24 @@ fn bad_input_exits_2_naming_the_input() {
     assert_eq!(
         stderr(&out),
         "specauth: spec `xee` has no grant `password` (it has: authorization_code, refresh_token)\n"
+    );
+
+    // The library says what is missing; the CLI adds how to give it, naming its own flags.
+    let out = specauth(&["render", "xee", "refresh_token"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "specauth: input `client_secret`: required by grant `refresh_token` of `xee` but not set (The client secret (omit for public clients)); give it with --set client_secret=… or SPECAUTH_CLIENT_SECRET\n"
+    );
+    let out = specauth(&["--json", "render", "xee", "refresh_token"]);
+    let err: serde_json::Value = serde_json::from_str(stderr(&out).trim()).unwrap();
+    assert_eq!(err["error"]["code"], "client_secret");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("give it with --set client_secret=… or SPECAUTH_CLIENT_SECRET"),
+        "{err}"
     );
 
     let out = specauth(&["render", "nope", "password"]);

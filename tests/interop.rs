@@ -10,12 +10,15 @@
 //! `node_modules` is missing or stale, then starts one peer for the whole test process. Without
 //! Node the tests fail, saying what to install.
 
+mod common;
 #[path = "interop/harness.rs"]
 mod harness;
 
+use common::NormaliseToken as _;
+
 use harness::{Browser, Out, Sandbox, Timer, agent, device_decision, now, peer, query, specs_dir};
 use serde_json::{Value, json};
-use specauth::{Client, Error, Inputs, Loader, Spec};
+use specauth::{Client, Error, Inputs, Loader, Outcome, RequestKind, Spec};
 
 const BASIC_ID: &str = "basic-client";
 const BASIC_SECRET: &str = "basic-secret";
@@ -112,13 +115,16 @@ fn pin_times(mut v: Value, ttl: u64) -> Value {
     v
 }
 
-/// Introspects `token` through the library (`Client::send_request` + `normalise_introspection`).
+/// Introspects `token` through the library (`Client::send` of the introspection request).
 fn introspect(spec: &Spec, inputs: &Inputs, token: &str) -> (bool, Value) {
     let inputs = inputs.clone().with("token", token);
-    let reply = Client::new()
-        .send_request(spec, "introspect", &inputs)
-        .unwrap();
-    spec.normalise_introspection(&inputs, &reply).unwrap()
+    match Client::new()
+        .send(spec, RequestKind::Introspection, &inputs)
+        .unwrap()
+    {
+        Outcome::Introspection(i) => (i.active, i.claims),
+        other => panic!("expected an introspection, got {other:?}"),
+    }
 }
 
 fn basic_inputs() -> Inputs {
@@ -246,7 +252,7 @@ fn client_credentials_with_basic() {
     );
     assert_eq!(reply.headers()["cache-control"], "no-store");
     let token = spec
-        .normalise("client_credentials", &inputs, &reply)
+        .normalise_token("client_credentials", &inputs, &reply, now())
         .unwrap();
     assert_token(&token, &["api:read"], false);
     let (active, value) = introspect(&spec, &inputs, token.access_token.secret());
@@ -296,7 +302,12 @@ fn client_credentials_with_post() {
         b"grant_type=client_credentials&scope=api%3Aread+api%3Awrite&client_id=post-client&client_secret=post-secret"
     );
     let token = spec
-        .normalise("client_credentials", &inputs, &send(request.into_http()))
+        .normalise_token(
+            "client_credentials",
+            &inputs,
+            &send(request.into_http()),
+            now(),
+        )
         .unwrap();
     assert_token(&token, &["api:read", "api:write"], false);
 
@@ -786,13 +797,16 @@ fn discovery_import_writes_a_spec_that_checks_and_works() {
     );
     assert_eq!(
         imported.client_auth("client_credentials"),
-        Some(specauth::ClientAuthMethod::Basic)
+        Some(specauth::spec::ClientAuthMethod::Basic)
     );
     assert_eq!(
-        imported.request_names().collect::<Vec<_>>(),
-        ["device_authorization", "revoke", "introspect"]
+        imported
+            .request_kinds()
+            .filter(|k| !k.is_grant())
+            .map(|k| k.name().to_owned())
+            .collect::<Vec<_>>(),
+        ["authorize", "device_authorization", "revoke", "introspect"]
     );
-    assert!(imported.supports_authorize());
 
     // The hand-written peer.yaml agrees with the peer's own metadata on every endpoint.
     let peer_spec = load("peer");
@@ -818,7 +832,7 @@ fn discovery_import_writes_a_spec_that_checks_and_works() {
     assert_eq!(grant_uri(&imported), grant_uri(&peer_spec));
     for name in ["device_authorization", "revoke", "introspect"] {
         let uri = |s: &Spec| {
-            s.render_request(name, inputs_for(s))
+            s.render(RequestKind::from_name(name), inputs_for(s))
                 .unwrap()
                 .http()
                 .uri()
@@ -826,9 +840,16 @@ fn discovery_import_writes_a_spec_that_checks_and_works() {
         };
         assert_eq!(uri(&imported), uri(&peer_spec), "{name}");
     }
+    let authorize_url = |s: &Spec, inputs: &Inputs| {
+        s.render(RequestKind::Authorization, inputs)
+            .unwrap()
+            .http()
+            .uri()
+            .to_string()
+    };
     assert_eq!(
-        imported.authorize_url(&plain).unwrap(),
-        peer_spec.authorize_url(&with_issuer).unwrap()
+        authorize_url(&imported, &plain),
+        authorize_url(&peer_spec, &with_issuer)
     );
 
     // A token through the imported spec: the CLI (a spec path) and the library.

@@ -14,9 +14,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, json};
+mod common;
+
+use common::NormaliseToken as _;
+use specauth::error::TransportErrorKind;
+use specauth::examples::EXAMPLE_NOW;
+use specauth::transport::TransportConfig;
 use specauth::{
-    Client, EXAMPLE_NOW, Error, Inputs, Loader, ProviderError, Secret, Spec, Token, Transport,
-    TransportConfig, TransportErrorKind, UreqTransport,
+    Client, Error, Inputs, Loader, ProviderError, Secret, Spec, Token, Transport, UreqTransport,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -217,7 +222,7 @@ fn exchange(
 ) -> Result<Token, Error> {
     let request = spec.render(grant, inputs)?;
     let reply = transport.send(request.into_http())?;
-    spec.normalise_at(grant, inputs, &reply, EXAMPLE_NOW)
+    spec.normalise_token(grant, inputs, &reply, EXAMPLE_NOW)
 }
 
 fn quick() -> TransportConfig {
@@ -981,7 +986,7 @@ fn json_reply_without_content_type_still_parses() {
         .expect("a reply arrives");
     assert!(raw.headers().get("content-type").is_none(), "{raw:?}");
     let token = spec
-        .normalise_at("authorization_code", &xee_code_inputs(), &raw, EXAMPLE_NOW)
+        .normalise_token("authorization_code", &xee_code_inputs(), &raw, EXAMPLE_NOW)
         .expect("normalises");
     assert_eq!(token, xee_token());
 }

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use sha2::Digest as _;
-use specauth::{Secret, StoredToken, Token, TokenStore};
+use specauth::session::{StoredToken, TokenStore};
+use specauth::{Secret, Token};
 
 const BIN: &str = env!("CARGO_BIN_EXE_specauth");
 const CLIENT_ID: &str = "app";

@@ -56,14 +56,14 @@ fn every_bundled_spec_is_a_file_in_specs() {
         .filter_map(|e| e.ok())
         .filter(|e| e.path().extension().is_some_and(|x| x == "yaml"))
         .count();
-    assert_eq!(specauth::bundled_ids().count(), on_disk);
+    assert_eq!(specauth::spec::bundled_ids().count(), on_disk);
 }
 
 #[test]
 fn snapshots_contain_no_secret_from_any_example() {
     // Every secret input value of every example must be absent from its snapshot text.
     let mut leaks = Vec::new();
-    for id in specauth::bundled_ids() {
+    for id in specauth::spec::bundled_ids() {
         let spec = Loader::new().load(id).unwrap();
         let text = describe(&spec);
         for i in 0..spec.example_count() {
@@ -142,7 +142,7 @@ fn the_committed_json_schema_is_current() {
         "/schema/spec.schema.json"
     ))
     .unwrap();
-    let generated = serde_json::to_string_pretty(&specauth::spec_schema()).unwrap() + "\n";
+    let generated = serde_json::to_string_pretty(&specauth::spec::spec_schema()).unwrap() + "\n";
     assert!(
         committed == generated,
         "schema/spec.schema.json is out of date: run `cargo run -- schema > schema/spec.schema.json`"
@@ -151,7 +151,7 @@ fn the_committed_json_schema_is_current() {
 
 #[test]
 fn every_bundled_spec_names_the_schema_for_editors() {
-    for id in specauth::bundled_ids() {
+    for id in specauth::spec::bundled_ids() {
         let path = format!("{}/specs/{id}.yaml", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
@@ -164,7 +164,7 @@ fn every_bundled_spec_names_the_schema_for_editors() {
 
 #[test]
 fn the_catalogue_has_at_least_forty_providers_besides_the_seeds_and_the_base() {
-    let others = specauth::bundled_ids()
+    let others = specauth::spec::bundled_ids()
         .filter(|id| !["oauth2", "xee", "saasu", "priava"].contains(id))
         .count();
     assert!(others >= 40, "only {others} catalogue providers");

@@ -1,6 +1,7 @@
 //! `specauth demo`: each provider's documented exchanges, live over loopback, no credentials.
 
-use specauth::{Error, Loader, ReplayServer, Transport as _, UreqTransport};
+use specauth::testing::ReplayServer;
+use specauth::{Error, Loader, Transport as _, UreqTransport};
 
 use super::exit;
 
@@ -30,7 +31,7 @@ pub(crate) fn run(loader: &Loader, providers: &[String]) -> Result<u8, Error> {
             let Some((grant, inputs, reply, now)) = spec.example_exchange(i) else {
                 continue;
             };
-            println!("\n[{}] {} (grant {grant})", i + 1, expected.name);
+            println!("\n[{}] {} (grant {})", i + 1, expected.name, grant.name());
             let request = match spec.render(&grant, &inputs) {
                 Ok(r) => r,
                 Err(e) => {
@@ -48,9 +49,9 @@ pub(crate) fn run(loader: &Loader, providers: &[String]) -> Result<u8, Error> {
             let outcome = transport
                 .send(request.into_http())
                 .map_err(Error::from)
-                .and_then(|r| spec.normalise_at(&grant, &inputs, &r, now));
+                .and_then(|r| spec.normalise(&grant, &inputs, &r, now));
             exchanges += 1;
-            let shown = specauth::outcome_json(&outcome);
+            let shown = specauth::examples::outcome_json(&outcome);
             let arrow = if outcome.is_ok() {
                 "token"
             } else {

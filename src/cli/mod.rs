@@ -11,9 +11,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, CommandFactory as _, Parser, Subcommand};
-use specauth::{
-    Client, Error, Inputs, Loader, Profiles, Spec, TokenStore, TransportConfig, UreqTransport,
-};
+use specauth::error::NotSignedInReason;
+use specauth::inputs::env_var_name;
+use specauth::session::{InputSources, Profiles, TokenStore};
+use specauth::transport::TransportConfig;
+use specauth::{Client, Error, Inputs, Loader, Spec, UreqTransport};
 
 /// Exit codes: a public contract for scripts.
 pub(crate) mod exit {
@@ -89,7 +91,7 @@ enum Command {
     Tokens,
     /// Revoke the cached token at the provider (when the spec has a revocation endpoint) and forget it.
     #[command(after_help = "Example:\n  specauth logout acme --profile work")]
-    Logout(session::ProfileArgs),
+    Logout(session::LogoutArgs),
     /// Revoke a token at the provider (RFC 7009): the cached one, or --set token=….
     #[command(after_help = "Example:\n  specauth revoke acme --which access")]
     Revoke(session::TokenOpArgs),
@@ -227,7 +229,7 @@ impl Ctx {
             spec = spec.with_endpoint(name, url)?;
         }
         let profile = self.profiles()?.inputs(spec.id(), &args.profile);
-        let inputs = gather_inputs(&spec, &profile, &args.set)?;
+        let inputs = gather_inputs(&spec, profile, &args.set)?;
         Ok((spec, inputs))
     }
 }
@@ -266,7 +268,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Schema => {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&specauth::spec_schema()).unwrap_or_default()
+                serde_json::to_string_pretty(&specauth::spec::spec_schema()).unwrap_or_default()
             );
             Ok(exit::OK)
         }
@@ -299,51 +301,65 @@ pub(crate) fn exit_code(e: &Error) -> u8 {
 }
 
 pub(crate) fn report(e: &Error, json: bool) {
+    let advice = advice(e);
     let mut err = std::io::stderr().lock();
     if json {
-        let _ = writeln!(err, "{}", serde_json::json!({ "error": e.to_json() }));
+        let value = e.to_json_with(advice.as_deref());
+        let _ = writeln!(err, "{}", serde_json::json!({ "error": value }));
     } else {
-        let _ = writeln!(err, "specauth: {e}");
+        let text = match advice {
+            Some(a) => format!("{e}; {a}"),
+            None => e.to_string(),
+        };
+        let _ = writeln!(err, "specauth: {}", printable(&text));
     }
 }
 
-/// Inputs by precedence: `--set` > `SPECAUTH_<NAME>` > profile file > spec default (the spec
-/// default is applied when rendering). Secrets are refused in the profile file.
+/// How to fix an error with this command line: the only place flags are named.
+fn advice(e: &Error) -> Option<String> {
+    Some(match e {
+        Error::MissingInput { name, .. } => {
+            format!("give it with --set {name}=… or {}", env_var_name(name))
+        }
+        Error::MissingEndpoint { endpoint, .. } => {
+            format!("add it to the spec or pass --endpoint {endpoint}=URL")
+        }
+        Error::NotSignedIn {
+            provider, reason, ..
+        } => match reason {
+            NotSignedInReason::ExpiredWithoutRefresh => {
+                format!("run `specauth login {provider}` again")
+            }
+            _ => format!("run `specauth login {provider}` first"),
+        },
+        _ => return None,
+    })
+}
+
+/// `text` safe for a terminal: C0 and C1 control characters and DEL (a line break splitting a
+/// one-line error, an escape sequence from a server) shown as `\u{…}` escapes. Every string
+/// that came from outside passes here before it is printed.
+pub(crate) fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Inputs by precedence (the library's [`InputSources`]), with `--set` values parsed here:
+/// `NAME=-` reads the value from stdin.
 fn gather_inputs(
     spec: &Spec,
-    profile: &std::collections::BTreeMap<String, String>,
+    profile: std::collections::BTreeMap<String, String>,
     sets: &[String],
 ) -> Result<Inputs, Error> {
-    let mut inputs = Inputs::new();
-    for (name, value) in profile {
-        match spec.inputs().find(|(n, _)| n == name) {
-            Some((_, def)) if def.secret => {
-                return Err(Error::Input {
-                    name: name.clone(),
-                    problem: format!(
-                        "is secret and does not belong in the profiles file; use SPECAUTH_{} or --set {name}=-",
-                        name.to_ascii_uppercase()
-                    ),
-                });
-            }
-            Some(_) => inputs.set(name, value),
-            None => {
-                return Err(Error::Input {
-                    name: name.clone(),
-                    problem: format!(
-                        "is in the profiles file but not declared by spec `{}`",
-                        spec.id()
-                    ),
-                });
-            }
-        }
-    }
-    for (name, _) in spec.inputs() {
-        let var = format!("SPECAUTH_{}", name.to_ascii_uppercase().replace('-', "_"));
-        if let Ok(value) = std::env::var(&var) {
-            inputs.set(name, value);
-        }
-    }
+    let mut sources = InputSources::new();
+    sources.profile = profile;
     let mut stdin_used = false;
     for s in sets {
         let (name, value) = s
@@ -356,15 +372,19 @@ fn gather_inputs(
             stdin_used = true;
             let mut buf = String::new();
             std::io::stdin()
+                .take(1 << 20)
                 .read_to_string(&mut buf)
-                .map_err(|e| Error::Usage(format!("reading --set {name}=- from stdin: {e}")))?;
+                .map_err(|e| Error::Input {
+                    name: name.to_owned(),
+                    problem: format!("reading it from stdin: {e}"),
+                })?;
             buf.trim_end_matches(['\r', '\n']).to_owned()
         } else {
             value.to_owned()
         };
-        inputs.set(name, value);
+        sources.given.push((name.to_owned(), value));
     }
-    Ok(inputs)
+    sources.gather(spec)
 }
 
 pub(crate) fn client(timeout: u64) -> Client<UreqTransport> {
@@ -384,7 +404,7 @@ fn token(ctx: &Ctx, args: &GrantArgs) -> Result<u8, Error> {
 
 fn render(ctx: &Ctx, args: &GrantArgs, reveal: bool) -> Result<u8, Error> {
     let (spec, inputs) = ctx.spec_and_inputs(&args.provider, &args.inputs)?;
-    let request = spec.render(&args.grant, &inputs)?;
+    let request = spec.render(args.grant.as_str(), &inputs)?;
     if reveal {
         print!("{}", request.revealed());
     } else {
@@ -394,38 +414,21 @@ fn render(ctx: &Ctx, args: &GrantArgs, reveal: bool) -> Result<u8, Error> {
 }
 
 fn import(issuer: &str, id: Option<String>, output: Option<&std::path::Path>) -> Result<u8, Error> {
-    use specauth::Transport as _;
-    let transport = UreqTransport::new();
-    let mut tried = Vec::new();
-    for url in specauth::discovery_urls(issuer) {
-        let request = http::Request::get(&url)
-            .header("accept", "application/json")
-            .body(Vec::new())
-            .map_err(|e| Error::Usage(format!("`{url}` is not a valid URL: {e}")))?;
-        let reply = transport.send(request)?;
-        let metadata = match serde_json::from_slice::<serde_json::Value>(reply.body()) {
-            Ok(m) if reply.status().is_success() && m.is_object() => m,
-            _ => {
-                tried.push(format!("{url} (HTTP {})", reply.status().as_u16()));
-                continue;
-            }
-        };
-        let id = id.unwrap_or_else(|| specauth::id_from_issuer(issuer));
-        let yaml = specauth::spec_from_metadata(&id, &metadata, &url)?;
-        // The written spec must load; say so now rather than at first use.
-        Spec::from_yaml(&format!("{id}.yaml"), &yaml)?;
-        match output {
-            Some(path) => {
-                std::fs::write(path, &yaml)
-                    .map_err(|e| Error::Usage(format!("cannot write {}: {e}", path.display())))?;
-                eprintln!("Wrote {} from {url}.", path.display());
-            }
-            None => print!("{yaml}"),
+    let (url, metadata) = specauth::discovery::discover(&UreqTransport::new(), issuer)?;
+    let id = id.unwrap_or_else(|| specauth::discovery::id_from_issuer(issuer));
+    let yaml = specauth::discovery::spec_from_metadata(&id, &metadata, &url)?;
+    // The written spec must load; say so now rather than at first use.
+    Spec::from_yaml(&format!("{id}.yaml"), &yaml)?;
+    match output {
+        Some(path) => {
+            std::fs::write(path, &yaml).map_err(|e| Error::Io {
+                action: "write",
+                path: path.to_path_buf(),
+                source: e,
+            })?;
+            eprintln!("Wrote {} from {url}.", path.display());
         }
-        return Ok(exit::OK);
+        None => print!("{yaml}"),
     }
-    Err(Error::Usage(format!(
-        "no discovery metadata found at {}",
-        tried.join(", ")
-    )))
+    Ok(exit::OK)
 }

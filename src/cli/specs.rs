@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use specauth::{Error, Loader, Spec};
+use specauth::{Error, Loader, RequestKind, Spec};
 
 use super::exit;
 
@@ -109,6 +109,14 @@ fn auth_methods(spec: &Spec) -> String {
     methods.join("/")
 }
 
+/// The requests besides grants and the authorization URL that the spec can make.
+fn other_requests(spec: &Spec) -> Vec<String> {
+    spec.request_kinds()
+        .filter(|k| !k.is_grant() && *k != RequestKind::Authorization)
+        .map(|k| k.name().to_owned())
+        .collect()
+}
+
 /// The README's providers table, generated from the specs.
 pub(crate) fn markdown_table(loader: &Loader) -> Result<String, Error> {
     let mut out = String::from(
@@ -117,11 +125,11 @@ pub(crate) fn markdown_table(loader: &Loader) -> Result<String, Error> {
     for id in loader.ids() {
         let spec = loader.load(&id)?;
         let mut grants: Vec<&str> = spec.grant_names().collect();
-        if spec.supports_authorize() {
+        if spec.supports(&RequestKind::Authorization) {
             grants.push("login");
         }
-        let requests: Vec<&str> = spec.request_names().collect();
-        grants.extend(requests);
+        let requests = other_requests(&spec);
+        grants.extend(requests.iter().map(String::as_str));
         out.push_str(&format!(
             "| `{}` | {} | {} | {} | {} |\n",
             spec.id(),
@@ -146,8 +154,8 @@ pub(crate) fn providers(loader: &Loader, json: bool, markdown: bool) -> Result<u
                 "id": spec.id(),
                 "name": spec.name(),
                 "grants": spec.grant_names().collect::<Vec<_>>(),
-                "requests": spec.request_names().collect::<Vec<_>>(),
-                "login": spec.supports_authorize(),
+                "requests": other_requests(&spec),
+                "login": spec.supports(&RequestKind::Authorization),
                 "client_auth": auth_methods(&spec),
                 "quirks": spec.quirks(),
                 "docs": spec.docs(),

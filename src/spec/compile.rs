@@ -8,8 +8,8 @@ use indexmap::IndexMap;
 use super::doc::{self, At, Paths, SpecDoc};
 use super::{
     Body, BodyEncoding, ClientAuth, ClientAuthMethod, DeviceMap, DurationUnit, Endpoint,
-    ErrorCondition, ErrorMap, FieldDef, Grant, InputDef, Path, Spec, Test, TokenMap, check_url,
-    is_loopback, join,
+    ErrorCondition, ErrorMap, FieldDef, InputDef, Path, RequestKind, RequestTemplate, Spec, Test,
+    TokenMap, check_url, is_loopback, join,
 };
 use crate::error::{Pos, SpecError};
 use crate::template::{self, Classified, Piece, Tmpl};
@@ -106,54 +106,66 @@ pub(crate) fn compile(doc: SpecDoc, stem: &str, source: Arc<str>) -> Result<Spec
 
     let top_auth = doc.client_auth.as_ref().cloned().unwrap_or_default();
     let defaults = doc.request.as_ref().cloned().unwrap_or_default();
-    // Grants need their endpoint now. Requests compile whatever endpoints exist: each becomes
-    // available once its endpoint is declared (in the spec, or with `--endpoint`).
-    let grants = c.request_templates(
-        "grants",
-        &doc.grants,
-        &defaults,
-        &top_auth,
-        &endpoints,
-        &file_pos,
-        true,
-    )?;
-    let requests = c.request_templates(
-        "requests",
-        &doc.requests,
-        &defaults,
-        &top_auth,
-        &endpoints,
-        &file_pos,
-        false,
-    )?;
-    let authorize = match doc.authorize.as_ref() {
-        None => None,
-        Some(a) => {
-            let as_request = doc::RequestDoc {
-                method: doc::Patch::Set(doc::At::new("GET".to_owned(), file_pos.clone())),
-                endpoint: match a.endpoint.as_ref() {
-                    Some(e) => doc::Patch::Set(e.clone()),
-                    None => doc::Patch::Set(doc::At::new("authorize".to_owned(), file_pos.clone())),
-                },
-                body: doc::Patch::Set(doc::At::new("query".to_owned(), file_pos.clone())),
-                fields: a.params.clone(),
-                ..Default::default()
-            };
-            let none = doc::ClientAuthDoc(doc::ClientAuthMap {
+    let cx = TemplateContext {
+        defaults: &defaults,
+        top_auth: &top_auth,
+        endpoints: &endpoints,
+        file_pos: &file_pos,
+    };
+    // Grants need their endpoint now. Other requests compile whatever endpoints exist: each
+    // becomes available once its endpoint is declared (in the spec, or added by the caller).
+    let mut grants = IndexMap::new();
+    for (name, patch) in &doc.grants {
+        let Some(r) = patch.as_ref() else { continue };
+        let kind = RequestKind::grant(name);
+        if !kind.is_grant() || RequestKind::from_name(name) != kind {
+            return Err(SpecError::new(
+                &r.pos,
+                format!("`{name}` names a request, not a grant; put it under `requests:`"),
+            ));
+        }
+        let compiled = c.merged_template(&cx, &kind, &format!("grants.{name}"), r)?;
+        grants.insert(name.clone(), compiled);
+    }
+    let mut requests = IndexMap::new();
+    for (name, patch) in &doc.requests {
+        let Some(r) = patch.as_ref() else { continue };
+        let kind = RequestKind::from_name(name);
+        if kind.is_grant() || kind == RequestKind::Authorization {
+            return Err(SpecError::new(
+                &r.pos,
+                format!(
+                    "unknown request `{name}`; expected device_authorization, revoke or introspect (grants go under `grants:`, the authorization URL under `authorize:`)"
+                ),
+            ));
+        }
+        let compiled = c.merged_template(&cx, &kind, &format!("requests.{name}"), r)?;
+        requests.insert(kind, compiled);
+    }
+    if let Some(a) = doc.authorize.as_ref() {
+        let as_request = doc::RequestDoc {
+            method: doc::Patch::Set(doc::At::new("GET".to_owned(), file_pos.clone())),
+            endpoint: match a.endpoint.as_ref() {
+                Some(e) => doc::Patch::Set(e.clone()),
+                None => doc::Patch::Set(doc::At::new("authorize".to_owned(), file_pos.clone())),
+            },
+            body: doc::Patch::Set(doc::At::new("query".to_owned(), file_pos.clone())),
+            fields: a.params.clone(),
+            client_auth: doc::Patch::Set(doc::ClientAuthDoc(doc::ClientAuthMap {
                 method: doc::Patch::Set(doc::At::new("none".to_owned(), file_pos.clone())),
                 ..Default::default()
-            });
-            Some(c.grant(
-                "authorize",
-                "authorize",
-                as_request,
-                &none,
-                &endpoints,
-                &file_pos,
-                false,
-            )?)
-        }
-    };
+            })),
+            ..Default::default()
+        };
+        let compiled = c.request_template(
+            &cx,
+            &RequestKind::Authorization,
+            "authorize",
+            as_request,
+            &file_pos,
+        )?;
+        requests.insert(RequestKind::Authorization, compiled);
+    }
     let device = c.device_map(doc.device.as_ref().cloned().unwrap_or_default())?;
     let introspection_active = c.paths(
         "introspection.active",
@@ -178,13 +190,9 @@ pub(crate) fn compile(doc: SpecDoc, stem: &str, source: Arc<str>) -> Result<Spec
             }
             (Some(_), None) => {}
             (None, Some(r)) => {
-                let known = (r.value == "authorize" && authorize.is_some())
-                    || requests.contains_key(&r.value);
-                if !known {
-                    let mut names: Vec<String> = requests.keys().cloned().collect();
-                    if authorize.is_some() {
-                        names.insert(0, "authorize".to_owned());
-                    }
+                let kind = RequestKind::from_name(&r.value);
+                if kind.is_grant() || !requests.contains_key(&kind) {
+                    let names: Vec<String> = requests.keys().map(|k| k.name().to_owned()).collect();
                     return Err(SpecError::new(
                         &r.pos,
                         format!(
@@ -249,7 +257,6 @@ pub(crate) fn compile(doc: SpecDoc, stem: &str, source: Arc<str>) -> Result<Spec
         endpoints,
         grants,
         requests,
-        authorize,
         device,
         introspection_active,
         token,
@@ -275,6 +282,17 @@ fn check_templated_url(url: &At<String>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What every request template of a spec is compiled against.
+struct TemplateContext<'a> {
+    /// The `request:` section, under each template.
+    defaults: &'a doc::RequestDoc,
+    /// The top-level `client_auth:`, under each template's own.
+    top_auth: &'a doc::ClientAuthDoc,
+    endpoints: &'a IndexMap<String, Endpoint>,
+    /// The loaded file, for errors about parts it only inherits.
+    file_pos: &'a Pos,
 }
 
 struct Compiler {
@@ -403,59 +421,39 @@ impl Compiler {
         })
     }
 
-    /// Compiles each request template of `section` (`grants` or `requests`) merged over the
-    /// `request:` defaults.
-    #[allow(clippy::too_many_arguments)]
-    fn request_templates(
+    /// Compiles one entry of `grants:` or `requests:`, merged over the `request:` defaults.
+    fn merged_template(
         &mut self,
-        section: &str,
-        docs: &IndexMap<String, doc::Patch<At<doc::RequestDoc>>>,
-        defaults: &doc::RequestDoc,
-        top_auth: &doc::ClientAuthDoc,
-        endpoints: &IndexMap<String, Endpoint>,
-        file_pos: &Pos,
-        require_endpoint: bool,
-    ) -> Result<IndexMap<String, Grant>> {
-        let mut out = IndexMap::new();
-        for (name, patch) in docs {
-            let Some(r) = patch.as_ref() else { continue };
-            let mut merged = defaults.clone();
-            doc::Merge::merge(&mut merged, r.value.clone());
-            // Errors about the template as a whole point at it when the file being loaded
-            // writes it; one only inherited from a base is the loaded file's business.
-            let pos = if r.pos.file == file_pos.file {
-                &r.pos
-            } else {
-                file_pos
-            };
-            let path = format!("{section}.{name}");
-            let compiled = self.grant(
-                &path,
-                name,
-                merged,
-                top_auth,
-                endpoints,
-                pos,
-                require_endpoint,
-            )?;
-            out.insert(name.clone(), compiled);
-        }
-        Ok(out)
+        cx: &TemplateContext,
+        kind: &RequestKind,
+        path: &str,
+        r: &At<doc::RequestDoc>,
+    ) -> Result<RequestTemplate> {
+        let mut merged = cx.defaults.clone();
+        doc::Merge::merge(&mut merged, r.value.clone());
+        // Errors about the template as a whole point at it when the file being loaded writes
+        // it; one only inherited from a base is the loaded file's business.
+        let pos = if r.pos.file == cx.file_pos.file {
+            &r.pos
+        } else {
+            cx.file_pos
+        };
+        self.request_template(cx, kind, path, merged, pos)
     }
 
     /// Compiles a request template; `path` is where it sits in the spec (`grants.password`),
     /// for messages.
-    #[allow(clippy::too_many_arguments)]
-    fn grant(
+    fn request_template(
         &mut self,
+        cx: &TemplateContext,
+        kind: &RequestKind,
         path: &str,
-        gname: &str,
         doc: doc::RequestDoc,
-        top_auth: &doc::ClientAuthDoc,
-        endpoints: &IndexMap<String, Endpoint>,
         grant_pos: &Pos,
-        require_endpoint: bool,
-    ) -> Result<Grant> {
+    ) -> Result<RequestTemplate> {
+        let gname = kind.name();
+        let require_endpoint = kind.is_grant();
+        let endpoints = cx.endpoints;
         let method = match doc.method.as_ref() {
             None => http::Method::POST,
             Some(m) => match m.value.to_ascii_uppercase().as_str() {
@@ -526,7 +524,7 @@ impl Compiler {
                 format!("grant `{gname}`: an xml body needs `xml_root`, the root element's name"),
             ));
         }
-        let mut auth_doc = top_auth.clone();
+        let mut auth_doc = cx.top_auth.clone();
         if let Some(over) = doc.client_auth.as_ref() {
             doc::Merge::merge(&mut auth_doc, over.clone());
         }
@@ -543,6 +541,7 @@ impl Compiler {
                 ));
             }
         }
+        let is_authorization = *kind == RequestKind::Authorization;
         let mut fields_of = |this: &mut Self,
                              kind: &str,
                              map: &IndexMap<String, doc::Patch<doc::Field>>|
@@ -556,7 +555,7 @@ impl Compiler {
                         format!("grant `{gname}`: `{fname}` is not a valid header name"),
                     ));
                 }
-                let kind = if path == "authorize" { "params" } else { kind };
+                let kind = if is_authorization { "params" } else { kind };
                 let tmpl = this.template(&format!("{path}.{kind}.{fname}"), &f.value)?;
                 let secret = tmpl
                     .vars()
@@ -576,7 +575,28 @@ impl Compiler {
         };
         let headers = fields_of(self, "headers", &doc.headers)?;
         let fields = fields_of(self, "fields", &doc.fields)?;
-        Ok(Grant {
+        if is_authorization {
+            // The authorization URL is shown to people and handed to a browser: no secret may
+            // be rendered into it.
+            let endpoint_vars = endpoints
+                .get(&endpoint)
+                .map(|e| e.tmpl.vars().to_vec())
+                .unwrap_or_default();
+            let secret = fields
+                .iter()
+                .flat_map(|f| f.tmpl.vars())
+                .chain(endpoint_vars.iter())
+                .find(|v| self.inputs.get(*v).is_some_and(|d| d.secret));
+            if let Some(v) = secret {
+                return Err(SpecError::new(
+                    grant_pos,
+                    format!(
+                        "the authorization URL uses secret input `{v}`; it is shown to people and sent through a browser, so it may use no secret"
+                    ),
+                ));
+            }
+        }
+        Ok(RequestTemplate {
             method,
             endpoint,
             body,

@@ -14,6 +14,21 @@ const MAX_SPEC_BYTES: usize = 1 << 20;
 /// `extends:` chains longer than this are refused (they are surely a mistake).
 const MAX_EXTENDS_DEPTH: usize = 16;
 
+/// Whether a provider argument names a spec file rather than an id: it has a folder separator,
+/// or ends in `.yaml` or `.yml`. The one rule, for loading and for the token cache's fast path.
+///
+/// ```
+/// assert!(specauth::spec::is_path("my-specs/acme.yaml"));
+/// assert!(specauth::spec::is_path("acme.yml"));
+/// assert!(!specauth::spec::is_path("acme"));
+/// ```
+pub fn is_path(id_or_path: &str) -> bool {
+    id_or_path.contains('/')
+        || id_or_path.contains(std::path::MAIN_SEPARATOR)
+        || id_or_path.ends_with(".yaml")
+        || id_or_path.ends_with(".yml")
+}
+
 /// Ids of the specs bundled into the crate, sorted.
 pub fn bundled_ids() -> impl Iterator<Item = &'static str> {
     BUNDLED.iter().map(|(id, _)| *id)
@@ -51,21 +66,18 @@ impl Loader {
         self
     }
 
-    /// Loads a spec by id, or by path when `id_or_path` names an existing file.
+    /// Loads a spec by id, or by path when `id_or_path` names an existing file (see
+    /// [`is_path`]).
     pub fn load(&self, id_or_path: &str) -> Result<Spec, Error> {
         let as_path = Path::new(id_or_path);
-        if (id_or_path.contains('/')
-            || id_or_path.ends_with(".yaml")
-            || id_or_path.ends_with(".yml"))
-            && as_path.is_file()
-        {
+        if is_path(id_or_path) && as_path.is_file() {
             return self.load_file(as_path);
         }
         match self.find(id_or_path) {
             Some(Source::File(p)) => self.load_file(&p),
             Some(Source::Bundled(id, text)) => self.load_text(&bundled_name(id), text),
             None => Err(Error::Usage(format!(
-                "no spec `{id_or_path}`: not a file, not in {}the bundled specs (see `specauth providers`)",
+                "no spec `{id_or_path}`: not a file, not in {}the bundled specs",
                 if self.dirs.is_empty() {
                     String::new()
                 } else {
@@ -262,20 +274,14 @@ fn read_limited(path: &Path, file: &Arc<str>) -> Result<String, Error> {
         line: 0,
         column: 0,
     };
-    let meta =
-        std::fs::metadata(path).map_err(|e| SpecError::new(&pos, format!("cannot read: {e}")))?;
-    if meta.len() > MAX_SPEC_BYTES as u64 {
-        return Err(SpecError::new(
-            &pos,
-            format!(
-                "spec is {} bytes; the limit is {MAX_SPEC_BYTES}",
-                meta.len()
-            ),
-        )
-        .into());
+    match crate::files::read_text(path, MAX_SPEC_BYTES as u64) {
+        Ok(Some(text)) => Ok(text),
+        Ok(None) => Err(SpecError::new(&pos, "cannot read: no such file").into()),
+        Err(Error::Io { source, .. }) => {
+            Err(SpecError::new(&pos, format!("cannot read: {source}")).into())
+        }
+        Err(e) => Err(e),
     }
-    std::fs::read_to_string(path)
-        .map_err(|e| SpecError::new(&pos, format!("cannot read: {e}")).into())
 }
 
 /// Parses one file into its document layer, mapping YAML and shape errors to `file:line:col`.

@@ -3,6 +3,7 @@
 
 mod compile;
 pub(crate) mod doc;
+mod kind;
 mod load;
 
 use std::sync::Arc;
@@ -10,7 +11,8 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 use jsonpath_rust::parser::model::JpQuery;
 
-pub use load::{Loader, bundled_ids};
+pub use kind::RequestKind;
+pub use load::{Loader, bundled_ids, is_path};
 
 /// The JSON Schema (draft 7) of the spec format, generated from the types the loader reads.
 /// `specauth schema` prints it; `schema/spec.schema.json` is this, committed.
@@ -44,11 +46,9 @@ pub struct Spec {
     pub(crate) source: Arc<str>,
     pub(crate) inputs: IndexMap<String, InputDef>,
     pub(crate) endpoints: IndexMap<String, Endpoint>,
-    pub(crate) grants: IndexMap<String, Grant>,
-    /// Non-grant requests (device authorization, revocation, introspection).
-    pub(crate) requests: IndexMap<String, Grant>,
-    /// The authorization URL, as a GET request template.
-    pub(crate) authorize: Option<Grant>,
+    pub(crate) grants: IndexMap<String, RequestTemplate>,
+    /// The requests that are not grants (the authorization URL is a GET template too).
+    pub(crate) requests: IndexMap<RequestKind, RequestTemplate>,
     pub(crate) device: DeviceMap,
     pub(crate) introspection_active: Vec<Path>,
     pub(crate) token: TokenMap,
@@ -155,9 +155,9 @@ pub(crate) struct FieldDef {
     pub(crate) secret: bool,
 }
 
-/// One grant's request template.
+/// One request's template: a grant's, or another request's.
 #[derive(Debug)]
-pub(crate) struct Grant {
+pub(crate) struct RequestTemplate {
     pub(crate) method: http::Method,
     pub(crate) endpoint: String,
     pub(crate) body: Body,
@@ -277,25 +277,56 @@ impl Spec {
         &self.source
     }
 
-    /// Names of the non-grant requests the spec can make now (`device_authorization`,
-    /// `revoke`, `introspect`): those whose endpoint is declared.
-    pub fn request_names(&self) -> impl Iterator<Item = &str> {
-        self.requests
-            .iter()
-            .filter(|(_, r)| self.endpoints.contains_key(&r.endpoint))
-            .map(|(k, _)| k.as_str())
+    /// Whether the spec can make `kind` now: a grant it has, or another request whose
+    /// endpoint is declared (a base spec defines revocation; a provider enables it by
+    /// declaring its `revocation` endpoint).
+    ///
+    /// ```
+    /// use specauth::RequestKind;
+    /// let spec = specauth::Loader::new().load("oauth2").unwrap();
+    /// assert!(spec.supports(&RequestKind::grant("client_credentials")));
+    /// assert!(!spec.supports(&RequestKind::Revocation));
+    /// ```
+    pub fn supports(&self, kind: &RequestKind) -> bool {
+        match kind {
+            RequestKind::Grant(name) => self.grants.contains_key(name),
+            other => self
+                .requests
+                .get(other)
+                .is_some_and(|r| self.endpoints.contains_key(&r.endpoint)),
+        }
     }
 
-    /// Whether the spec can build an authorization URL (its authorize endpoint is declared).
-    pub fn supports_authorize(&self) -> bool {
-        self.authorize
-            .as_ref()
-            .is_some_and(|a| self.endpoints.contains_key(&a.endpoint))
+    /// Every request the spec can make now: its grants, then the other requests whose endpoint
+    /// is declared.
+    pub fn request_kinds(&self) -> impl Iterator<Item = RequestKind> + '_ {
+        self.grant_names()
+            .map(RequestKind::grant)
+            .chain(RequestKind::OTHERS.into_iter().filter(|k| self.supports(k)))
     }
 
     /// Names of the grants the spec supports.
     pub fn grant_names(&self) -> impl Iterator<Item = &str> {
         self.grants.keys().map(String::as_str)
+    }
+
+    /// The template of `kind`, or a usage error naming what the spec has.
+    pub(crate) fn template(&self, kind: &RequestKind) -> Result<&RequestTemplate, Error> {
+        let found = match kind {
+            RequestKind::Grant(name) => self.grants.get(name),
+            other => self.requests.get(other),
+        };
+        found.ok_or_else(|| {
+            let have: Vec<String> = match kind {
+                RequestKind::Grant(_) => self.grants.keys().cloned().collect(),
+                _ => self.requests.keys().map(|k| k.name().to_owned()).collect(),
+            };
+            Error::Usage(format!(
+                "spec `{}` has no {kind} (it has: {})",
+                self.id,
+                join(have.iter())
+            ))
+        })
     }
 
     /// Declared inputs, by name.
@@ -441,11 +472,7 @@ impl Spec {
     /// An endpoint that a request or the authorization URL names but the spec leaves out (such
     /// as `revocation`) can be added this way too.
     pub fn with_endpoint(mut self, name: &str, url: &str) -> Result<Spec, Error> {
-        let referenced = self
-            .requests
-            .values()
-            .chain(self.authorize.as_ref())
-            .any(|r| r.endpoint == name);
+        let referenced = self.requests.values().any(|r| r.endpoint == name);
         if !self.endpoints.contains_key(name) && !referenced {
             return Err(Error::Usage(format!(
                 "spec `{}` has no endpoint `{name}` (it has: {})",

@@ -531,11 +531,11 @@ impl Sandbox {
         Sandbox { dir }
     }
 
-    pub fn store(&self) -> specauth::TokenStore {
-        specauth::TokenStore::new(self.dir.path().join("store"))
+    pub fn store(&self) -> specauth::session::TokenStore {
+        specauth::session::TokenStore::new(self.dir.path().join("store"))
     }
 
-    pub fn cached(&self, provider: &str) -> specauth::StoredToken {
+    pub fn cached(&self, provider: &str) -> specauth::session::StoredToken {
         self.store()
             .load(provider, "default")
             .unwrap()

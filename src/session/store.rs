@@ -5,7 +5,11 @@
 //! - Files are created with mode 0600, and the folder with 0700 (on Unix).
 //! - Refresh is single-flight: [`TokenStore::lock`] takes an exclusive lock on a lock file; a
 //!   process that waited for the lock reads the cache again before refreshing, so a rotating
-//!   refresh token is never used twice.
+//!   refresh token is never used twice. Waiting for the lock is bounded
+//!   ([`TokenStore::with_lock_timeout`]).
+//! - The folder must be the user's own and not writable by group or others (a planted entry
+//!   could otherwise redirect the next refresh); no symbolic link is followed at the cache, lock
+//!   or temporary paths; cache files are read only when regular and at most 1 MiB.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -20,6 +24,10 @@ use crate::token::Token;
 
 /// Age after which a temporary file of an interrupted save is certainly abandoned.
 const STALE_TMP: Duration = Duration::from_secs(60);
+/// The largest cache file read.
+const MAX_ENTRY_BYTES: u64 = 1 << 20;
+/// How long [`TokenStore::lock`] waits for another process by default.
+const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A cached token and what is needed to refresh it.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,6 +46,37 @@ pub struct StoredToken {
 }
 
 impl StoredToken {
+    /// An entry for `spec` and `profile`, obtained now: the token, and the non-secret inputs it
+    /// was obtained with, for refreshing. Secret inputs and the per-login ones (`state`, the
+    /// PKCE challenge, the code, a token being revoked) are not kept.
+    pub fn new(
+        spec: &crate::spec::Spec,
+        profile: &str,
+        token: Token,
+        inputs: &crate::inputs::Inputs,
+    ) -> StoredToken {
+        const PER_LOGIN: &[&str] = &[
+            "state",
+            "code_challenge",
+            "code_challenge_method",
+            "code",
+            "token",
+        ];
+        let inputs = inputs
+            .iter()
+            .filter(|(k, _)| !PER_LOGIN.contains(k))
+            .filter(|(k, _)| spec.inputs().any(|(n, d)| n == *k && !d.secret))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        StoredToken {
+            provider: spec.id().to_owned(),
+            profile: profile.to_owned(),
+            token,
+            inputs,
+            obtained_at: crate::client::now(),
+        }
+    }
+
     /// The inputs to reuse this entry with: the stored (non-secret) ones, with `given` taking
     /// precedence.
     pub fn inputs_with(&self, given: &crate::inputs::Inputs) -> crate::inputs::Inputs {
@@ -89,7 +128,8 @@ impl StoredToken {
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
-/// use specauth::{Secret, StoredToken, Token, TokenStore};
+/// use specauth::session::{StoredToken, TokenStore};
+/// use specauth::{Secret, Token};
 /// let store = TokenStore::new(dir.path());
 /// let saved = StoredToken {
 ///     provider: "acme".into(), profile: "default".into(), obtained_at: 1,
@@ -101,6 +141,7 @@ impl StoredToken {
 #[derive(Clone, Debug)]
 pub struct TokenStore {
     root: PathBuf,
+    lock_timeout: Duration,
 }
 
 /// An exclusive lock on one provider + profile's cache entry; released when dropped.
@@ -110,9 +151,19 @@ pub struct StoreLock {
 }
 
 impl TokenStore {
-    /// A store in `root` (created on first save).
+    /// A store in `root` (created on first save, with mode 0700).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        TokenStore { root: root.into() }
+        TokenStore {
+            root: root.into(),
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+        }
+    }
+
+    /// How long [`TokenStore::lock`] waits for another process before it gives up (default
+    /// 60 s).
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
     }
 
     /// The platform's data folder for specauth (`$XDG_DATA_HOME/specauth` on Linux,
@@ -147,10 +198,11 @@ impl TokenStore {
     /// token is an error (it is never silently replaced).
     pub fn load(&self, provider: &str, profile: &str) -> Result<Option<StoredToken>, Error> {
         let path = self.file(provider, profile, "json")?;
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_error(&path, "read", &e)),
+        if !self.check_root()? {
+            return Ok(None);
+        }
+        let Some(text) = crate::files::read_text_no_follow(&path, MAX_ENTRY_BYTES)? else {
+            return Ok(None);
         };
         serde_json::from_str::<Value>(&text)
             .ok()
@@ -176,7 +228,10 @@ impl TokenStore {
             std::process::id()
         ));
         let write = || -> std::io::Result<()> {
-            let mut f = private(true).open(&tmp)?;
+            // `create_new`: a file (or a symbolic link) planted at the temporary path is never
+            // written through.
+            let _ = fs::remove_file(&tmp);
+            let mut f = private(true).create_new(true).open(&tmp)?;
             f.write_all(entry.to_json().to_string().as_bytes())?;
             f.write_all(b"\n")?;
             f.sync_all()?;
@@ -189,7 +244,7 @@ impl TokenStore {
         };
         write().map_err(|e| {
             let _ = fs::remove_file(&tmp);
-            io_error(&path, "write", &e)
+            Error::io("write", &path, e)
         })?;
         // A process killed between writing and renaming leaves its temporary file behind, with
         // a token in it; sweep those that are certainly abandoned.
@@ -205,19 +260,41 @@ impl TokenStore {
         match fs::remove_file(&path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(io_error(&path, "remove", &e)),
+            Err(e) => Err(Error::io("remove", &path, e)),
         }
     }
 
-    /// Blocks until this process holds the exclusive lock of `provider` + `profile`.
+    /// Waits until this process holds the exclusive lock of `provider` + `profile`, at most
+    /// the store's lock timeout.
     pub fn lock(&self, provider: &str, profile: &str) -> Result<StoreLock, Error> {
         let path = self.file(provider, profile, "lock")?;
         self.ensure_root()?;
-        let file = private(false)
+        let file = no_follow(private(false))
             .open(&path)
-            .map_err(|e| io_error(&path, "open", &e))?;
-        file.lock().map_err(|e| io_error(&path, "lock", &e))?;
-        Ok(StoreLock { _file: file })
+            .map_err(|e| Error::io("open", &path, e))?;
+        let deadline = std::time::Instant::now() + self.lock_timeout;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(StoreLock { _file: file }),
+                Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(Error::io(
+                        "lock",
+                        &path,
+                        std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!(
+                                "another process has held the lock for more than {} s",
+                                self.lock_timeout.as_secs()
+                            ),
+                        ),
+                    ));
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
+            }
+        }
     }
 
     /// Every cached entry, sorted by provider then profile. Unreadable files are skipped.
@@ -225,8 +302,9 @@ impl TokenStore {
         let rd = match fs::read_dir(&self.root) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_error(&self.root, "read", &e)),
+            Err(e) => return Err(Error::io("read", &self.root, e)),
         };
+        self.check_root()?;
         let mut out: Vec<StoredToken> = rd
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -236,7 +314,11 @@ impl TokenStore {
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| n.starts_with('.'))
             })
-            .filter_map(|p| fs::read_to_string(p).ok())
+            .filter_map(|p| {
+                crate::files::read_text_no_follow(&p, MAX_ENTRY_BYTES)
+                    .ok()
+                    .flatten()
+            })
             .filter_map(|t| serde_json::from_str::<Value>(&t).ok())
             .filter_map(|v| StoredToken::from_json(&v))
             .collect();
@@ -285,12 +367,59 @@ impl TokenStore {
         }
         builder
             .create(&self.root)
-            .map_err(|e| io_error(&self.root, "create", &e))
+            .map_err(|e| Error::io("create", &self.root, e))?;
+        self.check_root().map(|_| ())
+    }
+
+    /// Whether the folder exists; an error when it exists but others could plant files in it:
+    /// not a folder (a symbolic link included), not the user's own, or writable by group or
+    /// others.
+    fn check_root(&self) -> Result<bool, Error> {
+        let meta = match fs::symlink_metadata(&self.root) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io("read", &self.root, e)),
+        };
+        let refuse = |why: &str| {
+            Err(Error::io(
+                "use",
+                &self.root,
+                std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("{why}; a token store must be a folder only you can write (mode 0700)"),
+                ),
+            ))
+        };
+        if !meta.is_dir() {
+            return refuse("it is not a folder");
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let me = unsafe { libc::geteuid() };
+            if meta.uid() != me {
+                return refuse(&format!("it belongs to user {}, not to you", meta.uid()));
+            }
+            if meta.mode() & 0o022 != 0 {
+                return refuse(&format!(
+                    "its mode {:o} lets group or others write in it",
+                    meta.mode() & 0o777
+                ));
+            }
+        }
+        Ok(true)
     }
 }
 
-fn io_error(path: &Path, what: &str, e: &std::io::Error) -> Error {
-    Error::Usage(format!("cannot {what} {}: {e}", path.display()))
+/// `options` that refuse to open a symbolic link (Unix).
+fn no_follow(mut options: OpenOptions) -> OpenOptions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    options
 }
 
 /// Owner-only (0600) options: created if needed, truncated or kept as `truncate` says, and

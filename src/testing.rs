@@ -1,5 +1,5 @@
-//! A local HTTP server that answers with queued replies: how the demo and tests stand in for a
-//! provider on 127.0.0.1 without credentials or network.
+//! Standing in for a provider on 127.0.0.1 without credentials or network (feature `replay`):
+//! a local HTTP server that answers with queued replies, as the demo and the tests use it.
 
 use std::collections::VecDeque;
 use std::io::Read as _;
@@ -23,7 +23,7 @@ pub struct ReceivedRequest {
 /// and records what it received. It stops when dropped.
 ///
 /// ```
-/// let server = specauth::ReplayServer::start().unwrap();
+/// let server = specauth::testing::ReplayServer::start().unwrap();
 /// server.push(http::Response::builder().status(200)
 ///     .header("content-type", "application/json")
 ///     .body(br#"{"access_token":"t"}"#.to_vec()).unwrap());
@@ -50,7 +50,7 @@ const MAX_REQUEST_BODY: u64 = 1 << 20;
 impl ReplayServer {
     /// Starts the server on a free loopback port.
     pub fn start() -> std::io::Result<ReplayServer> {
-        let (server, port) = bind_loopback(0)?;
+        let (server, port) = crate::loopback::bind(0)?;
         let server = Arc::new(server);
         let queue: Arc<Mutex<VecDeque<http::Response<Vec<u8>>>>> = Arc::default();
         let received: Arc<Mutex<Vec<ReceivedRequest>>> = Arc::default();
@@ -138,17 +138,6 @@ impl ReplayServer {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
-}
-
-/// An HTTP server on `127.0.0.1:port` (0 picks a free port), and the port it got.
-pub(crate) fn bind_loopback(port: u16) -> std::io::Result<(tiny_http::Server, u16)> {
-    let server = tiny_http::Server::http(("127.0.0.1", port)).map_err(std::io::Error::other)?;
-    let port = server
-        .server_addr()
-        .to_ip()
-        .map(|a| a.port())
-        .ok_or_else(|| std::io::Error::other("the server has no IP address"))?;
-    Ok((server, port))
 }
 
 fn to_tiny(reply: http::Response<Vec<u8>>) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {

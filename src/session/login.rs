@@ -1,13 +1,18 @@
-//! The pieces of a browser login: PKCE (RFC 7636), a random `state`, and a listener on
-//! 127.0.0.1 that receives the authorization redirect (RFC 8252 §7.3).
+//! The browser login: PKCE (RFC 7636), a random `state`, a listener on 127.0.0.1 that receives
+//! the authorization redirect (RFC 8252 §7.3), and the code exchange.
 
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use sha2::Digest as _;
 
+use crate::client::Client;
 use crate::error::{Error, ProviderError, TransportError, TransportErrorKind};
+use crate::inputs::Inputs;
 use crate::secret::Secret;
+use crate::spec::{RequestKind, Spec};
+use crate::token::Token;
+use crate::transport::Transport;
 
 /// Characters of a PKCE verifier and of `state` (RFC 7636 §4.1 "unreserved").
 const UNRESERVED: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~";
@@ -35,7 +40,7 @@ pub fn random_string(len: usize) -> Result<String, Error> {
 /// A PKCE verifier and its S256 challenge.
 ///
 /// ```
-/// let p = specauth::Pkce::from_verifier("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+/// let p = specauth::session::Pkce::from_verifier("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
 /// // RFC 7636 Appendix B
 /// assert_eq!(p.challenge(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
 /// assert_eq!(p.method(), "S256");
@@ -99,7 +104,7 @@ const DONE_PAGE: &str = "<!doctype html><meta charset=utf-8><title>specauth</tit
 impl RedirectListener {
     /// Binds `127.0.0.1:port` (0 picks a free port); the redirect is expected at `path`.
     pub fn bind(port: u16, path: &str) -> Result<RedirectListener, Error> {
-        let (server, port) = crate::replay::bind_loopback(port)
+        let (server, port) = crate::loopback::bind(port)
             .map_err(|e| Error::Usage(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
         let path = if path.starts_with('/') {
             path.to_owned()
@@ -199,6 +204,159 @@ impl RedirectListener {
             }
         }
     }
+}
+
+/// How a browser login listens and how long it waits.
+#[derive(Clone, Debug)]
+pub struct BrowserOptions {
+    /// The listener's port on 127.0.0.1. `None`: the port of the `redirect_uri` input when one
+    /// is given, else a free port.
+    pub port: Option<u16>,
+    /// How long to wait for the redirect. Default 300 s.
+    pub timeout: Duration,
+}
+
+impl Default for BrowserOptions {
+    fn default() -> Self {
+        BrowserOptions {
+            port: None,
+            timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A token from a login, and the inputs it was obtained with (the `redirect_uri` the listener
+/// chose included), for the cache.
+#[derive(Debug)]
+pub struct LoggedIn {
+    /// The token.
+    pub token: Token,
+    /// The inputs of the code exchange.
+    pub inputs: Inputs,
+}
+
+/// A browser login in progress: the listener is bound and the authorization URL built.
+///
+/// [`browser_login`] runs it in one call; use this to show the URL your own way between
+/// [`BrowserLogin::start`] and [`BrowserLogin::finish`].
+#[derive(Debug)]
+pub struct BrowserLogin {
+    listener: RedirectListener,
+    state: String,
+    pkce: Pkce,
+    inputs: Inputs,
+    url: String,
+}
+
+impl BrowserLogin {
+    /// Binds the redirect listener, draws `state` and the PKCE verifier, and builds the
+    /// authorization URL.
+    pub fn start(
+        spec: &Spec,
+        inputs: &Inputs,
+        options: &BrowserOptions,
+    ) -> Result<BrowserLogin, Error> {
+        if !spec.supports(&RequestKind::Authorization) {
+            return Err(Error::MissingEndpoint {
+                spec: spec.id().to_owned(),
+                endpoint: "authorize".to_owned(),
+                needed_by: "a browser login".to_owned(),
+            });
+        }
+        let mut inputs = inputs.clone();
+        // Listen where the registered redirect_uri points, when one is given.
+        let (port, path) = match inputs.get("redirect_uri") {
+            Some(uri) => loopback_port_and_path(uri)?,
+            None => (0, "/callback".to_owned()),
+        };
+        let listener = RedirectListener::bind(options.port.unwrap_or(port), &path)?;
+        if inputs.get("redirect_uri").is_none() || options.port.is_some() {
+            inputs.set("redirect_uri", listener.redirect_uri());
+        }
+        let state = random_string(32)?;
+        let pkce = Pkce::new()?;
+        let declares = |name: &str| spec.inputs().any(|(n, _)| n == name);
+        let mut auth_inputs = inputs.clone();
+        auth_inputs.set("state", &state);
+        if declares("code_challenge") {
+            auth_inputs.set("code_challenge", pkce.challenge());
+            auth_inputs.set("code_challenge_method", pkce.method());
+        }
+        let url = spec
+            .render(RequestKind::Authorization, &auth_inputs)?
+            .http()
+            .uri()
+            .to_string();
+        Ok(BrowserLogin {
+            listener,
+            state,
+            pkce,
+            inputs,
+            url,
+        })
+    }
+
+    /// The URL to open in a browser.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Where the listener waits for the redirect.
+    pub fn redirect_uri(&self) -> String {
+        self.listener.redirect_uri()
+    }
+
+    /// Waits for the redirect (its `state` checked) and exchanges the code for a token.
+    pub fn finish<T: Transport>(
+        self,
+        client: &Client<T>,
+        spec: &Spec,
+        timeout: Duration,
+    ) -> Result<LoggedIn, Error> {
+        let code = self.listener.wait_for_code(&self.state, timeout)?;
+        let mut token_inputs = self.inputs.clone();
+        token_inputs.set("code", code.secret());
+        if spec.inputs().any(|(n, _)| n == "code_verifier") {
+            token_inputs.set("code_verifier", self.pkce.verifier().secret());
+        }
+        let token = client.token(spec, "authorization_code", &token_inputs)?;
+        Ok(LoggedIn {
+            token,
+            inputs: self.inputs,
+        })
+    }
+}
+
+/// The browser login in one call: starts it, hands the authorization URL to `show` (open a
+/// browser, print it), waits for the redirect and exchanges the code.
+pub fn browser_login<T: Transport>(
+    client: &Client<T>,
+    spec: &Spec,
+    inputs: &Inputs,
+    options: &BrowserOptions,
+    show: impl FnOnce(&str),
+) -> Result<LoggedIn, Error> {
+    let login = BrowserLogin::start(spec, inputs, options)?;
+    show(login.url());
+    login.finish(client, spec, options.timeout)
+}
+
+/// The port and path of a loopback `redirect_uri`; any other redirect cannot reach us.
+fn loopback_port_and_path(uri: &str) -> Result<(u16, String), Error> {
+    let parsed: http::Uri = uri.parse().map_err(|_| Error::Input {
+        name: "redirect_uri".into(),
+        problem: format!("`{uri}` is not a URL"),
+    })?;
+    let host = parsed.host().unwrap_or("");
+    if parsed.scheme_str() != Some("http") || !crate::spec::is_loopback(host) {
+        return Err(Error::Input {
+            name: "redirect_uri".into(),
+            problem: format!(
+                "`{uri}` is not an http:// loopback address, so the redirect cannot reach this process; register one such as http://127.0.0.1:8765/callback, or use the device flow"
+            ),
+        });
+    }
+    Ok((parsed.port_u16().unwrap_or(80), parsed.path().to_owned()))
 }
 
 fn html_header() -> tiny_http::Header {
