@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use crate::error::Error;
 use crate::inputs::Inputs;
+use crate::secret::REDACTED;
 use crate::spec::doc::{ExampleDoc, RequestExpect};
 use crate::spec::{RequestKind, Spec};
 
@@ -92,6 +93,10 @@ impl Spec {
                 report.request = req.redacted().to_owned();
                 if let Some(expect) = &ex.expect.request {
                     check_request(expect, req.http(), &mut report.failures);
+                    let scrubber = self.scrubber(&inputs);
+                    for line in &mut report.failures {
+                        *line = scrubber.scrub(line);
+                    }
                 }
             }
             Err(e) => {
@@ -135,14 +140,19 @@ impl Spec {
         };
         let now = ex.now.unwrap_or(EXAMPLE_NOW);
         let result = self.normalise(&kind, &inputs, &reply, now);
-        let (outcome_kind, actual) = match &result {
+        // (kind, the outcome with secrets to compare, the outcome as failures may show it)
+        let (outcome_kind, actual, shown) = match &result {
             Ok(outcome) => {
                 report.outcome = outcome.to_json(false);
-                (outcome.name(), outcome.value_json(true))
+                (
+                    outcome.name(),
+                    outcome.value_json(true),
+                    outcome.value_json(false),
+                )
             }
             Err(e) => {
                 report.outcome = json!({ "error": error_fields(e) });
-                ("error", error_fields(e))
+                ("error", error_fields(e), error_fields(e))
             }
         };
         match expectations.as_slice() {
@@ -158,7 +168,11 @@ impl Spec {
                             .push(format!("{outcome_kind}: expected {want}, got {actual}"));
                     }
                 } else {
-                    compare_subset(outcome_kind, want, &actual, &mut report.failures);
+                    let got = Outcome {
+                        revealed: &actual,
+                        shown: &shown,
+                    };
+                    compare_subset(outcome_kind, want, &got, &mut report.failures);
                 }
             }
             [(want_kind, _)] => match &result {
@@ -179,6 +193,12 @@ impl Spec {
                     .collect::<Vec<_>>()
                     .join(", ")
             )),
+        }
+        // Failure lines quote what was sent and received: no secret input may show in them,
+        // in any encoding (the Basic credential included).
+        let scrubber = self.scrubber(&inputs);
+        for line in &mut report.failures {
+            *line = scrubber.scrub(line);
         }
         report
     }
@@ -272,15 +292,30 @@ fn error_fields(e: &Error) -> Value {
     }
 }
 
-fn compare_subset(what: &str, want: &Value, got: &Value, failures: &mut Vec<String>) {
+/// An outcome as compared (secrets revealed) and as a failure line may show it (redacted).
+struct Outcome<'a> {
+    revealed: &'a Value,
+    shown: &'a Value,
+}
+
+fn compare_subset(what: &str, want: &Value, got: &Outcome, failures: &mut Vec<String>) {
     let Some(want) = want.as_object() else {
         failures.push(format!("`expect.{what}` must be a map"));
         return;
     };
     for (k, w) in want {
-        let g = got.get(k).unwrap_or(&Value::Null);
+        let g = got.revealed.get(k).unwrap_or(&Value::Null);
         if !same(w, g) {
-            failures.push(format!("{what}.{k}: expected {w}, got {g}"));
+            let shown = got.shown.get(k).unwrap_or(&Value::Null);
+            // A value with a secret in it is shown redacted on both sides: a failing example
+            // must not print the token it got (or the one it expected).
+            if shown != g {
+                failures.push(format!(
+                    "{what}.{k}: expected {REDACTED:?}, got {REDACTED:?} (secret values differ)"
+                ));
+            } else {
+                failures.push(format!("{what}.{k}: expected {w}, got {g}"));
+            }
         }
     }
 }

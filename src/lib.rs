@@ -108,6 +108,7 @@ pub mod inputs;
 mod loopback;
 mod normalise;
 mod render;
+mod reply;
 mod secret;
 #[cfg(feature = "session")]
 pub mod session;

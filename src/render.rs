@@ -6,7 +6,7 @@ use indexmap::IndexMap;
 
 use crate::error::Error;
 use crate::inputs::Inputs;
-use crate::secret::{REDACTED, redact_values};
+use crate::secret::{REDACTED, Scrubber};
 use crate::spec::{
     Body, BodyEncoding, ClientAuthMethod, FieldDef, RequestKind, RequestTemplate, Spec, check_uri,
     join,
@@ -67,15 +67,12 @@ impl Preview {
             text.push_str(&body);
             text.push('\n');
         }
-        // Defence in depth: no secret value may survive into the preview, raw or form-encoded.
-        let encoded: Vec<String> = self
-            .secrets
-            .iter()
-            .map(|s| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>())
-            .filter(|e| !self.secrets.contains(e))
-            .collect();
-        let text = redact_values(text, self.secrets.iter().map(String::as_str));
-        redact_values(text, encoded.iter().map(String::as_str))
+        // Defence in depth: no secret value may survive into the preview, in any encoding.
+        let mut scrubber = Scrubber::new();
+        for secret in &self.secrets {
+            scrubber.secret(secret);
+        }
+        scrubber.scrub_values(text)
     }
 }
 
@@ -199,8 +196,12 @@ impl Spec {
             }
         };
 
-        let mut fields = self.render_parts(&g.fields, &values, grant, "field")?;
-        let mut headers = self.render_parts(&g.headers, &values, grant, "header")?;
+        let mut size = RequestSize {
+            used: url.len(),
+            grant,
+        };
+        let mut fields = self.render_parts(&g.fields, &values, "field", &mut size)?;
+        let mut headers = self.render_parts(&g.headers, &values, "header", &mut size)?;
 
         let auth = &g.client_auth;
         let secret = values.get("client_secret");
@@ -389,9 +390,10 @@ impl Spec {
         &self,
         defs: &[FieldDef],
         values: &IndexMap<String, String>,
-        grant: &str,
         kind: &str,
+        size: &mut RequestSize,
     ) -> Result<Vec<Part>, Error> {
+        let grant = size.grant;
         let mut out = Vec::with_capacity(defs.len() + 2);
         for f in defs {
             if f.optional && f.tmpl.vars().iter().any(|v| !values.contains_key(v)) {
@@ -400,6 +402,7 @@ impl Spec {
             let value = self.render_tmpl(&f.tmpl, values, || {
                 format!("grant `{grant}` {kind} `{}`", f.name)
             })?;
+            size.add(f.name.len() + value.len())?;
             out.push(Part {
                 name: f.name.clone(),
                 value,
@@ -408,6 +411,31 @@ impl Spec {
             });
         }
         Ok(out)
+    }
+}
+
+/// The most a rendered request may hold (URL, headers and fields), like the reply cap: a spec
+/// or inputs that would build more are refused before it is all built.
+const MAX_REQUEST_BYTES: usize = 1 << 20;
+
+/// The running size of a request being rendered.
+struct RequestSize<'a> {
+    used: usize,
+    grant: &'a str,
+}
+
+impl RequestSize<'_> {
+    fn add(&mut self, bytes: usize) -> Result<(), Error> {
+        self.used = self.used.saturating_add(bytes);
+        if self.used > MAX_REQUEST_BYTES {
+            return Err(Error::Render {
+                what: format!("grant `{}`", self.grant),
+                message: format!(
+                    "the request would be larger than the limit of {MAX_REQUEST_BYTES} bytes"
+                ),
+            });
+        }
+        Ok(())
     }
 }
 

@@ -39,20 +39,51 @@ pub struct ReceivedRequest {
 pub struct ReplayServer {
     server: Arc<tiny_http::Server>,
     port: u16,
-    queue: Arc<Mutex<VecDeque<http::Response<Vec<u8>>>>>,
+    queue: Queue,
     received: Arc<Mutex<Vec<ReceivedRequest>>>,
     thread: Option<JoinHandle<()>>,
 }
+
+type Queue = Arc<Mutex<VecDeque<http::Response<Vec<u8>>>>>;
+
+/// Answers a request: how a [`ReplayServer::with_handler`] server replies.
+pub type Handler = Box<dyn Fn(&ReceivedRequest) -> http::Response<Vec<u8>> + Send + Sync>;
 
 /// Requests larger than this are answered 413 and not recorded whole.
 const MAX_REQUEST_BODY: u64 = 1 << 20;
 
 impl ReplayServer {
-    /// Starts the server on a free loopback port.
+    /// Starts the server on a free loopback port; it answers with the replies [`push`]ed.
+    ///
+    /// [`push`]: ReplayServer::push
     pub fn start() -> std::io::Result<ReplayServer> {
+        Self::serve(None)
+    }
+
+    /// Starts a server that answers each request with `handler`'s reply (replies pushed
+    /// first still go first): a provider that computes its answer, such as one that echoes
+    /// what it received.
+    ///
+    /// ```
+    /// use specauth::testing::ReplayServer;
+    /// let server = ReplayServer::with_handler(|req| {
+    ///     http::Response::builder().status(400)
+    ///         .header("content-type", "application/json")
+    ///         .body(format!(r#"{{"error":"bad","error_description":"saw {}"}}"#, req.url).into_bytes())
+    ///         .unwrap()
+    /// }).unwrap();
+    /// # drop(server);
+    /// ```
+    pub fn with_handler(
+        handler: impl Fn(&ReceivedRequest) -> http::Response<Vec<u8>> + Send + Sync + 'static,
+    ) -> std::io::Result<ReplayServer> {
+        Self::serve(Some(Box::new(handler)))
+    }
+
+    fn serve(handler: Option<Handler>) -> std::io::Result<ReplayServer> {
         let (server, port) = crate::loopback::bind(0)?;
         let server = Arc::new(server);
-        let queue: Arc<Mutex<VecDeque<http::Response<Vec<u8>>>>> = Arc::default();
+        let queue: Queue = Arc::default();
         let received: Arc<Mutex<Vec<ReceivedRequest>>> = Arc::default();
         let thread = {
             let (server, queue, received) = (server.clone(), queue.clone(), received.clone());
@@ -79,10 +110,6 @@ impl ReplayServer {
                         body,
                     };
                     let too_big = read.is_err() || recorded.body.len() as u64 > MAX_REQUEST_BODY;
-                    received
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(recorded);
                     let reply = if too_big {
                         None
                     } else {
@@ -90,7 +117,12 @@ impl ReplayServer {
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
                             .pop_front()
+                            .or_else(|| handler.as_ref().map(|h| h(&recorded)))
                     };
+                    received
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(recorded);
                     let response = match reply {
                         Some(reply) => to_tiny(reply),
                         None => tiny_http::Response::from_data(

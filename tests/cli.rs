@@ -388,7 +388,7 @@ fn test_reports_each_example_and_fails_on_a_wrong_one() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stdout(&out),
-        "FAIL  wrong › client_credentials #1\n        token.access_token: expected \"u\", got \"t\"\n0 passed, 1 failed\n"
+        "FAIL  wrong › client_credentials #1\n        token.access_token: expected \"[redacted]\", got \"[redacted]\" (secret values differ)\n0 passed, 1 failed\n"
     );
 }
 

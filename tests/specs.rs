@@ -120,11 +120,11 @@ fn a_wrong_example_is_reported_with_every_difference() {
         reports[0].failures,
         vec![
             "request.method: expected GET, got POST",
-            "request.headers.Authorization: expected \"Basic nope\", got \"Basic YXBwOnM=\"",
+            "request.headers.Authorization: expected \"Basic nope\", got \"Basic [redacted]\"",
             "request.headers.Accept: expected absent, but it is present",
             "request.form.grant_type: expected \"password\", got \"client_credentials\"",
             "request.form.scope: expected \"x\", but it is absent",
-            "token.access_token: expected \"other\", got \"t\"",
+            "token.access_token: expected \"[redacted]\", got \"[redacted]\" (secret values differ)",
             "token.expires_in: expected 61, got 60",
         ]
     );

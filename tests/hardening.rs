@@ -1,0 +1,297 @@
+//! Hardening: secret canaries through every command against a loopback server that echoes
+//! what it received in every form, hostile replies, and limits. Each test names the item of the
+//! hardening issue it guards.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use base64::Engine as _;
+use common::NormaliseToken as _;
+use specauth::testing::{ReceivedRequest, ReplayServer};
+use specauth::{Error, Inputs, Spec};
+
+const CLIENT_ID: &str = "canary-app";
+/// Every character the issue names as breaking naive redaction: `/ + = & " < > % é`.
+const SECRET: &str = "CANARYsec/+=&\"<>%é9";
+const CODE: &str = "CANARYcode42";
+const REFRESH: &str = "CANARYrefresh77";
+const PASSWORD: &str = "CANARYpass-55";
+
+fn form(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Every form a canary may take in output: raw, form- and percent-encoded, JSON-escaped, and
+/// inside the Basic credential (both encodings).
+fn forbidden() -> Vec<String> {
+    let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
+    let mut out = vec![
+        b64(format!("{}:{}", form(CLIENT_ID), form(SECRET))),
+        b64(format!("{CLIENT_ID}:{SECRET}")),
+    ];
+    for c in [SECRET, CODE, REFRESH, PASSWORD] {
+        out.push(c.to_owned());
+        out.push(form(c));
+        out.push(form(c).replace('+', "%20"));
+        let json = serde_json::to_string(c).unwrap();
+        out.push(json.trim_matches('"').to_owned());
+    }
+    out.push("CANARY".to_owned());
+    out
+}
+
+fn assert_clean(what: &str, text: &str) {
+    for f in forbidden() {
+        assert!(!text.contains(&f), "{what} leaks `{f}`:\n{text}");
+    }
+}
+
+/// A provider that refuses every request, quoting it back: the Authorization header, the URL
+/// and the body, raw.
+fn echo_refusal(req: &ReceivedRequest) -> http::Response<Vec<u8>> {
+    let auth = req
+        .headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let body = String::from_utf8_lossy(&req.body);
+    let message = format!("rejected {auth} for {} with {body}", req.url);
+    let json = serde_json::json!({"error": "invalid_client", "error_description": message, "error_uri": format!("https://x.example/?{body}")});
+    common::json_reply(401, &json.to_string())
+}
+
+/// A provider whose 200 reply has the tokens under keys the spec does not read, the request
+/// echoed beside them: an unusable reply whose excerpt must still hide it all.
+fn echo_unusable(req: &ReceivedRequest) -> http::Response<Vec<u8>> {
+    let body = String::from_utf8_lossy(&req.body);
+    let json =
+        serde_json::json!({"accessToken": "CANARYat1", "refreshToken": "CANARYrt1", "echo": body});
+    common::json_reply(200, &json.to_string())
+}
+
+fn specauth(args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_specauth"));
+    cmd.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SPECAUTH_") {
+            cmd.env_remove(k);
+        }
+    }
+    let store = tempfile::tempdir().unwrap();
+    cmd.env("SPECAUTH_STORE", store.path().join("store"));
+    cmd.env("SPECAUTH_CLIENT_SECRET", SECRET);
+    cmd.output().expect("the binary runs")
+}
+
+fn all_output(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Items 1, 2, 3 and 6: no canary in any output, log or error of the commands that talk to
+/// a provider, in text or `--json`, with `-v`.
+#[test]
+fn no_secret_canary_reaches_any_output() {
+    for handler in [echo_refusal, echo_unusable] {
+        let server = ReplayServer::with_handler(handler).unwrap();
+        let url = format!("{}/token", server.origin());
+        let set_url = format!("token_url={url}");
+        let set_id = format!("client_id={CLIENT_ID}");
+        let set_code = format!("code={CODE}");
+        let set_refresh = format!("refresh_token={REFRESH}");
+        let set_password = format!("password={PASSWORD}");
+        let runs: Vec<Vec<&str>> = vec![
+            vec!["token", "oauth2", "authorization_code", "--set", &set_code],
+            vec!["token", "oauth2", "refresh_token", "--set", &set_refresh],
+            vec![
+                "token",
+                "oauth2",
+                "password",
+                "--set",
+                "username=u",
+                "--set",
+                &set_password,
+            ],
+            vec!["render", "oauth2", "refresh_token", "--set", &set_refresh],
+        ];
+        for run in runs {
+            for flags in [&["-v"][..], &["-v", "--json"][..]] {
+                let mut args: Vec<&str> = flags.to_vec();
+                args.extend(&run);
+                args.extend(["--set", &set_url, "--set", &set_id]);
+                let out = specauth(&args);
+                let text = all_output(&out);
+                assert_clean(&args.join(" "), &text);
+                if run[0] == "token" {
+                    assert!(
+                        matches!(out.status.code(), Some(1) | Some(3)),
+                        "{args:?}: {text}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The positive control: with `--reveal`, the same canaries do show, so the test above would
+/// see a leak.
+#[test]
+fn reveal_shows_the_canaries() {
+    let set_refresh = format!("refresh_token={REFRESH}");
+    let out = specauth(&[
+        "render",
+        "oauth2",
+        "refresh_token",
+        "--reveal",
+        "--set",
+        "token_url=https://a.example/t",
+        "--set",
+        &format!("client_id={CLIENT_ID}"),
+        "--set",
+        &set_refresh,
+    ]);
+    let text = all_output(&out);
+    assert!(text.contains(REFRESH), "{text}");
+    assert!(text.contains(&form(REFRESH)), "{text}");
+}
+
+fn spec() -> Spec {
+    Spec::from_yaml(
+        "h.yaml",
+        "extends: oauth2\nendpoints: { token: \"https://a.example/t\" }\n",
+    )
+    .unwrap()
+}
+
+/// Item 1: a server quoting the request's `Authorization: Basic …` in its error.
+#[test]
+fn an_echoed_basic_credential_is_redacted() {
+    let s = spec();
+    let inputs = Inputs::new()
+        .with("client_id", CLIENT_ID)
+        .with("client_secret", SECRET);
+    let request = s.render("client_credentials", &inputs).unwrap();
+    let auth = request.http().headers()["authorization"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = serde_json::json!({"error": "invalid_client", "error_description": format!("bad header {auth}")});
+    let e = s
+        .normalise_token(
+            "client_credentials",
+            &inputs,
+            &common::json_reply(401, &body.to_string()),
+            0,
+        )
+        .unwrap_err();
+    let Error::Provider(p) = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(p.message.as_deref(), Some("bad header Basic [redacted]"));
+    assert_clean("error", &e.to_string());
+}
+
+/// Item 2: a secret echoed form-encoded inside a JSON error.
+#[test]
+fn an_encoded_secret_in_an_error_is_redacted() {
+    let s = spec();
+    let inputs = Inputs::new()
+        .with("client_id", CLIENT_ID)
+        .with("client_secret", SECRET);
+    let body = serde_json::json!({"error": "invalid_client", "error_description": format!("client_secret={}", form(SECRET))});
+    let e = s
+        .normalise_token(
+            "client_credentials",
+            &inputs,
+            &common::json_reply(400, &body.to_string()),
+            0,
+        )
+        .unwrap_err();
+    assert_clean("error", &e.to_string());
+    assert!(e.to_string().contains("[redacted]"), "{e}");
+}
+
+/// Item 3: tokens under the keys the spec reads them from (not the standard names) in an
+/// unusable reply's excerpt.
+#[test]
+fn tokens_under_the_specs_own_keys_are_redacted_in_excerpts() {
+    let s = Spec::from_yaml(
+        "h.yaml",
+        "extends: oauth2\nendpoints: { token: \"https://a.example/t\" }\ntoken:\n  access_token: $.Token\n  refresh_token: $.Renewal\n",
+    )
+    .unwrap();
+    // XML whose root holds the tokens, but no access token where the spec looks: the
+    // reply is unusable; its excerpt shows the shape, not the values.
+    let reply = common::reply(
+        200,
+        "application/xml",
+        "<R><Token></Token><Renewal>CANARYrenew</Renewal><Other>CANARYat</Other></R>",
+    );
+    let e = s
+        .normalise_token("client_credentials", &Inputs::new(), &reply, 0)
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("<Renewal>[redacted]</Renewal>"), "{text}");
+    let reply = common::json_reply(200, r#"{"accessToken":"CANARYx","refreshToken":"CANARYy"}"#);
+    let e = s
+        .normalise_token("client_credentials", &Inputs::new(), &reply, 0)
+        .unwrap_err();
+    assert!(!e.to_string().contains("CANARYx"), "{e}");
+    assert!(!e.to_string().contains("CANARYy"), "{e}");
+}
+
+/// Item 12: a request larger than 1 MiB is refused before it is all built.
+#[test]
+fn a_huge_rendered_request_is_refused() {
+    let big = "x".repeat(300_000);
+    let s = Spec::from_yaml(
+        "h.yaml",
+        "extends: oauth2\nendpoints: { token: \"https://a.example/t\" }\nrequest:\n  fields:\n    a: \"{{ scope }}\"\n    b: \"{{ scope }}\"\n    c: \"{{ scope }}\"\n    d: \"{{ scope }}\"\n",
+    )
+    .unwrap();
+    let inputs = Inputs::new().with("client_id", "a").with("scope", big);
+    let e = s.render("client_credentials", &inputs).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("larger than the limit of 1048576 bytes"),
+        "{e}"
+    );
+}
+
+/// Item 17: an access token with a line break (header injection in
+/// `curl -H "Authorization: Bearer $(specauth print-token …)"`) is refused at normalise time.
+#[test]
+fn a_token_that_is_not_a_token_string_is_refused() {
+    let s = spec();
+    for bad in [
+        r#"{"access_token":"abc\r\nX-Evil: 1"}"#,
+        r#"{"access_token":"a b"}"#,
+        r#"{"access_token":"t","token_type":"Bearer\nX: y"}"#,
+    ] {
+        let e = s
+            .normalise_token(
+                "client_credentials",
+                &Inputs::new(),
+                &common::json_reply(200, bad),
+                0,
+            )
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("characters a token cannot have"),
+            "{bad}: {e}"
+        );
+    }
+    // Real tokens with `|` (Amazon's `Atza|…`) stay valid.
+    let ok = s.normalise_token(
+        "client_credentials",
+        &Inputs::new(),
+        &common::json_reply(200, r#"{"access_token":"Atza|IQEB-x.y_z~+/="}"#),
+        0,
+    );
+    assert!(ok.is_ok(), "{ok:?}");
+}
