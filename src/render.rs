@@ -180,9 +180,7 @@ impl Spec {
         let grant = kind.name();
         let values = self.resolve_inputs(grant, g, inputs)?;
         let endpoint = self.endpoint_of(grant, g)?;
-        let url = self.render_tmpl(&endpoint.tmpl, &values, || {
-            format!("endpoint `{}`", g.endpoint)
-        })?;
+        let url = self.render_endpoint(endpoint, &g.endpoint, &values)?;
         let encoding = match &g.body {
             Body::Fixed(e) => *e,
             Body::Template(t) => {
@@ -373,6 +371,71 @@ impl Spec {
         Ok(values)
     }
 
+    /// The endpoint's URL, with every input value percent-encoded unless the input is declared
+    /// `verbatim`, and the host the template writes literally kept: an input can fill in a
+    /// tenant or a region, but never send the request (and the client's credentials) to
+    /// another host.
+    fn render_endpoint(
+        &self,
+        endpoint: &crate::spec::Endpoint,
+        name: &str,
+        values: &IndexMap<String, String>,
+    ) -> Result<String, Error> {
+        use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+        /// Kept as they are: RFC 3986 unreserved characters, and `:` (a port).
+        const IN_URL: &AsciiSet = &NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~')
+            .remove(b':');
+        let vars = endpoint.tmpl.vars();
+        if vars.is_empty() {
+            return self.render_tmpl(&endpoint.tmpl, values, || format!("endpoint `{name}`"));
+        }
+        let encoded: IndexMap<String, String> = values
+            .iter()
+            .map(|(k, v)| {
+                let verbatim = self.inputs.get(k).is_some_and(|d| d.verbatim);
+                let v = if verbatim {
+                    v.clone()
+                } else {
+                    utf8_percent_encode(v, IN_URL).to_string()
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        let url = self.render_tmpl(&endpoint.tmpl, &encoded, || format!("endpoint `{name}`"))?;
+        let (prefix, suffix) = literal_host_parts(&endpoint.text);
+        let authority = url
+            .split_once("://")
+            .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
+            .unwrap_or("");
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host_chars = host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+        let kept = authority == host
+            && host_chars
+            && if prefix == suffix && !prefix.is_empty() && !prefix.contains('{') {
+                host == prefix
+            } else {
+                host.len() >= prefix.len() + suffix.len()
+                    && host.starts_with(prefix)
+                    && host.ends_with(suffix)
+            };
+        if !kept {
+            return Err(Error::Input {
+                name: vars.join(", "),
+                problem: format!(
+                    "gives endpoint `{name}` the host `{host}`, which does not fit `{}`",
+                    endpoint.text
+                ),
+            });
+        }
+        Ok(url)
+    }
+
     fn render_tmpl(
         &self,
         t: &Tmpl,
@@ -411,6 +474,34 @@ impl Spec {
             });
         }
         Ok(out)
+    }
+}
+
+/// The literal text a URL template's host starts and ends with: `("", ".example.com")` for
+/// `https://{{ tenant }}.example.com/token`, `("", "")` for a host that is all template, and
+/// the whole host twice for a literal one.
+fn literal_host_parts(template: &str) -> (&str, &str) {
+    let Some((_, rest)) = template.split_once("://") else {
+        return ("", "");
+    };
+    // The host part ends at the first `/`, `?` or `#` outside template tags.
+    let bytes = rest.as_bytes();
+    let (mut depth, mut end) = (0usize, rest.len());
+    for (i, b) in bytes.iter().enumerate() {
+        match b {
+            b'{' => depth += 1,
+            b'}' => depth = depth.saturating_sub(1),
+            b'/' | b'?' | b'#' if depth == 0 => {
+                end = i;
+                break;
+            }
+            _ => {}
+        }
+    }
+    let host = &rest[..end];
+    match (host.find('{'), host.rfind('}')) {
+        (Some(open), Some(close)) => (&host[..open], &host[close + 1..]),
+        _ => (host, host),
     }
 }
 

@@ -295,3 +295,63 @@ fn a_token_that_is_not_a_token_string_is_refused() {
     );
     assert!(ok.is_ok(), "{ok:?}");
 }
+
+/// Item 7: an input in an endpoint URL cannot move the request to another host, encoded or
+/// declared `verbatim`; values from every source go through the same rendering.
+#[test]
+fn an_input_cannot_change_the_endpoint_host() {
+    let yaml = |verbatim: bool| {
+        format!(
+            "extends: oauth2\nendpoints: {{ token: \"https://{{{{ subdomain }}}}.provider.example/oauth/token\" }}\ninputs:\n  subdomain: {{ required: true, verbatim: {verbatim} }}\n"
+        )
+    };
+    for verbatim in [false, true] {
+        let s = Spec::from_yaml("h.yaml", &yaml(verbatim)).unwrap();
+        let inputs = Inputs::new()
+            .with("client_id", "a")
+            .with("client_secret", SECRET);
+        for evil in [
+            "evil.example/x?",
+            "evil.example#",
+            "u@evil.example/",
+            "evil.example:443/",
+        ] {
+            let e = s
+                .render(
+                    "client_credentials",
+                    &inputs.clone().with("subdomain", evil),
+                )
+                .unwrap_err();
+            assert_eq!(e.input_name(), Some("subdomain"), "{evil}: {e}");
+            assert_clean("error", &e.to_string());
+        }
+        let ok = s
+            .render(
+                "client_credentials",
+                &inputs.clone().with("subdomain", "acme-eu"),
+            )
+            .unwrap();
+        assert_eq!(
+            ok.http().uri(),
+            "https://acme-eu.provider.example/oauth/token"
+        );
+    }
+    // A path segment is encoded, so it stays one segment.
+    let s = Spec::from_yaml(
+        "h.yaml",
+        "extends: oauth2\nendpoints: { token: \"https://id.example/realms/{{ realm }}/token\" }\ninputs:\n  realm: { required: true }\n",
+    )
+    .unwrap();
+    let req = s
+        .render(
+            "client_credentials",
+            &Inputs::new()
+                .with("client_id", "a")
+                .with("realm", "../admin?x=1"),
+        )
+        .unwrap();
+    assert_eq!(
+        req.http().uri(),
+        "https://id.example/realms/..%2Fadmin%3Fx%3D1/token"
+    );
+}

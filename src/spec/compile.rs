@@ -83,6 +83,7 @@ pub(crate) fn compile(doc: SpecDoc, stem: &str, source: Arc<str>) -> Result<Spec
                 allowed,
                 default: input.default.as_ref().map(|a| a.value.clone()),
                 description: input.description.as_ref().cloned(),
+                verbatim: input.verbatim.as_ref().copied().unwrap_or(false),
             },
         );
     }

@@ -235,13 +235,19 @@ pub struct InputDoc {
     pub default: Patch<At<String>>,
     #[serde(default)]
     pub description: Patch<String>,
+    /// Inserted into endpoint URLs as given, not percent-encoded: for inputs that are URLs or
+    /// `host[:port][/path]` themselves. The rendered URL must still keep the template's
+    /// literal host part.
+    #[serde(default)]
+    pub verbatim: Patch<bool>,
 }
 merge_fields!(InputDoc {
     required,
     secret,
     allowed,
     default,
-    description
+    description,
+    verbatim
 });
 
 /// How the client authenticates: `basic`, `post`, `both` or `none`, or a map with renamed keys.

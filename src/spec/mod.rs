@@ -71,6 +71,9 @@ pub struct InputDef {
     pub default: Option<String>,
     /// What the input is, for `--help` and listings.
     pub description: Option<String>,
+    /// Inserted into endpoint URLs as given rather than percent-encoded (the input is a URL or
+    /// a `host[:port][/path]` itself).
+    pub verbatim: bool,
 }
 
 #[derive(Debug)]
