@@ -1550,3 +1550,206 @@ fn completions_and_help_cover_the_session_commands() {
     assert!(help.contains("--min-valid"), "{help}");
     assert!(emu.seen().is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hardening: lifecycle, store folder, bounded waits, inputs that must not vanish
+// ---------------------------------------------------------------------------------------------
+
+/// Hardening items 19 and 20: a logout whose revocation fails keeps the entry (unless
+/// `--force`), and a revoked token is no longer served from the cache.
+#[test]
+fn logout_keeps_what_it_could_not_revoke_and_revoke_drops_what_it_revoked() {
+    let emu = Emulator::start();
+    let sb = Sandbox::new(&emu);
+    emu.register_pair("keep-access", "keep-refresh");
+    sb.seed("peer", "keep-access", "keep-refresh", now() + 3000);
+    // No client secret: the provider refuses the revocation.
+    let o = sb.run(&["logout", "peer"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("Kept the cached token"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(
+        sb.cached("peer").is_some(),
+        "the refresh token may still be live"
+    );
+    let o = sb.run(&["logout", "peer", "--force"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(sb.cached("peer").is_none(), "--force forgets it anyway");
+
+    // Revoking the access token leaves the refresh token, and the access token is not served.
+    emu.register_pair("r-access", "r-refresh");
+    sb.seed("peer", "r-access", "r-refresh", now() + 3000);
+    let o = sb.run(&["revoke", "peer", "--which", "access"], &with_secret());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let entry = sb.cached("peer").expect("the refresh token stays");
+    assert!(
+        entry.token.expires_within(now(), 0),
+        "the revoked access token is marked expired"
+    );
+    assert_eq!(entry.token.refresh_token.unwrap().secret(), "r-refresh");
+    // Revoking the refresh token takes the entry.
+    let o = sb.run(&["revoke", "peer"], &with_secret());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(sb.cached("peer").is_none());
+}
+
+/// Hardening item 8: a store folder others can write, or a planted link, is refused.
+#[test]
+fn a_store_folder_others_could_plant_files_in_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let emu = Emulator::start();
+    let sb = Sandbox::new(&emu);
+    sb.seed("peer", "a-access", "a-refresh", now() + 3000);
+    let dir = sb.store_dir();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let o = sb.run(&["print-token", "peer"], &with_secret());
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("lets group or others write"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(text(&o.stdout).is_empty());
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    // A symbolic link planted at the cache path is not followed.
+    let elsewhere = sb.dir.path().join("elsewhere.json");
+    std::fs::rename(dir.join("peer@default.json"), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dir.join("peer@default.json")).unwrap();
+    let o = sb.run(&["print-token", "peer"], &with_secret());
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).is_empty(), "a linked entry was served");
+
+    // A store folder that belongs to someone else.
+    let foreign = if euid() == 0 {
+        let d = sb.dir.path().join("foreign");
+        std::fs::create_dir(&d).unwrap();
+        std::os::unix::fs::chown(&d, Some(65534), Some(65534)).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        d
+    } else {
+        PathBuf::from("/usr")
+    };
+    let o = Command::new(BIN)
+        .args(["--store"])
+        .arg(&foreign)
+        .args(["tokens"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("not to you"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+fn euid() -> u32 {
+    // The test runs as whoever runs `cargo test`: root in CI, a developer elsewhere.
+    std::fs::metadata("/proc/self")
+        .map(|m| {
+            use std::os::unix::fs::MetadataExt as _;
+            m.uid()
+        })
+        .unwrap_or(0)
+}
+
+/// Hardening items 13 and 14: a profiles file that never ends is refused, and waiting for
+/// another process's refresh lock is bounded by `--timeout`.
+#[test]
+fn unbounded_reads_and_waits_are_refused() {
+    let emu = Emulator::start();
+    let sb = Sandbox::new(&emu);
+    let start = Instant::now();
+    let o = sb.run(
+        &[
+            "render",
+            "peer",
+            "client_credentials",
+            "--config",
+            "/dev/zero",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("not a regular file"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+
+    sb.seed(
+        "peer",
+        "old-access",
+        "old-refresh",
+        now().saturating_sub(10),
+    );
+    let lock = sb.store().lock("peer", "default").unwrap();
+    let start = Instant::now();
+    let o = sb.run(&["print-token", "peer", "--timeout", "1"], &with_secret());
+    let took = start.elapsed();
+    drop(lock);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("held the lock"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(took < Duration::from_secs(10), "waited {took:?}");
+}
+
+/// Hardening item 18: a secret that is not UTF-8 in the environment, or empty on stdin, is an
+/// input error naming the input, not a silent public-client request.
+#[test]
+fn inputs_that_cannot_be_read_are_errors_naming_them() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let emu = Emulator::start();
+    let sb = Sandbox::new(&emu);
+    let before = emu.seen().len();
+    let mut cmd = sb.command(
+        &[
+            "--json",
+            "token",
+            "peer",
+            "client_credentials",
+            "--set",
+            "client_id=app",
+        ],
+        &[],
+    );
+    cmd.env(
+        "SPECAUTH_CLIENT_SECRET",
+        std::ffi::OsStr::from_bytes(b"s3cret\xff"),
+    );
+    let o = cmd.output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let err: Value = serde_json::from_slice(&o.stderr).unwrap();
+    assert_eq!(err["error"]["code"], "client_secret", "{err}");
+    assert_eq!(emu.seen().len(), before, "nothing was sent");
+
+    let mut cmd = sb.command(
+        &[
+            "--json",
+            "token",
+            "peer",
+            "client_credentials",
+            "--set",
+            "client_id=app",
+            "--set",
+            "client_secret=-",
+        ],
+        &[],
+    );
+    cmd.stdin(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    drop(child.stdin.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let err: Value = serde_json::from_slice(&o.stderr).unwrap();
+    assert_eq!(err["error"]["code"], "client_secret", "{err}");
+    assert_eq!(emu.seen().len(), before, "nothing was sent");
+}
