@@ -48,7 +48,11 @@ fuzz_target!(|data: &[u8]| {
             Err(e) => format!("{e} {}", e.to_json()),
         };
         for s in secrets.iter().filter(|s| s.len() >= 8) {
-            assert!(!shown.contains(s.as_str()), "{}: {kind}: {shown}", spec.id());
+            assert!(
+                !shown.contains(s.as_str()),
+                "{}: {kind}: {shown}",
+                spec.id()
+            );
         }
     }
 });
