@@ -105,6 +105,11 @@ impl Spec {
             Err(_) if reply.status().is_success() && body.iter().all(u8::is_ascii_whitespace) => {
                 Value::Object(Map::new())
             }
+            // A refusal in a sentence (`401 Invalid client credentials`) is still the provider's
+            // refusal: the whole body is the value, and its message unless the spec says more.
+            Err(_) if !reply.status().is_success() && crate::reply::plain_text(body).is_some() => {
+                Value::String(crate::reply::plain_text(body).unwrap_or_default())
+            }
             Err(problem) => {
                 return Err(Error::Reply {
                     status,
@@ -406,10 +411,15 @@ fn provider_error(
             .filter(|s| !s.is_empty())
             .map(|s| scrubber.scrub(&s))
     };
+    // A plain-text body is its own message when no path of the spec's finds one.
+    let message = get(&map.message).or_else(|| match value {
+        Value::String(text) if !text.is_empty() => Some(scrubber.scrub(text)),
+        _ => None,
+    });
     ProviderError {
         status,
         code: get(&map.code),
-        message: get(&map.message),
+        message,
         hint: get(&map.hint),
         uri: get(&map.uri),
     }

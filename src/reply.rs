@@ -6,6 +6,40 @@ use serde_json::{Map, Value};
 
 /// Parses a reply body into one JSON value, by Content-Type or, when that is missing or generic,
 /// by sniffing. Errors say what the body is instead.
+/// Whether `text` is an HTML document (a gateway's error page, a login form), by its start.
+fn looks_html(text: &str) -> bool {
+    let head = text
+        .get(..text.len().min(512))
+        .unwrap_or(text)
+        .to_ascii_lowercase();
+    head.starts_with("<!doctype html")
+        || head.starts_with("<html")
+        || head.starts_with("<head")
+        || head.starts_with("<body")
+        || (head.starts_with('<') && (head.contains("<html") || head.contains("<body")))
+}
+
+/// How much of a plain-text error body becomes the provider's message.
+const TEXT_MESSAGE_CHARS: usize = 300;
+
+/// A body that is a sentence rather than a document: UTF-8, not empty, not HTML, not broken
+/// JSON or XML. Its whitespace folded and at most `TEXT_MESSAGE_CHARS` characters.
+pub(crate) fn plain_text(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body)
+        .ok()?
+        .trim_start_matches('\u{feff}')
+        .trim();
+    if text.is_empty() || looks_html(text) || matches!(sniff(text), Some(Kind::Json | Kind::Xml)) {
+        return None;
+    }
+    let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out: String = folded.chars().take(TEXT_MESSAGE_CHARS).collect();
+    if folded.chars().count() > TEXT_MESSAGE_CHARS {
+        out.push('…');
+    }
+    Some(out)
+}
+
 pub(crate) fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, &'static str> {
     let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8 text")?;
     let text = text.trim_start_matches('\u{feff}').trim();
@@ -16,16 +50,11 @@ pub(crate) fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<Valu
         .and_then(|c| c.split(';').next())
         .map(|c| c.trim().to_ascii_lowercase())
         .unwrap_or_default();
-    let looks_html = {
-        let head = text
-            .get(..text.len().min(64))
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        head.starts_with("<!doctype html") || head.starts_with("<html")
-    };
-    if essence == "text/html" || looks_html {
+    if looks_html(text) {
         return Err("the body is an HTML page, not a token reply");
     }
+    // A content type can lie (form or JSON served as text/html or text/plain): anything that
+    // is not a real HTML document is decoded by what it is.
     let kind = if essence == "application/json"
         || essence.ends_with("+json")
         || essence == "text/javascript"
@@ -251,6 +280,19 @@ mod tests {
             ),
             Err("the body is an HTML page, not a token reply")
         );
+        // Lying content types: form and JSON bodies served as text/html are decoded by shape.
+        let v = parse_body(
+            Some("text/html; charset=utf-8"),
+            b"access_token=t&expires_in=60",
+        )
+        .unwrap();
+        assert_eq!(v, json!({"access_token": "t", "expires_in": "60"}));
+        let v = parse_body(Some("text/html"), br#"{"access_token":"t"}"#).unwrap();
+        assert_eq!(v, json!({"access_token": "t"}));
+        assert_eq!(
+            parse_body(Some("application/json"), b"<!DOCTYPE html><title>x</title>"),
+            Err("the body is an HTML page, not a token reply")
+        );
         assert_eq!(
             parse_body(Some("application/json"), b"  "),
             Err("the body is empty")
@@ -258,6 +300,22 @@ mod tests {
         assert_eq!(
             parse_body(Some("application/json"), b"{nope"),
             Err("the body is not valid JSON")
+        );
+    }
+
+    #[test]
+    fn plain_text_is_a_sentence_not_a_page() {
+        assert_eq!(
+            plain_text(b"  Invalid client\n credentials. "),
+            Some("Invalid client credentials.".into())
+        );
+        assert_eq!(plain_text(b"<html><body>x</body></html>"), None);
+        assert_eq!(plain_text(b"   "), None);
+        assert_eq!(plain_text(b"{not json"), None);
+        assert_eq!(plain_text(b"\xff\xfe"), None);
+        assert_eq!(
+            plain_text("y".repeat(400).as_bytes()).map(|t| t.chars().count()),
+            Some(TEXT_MESSAGE_CHARS + 1)
         );
     }
 }

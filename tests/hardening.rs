@@ -355,3 +355,56 @@ fn an_input_cannot_change_the_endpoint_host() {
         "https://id.example/realms/..%2Fadmin%3Fx%3D1/token"
     );
 }
+
+/// Format issue items 1 and 2: a form body under a lying `text/html` is decoded, and a
+/// plain-text refusal is the provider's refusal (exit 1) with its sentence as the message,
+/// scrubbed and bounded; an HTML page stays an unusable reply (exit 3).
+#[test]
+fn lying_content_types_and_plain_text_refusals() {
+    let s = spec();
+    let inputs = Inputs::new()
+        .with("client_id", CLIENT_ID)
+        .with("client_secret", SECRET);
+    let t = s
+        .normalise_token(
+            "client_credentials",
+            &inputs,
+            &common::reply(
+                200,
+                "text/html",
+                "access_token=abc&token_type=bearer&expires_in=60",
+            ),
+            1000,
+        )
+        .unwrap();
+    assert_eq!((t.access_token.secret(), t.expires_at), ("abc", Some(1060)));
+    let e = s
+        .normalise_token(
+            "client_credentials",
+            &inputs,
+            &common::reply(
+                401,
+                "text/plain",
+                &format!("Invalid client credentials for {SECRET}\n"),
+            ),
+            0,
+        )
+        .unwrap_err();
+    let Error::Provider(p) = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(p.status, 401);
+    assert_eq!(
+        p.message.as_deref(),
+        Some("Invalid client credentials for [redacted]")
+    );
+    let e = s
+        .normalise_token(
+            "client_credentials",
+            &inputs,
+            &common::reply(502, "text/html", "<html><body>Bad gateway</body></html>"),
+            0,
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::Reply { status: 502, .. }), "{e}");
+}
