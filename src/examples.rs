@@ -46,7 +46,12 @@ impl Spec {
         self.examples
             .iter()
             .enumerate()
-            .map(|(i, ex)| self.run_example(i, ex))
+            .map(|(i, ex)| {
+                // Templates' now(), uuid() and nonce() are fixed: the same request every run.
+                crate::template::with_fixed_clock(ex.now.unwrap_or(EXAMPLE_NOW), || {
+                    self.run_example(i, ex)
+                })
+            })
             .collect()
     }
 

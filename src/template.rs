@@ -146,7 +146,102 @@ pub(crate) fn environment() -> Environment<'static> {
     env.add_function("basic_auth", |id: &str, secret: &str| {
         basic_credentials(id, secret, true)
     });
+    env.add_filter("b64urlencode", |s: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s.as_bytes())
+    });
+    env.add_filter("sha256", |s: &str, encoding: Option<&str>| {
+        use sha2::Digest as _;
+        encode_digest(&sha2::Sha256::digest(s.as_bytes()), encoding)
+    });
+    env.add_filter(
+        "hmac_sha256",
+        |message: &str, key: &str, encoding: Option<&str>| {
+            use hmac::Mac as _;
+            let mut mac =
+                hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).map_err(|e| {
+                    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
+                })?;
+            mac.update(message.as_bytes());
+            encode_digest(&mac.finalize().into_bytes(), encoding)
+        },
+    );
+    env.add_function("uuid", || {
+        fresh(
+            |n| format!("00000000-0000-4000-8000-{n:012}"),
+            || uuid::Uuid::new_v4().to_string(),
+        )
+    });
+    env.add_function("nonce", |len: Option<usize>| {
+        let len = len.unwrap_or(32).clamp(8, 128);
+        fresh(
+            |n| format!("{n:0>len$}"),
+            || {
+                let mut bytes = vec![0u8; len];
+                // No randomness from the OS is a broken machine; a nonce of zeros would be a
+                // silent weakness, so fail the render instead.
+                getrandom::fill(&mut bytes).map(|()| {
+                    bytes
+                        .iter()
+                        .map(|b| char::from(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[usize::from(*b) % 62]))
+                        .collect::<String>()
+                }).unwrap_or_default()
+            },
+        )
+    });
+    env.add_function("now", clock_now);
+    env.add_function("now_iso", || {
+        let t = time::OffsetDateTime::from_unix_timestamp(i64::try_from(clock_now()).unwrap_or(0))
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    });
     env
+}
+
+thread_local! {
+    /// A fixed clock and counter for templates' `now()`, `uuid()` and `nonce()`, set while
+    /// examples run so their requests are the same on every run.
+    static FIXED: std::cell::Cell<Option<(u64, u64)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with templates' clock fixed at `now` and their random values replaced by a
+/// counter: how examples render reproducibly.
+pub(crate) fn with_fixed_clock<R>(now: u64, f: impl FnOnce() -> R) -> R {
+    let previous = FIXED.with(|c| c.replace(Some((now, 0))));
+    let out = f();
+    FIXED.with(|c| c.set(previous));
+    out
+}
+
+fn clock_now() -> u64 {
+    FIXED
+        .with(std::cell::Cell::get)
+        .map_or_else(crate::client::now, |(now, _)| now)
+}
+
+/// A fresh random value, or under [`with_fixed_clock`] the next of a counter.
+fn fresh(fixed: impl FnOnce(u64) -> String, random: impl FnOnce() -> String) -> String {
+    match FIXED.with(std::cell::Cell::get) {
+        Some((now, n)) => {
+            FIXED.with(|c| c.set(Some((now, n + 1))));
+            fixed(n + 1)
+        }
+        None => random(),
+    }
+}
+
+/// A digest as `hex` (the default), `base64` or `base64url` (unpadded).
+fn encode_digest(bytes: &[u8], encoding: Option<&str>) -> Result<String, minijinja::Error> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    match encoding.unwrap_or("hex") {
+        "hex" => Ok(bytes.iter().map(|b| format!("{b:02x}")).collect()),
+        "base64" => Ok(STANDARD.encode(bytes)),
+        "base64url" => Ok(URL_SAFE_NO_PAD.encode(bytes)),
+        other => Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("unknown digest encoding `{other}`; expected hex, base64 or base64url"),
+        )),
+    }
 }
 
 /// `base64(id ":" secret)`, with id and secret form-urlencoded first when `form_encode` is set
@@ -285,5 +380,46 @@ mod tests {
         assert!(matches!(classify("{{code}}"), Classified::Var(v) if v == "code"));
         assert!(matches!(classify("x {{ code }}"), Classified::Parts(_)));
         assert!(matches!(classify("{{ a | upper }}"), Classified::Jinja));
+    }
+
+    #[test]
+    fn hashes_macs_and_fresh_values() {
+        let mut env = environment();
+        let render = |env: &mut Environment<'static>, t: &str| {
+            env.add_template_owned("t".to_owned(), t.to_owned())
+                .unwrap();
+            env.get_template("t").unwrap().render(()).unwrap()
+        };
+        // FIPS 180-2 test vector and RFC 4231 test case 2.
+        assert_eq!(
+            render(&mut env, "{{ 'abc' | sha256 }}"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            render(
+                &mut env,
+                "{{ 'what do ya want for nothing?' | hmac_sha256('Jefe') }}"
+            ),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(
+            render(&mut env, "{{ 'abc' | sha256('base64url') }}"),
+            "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
+        );
+        assert_eq!(render(&mut env, "{{ 'a?b' | b64urlencode }}"), "YT9i");
+        let a = render(&mut env, "{{ uuid() }} {{ nonce(16) }}");
+        let b = render(&mut env, "{{ uuid() }} {{ nonce(16) }}");
+        assert_ne!(a, b, "fresh per render");
+        assert_eq!(a.len(), 36 + 1 + 16);
+        let fixed = with_fixed_clock(1_700_000_000, || {
+            render(
+                &mut env,
+                "{{ now() }} {{ now_iso() }} {{ uuid() }} {{ nonce(8) }}",
+            )
+        });
+        assert_eq!(
+            fixed,
+            "1700000000 2023-11-14T22:13:20Z 00000000-0000-4000-8000-000000000001 00000002"
+        );
     }
 }

@@ -726,3 +726,24 @@ fn expiry_counts_from_the_providers_issue_time_when_the_spec_says_where_it_is() 
     );
     assert_eq!(ms.expires_at, Some(1_699_999_260));
 }
+
+#[test]
+fn template_functions_sign_and_stamp_a_request() {
+    // A provider that wants a signature over the client id and a timestamp, a request id and
+    // a nonce (the shape of several HMAC-signed token endpoints; illustrative). The expected
+    // HMAC and hash were computed independently (Python's hmac and hashlib). Fields render
+    // before headers, so the nonce is the first fresh value and the request id the second.
+    let s = with(
+        "request:\n  headers:\n    X-Timestamp: \"{{ now() }}\"\n    X-Request-Id: \"{{ uuid() }}\"\n    X-Signature: \"{{ (client_id ~ now()) | hmac_sha256(client_secret, 'base64') }}\"\n  fields:\n    nonce: \"{{ nonce(16) }}\"\n    verifier_hash: \"{{ client_id | sha256('base64url') }}\"\nexamples:\n  - grant: client_credentials\n    inputs: { client_id: app, client_secret: key }\n    reply: { json: { access_token: t } }\n    expect:\n      request:\n        headers:\n          X-Timestamp: \"1700000000\"\n          X-Request-Id: 00000000-0000-4000-8000-000000000002\n          X-Signature: Vze4mgaoT09CigZod1OoevkiPfocsdlo2vU7Aaxzxks=\n        form: { grant_type: client_credentials, nonce: \"0000000000000001\", verifier_hash: oXLO3K5HR0thXFTVEKXYSo3qMDLpWFh0MLQTU4vj8zM }\n      token: { access_token: t }\n",
+    );
+    let reports = s.run_examples();
+    assert!(reports[0].passed(), "{:?}", reports[0].failures);
+    // Outside examples every render is fresh.
+    let inputs = Inputs::new()
+        .with("client_id", "app")
+        .with("client_secret", "key");
+    let a = s.render("client_credentials", &inputs).unwrap();
+    let b = s.render("client_credentials", &inputs).unwrap();
+    assert_ne!(header(&a, "x-request-id"), header(&b, "x-request-id"));
+    assert_ne!(body(&a), body(&b));
+}
