@@ -75,10 +75,13 @@ impl Spec {
             RequestKind::DeviceAuthorization => self
                 .device_authorization(inputs, reply)
                 .map(Outcome::DeviceAuthorization),
-            // Any 2xx is success (RFC 7009 §2.2).
-            RequestKind::Revocation => self
-                .successful_reply(inputs, reply)
-                .map(|_| Outcome::Revoked),
+            // Any 2xx is success (RFC 7009 §2.2), whatever its body (`OK`, a page): only a
+            // body the spec's `errors.when` reads as an error says otherwise.
+            RequestKind::Revocation => match self.successful_reply(inputs, reply) {
+                Ok(_) => Ok(Outcome::Revoked),
+                Err(Error::Reply { .. }) if reply.status().is_success() => Ok(Outcome::Revoked),
+                Err(e) => Err(e),
+            },
             RequestKind::Introspection => self
                 .introspection(inputs, reply)
                 .map(Outcome::Introspection),

@@ -408,3 +408,24 @@ fn lying_content_types_and_plain_text_refusals() {
         .unwrap_err();
     assert!(matches!(e, Error::Reply { status: 502, .. }), "{e}");
 }
+
+/// A revocation answered `200 OK` in plain text is a revocation (RFC 7009 §2.2: any 2xx).
+#[test]
+fn any_2xx_revocation_reply_is_success() {
+    let s = Spec::from_yaml(
+        "h.yaml",
+        "extends: oauth2\nendpoints: { token: \"https://a.example/t\", revocation: \"https://a.example/r\" }\n",
+    )
+    .unwrap();
+    for body in ["OK", "", "<html><body>done</body></html>"] {
+        let outcome = s
+            .normalise(
+                specauth::RequestKind::Revocation,
+                &Inputs::new(),
+                &common::reply(200, "text/plain", body),
+                0,
+            )
+            .unwrap();
+        assert_eq!(outcome, specauth::Outcome::Revoked, "{body:?}");
+    }
+}
