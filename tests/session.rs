@@ -1753,3 +1753,54 @@ fn inputs_that_cannot_be_read_are_errors_naming_them() {
     assert_eq!(err["error"]["code"], "client_secret", "{err}");
     assert_eq!(emu.seen().len(), before, "nothing was sent");
 }
+
+/// Format issue item 13: a spec whose code exchange sends `state` gets the login's `state`.
+#[test]
+fn login_passes_state_to_a_code_exchange_that_sends_it() {
+    let emu = Emulator::start();
+    let sb = Sandbox::new(&emu);
+    let o = &emu.origin;
+    std::fs::write(
+        sb.dir.path().join("specs").join("stateful.yaml"),
+        format!(
+            "id: stateful\nextends: oauth2\nclient_auth: basic\nendpoints:\n  token: {o}/token\n  authorize: {o}/authorize\n\
+             grants:\n  authorization_code:\n    fields:\n      state: \"{{{{ state }}}}\"\n"
+        ),
+    )
+    .unwrap();
+    let run = Running::spawn(sb.command(
+        &[
+            "login",
+            "stateful",
+            "--no-browser",
+            "--set",
+            "client_id=app",
+            "--timeout",
+            "20",
+        ],
+        &with_secret(),
+    ));
+    let url = run.wait_for_line(&format!("{o}/authorize?"));
+    let p = query(&url);
+    let state = p.get("state").expect("a state").clone();
+    emu.state().codes.insert(
+        "stateful-code".into(),
+        IssuedCode {
+            challenge: p.get("code_challenge").expect("a challenge").clone(),
+            redirect_uri: p.get("redirect_uri").expect("a redirect_uri").clone(),
+        },
+    );
+    let done = format!(
+        "{}?code=stateful-code&state={state}",
+        p.get("redirect_uri").unwrap()
+    );
+    assert_eq!(browser_get(&done), 200);
+    let (status, _, err) = run.finish();
+    assert_eq!(status.code(), Some(0), "stderr:\n{err}");
+    let exchange = emu
+        .seen()
+        .into_iter()
+        .find(|s| s.path == "/token")
+        .expect("a code exchange");
+    assert_eq!(exchange.get("state"), Some(state.as_str()));
+}

@@ -316,6 +316,9 @@ impl BrowserLogin {
         let code = self.listener.wait_for_code(&self.state, timeout)?;
         let mut token_inputs = self.inputs.clone();
         token_inputs.set("code", code.secret());
+        // Some providers want `state` again in the code exchange; a spec that does not send it
+        // ignores it.
+        token_inputs.set("state", &self.state);
         if spec.inputs().any(|(n, _)| n == "code_verifier") {
             token_inputs.set("code_verifier", self.pkce.verifier().secret());
         }
