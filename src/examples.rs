@@ -177,7 +177,23 @@ impl Spec {
                         revealed: &actual,
                         shown: &shown,
                     };
-                    compare_subset(outcome_kind, want, &got, &mut report.failures);
+                    let mut want = want.clone();
+                    if let (Err(e), Some(w)) = (&result, want.as_object_mut()) {
+                        // A refusal and an unusable reply are different outcomes: `kind`
+                        // (default `provider`) says which one the example documents.
+                        let want_kind = match w.remove("kind") {
+                            Some(Value::String(k)) => k,
+                            Some(other) => other.to_string(),
+                            None => "provider".to_owned(),
+                        };
+                        if want_kind != e.kind().as_str() {
+                            report.failures.push(format!(
+                                "error.kind: expected {want_kind}, got {} ({e})",
+                                e.kind()
+                            ));
+                        }
+                    }
+                    compare_subset(outcome_kind, &want, &got, &mut report.failures);
                 }
             }
             [(want_kind, _)] => match &result {

@@ -108,6 +108,10 @@ impl Spec {
             Err(_) if reply.status().is_success() && body.iter().all(u8::is_ascii_whitespace) => {
                 Value::Object(Map::new())
             }
+            // A refusal with no body at all: the status is all the provider says.
+            Err(_) if !reply.status().is_success() && body.iter().all(u8::is_ascii_whitespace) => {
+                Value::Null
+            }
             // A refusal in a sentence (`401 Invalid client credentials`) is still the provider's
             // refusal: the whole body is the value, and its message unless the spec says more.
             Err(_) if !reply.status().is_success() && crate::reply::plain_text(body).is_some() => {

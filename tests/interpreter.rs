@@ -747,3 +747,19 @@ fn template_functions_sign_and_stamp_a_request() {
     assert_ne!(header(&a, "x-request-id"), header(&b, "x-request-id"));
     assert_ne!(body(&a), body(&b));
 }
+
+#[test]
+fn an_error_example_states_its_kind_and_an_empty_refusal_is_the_providers() {
+    let s = with(
+        "examples:\n  - name: page\n    grant: client_credentials\n    inputs: { client_id: a }\n    reply: { status: 502, headers: { Content-Type: text/html }, body: \"<html><body>bad gateway</body></html>\" }\n    expect: { error: { status: 502 } }\n  - name: page, said\n    grant: client_credentials\n    inputs: { client_id: a }\n    reply: { status: 502, headers: { Content-Type: text/html }, body: \"<html><body>bad gateway</body></html>\" }\n    expect: { error: { kind: reply, status: 502 } }\n  - name: empty 410\n    grant: client_credentials\n    inputs: { client_id: a }\n    reply: { status: 410, body: \"\" }\n    expect: { error: { status: 410 } }\n",
+    );
+    let reports = s.run_examples();
+    assert_eq!(
+        reports[0].failures,
+        [
+            "error.kind: expected provider, got reply (unusable reply (HTTP 502): the body is an HTML page, not a token reply; the reply begins: <html><body>bad gateway</body></html>)"
+        ]
+    );
+    assert!(reports[1].passed(), "{:?}", reports[1].failures);
+    assert!(reports[2].passed(), "{:?}", reports[2].failures);
+}
