@@ -17,6 +17,18 @@ pub struct ReceivedRequest {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// The client's address (a keep-alive connection keeps its port).
+    pub peer: Option<std::net::SocketAddr>,
+}
+
+impl ReceivedRequest {
+    /// The value of header `name` (any case), when sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// A server on `127.0.0.1` (a free port) that answers each request with the next queued reply,
@@ -41,13 +53,16 @@ pub struct ReplayServer {
     port: u16,
     queue: Queue,
     received: Arc<Mutex<Vec<ReceivedRequest>>>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 type Queue = Arc<Mutex<VecDeque<http::Response<Vec<u8>>>>>;
 
 /// Answers a request: how a [`ReplayServer::with_handler`] server replies.
 pub type Handler = Box<dyn Fn(&ReceivedRequest) -> http::Response<Vec<u8>> + Send + Sync>;
+
+/// Threads answering requests.
+const WORKERS: usize = 4;
 
 /// Requests larger than this are answered 413 and not recorded whole.
 const MAX_REQUEST_BODY: u64 = 1 << 20;
@@ -85,45 +100,69 @@ impl ReplayServer {
         let server = Arc::new(server);
         let queue: Queue = Arc::default();
         let received: Arc<Mutex<Vec<ReceivedRequest>>> = Arc::default();
-        let thread = {
-            let (server, queue, received) = (server.clone(), queue.clone(), received.clone());
-            std::thread::spawn(move || {
-                for mut request in server.incoming_requests() {
-                    let mut body = Vec::new();
-                    let read = request
-                        .as_reader()
-                        .take(MAX_REQUEST_BODY + 1)
-                        .read_to_end(&mut body);
-                    let recorded = ReceivedRequest {
-                        method: request.method().as_str().to_owned(),
-                        url: request.url().to_owned(),
-                        headers: request
-                            .headers()
-                            .iter()
-                            .map(|h| {
-                                (
-                                    h.field.as_str().as_str().to_ascii_lowercase(),
-                                    h.value.as_str().to_owned(),
-                                )
-                            })
-                            .collect(),
-                        body,
-                    };
-                    let too_big = read.is_err() || recorded.body.len() as u64 > MAX_REQUEST_BODY;
-                    let reply = if too_big {
-                        None
-                    } else {
-                        queue
+        let handler = handler.map(Arc::new);
+        // Several workers, so one slow reply does not hold up the others.
+        let threads = (0..WORKERS)
+            .map(|_| {
+                let (server, queue, received) = (server.clone(), queue.clone(), received.clone());
+                let handler = handler.clone();
+                std::thread::spawn(move || {
+                    for mut request in server.incoming_requests() {
+                        let mut body = Vec::new();
+                        let read = request
+                            .as_reader()
+                            .take(MAX_REQUEST_BODY + 1)
+                            .read_to_end(&mut body);
+                        let recorded = ReceivedRequest {
+                            method: request.method().as_str().to_owned(),
+                            url: request.url().to_owned(),
+                            headers: request
+                                .headers()
+                                .iter()
+                                .map(|h| {
+                                    (
+                                        h.field.as_str().as_str().to_ascii_lowercase(),
+                                        h.value.as_str().to_owned(),
+                                    )
+                                })
+                                .collect(),
+                            body,
+                            peer: request.remote_addr().copied(),
+                        };
+                        let too_big =
+                            read.is_err() || recorded.body.len() as u64 > MAX_REQUEST_BODY;
+                        // Recorded before it is answered: a test sees a request its handler is
+                        // still working on (a slow reply).
+                        received
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
-                            .pop_front()
-                            .or_else(|| handler.as_ref().map(|h| h(&recorded)))
-                    };
-                    received
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(recorded);
-                    let response = match reply {
+                            .push(recorded.clone());
+                        let reply =
+                            if too_big {
+                                None
+                            } else {
+                                queue
+                                    .lock()
+                                    .unwrap_or_else(PoisonError::into_inner)
+                                    .pop_front()
+                                    .or_else(|| {
+                                        // A panicking handler answers 500 instead of ending the server.
+                                        handler.as_ref().map(|h| {
+                                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                                                || h(&recorded),
+                                            ))
+                                            .unwrap_or_else(|_| {
+                                                let mut r = http::Response::new(
+                                                    b"the handler panicked".to_vec(),
+                                                );
+                                                *r.status_mut() =
+                                                    http::StatusCode::INTERNAL_SERVER_ERROR;
+                                                r
+                                            })
+                                        })
+                                    })
+                            };
+                        let response = match reply {
                         Some(reply) => to_tiny(reply),
                         None => tiny_http::Response::from_data(
                             br#"{"error":"server_error","error_description":"no reply queued"}"#
@@ -131,17 +170,18 @@ impl ReplayServer {
                         )
                         .with_status_code(500),
                     };
-                    // The client may have given up (timeouts): nothing to do about it here.
-                    let _ = request.respond(response);
-                }
+                        // The client may have given up (timeouts): nothing to do about it here.
+                        let _ = request.respond(response);
+                    }
+                })
             })
-        };
+            .collect();
         Ok(ReplayServer {
             server,
             port,
             queue,
             received,
-            thread: Some(thread),
+            threads,
         })
     }
 
@@ -186,7 +226,10 @@ fn to_tiny(reply: http::Response<Vec<u8>>) -> tiny_http::Response<std::io::Curso
 impl Drop for ReplayServer {
     fn drop(&mut self) {
         self.server.unblock();
-        if let Some(t) = self.thread.take() {
+        for _ in &self.threads {
+            self.server.unblock();
+        }
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }

@@ -1,16 +1,13 @@
-//! Loopback tests: a real HTTP server (tiny_http, on 127.0.0.1, port 0) emulates each seed
-//! provider, and requests travel through the real [`UreqTransport`].
+//! Loopback tests: a real HTTP server (the test kit's replay server in its handler mode, on
+//! 127.0.0.1, port 0) emulates each seed provider, and requests travel through the real
+//! [`UreqTransport`].
 //!
 //! The server records every request it receives (method, URL, headers, body, peer address) so the
 //! tests can check what actually went over the wire, then replies with the provider's documented
 //! reply. Nothing here talks to anything but 127.0.0.1.
 
-use std::io::Cursor;
 use std::net::{SocketAddr, TcpListener};
-use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread::JoinHandle;
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, json};
@@ -19,6 +16,7 @@ mod common;
 use common::NormaliseToken as _;
 use specauth::error::TransportErrorKind;
 use specauth::examples::EXAMPLE_NOW;
+use specauth::testing::{ReceivedRequest, ReplayServer};
 use specauth::transport::TransportConfig;
 use specauth::{
     Client, Error, Inputs, Loader, ProviderError, Secret, Spec, Token, Transport, UreqTransport,
@@ -30,9 +28,6 @@ use specauth::{
 
 /// What a handler answers: status, headers (name, value), body.
 type Reply = (u16, Vec<(String, String)>, Vec<u8>);
-
-/// A server thread never outlives this, even if its `TestServer` is leaked.
-const SERVER_LIFETIME: Duration = Duration::from_secs(60);
 
 /// One request as the server received it.
 #[derive(Clone, Debug)]
@@ -83,40 +78,29 @@ impl Received {
     }
 }
 
-/// A tiny_http server on 127.0.0.1 with its own thread, answering every request with `handler`
-/// and recording what it received. Dropping it stops the thread and waits for it.
+/// The test kit's loopback server (the replay server in its handler mode) answering every
+/// request with `handler`, and recording what it received. Dropping it stops it.
 struct TestServer {
-    server: Arc<tiny_http::Server>,
+    server: ReplayServer,
     origin: String,
-    log: Arc<Mutex<Vec<Received>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl TestServer {
     fn start<H>(handler: H) -> TestServer
     where
-        H: Fn(&mut tiny_http::Request) -> Reply + Send + 'static,
+        H: Fn(&ReceivedRequest) -> Reply + Send + Sync + 'static,
     {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind 127.0.0.1:0"));
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .expect("an IP listening address");
-        let origin = format!("http://127.0.0.1:{}", addr.port());
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (server, log, stop) = (server.clone(), log.clone(), stop.clone());
-            std::thread::spawn(move || serve(&server, &log, &stop, handler))
-        };
-        TestServer {
-            server,
-            origin,
-            log,
-            stop,
-            thread: Some(thread),
-        }
+        let server = ReplayServer::with_handler(move |req| {
+            let (status, headers, body) = handler(req);
+            let mut builder = http::Response::builder().status(status);
+            for (name, value) in headers {
+                builder = builder.header(name, value);
+            }
+            builder.body(body).expect("a valid test reply")
+        })
+        .expect("bind 127.0.0.1:0");
+        let origin = server.origin();
+        TestServer { server, origin }
     }
 
     /// A bundled spec with every endpoint pointed at this server.
@@ -129,7 +113,17 @@ impl TestServer {
     }
 
     fn requests(&self) -> Vec<Received> {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.server
+            .received()
+            .into_iter()
+            .map(|r| Received {
+                method: r.method,
+                url: r.url,
+                headers: r.headers,
+                body: r.body,
+                peer: r.peer,
+            })
+            .collect()
     }
 
     /// The one request received; fails when there were none or several.
@@ -137,63 +131,6 @@ impl TestServer {
         let mut all = self.requests();
         assert_eq!(all.len(), 1, "expected exactly one request, got {all:#?}");
         all.remove(0)
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.server.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn serve<H>(server: &tiny_http::Server, log: &Mutex<Vec<Received>>, stop: &AtomicBool, handler: H)
-where
-    H: Fn(&mut tiny_http::Request) -> Reply,
-{
-    let deadline = Instant::now() + SERVER_LIFETIME;
-    while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-        let mut request = match server.recv_timeout(Duration::from_millis(100)) {
-            Ok(Some(request)) => request,
-            Ok(None) => continue, // timed out, or unblocked by Drop: check `stop`
-            Err(_) => break,
-        };
-        let mut body = Vec::new();
-        let _ = request.as_reader().read_to_end(&mut body);
-        log.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Received {
-                method: request.method().to_string(),
-                url: request.url().to_owned(),
-                headers: request
-                    .headers()
-                    .iter()
-                    .map(|h| {
-                        (
-                            h.field.as_str().as_str().to_owned(),
-                            h.value.as_str().to_owned(),
-                        )
-                    })
-                    .collect(),
-                body,
-                peer: request.remote_addr().copied(),
-            });
-        // A panicking handler answers 500 instead of killing the server thread.
-        let (status, headers, body) =
-            std::panic::catch_unwind(AssertUnwindSafe(|| handler(&mut request)))
-                .unwrap_or_else(|_| (500, Vec::new(), b"test handler panicked".to_vec()));
-        let headers = headers
-            .iter()
-            .filter_map(|(n, v)| tiny_http::Header::from_bytes(n.as_bytes(), v.as_bytes()).ok())
-            .collect();
-        let len = body.len();
-        let response =
-            tiny_http::Response::new(status.into(), headers, Cursor::new(body), Some(len), None);
-        // The client may have given up (timeouts, size caps): a failed write is expected then.
-        let _ = request.respond(response);
     }
 }
 
@@ -831,8 +768,12 @@ fn slow_reply_times_out() {
     // The handler waits on this gate instead of sleeping, so dropping the sender lets the server
     // thread finish at once when the test is done.
     let (gate, gate_rx) = mpsc::channel::<()>();
+    let gate_rx = Mutex::new(gate_rx);
     let server = TestServer::start(move |_| {
-        let _ = gate_rx.recv_timeout(SERVER_DELAY);
+        let _ = gate_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .recv_timeout(SERVER_DELAY);
         json_reply(200, &xee_success())
     });
     let transport = UreqTransport::with_config(&TransportConfig {
@@ -908,11 +849,7 @@ fn reply_over_a_small_cap_is_refused() {
 #[test]
 fn reply_at_the_cap_passes_and_one_byte_over_is_refused() {
     let server = TestServer::start(|r| {
-        let size = if r.url().ends_with("over") {
-            1025
-        } else {
-            1024
-        };
+        let size = if r.url.ends_with("over") { 1025 } else { 1024 };
         reply(200, Some("application/json"), padded_token_reply(size))
     });
     let transport = capped(1024);
@@ -1075,16 +1012,12 @@ fn saasu_xml_refresh_without_refresh_token_keeps_the_one_sent() {
 fn redirect_is_reported_not_followed() {
     // If the redirect were followed, /elsewhere would answer with a valid token.
     let server = TestServer::start(|r| {
-        if r.url() == "/elsewhere" {
+        if r.url == "/elsewhere" {
             json_reply(200, &xee_success())
         } else {
             let location = format!(
                 "http://{}/elsewhere",
-                r.headers()
-                    .iter()
-                    .find(|h| h.field.equiv("Host"))
-                    .map(|h| h.value.as_str())
-                    .unwrap_or("127.0.0.1")
+                r.header("host").unwrap_or("127.0.0.1")
             );
             (302, vec![("Location".to_owned(), location)], Vec::new())
         }
@@ -1147,10 +1080,7 @@ fn secrets_echoed_by_the_provider_are_redacted() {
     let server = TestServer::start(|r| {
         // Echo the secrets back in the error fields, the way a careless provider might.
         let echoed = format!("bad code {CODE} for secret {CLIENT_SECRET}");
-        if r.headers()
-            .iter()
-            .any(|h| h.field.equiv("TenantRegion") && h.value.as_str() == "US")
-        {
+        if r.header("TenantRegion") == Some("US") {
             reply(
                 502,
                 Some("text/html"),

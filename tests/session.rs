@@ -9,29 +9,25 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
+
+mod common;
 
 use base64::Engine as _;
+use common::now;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 use specauth::session::{StoredToken, TokenStore};
+use specauth::testing::{ReceivedRequest, ReplayServer};
 use specauth::{Secret, Token};
 
 const BIN: &str = env!("CARGO_BIN_EXE_specauth");
 const CLIENT_ID: &str = "app";
 const CLIENT_SECRET: &str = "s3cret-of-app";
 const USER_CODE: &str = "WDJB-MJHT";
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 // ---------------------------------------------------------------------------------------------
 // The emulated authorization server
@@ -354,38 +350,22 @@ impl State {
 struct Emulator {
     origin: String,
     state: Arc<Mutex<State>>,
-    server: Arc<tiny_http::Server>,
-    stop: Arc<AtomicBool>,
-    workers: Vec<JoinHandle<()>>,
+    _server: ReplayServer,
 }
 
 impl Emulator {
+    /// The emulator on the test kit's loopback server (the replay server in its handler mode,
+    /// whose workers let a slow refresh overlap other requests).
     fn start() -> Emulator {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let port = server.server_addr().to_ip().unwrap().port();
         let state = Arc::new(Mutex::new(State::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        // A few workers, so a slow refresh does not hold up the other requests.
-        let workers = (0..4)
-            .map(|_| {
-                let (server, state, stop) = (server.clone(), state.clone(), stop.clone());
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::SeqCst) {
-                        match server.recv_timeout(Duration::from_millis(100)) {
-                            Ok(Some(request)) => serve(request, &state),
-                            Ok(None) => {}
-                            Err(_) => break,
-                        }
-                    }
-                })
-            })
-            .collect();
+        let server = {
+            let state = state.clone();
+            ReplayServer::with_handler(move |request| serve(request, &state)).unwrap()
+        };
         Emulator {
-            origin: format!("http://127.0.0.1:{port}"),
+            origin: server.origin(),
             state,
-            server,
-            stop,
-            workers,
+            _server: server,
         }
     }
 
@@ -414,10 +394,9 @@ impl Emulator {
     }
 }
 
-fn serve(mut request: tiny_http::Request, state: &Mutex<State>) {
-    let mut body = String::new();
-    let _ = request.as_reader().read_to_string(&mut body);
-    let url = request.url().to_owned();
+fn serve(request: &ReceivedRequest, state: &Mutex<State>) -> http::Response<Vec<u8>> {
+    let body = String::from_utf8_lossy(&request.body).into_owned();
+    let url = request.url.clone();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     let form_text = if body.is_empty() {
         query
@@ -427,11 +406,7 @@ fn serve(mut request: tiny_http::Request, state: &Mutex<State>) {
     let seen = Seen {
         at: Instant::now(),
         path: path.to_owned(),
-        authorization: request
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Authorization"))
-            .map(|h| h.value.as_str().to_owned()),
+        authorization: request.header("authorization").map(str::to_owned),
         form: form_urlencoded::parse(form_text.as_bytes())
             .into_owned()
             .collect(),
@@ -451,28 +426,14 @@ fn serve(mut request: tiny_http::Request, state: &Mutex<State>) {
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
         st.handle(&seen)
     };
-    let response = if value.is_null() {
-        tiny_http::Response::from_string("").with_status_code(status)
+    let builder = http::Response::builder().status(status);
+    if value.is_null() {
+        builder.body(Vec::new()).unwrap()
     } else {
-        tiny_http::Response::from_string(value.to_string())
-            .with_status_code(status)
-            .with_header(
-                tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
-                    .unwrap(),
-            )
-    };
-    let _ = request.respond(response);
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        for _ in &self.workers {
-            self.server.unblock();
-        }
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
+        builder
+            .header("content-type", "application/json")
+            .body(value.to_string().into_bytes())
+            .unwrap()
     }
 }
 

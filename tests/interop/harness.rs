@@ -76,12 +76,7 @@ impl Drop for Timer {
     }
 }
 
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
+pub use crate::common::now;
 
 // ---------------------------------------------------------------------------------------------
 // Processes with a deadline
