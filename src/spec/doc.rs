@@ -83,6 +83,86 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
     }
 }
 
+/// How one kind of value may be written: short, as a scalar read as its text (`basic`,
+/// `$.access_token`, `"{{ code }}"`), or long, as a map or a list. [`Written`] reads every such
+/// kind with one visitor, so they take scalars alike and word their errors alike.
+trait ShortOrLong: Sized {
+    /// What the value must be, for errors (serde says "invalid type: …, expected THIS").
+    const EXPECTING: &str;
+    /// Whether numbers and booleans are read as their text too, or only strings are.
+    const ANY_SCALAR: bool;
+
+    /// The value written as a map, for a kind that may be.
+    fn from_map<'de, A: MapAccess<'de>>(_map: A) -> Result<Self, A::Error> {
+        Err(de::Error::invalid_type(
+            de::Unexpected::Map,
+            &Self::EXPECTING,
+        ))
+    }
+
+    /// The value written as a list, for a kind that may be.
+    fn from_list<'de, A: SeqAccess<'de>>(_list: A) -> Result<Self, A::Error> {
+        Err(de::Error::invalid_type(
+            de::Unexpected::Seq,
+            &Self::EXPECTING,
+        ))
+    }
+}
+
+/// A value as written: the text of a short one, or what a long one reads as. Read it inside an
+/// [`At`] to know where a short one was written.
+enum Written<T> {
+    Short(String),
+    Long(T),
+}
+
+impl<'de, T: ShortOrLong> Deserialize<'de> for Written<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<T: ShortOrLong> V<T> {
+            fn scalar<E: de::Error>(
+                &self,
+                text: impl ToString,
+                what: de::Unexpected,
+            ) -> Result<Written<T>, E> {
+                if T::ANY_SCALAR {
+                    Ok(Written::Short(text.to_string()))
+                } else {
+                    Err(E::invalid_type(what, self))
+                }
+            }
+        }
+        impl<'de, T: ShortOrLong> Visitor<'de> for V<T> {
+            type Value = Written<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(T::EXPECTING)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Written::Short(v.to_owned()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                self.scalar(v, de::Unexpected::Signed(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                self.scalar(v, de::Unexpected::Unsigned(v))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                self.scalar(v, de::Unexpected::Float(v))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                self.scalar(v, de::Unexpected::Bool(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::from_map(map).map(Written::Long)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, list: A) -> Result<Self::Value, A::Error> {
+                T::from_list(list).map(Written::Long)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
 /// Deep merge of a child layer over a base layer.
 pub trait Merge {
     fn merge(&mut self, over: Self);
@@ -249,41 +329,25 @@ impl Merge for ClientAuthDoc {
     }
 }
 
+impl ShortOrLong for ClientAuthDoc {
+    const EXPECTING: &str = "a client auth method (basic, post, both, none) or a map with `method`";
+    const ANY_SCALAR: bool = false;
+
+    fn from_map<'de, A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        ClientAuthMap::deserialize(de::value::MapAccessDeserializer::new(map)).map(ClientAuthDoc)
+    }
+}
+
 impl<'de> Deserialize<'de> for ClientAuthDoc {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        enum Repr {
-            Method(String),
-            Map(ClientAuthMap),
-        }
-        impl<'de> Deserialize<'de> for Repr {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl<'de> Visitor<'de> for V {
-                    type Value = Repr;
-                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                        f.write_str(
-                            "a client auth method (basic, post, both, none) or a map with `method`",
-                        )
-                    }
-                    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                        Ok(Repr::Method(v.to_owned()))
-                    }
-                    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                        ClientAuthMap::deserialize(de::value::MapAccessDeserializer::new(map))
-                            .map(Repr::Map)
-                    }
-                }
-                d.deserialize_any(V)
-            }
-        }
-        let at = At::<Repr>::deserialize(d)?;
-        Ok(ClientAuthDoc(match at.value {
-            Repr::Method(m) => ClientAuthMap {
-                method: Patch::Set(At::new(m, at.pos)),
+        let at = At::<Written<Self>>::deserialize(d)?;
+        Ok(match at.value {
+            Written::Short(method) => ClientAuthDoc(ClientAuthMap {
+                method: Patch::Set(At::new(method, at.pos)),
                 ..Default::default()
-            },
-            Repr::Map(m) => m,
-        }))
+            }),
+            Written::Long(auth) => auth,
+        })
     }
 }
 
@@ -347,8 +411,11 @@ pub struct Field {
     pub optional: bool,
 }
 
-impl<'de> Deserialize<'de> for Field {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+impl ShortOrLong for Field {
+    const EXPECTING: &str = "a template string or a map with `value` and `optional`";
+    const ANY_SCALAR: bool = true;
+
+    fn from_map<'de, A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct FieldMap {
@@ -356,52 +423,24 @@ impl<'de> Deserialize<'de> for Field {
             #[serde(default)]
             optional: bool,
         }
-        enum FieldRepr {
-            Template(String),
-            Map(FieldMap),
-        }
-        impl<'de> Deserialize<'de> for FieldRepr {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl<'de> Visitor<'de> for V {
-                    type Value = FieldRepr;
-                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                        f.write_str("a template string or a map with `value` and `optional`")
-                    }
-                    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                        Ok(FieldRepr::Template(v.to_owned()))
-                    }
-                    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                        Ok(FieldRepr::Template(v.to_string()))
-                    }
-                    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                        Ok(FieldRepr::Template(v.to_string()))
-                    }
-                    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                        Ok(FieldRepr::Template(v.to_string()))
-                    }
-                    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                        FieldMap::deserialize(de::value::MapAccessDeserializer::new(map))
-                            .map(FieldRepr::Map)
-                    }
-                }
-                d.deserialize_any(V)
-            }
-        }
+        let FieldMap { value, optional } =
+            FieldMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        Ok(Field {
+            value: At::new(value.value.0, value.pos),
+            optional,
+        })
+    }
+}
 
-        let value = At::<FieldRepr>::deserialize(d)?;
-        Ok(match value.value {
-            FieldRepr::Template(s) => Field {
-                value: At::new(s, value.pos),
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let at = At::<Written<Self>>::deserialize(d)?;
+        Ok(match at.value {
+            Written::Short(template) => Field {
+                value: At::new(template, at.pos),
                 optional: false,
             },
-            FieldRepr::Map(m) => {
-                let FieldMap { value, optional } = m;
-                Field {
-                    value: At::new(value.value.0, value.pos),
-                    optional,
-                }
-            }
+            Written::Long(field) => field,
         })
     }
 }
@@ -410,31 +449,18 @@ impl<'de> Deserialize<'de> for Field {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScalarString(pub String);
 
+impl ShortOrLong for ScalarString {
+    const EXPECTING: &str = "a string, number or boolean";
+    const ANY_SCALAR: bool = true;
+}
+
 impl<'de> Deserialize<'de> for ScalarString {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = ScalarString;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string, number or boolean")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(ScalarString(v.to_owned()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(ScalarString(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(ScalarString(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(ScalarString(v.to_string()))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(ScalarString(v.to_string()))
-            }
-        }
-        d.deserialize_any(V)
+        // No position: callers that want one read an `At<ScalarString>`.
+        Ok(match Written::<Self>::deserialize(d)? {
+            Written::Short(text) => ScalarString(text),
+            Written::Long(text) => text,
+        })
     }
 }
 
@@ -442,39 +468,22 @@ impl<'de> Deserialize<'de> for ScalarString {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Paths(pub Vec<At<String>>);
 
+impl ShortOrLong for Paths {
+    const EXPECTING: &str = "a JSONPath string or a list of JSONPath strings";
+    const ANY_SCALAR: bool = false;
+
+    fn from_list<'de, A: SeqAccess<'de>>(list: A) -> Result<Self, A::Error> {
+        Vec::deserialize(de::value::SeqAccessDeserializer::new(list)).map(Paths)
+    }
+}
+
 impl<'de> Deserialize<'de> for Paths {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        enum Repr {
-            One(String),
-            Many(Vec<At<String>>),
-        }
-        impl<'de> Deserialize<'de> for Repr {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl<'de> Visitor<'de> for V {
-                    type Value = Repr;
-                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                        f.write_str("a JSONPath string or a list of JSONPath strings")
-                    }
-                    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                        Ok(Repr::One(v.to_owned()))
-                    }
-                    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Repr, A::Error> {
-                        let mut out = Vec::new();
-                        while let Some(p) = seq.next_element::<At<String>>()? {
-                            out.push(p);
-                        }
-                        Ok(Repr::Many(out))
-                    }
-                }
-                d.deserialize_any(V)
-            }
-        }
-        let at = At::<Repr>::deserialize(d)?;
-        Ok(Paths(match at.value {
-            Repr::One(s) => vec![At::new(s, at.pos)],
-            Repr::Many(v) => v,
-        }))
+        let at = At::<Written<Self>>::deserialize(d)?;
+        Ok(match at.value {
+            Written::Short(path) => Paths(vec![At::new(path, at.pos)]),
+            Written::Long(paths) => paths,
+        })
     }
 }
 
@@ -903,5 +912,60 @@ secret_extras: [y]
         assert_eq!(token.id_token, Patch::Null);
         assert_eq!(merged.id, Patch::Absent);
         assert!(merged.examples.is_empty());
+    }
+
+    /// Scalars are read alike wherever a string may be written short; where only a string may,
+    /// the error says what is expected.
+    #[test]
+    fn short_forms_read_scalars_alike() {
+        for (yaml, text) in [
+            ("abc", "abc"),
+            ("12", "12"),
+            ("-3", "-3"),
+            ("1.5", "1.5"),
+            ("true", "true"),
+        ] {
+            let field: Field = parse("f.yaml", yaml);
+            assert_eq!(field.value.value, text);
+            assert!(!field.optional);
+            assert_eq!(parse::<ScalarString>("s.yaml", yaml).0, text);
+        }
+        let field: Field = parse("f.yaml", "{ value: 7, optional: true }");
+        assert_eq!((field.value.value.as_str(), field.optional), ("7", true));
+        let paths: Paths = parse("p.yaml", "[$.a, $.b]");
+        assert_eq!(paths.0.len(), 2);
+
+        fn refused<T: DeserializeOwned + Debug>(yaml: &str) -> String {
+            let error = serde_saphyr::from_str::<T>(yaml).expect_err(yaml);
+            error.without_snippet().to_string()
+        }
+        let expected = [
+            (
+                refused::<Paths>("5"),
+                "integer `5`, expected a JSONPath string or a list of JSONPath strings",
+            ),
+            (
+                refused::<Paths>("{ a: 1 }"),
+                "map, expected a JSONPath string",
+            ),
+            (
+                refused::<ClientAuthDoc>("[basic]"),
+                "sequence, expected a client auth method (basic, post, both, none) or a map with `method`",
+            ),
+            (
+                refused::<ClientAuthDoc>("true"),
+                "boolean `true`, expected a client auth method",
+            ),
+            (
+                refused::<ScalarString>("[a]"),
+                "sequence, expected a string, number or boolean",
+            ),
+        ];
+        for (message, want) in expected {
+            assert!(
+                message.contains(&format!("invalid type: {want}")),
+                "{message}"
+            );
+        }
     }
 }
