@@ -5,6 +5,7 @@ mod compile;
 pub(crate) mod doc;
 mod kind;
 mod load;
+mod schema;
 
 use std::sync::Arc;
 
@@ -16,8 +17,19 @@ pub use load::{Loader, bundled_ids, is_path};
 
 /// The JSON Schema (draft 7) of the spec format, generated from the types the loader reads.
 /// `specauth schema` prints it; `schema/spec.schema.json` is this, committed.
+///
+/// ```
+/// let schema = specauth::spec::schema();
+/// assert_eq!(schema["title"], "specauth provider spec");
+/// assert!(schema["properties"]["grants"].is_object());
+/// ```
+pub fn schema() -> serde_json::Value {
+    schema::schema()
+}
+
+/// The same as [`schema()`], under its first name.
 pub fn spec_schema() -> serde_json::Value {
-    doc::schema()
+    schema()
 }
 
 use crate::error::Error;
