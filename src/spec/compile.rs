@@ -1,5 +1,6 @@
 //! From a merged document to a runnable [`Spec`]: every check that needs more than serde, each
-//! failure pointing at `file:line:col`.
+//! failure pointing at `file:line:col`. The examples are checked by [`crate::examples::check`],
+//! next to the code that runs them.
 
 use std::sync::Arc;
 
@@ -175,79 +176,7 @@ pub(crate) fn compile(doc: SpecDoc, stem: &str, source: Arc<str>) -> Result<Spec
     let token = c.token_map(doc.token.as_ref().cloned().unwrap_or_default(), &file_pos)?;
     let errors = c.error_map(doc.errors.as_ref().cloned().unwrap_or_default())?;
 
-    for at in &doc.examples {
-        let example = &at.value;
-        match (&example.grant, &example.request) {
-            (Some(g), None) if !grants.contains_key(&g.value) => {
-                return Err(SpecError::new(
-                    &g.pos,
-                    format!(
-                        "example uses grant `{}`, which the spec does not have (it has: {})",
-                        g.value,
-                        join(grants.keys())
-                    ),
-                ));
-            }
-            (Some(_), None) => {}
-            (None, Some(r)) => {
-                let kind = RequestKind::from_name(&r.value);
-                if kind.is_grant() || !requests.contains_key(&kind) {
-                    let names: Vec<String> = requests.keys().map(|k| k.name().to_owned()).collect();
-                    return Err(SpecError::new(
-                        &r.pos,
-                        format!(
-                            "example makes request `{}`, which the spec does not have (it has: {})",
-                            r.value,
-                            join(names.iter())
-                        ),
-                    ));
-                }
-            }
-            _ => {
-                return Err(SpecError::new(
-                    &at.pos,
-                    "an example names either a `grant:` or a `request:` (authorize, device_authorization, revoke, introspect)",
-                ));
-            }
-        }
-        let wants_reply = example
-            .request
-            .as_ref()
-            .is_none_or(|r| r.value != "authorize");
-        if wants_reply != example.reply.is_some() {
-            return Err(SpecError::new(
-                &at.pos,
-                if wants_reply {
-                    "example has no `reply:`; give the provider's reply"
-                } else {
-                    "an `authorize` example has no reply: remove `reply:`"
-                },
-            ));
-        }
-        for (iname, value) in &example.inputs {
-            if !c.inputs.contains_key(iname) {
-                return Err(SpecError::new(
-                    &value.pos,
-                    format!(
-                        "example sets input `{iname}`, which is not declared (declared: {})",
-                        join(c.inputs.keys())
-                    ),
-                ));
-            }
-        }
-        if example
-            .reply
-            .as_ref()
-            .is_some_and(|r| r.json.is_some() && r.body.is_some())
-        {
-            return Err(SpecError::new(
-                &at.pos,
-                "example reply has both `json` and `body`; give one",
-            ));
-        }
-    }
-
-    Ok(Spec {
+    let mut spec = Spec {
         id,
         name,
         docs: doc.docs.as_ref().map(|a| a.value.clone()),
@@ -261,9 +190,12 @@ pub(crate) fn compile(doc: SpecDoc, stem: &str, source: Arc<str>) -> Result<Spec
         introspection_active,
         token,
         errors,
-        examples: doc.examples.into_iter().map(|a| a.value).collect(),
+        examples: Vec::new(),
         env: c.env,
-    })
+    };
+    crate::examples::check(&spec, &doc.examples)?;
+    spec.examples = doc.examples.into_iter().map(|a| a.value).collect();
+    Ok(spec)
 }
 
 /// A templated URL may not be plain `http://` to a literal non-loopback host.
