@@ -9,15 +9,20 @@ use indexmap::IndexMap;
 use super::doc::{self, At, Paths, SpecDoc};
 use super::{
     Body, BodyEncoding, ClientAuth, ClientAuthMethod, DeviceMap, DurationUnit, Endpoint,
-    ErrorCondition, ErrorMap, FieldDef, InputDef, Path, RequestKind, RequestTemplate, Spec, Test,
-    TokenMap, check_url, is_loopback, join,
+    ErrorCondition, ErrorMap, FieldDef, InputDef, OwnDeclarations, Path, RequestKind,
+    RequestTemplate, Spec, Test, TokenMap, check_url, is_loopback, join,
 };
 use crate::error::{Pos, SpecError};
 use crate::template::{self, Classified, Piece, Tmpl};
 
 type Result<T> = std::result::Result<T, SpecError>;
 
-pub(crate) fn compile(doc: SpecDoc, stem: &str, source: Arc<str>) -> Result<Spec> {
+pub(crate) fn compile(
+    doc: SpecDoc,
+    own: OwnDeclarations,
+    stem: &str,
+    source: Arc<str>,
+) -> Result<Spec> {
     let file_pos = Pos {
         file: source.clone(),
         line: 0,
@@ -190,12 +195,37 @@ pub(crate) fn compile(doc: SpecDoc, stem: &str, source: Arc<str>) -> Result<Spec
         introspection_active,
         token,
         errors,
+        own,
         examples: Vec::new(),
         env: c.env,
     };
     crate::examples::check(&spec, &doc.examples)?;
     spec.examples = doc.examples.into_iter().map(|a| a.value).collect();
     Ok(spec)
+}
+
+/// What `file` declares beyond `base`, the spec it extends: grants the base does not have, and
+/// inputs whose allowed values the file sets itself. A spec that extends nothing declares
+/// nothing beyond a base: it is a standard itself, as `oauth2` is.
+pub(crate) fn own_declarations(base: Option<&SpecDoc>, file: &SpecDoc) -> OwnDeclarations {
+    let Some(base) = base else {
+        return OwnDeclarations::default();
+    };
+    let grants = file
+        .grants
+        .iter()
+        .filter(|(name, grant)| {
+            grant.as_ref().is_some() && base.grants.get(*name).and_then(|g| g.as_ref()).is_none()
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    let enums = file
+        .inputs
+        .iter()
+        .filter(|(_, input)| input.as_ref().is_some_and(|i| i.allowed.as_ref().is_some()))
+        .map(|(name, _)| name.clone())
+        .collect();
+    OwnDeclarations { grants, enums }
 }
 
 /// A templated URL may not be plain `http://` to a literal non-loopback host.
