@@ -1,13 +1,14 @@
-//! Replaying a spec's documented examples offline: the spec's own test suite.
+//! A spec's documented examples: checked when the spec is compiled, replayed offline as the
+//! spec's own test suite.
 
 use indexmap::IndexMap;
 use serde_json::{Value, json};
 
-use crate::error::Error;
+use crate::error::{Error, SpecError};
 use crate::inputs::Inputs;
 use crate::secret::REDACTED;
-use crate::spec::doc::{ExampleDoc, RequestExpect};
-use crate::spec::{RequestKind, Spec};
+use crate::spec::doc::{At, ExampleDoc, RequestExpect};
+use crate::spec::{RequestKind, Spec, join};
 
 /// The clock examples run at unless they set `now:` (2023-11-14T22:13:20Z).
 pub const EXAMPLE_NOW: u64 = 1_700_000_000;
@@ -223,6 +224,86 @@ impl Spec {
         }
         report
     }
+}
+
+/// Checks a spec's examples against the spec they belong to: each names a grant or a request the
+/// spec has, has a reply unless it is an authorization URL, sets only declared inputs, and gives
+/// its reply as `json` or as `body`. The compiler calls this last; each error points at the
+/// example, or at the part of it that is wrong.
+pub(crate) fn check(spec: &Spec, examples: &[At<ExampleDoc>]) -> Result<(), SpecError> {
+    for at in examples {
+        let example = &at.value;
+        match (&example.grant, &example.request) {
+            (Some(g), None) if !spec.grants.contains_key(&g.value) => {
+                return Err(SpecError::new(
+                    &g.pos,
+                    format!(
+                        "example uses grant `{}`, which the spec does not have (it has: {})",
+                        g.value,
+                        join(spec.grants.keys())
+                    ),
+                ));
+            }
+            (Some(_), None) => {}
+            (None, Some(r)) => {
+                let kind = RequestKind::from_name(&r.value);
+                if kind.is_grant() || !spec.requests.contains_key(&kind) {
+                    let names: Vec<String> =
+                        spec.requests.keys().map(|k| k.name().to_owned()).collect();
+                    return Err(SpecError::new(
+                        &r.pos,
+                        format!(
+                            "example makes request `{}`, which the spec does not have (it has: {})",
+                            r.value,
+                            join(names.iter())
+                        ),
+                    ));
+                }
+            }
+            _ => {
+                return Err(SpecError::new(
+                    &at.pos,
+                    "an example names either a `grant:` or a `request:` (authorize, device_authorization, revoke, introspect)",
+                ));
+            }
+        }
+        let wants_reply = example
+            .request
+            .as_ref()
+            .is_none_or(|r| r.value != "authorize");
+        if wants_reply != example.reply.is_some() {
+            return Err(SpecError::new(
+                &at.pos,
+                if wants_reply {
+                    "example has no `reply:`; give the provider's reply"
+                } else {
+                    "an `authorize` example has no reply: remove `reply:`"
+                },
+            ));
+        }
+        for (iname, value) in &example.inputs {
+            if !spec.inputs.contains_key(iname) {
+                return Err(SpecError::new(
+                    &value.pos,
+                    format!(
+                        "example sets input `{iname}`, which is not declared (declared: {})",
+                        join(spec.inputs.keys())
+                    ),
+                ));
+            }
+        }
+        if example
+            .reply
+            .as_ref()
+            .is_some_and(|r| r.json.is_some() && r.body.is_some())
+        {
+            return Err(SpecError::new(
+                &at.pos,
+                "example reply has both `json` and `body`; give one",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The request an example exercises.

@@ -268,7 +268,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Schema => {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&specauth::spec::spec_schema()).unwrap_or_default()
+                serde_json::to_string_pretty(&specauth::spec::schema()).unwrap_or_default()
             );
             Ok(exit::OK)
         }

@@ -1,5 +1,6 @@
 //! From a merged document to a runnable [`Spec`]: every check that needs more than serde, each
-//! failure pointing at `file:line:col`.
+//! failure pointing at `file:line:col`. The examples are checked by [`crate::examples::check`],
+//! next to the code that runs them.
 
 use std::sync::Arc;
 
@@ -8,15 +9,20 @@ use indexmap::IndexMap;
 use super::doc::{self, At, Paths, SpecDoc};
 use super::{
     Body, BodyEncoding, ClientAuth, ClientAuthMethod, DeviceMap, DurationUnit, Endpoint,
-    ErrorCondition, ErrorMap, FieldDef, InputDef, Path, RequestKind, RequestTemplate, Spec, Test,
-    TokenMap, check_url, is_loopback, join,
+    ErrorCondition, ErrorMap, FieldDef, InputDef, OwnDeclarations, Path, RequestKind,
+    RequestTemplate, Spec, Test, TokenMap, check_url, is_loopback, join,
 };
 use crate::error::{Pos, SpecError};
 use crate::template::{self, Classified, Piece, Tmpl};
 
 type Result<T> = std::result::Result<T, SpecError>;
 
-pub(crate) fn compile(doc: SpecDoc, stem: &str, source: Arc<str>) -> Result<Spec> {
+pub(crate) fn compile(
+    doc: SpecDoc,
+    own: OwnDeclarations,
+    stem: &str,
+    source: Arc<str>,
+) -> Result<Spec> {
     let file_pos = Pos {
         file: source.clone(),
         line: 0,
@@ -176,79 +182,7 @@ pub(crate) fn compile(doc: SpecDoc, stem: &str, source: Arc<str>) -> Result<Spec
     let token = c.token_map(doc.token.as_ref().cloned().unwrap_or_default(), &file_pos)?;
     let errors = c.error_map(doc.errors.as_ref().cloned().unwrap_or_default())?;
 
-    for at in &doc.examples {
-        let example = &at.value;
-        match (&example.grant, &example.request) {
-            (Some(g), None) if !grants.contains_key(&g.value) => {
-                return Err(SpecError::new(
-                    &g.pos,
-                    format!(
-                        "example uses grant `{}`, which the spec does not have (it has: {})",
-                        g.value,
-                        join(grants.keys())
-                    ),
-                ));
-            }
-            (Some(_), None) => {}
-            (None, Some(r)) => {
-                let kind = RequestKind::from_name(&r.value);
-                if kind.is_grant() || !requests.contains_key(&kind) {
-                    let names: Vec<String> = requests.keys().map(|k| k.name().to_owned()).collect();
-                    return Err(SpecError::new(
-                        &r.pos,
-                        format!(
-                            "example makes request `{}`, which the spec does not have (it has: {})",
-                            r.value,
-                            join(names.iter())
-                        ),
-                    ));
-                }
-            }
-            _ => {
-                return Err(SpecError::new(
-                    &at.pos,
-                    "an example names either a `grant:` or a `request:` (authorize, device_authorization, revoke, introspect)",
-                ));
-            }
-        }
-        let wants_reply = example
-            .request
-            .as_ref()
-            .is_none_or(|r| r.value != "authorize");
-        if wants_reply != example.reply.is_some() {
-            return Err(SpecError::new(
-                &at.pos,
-                if wants_reply {
-                    "example has no `reply:`; give the provider's reply"
-                } else {
-                    "an `authorize` example has no reply: remove `reply:`"
-                },
-            ));
-        }
-        for (iname, value) in &example.inputs {
-            if !c.inputs.contains_key(iname) {
-                return Err(SpecError::new(
-                    &value.pos,
-                    format!(
-                        "example sets input `{iname}`, which is not declared (declared: {})",
-                        join(c.inputs.keys())
-                    ),
-                ));
-            }
-        }
-        if example
-            .reply
-            .as_ref()
-            .is_some_and(|r| r.json.is_some() && r.body.is_some())
-        {
-            return Err(SpecError::new(
-                &at.pos,
-                "example reply has both `json` and `body`; give one",
-            ));
-        }
-    }
-
-    Ok(Spec {
+    let mut spec = Spec {
         id,
         name,
         docs: doc.docs.as_ref().map(|a| a.value.clone()),
@@ -262,9 +196,37 @@ pub(crate) fn compile(doc: SpecDoc, stem: &str, source: Arc<str>) -> Result<Spec
         introspection_active,
         token,
         errors,
-        examples: doc.examples.into_iter().map(|a| a.value).collect(),
+        own,
+        examples: Vec::new(),
         env: c.env,
-    })
+    };
+    crate::examples::check(&spec, &doc.examples)?;
+    spec.examples = doc.examples.into_iter().map(|a| a.value).collect();
+    Ok(spec)
+}
+
+/// What `file` declares beyond `base`, the spec it extends: grants the base does not have, and
+/// inputs whose allowed values the file sets itself. A spec that extends nothing declares
+/// nothing beyond a base: it is a standard itself, as `oauth2` is.
+pub(crate) fn own_declarations(base: Option<&SpecDoc>, file: &SpecDoc) -> OwnDeclarations {
+    let Some(base) = base else {
+        return OwnDeclarations::default();
+    };
+    let grants = file
+        .grants
+        .iter()
+        .filter(|(name, grant)| {
+            grant.as_ref().is_some() && base.grants.get(*name).and_then(|g| g.as_ref()).is_none()
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    let enums = file
+        .inputs
+        .iter()
+        .filter(|(_, input)| input.as_ref().is_some_and(|i| i.allowed.as_ref().is_some()))
+        .map(|(name, _)| name.clone())
+        .collect();
+    OwnDeclarations { grants, enums }
 }
 
 /// A templated URL may not be plain `http://` to a literal non-loopback host.

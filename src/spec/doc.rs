@@ -83,6 +83,86 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
     }
 }
 
+/// How one kind of value may be written: short, as a scalar read as its text (`basic`,
+/// `$.access_token`, `"{{ code }}"`), or long, as a map or a list. [`Written`] reads every such
+/// kind with one visitor, so they take scalars alike and word their errors alike.
+trait ShortOrLong: Sized {
+    /// What the value must be, for errors (serde says "invalid type: …, expected THIS").
+    const EXPECTING: &str;
+    /// Whether numbers and booleans are read as their text too, or only strings are.
+    const ANY_SCALAR: bool;
+
+    /// The value written as a map, for a kind that may be.
+    fn from_map<'de, A: MapAccess<'de>>(_map: A) -> Result<Self, A::Error> {
+        Err(de::Error::invalid_type(
+            de::Unexpected::Map,
+            &Self::EXPECTING,
+        ))
+    }
+
+    /// The value written as a list, for a kind that may be.
+    fn from_list<'de, A: SeqAccess<'de>>(_list: A) -> Result<Self, A::Error> {
+        Err(de::Error::invalid_type(
+            de::Unexpected::Seq,
+            &Self::EXPECTING,
+        ))
+    }
+}
+
+/// A value as written: the text of a short one, or what a long one reads as. Read it inside an
+/// [`At`] to know where a short one was written.
+enum Written<T> {
+    Short(String),
+    Long(T),
+}
+
+impl<'de, T: ShortOrLong> Deserialize<'de> for Written<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<T: ShortOrLong> V<T> {
+            fn scalar<E: de::Error>(
+                &self,
+                text: impl ToString,
+                what: de::Unexpected,
+            ) -> Result<Written<T>, E> {
+                if T::ANY_SCALAR {
+                    Ok(Written::Short(text.to_string()))
+                } else {
+                    Err(E::invalid_type(what, self))
+                }
+            }
+        }
+        impl<'de, T: ShortOrLong> Visitor<'de> for V<T> {
+            type Value = Written<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(T::EXPECTING)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Written::Short(v.to_owned()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                self.scalar(v, de::Unexpected::Signed(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                self.scalar(v, de::Unexpected::Unsigned(v))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                self.scalar(v, de::Unexpected::Float(v))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                self.scalar(v, de::Unexpected::Bool(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::from_map(map).map(Written::Long)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, list: A) -> Result<Self::Value, A::Error> {
+                T::from_list(list).map(Written::Long)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
 /// Deep merge of a child layer over a base layer.
 pub trait Merge {
     fn merge(&mut self, over: Self);
@@ -134,147 +214,117 @@ replace_on_merge!(
     Vec<Condition>
 );
 
-/// Implements `Merge` field by field for a struct whose fields are all `Patch`es or maps.
-macro_rules! merge_fields {
-    ($t:ty { $($f:ident),* $(,)? }) => {
-        impl Merge for $t {
+/// Declares a document struct and its [`Merge`] in one place, so a field added to the struct
+/// is merged too. Every key is optional (missing keys take the [`Default`]) and an unknown key
+/// is an error.
+///
+/// A field merges by its type: a [`Patch`] keeps the base's value when the child leaves the
+/// key out, removes it on `null`, and deep-merges or replaces it when the child sets it; a map
+/// of patches does so key by key. A field marked `=> own` belongs to the file that writes it:
+/// the child's value is taken even when the child leaves the key out.
+macro_rules! document {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $(
+                $(#[$field_meta:meta])*
+                pub $field:ident: $ty:ty $(=> $rule:ident)?,
+            )*
+        }
+    ) => {
+        #[derive(Clone, Debug, Default, PartialEq, Deserialize, schemars::JsonSchema)]
+        #[serde(default, deny_unknown_fields)]
+        $(#[$meta])*
+        pub struct $name {
+            $( $(#[$field_meta])* pub $field: $ty, )*
+        }
+
+        impl Merge for $name {
             fn merge(&mut self, over: Self) {
-                $( self.$f.merge(over.$f); )*
+                $( merge_field!(self.$field, over.$field $(, $rule)?); )*
             }
         }
     };
 }
 
-/// One spec file as written.
-#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(title = "specauth provider spec")]
-pub struct SpecDoc {
-    /// Identifier; defaults to the file stem.
-    #[serde(default)]
-    pub id: Patch<At<String>>,
-    #[serde(default)]
-    pub name: Patch<At<String>>,
-    /// The spec this one builds on.
-    #[serde(default)]
-    pub extends: Patch<At<String>>,
-    /// Where the provider documents its token endpoint.
-    #[serde(default)]
-    pub docs: Patch<At<String>>,
-    #[serde(default)]
-    pub description: Patch<String>,
-    #[serde(default)]
-    pub endpoints: IndexMap<String, Patch<At<String>>>,
-    #[serde(default)]
-    pub client_auth: Patch<ClientAuthDoc>,
-    #[serde(default)]
-    pub inputs: IndexMap<String, Patch<InputDoc>>,
-    /// Defaults shared by every grant's request.
-    #[serde(default)]
-    pub request: Patch<RequestDoc>,
-    /// Each grant keeps where it is written, for errors about the grant as a whole.
-    #[serde(default)]
-    pub grants: IndexMap<String, Patch<At<RequestDoc>>>,
-    /// The authorization request a browser is sent to (RFC 6749 §4.1.1).
-    #[serde(default)]
-    pub authorize: Patch<AuthorizeDoc>,
-    /// Requests that are not grants: `device_authorization` (RFC 8628), `revoke` (RFC 7009),
-    /// `introspect` (RFC 7662). Each is available when its endpoint is declared.
-    #[serde(default)]
-    pub requests: IndexMap<String, Patch<At<RequestDoc>>>,
-    /// Where the device authorization reply's values are.
-    #[serde(default)]
-    pub device: Patch<DeviceDoc>,
-    /// Where the introspection reply's values are.
-    #[serde(default)]
-    pub introspection: Patch<IntrospectionDoc>,
-    #[serde(default)]
-    pub token: Patch<TokenDoc>,
-    #[serde(default)]
-    pub errors: Patch<ErrorsDoc>,
-    /// Not inherited: examples belong to the file that states them.
-    #[serde(default)]
-    pub examples: Vec<At<ExampleDoc>>,
+/// One field's merge, by its rule in [`document!`].
+macro_rules! merge_field {
+    ($mine:expr, $over:expr) => {
+        $mine.merge($over)
+    };
+    ($mine:expr, $over:expr, own) => {
+        $mine = $over
+    };
 }
 
-impl Merge for SpecDoc {
-    fn merge(&mut self, over: Self) {
+document! {
+    /// One spec file as written.
+    #[schemars(title = "specauth provider spec")]
+    pub struct SpecDoc {
         // Identity is the file's own: a child without `id:` is named after its file, not its
         // base. `extends` is consumed by the loader.
-        self.id = over.id;
-        self.name = over.name;
-        self.extends = over.extends;
-        self.docs = over.docs;
-        self.description = over.description;
-        self.endpoints.merge(over.endpoints);
-        self.client_auth.merge(over.client_auth);
-        self.inputs.merge(over.inputs);
-        self.request.merge(over.request);
-        self.grants.merge(over.grants);
-        self.authorize.merge(over.authorize);
-        self.requests.merge(over.requests);
-        self.device.merge(over.device);
-        self.introspection.merge(over.introspection);
-        self.token.merge(over.token);
-        self.errors.merge(over.errors);
-        self.examples = over.examples;
+        /// Identifier; defaults to the file stem.
+        pub id: Patch<At<String>> => own,
+        pub name: Patch<At<String>> => own,
+        /// The spec this one builds on.
+        pub extends: Patch<At<String>> => own,
+        /// Where the provider documents its token endpoint.
+        pub docs: Patch<At<String>> => own,
+        pub description: Patch<String> => own,
+        pub endpoints: IndexMap<String, Patch<At<String>>>,
+        pub client_auth: Patch<ClientAuthDoc>,
+        pub inputs: IndexMap<String, Patch<InputDoc>>,
+        /// Defaults shared by every grant's request.
+        pub request: Patch<RequestDoc>,
+        /// Each grant keeps where it is written, for errors about the grant as a whole.
+        pub grants: IndexMap<String, Patch<At<RequestDoc>>>,
+        /// The authorization request a browser is sent to (RFC 6749 §4.1.1).
+        pub authorize: Patch<AuthorizeDoc>,
+        /// Requests that are not grants: `device_authorization` (RFC 8628), `revoke` (RFC 7009),
+        /// `introspect` (RFC 7662). Each is available when its endpoint is declared.
+        pub requests: IndexMap<String, Patch<At<RequestDoc>>>,
+        /// Where the device authorization reply's values are.
+        pub device: Patch<DeviceDoc>,
+        /// Where the introspection reply's values are.
+        pub introspection: Patch<IntrospectionDoc>,
+        pub token: Patch<TokenDoc>,
+        pub errors: Patch<ErrorsDoc>,
+        /// Not inherited: examples belong to the file that states them.
+        pub examples: Vec<At<ExampleDoc>> => own,
     }
 }
 
-/// A declared input.
-#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct InputDoc {
-    #[serde(default)]
-    pub required: Patch<bool>,
-    #[serde(default)]
-    pub secret: Patch<bool>,
-    #[serde(default, rename = "enum")]
-    pub allowed: Patch<Vec<At<String>>>,
-    #[serde(default)]
-    pub default: Patch<At<String>>,
-    #[serde(default)]
-    pub description: Patch<String>,
-    /// Inserted into endpoint URLs as given, not percent-encoded: for inputs that are URLs or
-    /// `host[:port][/path]` themselves. The rendered URL must still keep the template's
-    /// literal host part.
-    #[serde(default)]
-    pub verbatim: Patch<bool>,
+document! {
+    /// A declared input.
+    pub struct InputDoc {
+        pub required: Patch<bool>,
+        pub secret: Patch<bool>,
+        #[serde(rename = "enum")]
+        pub allowed: Patch<Vec<At<String>>>,
+        pub default: Patch<At<String>>,
+        pub description: Patch<String>,
+        /// Inserted into endpoint URLs as given, not percent-encoded: for inputs that are URLs
+        /// or `host[:port][/path]` themselves. The rendered URL must still keep the template's
+        /// literal host part.
+        pub verbatim: Patch<bool>,
+    }
 }
-merge_fields!(InputDoc {
-    required,
-    secret,
-    allowed,
-    default,
-    description,
-    verbatim
-});
 
-/// How the client authenticates: `basic`, `post`, `both` or `none`, or a map with renamed keys.
-#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ClientAuthMap {
-    #[serde(default)]
-    pub method: Patch<At<String>>,
-    /// Body key for the client id (`client_id` unless renamed).
-    #[serde(default)]
-    pub id_field: Patch<At<String>>,
-    /// Body key for the client secret (`client_secret` unless renamed).
-    #[serde(default)]
-    pub secret_field: Patch<At<String>>,
-    /// `form` (RFC 6749 §2.3.1: form-urlencode id and secret before base64) or `raw`.
-    #[serde(default)]
-    pub basic_encoding: Patch<At<String>>,
+document! {
+    /// How the client authenticates: `basic`, `post`, `both` or `none`, or a map with renamed keys.
+    pub struct ClientAuthMap {
+        pub method: Patch<At<String>>,
+        /// Body key for the client id (`client_id` unless renamed).
+        pub id_field: Patch<At<String>>,
+        /// Body key for the client secret (`client_secret` unless renamed).
+        pub secret_field: Patch<At<String>>,
+        /// `form` (RFC 6749 §2.3.1: form-urlencode id and secret before base64) or `raw`.
+        pub basic_encoding: Patch<At<String>>,
+    }
 }
-merge_fields!(ClientAuthMap {
-    method,
-    id_field,
-    secret_field,
-    basic_encoding
-});
 
 /// `client_auth:` is either a method name or a [`ClientAuthMap`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClientAuthDoc(pub ClientAuthMap);
 
 impl Merge for ClientAuthDoc {
@@ -283,76 +333,44 @@ impl Merge for ClientAuthDoc {
     }
 }
 
-impl<'de> Deserialize<'de> for ClientAuthDoc {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        enum Repr {
-            Method(String),
-            Map(ClientAuthMap),
-        }
-        impl<'de> Deserialize<'de> for Repr {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl<'de> Visitor<'de> for V {
-                    type Value = Repr;
-                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                        f.write_str(
-                            "a client auth method (basic, post, both, none) or a map with `method`",
-                        )
-                    }
-                    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                        Ok(Repr::Method(v.to_owned()))
-                    }
-                    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                        ClientAuthMap::deserialize(de::value::MapAccessDeserializer::new(map))
-                            .map(Repr::Map)
-                    }
-                }
-                d.deserialize_any(V)
-            }
-        }
-        let at = At::<Repr>::deserialize(d)?;
-        Ok(ClientAuthDoc(match at.value {
-            Repr::Method(m) => ClientAuthMap {
-                method: Patch::Set(At::new(m, at.pos)),
-                ..Default::default()
-            },
-            Repr::Map(m) => m,
-        }))
+impl ShortOrLong for ClientAuthDoc {
+    const EXPECTING: &str = "a client auth method (basic, post, both, none) or a map with `method`";
+    const ANY_SCALAR: bool = false;
+
+    fn from_map<'de, A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        ClientAuthMap::deserialize(de::value::MapAccessDeserializer::new(map)).map(ClientAuthDoc)
     }
 }
 
-/// A request template: defaults under `request:`, or one grant under `grants:`.
-#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RequestDoc {
-    /// `POST` (default) or `GET`.
-    #[serde(default)]
-    pub method: Patch<At<String>>,
-    /// Name of the endpoint under `endpoints:` (default `token`).
-    #[serde(default)]
-    pub endpoint: Patch<At<String>>,
-    /// Body encoding: `form`, `json`, `xml`, `query` or `none`; may be a template over inputs.
-    #[serde(default)]
-    pub body: Patch<At<String>>,
-    /// Root element of an XML body.
-    #[serde(default)]
-    pub xml_root: Patch<At<String>>,
-    #[serde(default)]
-    pub client_auth: Patch<ClientAuthDoc>,
-    #[serde(default)]
-    pub headers: IndexMap<String, Patch<Field>>,
-    #[serde(default)]
-    pub fields: IndexMap<String, Patch<Field>>,
+impl<'de> Deserialize<'de> for ClientAuthDoc {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let at = At::<Written<Self>>::deserialize(d)?;
+        Ok(match at.value {
+            Written::Short(method) => ClientAuthDoc(ClientAuthMap {
+                method: Patch::Set(At::new(method, at.pos)),
+                ..Default::default()
+            }),
+            Written::Long(auth) => auth,
+        })
+    }
 }
-merge_fields!(RequestDoc {
-    method,
-    endpoint,
-    body,
-    xml_root,
-    client_auth,
-    headers,
-    fields
-});
+
+document! {
+    /// A request template: defaults under `request:`, or one grant under `grants:`.
+    pub struct RequestDoc {
+        /// `POST` (default) or `GET`.
+        pub method: Patch<At<String>>,
+        /// Name of the endpoint under `endpoints:` (default `token`).
+        pub endpoint: Patch<At<String>>,
+        /// Body encoding: `form`, `json`, `xml`, `query` or `none`; may be a template over inputs.
+        pub body: Patch<At<String>>,
+        /// Root element of an XML body.
+        pub xml_root: Patch<At<String>>,
+        pub client_auth: Patch<ClientAuthDoc>,
+        pub headers: IndexMap<String, Patch<Field>>,
+        pub fields: IndexMap<String, Patch<Field>>,
+    }
+}
 
 /// A grant merged over its base keeps the place of the layer that last wrote it.
 impl Merge for At<RequestDoc> {
@@ -362,52 +380,33 @@ impl Merge for At<RequestDoc> {
     }
 }
 
-/// The authorization request: its endpoint and query parameters.
-#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AuthorizeDoc {
-    /// Name of the endpoint under `endpoints:` (default `authorize`).
-    #[serde(default)]
-    pub endpoint: Patch<At<String>>,
-    #[serde(default)]
-    pub params: IndexMap<String, Patch<Field>>,
+document! {
+    /// The authorization request: its endpoint and query parameters.
+    pub struct AuthorizeDoc {
+        /// Name of the endpoint under `endpoints:` (default `authorize`).
+        pub endpoint: Patch<At<String>>,
+        pub params: IndexMap<String, Patch<Field>>,
+    }
 }
-merge_fields!(AuthorizeDoc { endpoint, params });
 
-/// Paths into a device authorization reply (RFC 8628 §3.2).
-#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceDoc {
-    #[serde(default)]
-    pub device_code: Patch<Paths>,
-    #[serde(default)]
-    pub user_code: Patch<Paths>,
-    #[serde(default)]
-    pub verification_uri: Patch<Paths>,
-    #[serde(default)]
-    pub verification_uri_complete: Patch<Paths>,
-    #[serde(default)]
-    pub expires_in: Patch<Paths>,
-    #[serde(default)]
-    pub interval: Patch<Paths>,
+document! {
+    /// Paths into a device authorization reply (RFC 8628 §3.2).
+    pub struct DeviceDoc {
+        pub device_code: Patch<Paths>,
+        pub user_code: Patch<Paths>,
+        pub verification_uri: Patch<Paths>,
+        pub verification_uri_complete: Patch<Paths>,
+        pub expires_in: Patch<Paths>,
+        pub interval: Patch<Paths>,
+    }
 }
-merge_fields!(DeviceDoc {
-    device_code,
-    user_code,
-    verification_uri,
-    verification_uri_complete,
-    expires_in,
-    interval,
-});
 
-/// Paths into an introspection reply (RFC 7662 §2.2).
-#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct IntrospectionDoc {
-    #[serde(default)]
-    pub active: Patch<Paths>,
+document! {
+    /// Paths into an introspection reply (RFC 7662 §2.2).
+    pub struct IntrospectionDoc {
+        pub active: Patch<Paths>,
+    }
 }
-merge_fields!(IntrospectionDoc { active });
 
 /// A header or body field: a template, or `{ value: template, optional: true }`.
 #[derive(Clone, Debug, PartialEq)]
@@ -416,8 +415,11 @@ pub struct Field {
     pub optional: bool,
 }
 
-impl<'de> Deserialize<'de> for Field {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+impl ShortOrLong for Field {
+    const EXPECTING: &str = "a template string or a map with `value` and `optional`";
+    const ANY_SCALAR: bool = true;
+
+    fn from_map<'de, A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct FieldMap {
@@ -425,52 +427,24 @@ impl<'de> Deserialize<'de> for Field {
             #[serde(default)]
             optional: bool,
         }
-        enum FieldRepr {
-            Template(String),
-            Map(FieldMap),
-        }
-        impl<'de> Deserialize<'de> for FieldRepr {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl<'de> Visitor<'de> for V {
-                    type Value = FieldRepr;
-                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                        f.write_str("a template string or a map with `value` and `optional`")
-                    }
-                    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                        Ok(FieldRepr::Template(v.to_owned()))
-                    }
-                    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                        Ok(FieldRepr::Template(v.to_string()))
-                    }
-                    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                        Ok(FieldRepr::Template(v.to_string()))
-                    }
-                    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                        Ok(FieldRepr::Template(v.to_string()))
-                    }
-                    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                        FieldMap::deserialize(de::value::MapAccessDeserializer::new(map))
-                            .map(FieldRepr::Map)
-                    }
-                }
-                d.deserialize_any(V)
-            }
-        }
+        let FieldMap { value, optional } =
+            FieldMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        Ok(Field {
+            value: At::new(value.value.0, value.pos),
+            optional,
+        })
+    }
+}
 
-        let value = At::<FieldRepr>::deserialize(d)?;
-        Ok(match value.value {
-            FieldRepr::Template(s) => Field {
-                value: At::new(s, value.pos),
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let at = At::<Written<Self>>::deserialize(d)?;
+        Ok(match at.value {
+            Written::Short(template) => Field {
+                value: At::new(template, at.pos),
                 optional: false,
             },
-            FieldRepr::Map(m) => {
-                let FieldMap { value, optional } = m;
-                Field {
-                    value: At::new(value.value.0, value.pos),
-                    optional,
-                }
-            }
+            Written::Long(field) => field,
         })
     }
 }
@@ -479,31 +453,18 @@ impl<'de> Deserialize<'de> for Field {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScalarString(pub String);
 
+impl ShortOrLong for ScalarString {
+    const EXPECTING: &str = "a string, number or boolean";
+    const ANY_SCALAR: bool = true;
+}
+
 impl<'de> Deserialize<'de> for ScalarString {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = ScalarString;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string, number or boolean")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(ScalarString(v.to_owned()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(ScalarString(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(ScalarString(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(ScalarString(v.to_string()))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(ScalarString(v.to_string()))
-            }
-        }
-        d.deserialize_any(V)
+        // No position: callers that want one read an `At<ScalarString>`.
+        Ok(match Written::<Self>::deserialize(d)? {
+            Written::Short(text) => ScalarString(text),
+            Written::Long(text) => text,
+        })
     }
 }
 
@@ -511,131 +472,68 @@ impl<'de> Deserialize<'de> for ScalarString {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Paths(pub Vec<At<String>>);
 
-impl<'de> Deserialize<'de> for Paths {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        enum Repr {
-            One(String),
-            Many(Vec<At<String>>),
-        }
-        impl<'de> Deserialize<'de> for Repr {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl<'de> Visitor<'de> for V {
-                    type Value = Repr;
-                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                        f.write_str("a JSONPath string or a list of JSONPath strings")
-                    }
-                    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                        Ok(Repr::One(v.to_owned()))
-                    }
-                    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Repr, A::Error> {
-                        let mut out = Vec::new();
-                        while let Some(p) = seq.next_element::<At<String>>()? {
-                            out.push(p);
-                        }
-                        Ok(Repr::Many(out))
-                    }
-                }
-                d.deserialize_any(V)
-            }
-        }
-        let at = At::<Repr>::deserialize(d)?;
-        Ok(Paths(match at.value {
-            Repr::One(s) => vec![At::new(s, at.pos)],
-            Repr::Many(v) => v,
-        }))
+impl ShortOrLong for Paths {
+    const EXPECTING: &str = "a JSONPath string or a list of JSONPath strings";
+    const ANY_SCALAR: bool = false;
+
+    fn from_list<'de, A: SeqAccess<'de>>(list: A) -> Result<Self, A::Error> {
+        Vec::deserialize(de::value::SeqAccessDeserializer::new(list)).map(Paths)
     }
 }
 
-/// How a reply becomes a token: where each value is, and how to read it.
-#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TokenDoc {
-    #[serde(default)]
-    pub access_token: Patch<Paths>,
-    #[serde(default)]
-    pub token_type: Patch<Paths>,
-    /// Used when the reply has no token type.
-    #[serde(default)]
-    pub default_token_type: Patch<At<String>>,
-    #[serde(default)]
-    pub expires_in: Patch<Paths>,
-    /// `seconds` (default) or `milliseconds`.
-    #[serde(default)]
-    pub expires_in_unit: Patch<At<String>>,
-    /// Absolute expiry: epoch seconds, epoch milliseconds or an ISO 8601 / RFC 3339 date.
-    #[serde(default)]
-    pub expires_at: Patch<Paths>,
-    /// When the provider issued the token (epoch seconds or milliseconds, or an ISO date): a
-    /// relative `expires_in` counts from here instead of from the local clock.
-    #[serde(default)]
-    pub issued_at: Patch<Paths>,
-    /// Lifetime in seconds assumed when the reply states none.
-    #[serde(default)]
-    pub default_expires_in: Patch<At<u64>>,
-    #[serde(default)]
-    pub refresh_token: Patch<Paths>,
-    #[serde(default)]
-    pub refresh_token_expires_in: Patch<Paths>,
-    #[serde(default)]
-    pub scope: Patch<Paths>,
-    /// Characters that separate scopes in a string (default: a space; `" ,+"` accepts any of them).
-    #[serde(default)]
-    pub scope_separator: Patch<At<String>>,
-    #[serde(default)]
-    pub id_token: Patch<Paths>,
-    /// Provider-specific values kept under `extra`.
-    #[serde(default)]
-    pub extras: IndexMap<String, Patch<Paths>>,
-    /// Further token sets in the same reply (a user token beside a bot token), by name.
-    #[serde(default)]
-    pub also: IndexMap<String, Patch<TokenDoc>>,
-    /// Names under `extras` whose values are secrets (webhook tokens…): redacted like tokens.
-    #[serde(default)]
-    pub secret_extras: Patch<Vec<At<String>>>,
+impl<'de> Deserialize<'de> for Paths {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let at = At::<Written<Self>>::deserialize(d)?;
+        Ok(match at.value {
+            Written::Short(path) => Paths(vec![At::new(path, at.pos)]),
+            Written::Long(paths) => paths,
+        })
+    }
 }
-merge_fields!(TokenDoc {
-    access_token,
-    token_type,
-    default_token_type,
-    expires_in,
-    expires_in_unit,
-    expires_at,
-    issued_at,
-    default_expires_in,
-    refresh_token,
-    refresh_token_expires_in,
-    scope,
-    scope_separator,
-    id_token,
-    extras,
-    also,
-    secret_extras,
-});
 
-/// How a reply is recognised as an error, and where its parts are.
-#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ErrorsDoc {
-    /// Conditions that make even a 2xx reply an error; any one is enough.
-    #[serde(default)]
-    pub when: Patch<Vec<Condition>>,
-    #[serde(default)]
-    pub code: Patch<Paths>,
-    #[serde(default)]
-    pub message: Patch<Paths>,
-    #[serde(default)]
-    pub hint: Patch<Paths>,
-    #[serde(default)]
-    pub uri: Patch<Paths>,
+document! {
+    /// How a reply becomes a token: where each value is, and how to read it.
+    pub struct TokenDoc {
+        pub access_token: Patch<Paths>,
+        pub token_type: Patch<Paths>,
+        /// Used when the reply has no token type.
+        pub default_token_type: Patch<At<String>>,
+        pub expires_in: Patch<Paths>,
+        /// `seconds` (default) or `milliseconds`.
+        pub expires_in_unit: Patch<At<String>>,
+        /// Absolute expiry: epoch seconds, epoch milliseconds or an ISO 8601 / RFC 3339 date.
+        pub expires_at: Patch<Paths>,
+        /// When the provider issued the token (epoch seconds or milliseconds, or an ISO date): a
+        /// relative `expires_in` counts from here instead of from the local clock.
+        pub issued_at: Patch<Paths>,
+        /// Lifetime in seconds assumed when the reply states none.
+        pub default_expires_in: Patch<At<u64>>,
+        pub refresh_token: Patch<Paths>,
+        pub refresh_token_expires_in: Patch<Paths>,
+        pub scope: Patch<Paths>,
+        /// Characters that separate scopes in a string (default: a space; `" ,+"` accepts any of them).
+        pub scope_separator: Patch<At<String>>,
+        pub id_token: Patch<Paths>,
+        /// Provider-specific values kept under `extra`.
+        pub extras: IndexMap<String, Patch<Paths>>,
+        /// Further token sets in the same reply (a user token beside a bot token), by name.
+        pub also: IndexMap<String, Patch<TokenDoc>>,
+        /// Names under `extras` whose values are secrets (webhook tokens…): redacted like tokens.
+        pub secret_extras: Patch<Vec<At<String>>>,
+    }
 }
-merge_fields!(ErrorsDoc {
-    when,
-    code,
-    message,
-    hint,
-    uri
-});
+
+document! {
+    /// How a reply is recognised as an error, and where its parts are.
+    pub struct ErrorsDoc {
+        /// Conditions that make even a 2xx reply an error; any one is enough.
+        pub when: Patch<Vec<Condition>>,
+        pub code: Patch<Paths>,
+        pub message: Patch<Paths>,
+        pub hint: Patch<Paths>,
+        pub uri: Patch<Paths>,
+    }
+}
 
 /// `{ path: $.ok, equals: false }` or `{ path: $.error, exists: true }`.
 #[derive(Clone, Debug, PartialEq, Deserialize, schemars::JsonSchema)]
@@ -649,201 +547,325 @@ pub struct Condition {
 }
 
 /// A documented exchange: inputs, the provider's reply, and what is expected of both.
-#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct ExampleDoc {
-    #[serde(default)]
     pub name: Option<String>,
     /// The grant the example performs…
-    #[serde(default)]
     pub grant: Option<At<String>>,
     /// …or the other request it makes: `authorize` (the URL; no reply), `device_authorization`,
     /// `revoke` or `introspect`.
-    #[serde(default)]
     pub request: Option<At<String>>,
-    #[serde(default)]
     pub inputs: IndexMap<String, At<ScalarString>>,
     /// The clock, in epoch seconds, used to normalise the reply (default 1700000000).
-    #[serde(default)]
     pub now: Option<u64>,
     /// The provider's reply (every example but `request: authorize` has one).
-    #[serde(default)]
     pub reply: Option<ReplyDoc>,
-    #[serde(default)]
     pub expect: ExpectDoc,
 }
 
 /// The provider's reply in an example.
-#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct ReplyDoc {
-    #[serde(default = "ok_status")]
     pub status: u16,
-    #[serde(default)]
     pub headers: IndexMap<String, String>,
     /// A JSON body (sent with `Content-Type: application/json` unless headers say otherwise).
-    #[serde(default)]
     pub json: Option<serde_json::Value>,
     /// A raw body (XML, form-encoded, HTML…).
-    #[serde(default)]
     pub body: Option<String>,
 }
 
-fn ok_status() -> u16 {
-    200
+impl Default for ReplyDoc {
+    /// A `200 OK` with no headers and no body.
+    fn default() -> Self {
+        ReplyDoc {
+            status: 200,
+            headers: IndexMap::new(),
+            json: None,
+            body: None,
+        }
+    }
 }
 
 /// What an example expects.
-#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct ExpectDoc {
-    #[serde(default)]
     pub request: Option<RequestExpect>,
     /// The normalised token, as the CLI prints it (listed keys are compared exactly).
-    #[serde(default)]
     pub token: Option<serde_json::Value>,
     /// The normalised provider error (listed keys are compared exactly).
-    #[serde(default)]
     pub error: Option<serde_json::Value>,
     /// The normalised device authorization (listed keys are compared exactly).
-    #[serde(default)]
     pub device: Option<serde_json::Value>,
     /// The introspection reply (listed keys are compared exactly).
-    #[serde(default)]
     pub introspection: Option<serde_json::Value>,
     /// `true`: the revocation succeeds.
-    #[serde(default)]
     pub revoked: Option<bool>,
 }
 
 /// The parts of the rendered request an example pins down.
-#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct RequestExpect {
-    #[serde(default)]
     pub method: Option<String>,
-    #[serde(default)]
     pub url: Option<String>,
     /// Headers that must be present with exactly these values (others may be present too).
-    #[serde(default)]
     pub headers: IndexMap<String, String>,
     /// Headers that must be absent.
-    #[serde(default)]
     pub absent_headers: Vec<String>,
     /// The form body, exactly (every field, in any order).
-    #[serde(default)]
     pub form: Option<IndexMap<String, String>>,
     /// The query string of the URL, exactly.
-    #[serde(default)]
     pub query: Option<IndexMap<String, String>>,
     /// The JSON body, exactly.
-    #[serde(default)]
     pub json: Option<serde_json::Value>,
     /// The raw body, exactly (for XML bodies).
-    #[serde(default)]
     pub body: Option<String>,
 }
 
-// ---- JSON Schema for the hand-written deserializers ----
+#[cfg(test)]
+mod tests {
+    use std::fmt::Debug;
 
-use std::borrow::Cow;
+    use serde::de::DeserializeOwned;
 
-use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+    use super::*;
 
-impl<T: JsonSchema> JsonSchema for At<T> {
-    fn inline_schema() -> bool {
-        true
+    fn parse<T: DeserializeOwned>(file: &str, yaml: &str) -> T {
+        with_file(&Arc::from(file), || serde_saphyr::from_str(yaml))
+            .unwrap_or_else(|e| panic!("{file}: {e}\n{yaml}"))
     }
-    fn schema_name() -> Cow<'static, str> {
-        T::schema_name()
-    }
-    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<T>()
-    }
-}
 
-impl<T: JsonSchema> JsonSchema for Patch<T> {
-    fn inline_schema() -> bool {
-        true
+    /// The keys the schema gives `T`: every field, as spec files spell it.
+    fn keys<T: schemars::JsonSchema>() -> Vec<String> {
+        let schema = schemars::SchemaGenerator::default().into_root_schema_for::<T>();
+        let properties = schema.get("properties").and_then(|p| p.as_object());
+        properties
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .collect()
     }
-    fn schema_name() -> Cow<'static, str> {
-        format!("Nullable_{}", T::schema_name()).into()
-    }
-    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-        let inner = generator.subschema_for::<T>();
-        json_schema!({ "anyOf": [inner, { "type": "null", "description": "null removes what the base spec says here" }] })
-    }
-}
 
-impl JsonSchema for ScalarString {
-    fn inline_schema() -> bool {
-        true
+    /// `base` and `child` set every field of `T` (so a new field must be added here), each to a
+    /// different value; merged, the child's value of every field survives.
+    fn child_overrides_every_field<T>(base: &str, child: &str)
+    where
+        T: Merge + DeserializeOwned + schemars::JsonSchema + Clone + Debug + PartialEq,
+    {
+        let name = std::any::type_name::<T>();
+        let base_keys: IndexMap<String, serde_json::Value> = parse("base.yaml", base);
+        let child_keys: IndexMap<String, serde_json::Value> = parse("child.yaml", child);
+        let fields = keys::<T>();
+        assert!(!fields.is_empty(), "{name} has no fields in the schema");
+        for (layer, set) in [("base", &base_keys), ("child", &child_keys)] {
+            let set: Vec<&String> = set.keys().collect();
+            assert_eq!(
+                set,
+                fields.iter().collect::<Vec<_>>(),
+                "{name}: the {layer} must set every field"
+            );
+        }
+        for field in &fields {
+            let alone = |layer: &IndexMap<String, serde_json::Value>| -> T {
+                let one = serde_json::json!({ field: layer[field] }).to_string();
+                parse("one.yaml", &one)
+            };
+            assert_ne!(
+                alone(&base_keys),
+                alone(&child_keys),
+                "{name}.{field}: the base and the child must differ"
+            );
+        }
+        let child: T = parse("child.yaml", child);
+        let mut merged: T = parse("base.yaml", base);
+        merged.merge(child.clone());
+        assert_eq!(
+            merged, child,
+            "{name}: a child's value was lost in the merge"
+        );
     }
-    fn schema_name() -> Cow<'static, str> {
-        "ScalarString".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "type": ["string", "number", "boolean"] })
-    }
-}
 
-impl JsonSchema for Paths {
-    fn schema_name() -> Cow<'static, str> {
-        "Paths".into()
+    #[test]
+    fn a_child_overrides_every_field_of_every_document() {
+        child_overrides_every_field::<SpecDoc>(
+            r#"
+id: base
+name: Base
+extends: root
+docs: https://base.example/docs
+description: the base
+endpoints: { token: "https://base.example/token" }
+client_auth: basic
+inputs: { tenant: { description: base } }
+request: { method: POST }
+grants: { g: { endpoint: token } }
+authorize: { endpoint: authorize }
+requests: { revoke: { endpoint: revocation } }
+device: { user_code: $.a }
+introspection: { active: $.a }
+token: { access_token: $.a }
+errors: { code: $.a }
+examples: [{ grant: g }]
+"#,
+            r#"
+id: child
+name: Child
+extends: base
+docs: https://child.example/docs
+description: the child
+endpoints: { token: "https://child.example/token" }
+client_auth: post
+inputs: { tenant: { description: child } }
+request: { method: GET }
+grants: { g: { endpoint: other } }
+authorize: { endpoint: login }
+requests: { revoke: { endpoint: revoke } }
+device: { user_code: $.b }
+introspection: { active: $.b }
+token: { access_token: $.b }
+errors: { code: $.b }
+examples: [{ grant: h }]
+"#,
+        );
+        child_overrides_every_field::<InputDoc>(
+            "{ required: false, secret: false, enum: [a, b], default: a, description: base, verbatim: false }",
+            "{ required: true, secret: true, enum: [c], default: c, description: child, verbatim: true }",
+        );
+        child_overrides_every_field::<ClientAuthMap>(
+            "{ method: basic, id_field: client_id, secret_field: client_secret, basic_encoding: form }",
+            "{ method: post, id_field: client_key, secret_field: app_secret, basic_encoding: raw }",
+        );
+        child_overrides_every_field::<RequestDoc>(
+            "{ method: POST, endpoint: token, body: form, xml_root: a, client_auth: basic, headers: { Accept: a }, fields: { f: a } }",
+            "{ method: GET, endpoint: other, body: json, xml_root: b, client_auth: post, headers: { Accept: b }, fields: { f: b } }",
+        );
+        child_overrides_every_field::<AuthorizeDoc>(
+            "{ endpoint: authorize, params: { p: a } }",
+            "{ endpoint: login, params: { p: b } }",
+        );
+        child_overrides_every_field::<DeviceDoc>(
+            "{ device_code: $.a, user_code: $.a, verification_uri: $.a, verification_uri_complete: $.a, expires_in: $.a, interval: $.a }",
+            "{ device_code: $.b, user_code: $.b, verification_uri: [$.b, $.c], verification_uri_complete: $.b, expires_in: $.b, interval: $.b }",
+        );
+        child_overrides_every_field::<IntrospectionDoc>("{ active: $.a }", "{ active: $.b }");
+        child_overrides_every_field::<TokenDoc>(
+            r#"
+access_token: $.a
+token_type: $.a
+default_token_type: Bearer
+expires_in: $.a
+expires_in_unit: seconds
+expires_at: $.a
+issued_at: $.a
+default_expires_in: 3600
+refresh_token: $.a
+refresh_token_expires_in: $.a
+scope: $.a
+scope_separator: " "
+id_token: $.a
+extras: { x: $.a }
+also: { user: { access_token: $.a } }
+secret_extras: [x]
+"#,
+            r#"
+access_token: $.b
+token_type: $.b
+default_token_type: bearer
+expires_in: $.b
+expires_in_unit: milliseconds
+expires_at: $.b
+issued_at: $.b
+default_expires_in: 60
+refresh_token: $.b
+refresh_token_expires_in: $.b
+scope: $.b
+scope_separator: ","
+id_token: $.b
+extras: { x: $.b }
+also: { user: { access_token: $.b } }
+secret_extras: [y]
+"#,
+        );
+        child_overrides_every_field::<ErrorsDoc>(
+            "{ when: [{ path: $.ok, equals: false }], code: $.a, message: $.a, hint: $.a, uri: $.a }",
+            "{ when: [{ path: $.error, exists: true }], code: $.b, message: $.b, hint: $.b, uri: $.b }",
+        );
     }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "description": "A JSONPath, or a list of them where the first that matches wins",
-            "anyOf": [
-                { "type": "string", "pattern": "^\\$" },
-                { "type": "array", "items": { "type": "string", "pattern": "^\\$" } }
-            ]
-        })
-    }
-}
 
-impl JsonSchema for Field {
-    fn schema_name() -> Cow<'static, str> {
-        "Field".into()
+    /// What a child leaves out it inherits, what it sets to `null` it removes; but a file's own
+    /// fields (identity, examples) are never inherited.
+    #[test]
+    fn a_child_inherits_what_it_leaves_out_except_its_own_fields() {
+        let base = "{ id: base, token: { access_token: $.a, scope: $.a, id_token: $.a }, examples: [{ grant: g }] }";
+        let mut merged: SpecDoc = parse("base.yaml", base);
+        merged.merge(parse(
+            "child.yaml",
+            "{ token: { scope: $.b, id_token: null } }",
+        ));
+        let token = merged.token.as_ref().expect("the token map is inherited");
+        let first = |p: &Patch<Paths>| p.as_ref().map(|p| p.0[0].value.clone());
+        assert_eq!(first(&token.access_token).as_deref(), Some("$.a"));
+        assert_eq!(first(&token.scope).as_deref(), Some("$.b"));
+        assert_eq!(token.id_token, Patch::Null);
+        assert_eq!(merged.id, Patch::Absent);
+        assert!(merged.examples.is_empty());
     }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "description": "A template, or { value, optional } where an optional field is left out when an input it uses is absent",
-            "anyOf": [
-                { "type": ["string", "number", "boolean"] },
-                {
-                    "type": "object",
-                    "properties": {
-                        "value": { "type": ["string", "number", "boolean"] },
-                        "optional": { "type": "boolean" }
-                    },
-                    "required": ["value"],
-                    "additionalProperties": false
-                }
-            ]
-        })
-    }
-}
 
-impl JsonSchema for ClientAuthDoc {
-    fn schema_name() -> Cow<'static, str> {
-        "ClientAuth".into()
-    }
-    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-        let map = generator.subschema_for::<ClientAuthMap>();
-        json_schema!({
-            "anyOf": [
-                { "type": "string", "enum": ["basic", "post", "both", "none"] },
-                map
-            ]
-        })
-    }
-}
+    /// Scalars are read alike wherever a string may be written short; where only a string may,
+    /// the error says what is expected.
+    #[test]
+    fn short_forms_read_scalars_alike() {
+        for (yaml, text) in [
+            ("abc", "abc"),
+            ("12", "12"),
+            ("-3", "-3"),
+            ("1.5", "1.5"),
+            ("true", "true"),
+        ] {
+            let field: Field = parse("f.yaml", yaml);
+            assert_eq!(field.value.value, text);
+            assert!(!field.optional);
+            assert_eq!(parse::<ScalarString>("s.yaml", yaml).0, text);
+        }
+        let field: Field = parse("f.yaml", "{ value: 7, optional: true }");
+        assert_eq!((field.value.value.as_str(), field.optional), ("7", true));
+        let paths: Paths = parse("p.yaml", "[$.a, $.b]");
+        assert_eq!(paths.0.len(), 2);
 
-/// The JSON Schema of the spec format, for editors (`# yaml-language-server: $schema=…`).
-pub(crate) fn schema() -> serde_json::Value {
-    let schema = schemars::generate::SchemaSettings::draft07()
-        .into_generator()
-        .into_root_schema_for::<SpecDoc>();
-    serde_json::to_value(schema).unwrap_or_default()
+        fn refused<T: DeserializeOwned + Debug>(yaml: &str) -> String {
+            let error = serde_saphyr::from_str::<T>(yaml).expect_err(yaml);
+            error.without_snippet().to_string()
+        }
+        let expected = [
+            (
+                refused::<Paths>("5"),
+                "integer `5`, expected a JSONPath string or a list of JSONPath strings",
+            ),
+            (
+                refused::<Paths>("{ a: 1 }"),
+                "map, expected a JSONPath string",
+            ),
+            (
+                refused::<ClientAuthDoc>("[basic]"),
+                "sequence, expected a client auth method (basic, post, both, none) or a map with `method`",
+            ),
+            (
+                refused::<ClientAuthDoc>("true"),
+                "boolean `true`, expected a client auth method",
+            ),
+            (
+                refused::<ScalarString>("[a]"),
+                "sequence, expected a string, number or boolean",
+            ),
+        ];
+        for (message, want) in expected {
+            assert!(
+                message.contains(&format!("invalid type: {want}")),
+                "{message}"
+            );
+        }
+    }
 }

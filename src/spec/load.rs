@@ -163,19 +163,23 @@ impl Loader {
             .and_then(|s| s.to_str())
             .unwrap_or("spec")
             .to_owned();
-        let merged = self.resolve(doc, &file, &mut vec![file.to_string()])?;
-        Ok(super::compile::compile(merged, &stem, file)?)
+        let base = self.base(&doc, &mut vec![file.to_string()])?;
+        let own = super::compile::own_declarations(base.as_ref(), &doc);
+        let merged = layer(base, doc);
+        Ok(super::compile::compile(merged, own, &stem, file)?)
     }
 
     /// Merges `doc` over its `extends:` chain.
-    fn resolve(
-        &self,
-        mut doc: SpecDoc,
-        file: &Arc<str>,
-        seen: &mut Vec<String>,
-    ) -> Result<SpecDoc, Error> {
-        let Some(base) = doc.extends.as_ref().cloned() else {
-            return Ok(doc);
+    fn resolve(&self, doc: SpecDoc, seen: &mut Vec<String>) -> Result<SpecDoc, Error> {
+        let base = self.base(&doc, seen)?;
+        Ok(layer(base, doc))
+    }
+
+    /// What `doc` extends, merged over its own chain; `None` when it extends nothing. `seen`
+    /// holds the files already in the chain, to refuse cycles.
+    fn base(&self, doc: &SpecDoc, seen: &mut Vec<String>) -> Result<Option<SpecDoc>, Error> {
+        let Some(base) = doc.extends.as_ref() else {
+            return Ok(None);
         };
         if seen.len() > MAX_EXTENDS_DEPTH {
             return Err(SpecError::new(&base.pos, "`extends:` chain is too deep").into());
@@ -236,12 +240,18 @@ impl Loader {
             Some(id) => bundled_base(id, &base_file, &base_text)?,
             None => parse(&base_file, &base_text)?,
         };
-        let mut merged = self.resolve(base_doc, &base_file, seen)?;
-        let _ = file;
-        doc.extends = doc::Patch::Absent;
-        merged.merge(doc);
-        Ok(merged)
+        Ok(Some(self.resolve(base_doc, seen)?))
     }
+}
+
+/// `doc` merged over its resolved base, if any. `extends:` is the loader's, so it is dropped.
+fn layer(base: Option<SpecDoc>, mut doc: SpecDoc) -> SpecDoc {
+    let Some(mut merged) = base else {
+        return doc;
+    };
+    doc.extends = doc::Patch::Absent;
+    merged.merge(doc);
+    merged
 }
 
 /// A bundled spec parsed as a base, parsed once per process: nearly every spec extends the

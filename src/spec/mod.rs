@@ -5,6 +5,7 @@ mod compile;
 pub(crate) mod doc;
 mod kind;
 mod load;
+mod schema;
 
 use std::sync::Arc;
 
@@ -16,8 +17,19 @@ pub use load::{Loader, bundled_ids, is_path};
 
 /// The JSON Schema (draft 7) of the spec format, generated from the types the loader reads.
 /// `specauth schema` prints it; `schema/spec.schema.json` is this, committed.
+///
+/// ```
+/// let schema = specauth::spec::schema();
+/// assert_eq!(schema["title"], "specauth provider spec");
+/// assert!(schema["properties"]["grants"].is_object());
+/// ```
+pub fn schema() -> serde_json::Value {
+    schema::schema()
+}
+
+/// The same as [`schema()`], under its first name.
 pub fn spec_schema() -> serde_json::Value {
-    doc::schema()
+    schema()
 }
 
 use crate::error::Error;
@@ -53,8 +65,20 @@ pub struct Spec {
     pub(crate) introspection_active: Vec<Path>,
     pub(crate) token: TokenMap,
     pub(crate) errors: ErrorMap,
+    /// What the spec's own file adds to its base, for [`Spec::quirks`].
+    pub(crate) own: OwnDeclarations,
     pub(crate) examples: Vec<doc::ExampleDoc>,
     pub(crate) env: minijinja::Environment<'static>,
+}
+
+/// What a spec's own file declares beyond the spec it `extends:`, as opposed to what it
+/// inherits: how listings tell a provider's quirks from the standard it builds on.
+#[derive(Debug, Default)]
+pub(crate) struct OwnDeclarations {
+    /// Grants its base does not have.
+    pub(crate) grants: Vec<String>,
+    /// Inputs whose allowed values (`enum:`) the file sets itself.
+    pub(crate) enums: Vec<String>,
 }
 
 /// A declared input.
@@ -363,8 +387,21 @@ impl Spec {
     }
 
     /// What is notable about this provider, derived from the spec itself (for listings such as
-    /// the README's providers table): URLs built from inputs, inputs with fixed values, body
-    /// encodings, separate endpoints, errors inside 2xx replies, expiry forms, extra values.
+    /// the README's providers table): URLs built from inputs, the allowed values of inputs and
+    /// the grants its own file declares beyond its `extends:` base, body encodings, separate
+    /// endpoints, errors inside 2xx replies, expiry forms, extra values.
+    ///
+    /// ```
+    /// let spec = specauth::Spec::from_yaml("acme.yaml", r#"
+    /// extends: oauth2
+    /// endpoints: { token: "https://acme.example/token" }
+    /// inputs:
+    ///   code_challenge_method: { enum: [S256] }
+    /// grants:
+    ///   jwt: { fields: { grant_type: jwt } }
+    /// "#).unwrap();
+    /// assert_eq!(spec.quirks(), ["`code_challenge_method`: S256", "custom grant `jwt`"]);
+    /// ```
     pub fn quirks(&self) -> Vec<String> {
         let mut out = Vec::new();
         let mut url_vars: Vec<&str> = Vec::new();
@@ -379,10 +416,9 @@ impl Spec {
             out.push(format!("URL from `{}`", url_vars.join("`, `")));
         }
         for (name, def) in &self.inputs {
-            if let Some(allowed) = &def.allowed {
-                if name == "code_challenge_method" || name == "token_type_hint" {
-                    continue;
-                }
+            if let Some(allowed) = &def.allowed
+                && self.own.enums.contains(name)
+            {
                 out.push(format!("`{name}`: {}", allowed.join("/")));
             }
         }
@@ -415,15 +451,7 @@ impl Spec {
             {
                 push("Basic credentials not form-encoded".into());
             }
-            if ![
-                "authorization_code",
-                "refresh_token",
-                "password",
-                "client_credentials",
-                "device_code",
-            ]
-            .contains(&gname.as_str())
-            {
+            if self.own.grants.contains(gname) {
                 push(format!("custom grant `{gname}`"));
             }
         }
