@@ -65,6 +65,8 @@ pub struct ProviderError {
     pub hint: Option<String>,
     /// A link to documentation about the error, when the provider gives one.
     pub uri: Option<String>,
+    /// Further values the spec keeps (`errors.extras`: trace ids, sub-codes), scrubbed.
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl fmt::Display for ProviderError {
@@ -223,9 +225,15 @@ pub enum Error {
         /// The beginning of the body, with secrets redacted.
         excerpt: String,
     },
-    /// The provider refused the request.
+    /// The provider refused the request (boxed: it is the largest variant).
     #[error("{0}")]
-    Provider(#[from] ProviderError),
+    Provider(Box<ProviderError>),
+}
+
+impl From<ProviderError> for Error {
+    fn from(p: ProviderError) -> Self {
+        Error::Provider(Box::new(p))
+    }
 }
 
 /// Why [`Error::NotSignedIn`].
@@ -357,13 +365,19 @@ impl Error {
                 None,
             ),
         };
-        serde_json::json!({
+        let mut out = serde_json::json!({
             "kind": self.kind().as_str(),
             "status": self.status(),
             "code": code,
             "message": message,
             "hint": hint,
             "uri": uri,
-        })
+        });
+        if let Error::Provider(p) = self
+            && !p.extra.is_empty()
+        {
+            out["extra"] = serde_json::Value::Object(p.extra.clone());
+        }
+        out
     }
 }

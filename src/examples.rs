@@ -388,6 +388,9 @@ fn error_fields(e: &Error) -> Value {
                     m.insert(k.into(), json!(v));
                 }
             }
+            if !p.extra.is_empty() {
+                m.insert("extra".into(), Value::Object(p.extra.clone()));
+            }
             Value::Object(m)
         }
         other => other.to_json(),

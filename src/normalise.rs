@@ -125,8 +125,11 @@ impl Spec {
                 });
             }
         };
-        if !reply.status().is_success() || self.errors.when.iter().any(|c| c.matches(&value)) {
-            return Err(Error::Provider(provider_error(
+        let refused = !reply.status().is_success()
+            || self.errors.when.iter().any(|c| c.matches(&value))
+            || !self.errors.success.iter().all(|c| c.matches(&value));
+        if refused {
+            return Err(Error::from(provider_error(
                 &self.errors,
                 status,
                 &value,
@@ -383,6 +386,15 @@ impl crate::spec::ErrorCondition {
         match &self.test {
             Test::Exists(want) => found.is_some_and(|v| !v.is_null()) == *want,
             Test::Equals(expected) => found.is_some_and(|v| loosely_equal(v, expected)),
+            Test::NotEquals(other) => {
+                found.is_some_and(|v| !v.is_null() && !loosely_equal(v, other))
+            }
+            Test::OneOf(values) => {
+                found.is_some_and(|v| values.iter().any(|e| loosely_equal(v, e)))
+            }
+            Test::Matches(re) => found
+                .and_then(scalar_string)
+                .is_some_and(|text| re.is_match(&text)),
         }
     }
 }
@@ -423,12 +435,30 @@ fn provider_error(
         Value::String(text) if !text.is_empty() => Some(scrubber.scrub(text)),
         _ => None,
     });
+    // A bare status stands for a code when the spec says so and the reply names none.
+    let code = get(&map.code).or_else(|| {
+        map.status_codes
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map(|(_, c)| c.clone())
+    });
+    let mut extra = Map::new();
+    for (name, paths) in &map.extras {
+        if let Some(v) = first(paths, value).filter(|v| !v.is_null()) {
+            let v = match v {
+                Value::String(s) => Value::String(scrubber.scrub(s)),
+                other => other.clone(),
+            };
+            extra.insert(name.clone(), v);
+        }
+    }
     ProviderError {
         status,
-        code: get(&map.code),
+        code,
         message,
         hint: get(&map.hint),
         uri: get(&map.uri),
+        extra,
     }
 }
 

@@ -763,3 +763,110 @@ fn an_error_example_states_its_kind_and_an_empty_refusal_is_the_providers() {
     assert!(reports[1].passed(), "{:?}", reports[1].failures);
     assert!(reports[2].passed(), "{:?}", reports[2].failures);
 }
+
+#[test]
+fn conditions_success_markers_status_codes_and_error_extras() {
+    let s = with(
+        "errors:\n  when:\n    - { path: $.status, not_equals: ok }\n    - { path: $.code, one_of: [7, 9] }\n    - { path: $.note, matches: \"^Denied\" }\n  success:\n    - { path: $.result, equals: success }\n  code: [$.error, $.code]\n  status_codes: { 428: authorization_pending, 410: expired_token }\n  extras:\n    trace_id: $.traceId\n    sub_code: $.subCode\n",
+    );
+    let inputs = Inputs::new().with("client_id", "a");
+    let ok = r#"{"access_token":"t","status":"ok","result":"success"}"#;
+    assert!(
+        s.normalise_token(
+            "client_credentials",
+            &inputs,
+            &reply(200, "application/json", ok),
+            0
+        )
+        .is_ok()
+    );
+    for (body, code) in [
+        (
+            r#"{"access_token":"t","status":"down","result":"success"}"#,
+            None,
+        ),
+        (
+            r#"{"access_token":"t","code":9,"result":"success"}"#,
+            Some("9"),
+        ),
+        (
+            r#"{"access_token":"t","note":"Denied: x","result":"success"}"#,
+            None,
+        ),
+        // No success marker: a refusal even with an access token.
+        (r#"{"access_token":"t","result":"failure"}"#, None),
+    ] {
+        let e = s
+            .normalise_token(
+                "client_credentials",
+                &inputs,
+                &reply(200, "application/json", body),
+                0,
+            )
+            .unwrap_err();
+        let Error::Provider(p) = e else {
+            panic!("{body}: {e}")
+        };
+        assert_eq!(p.code.as_deref(), code, "{body}");
+    }
+    // A bodiless status stands for its declared code; extras are kept, scrubbed.
+    let e = s
+        .normalise_token(
+            "client_credentials",
+            &inputs,
+            &reply(428, "text/plain", ""),
+            0,
+        )
+        .unwrap_err();
+    let Error::Provider(p) = e else { panic!("{e}") };
+    assert_eq!(p.code.as_deref(), Some("authorization_pending"));
+    let e = s
+        .normalise_token(
+            "client_credentials",
+            &inputs,
+            &reply(
+                400,
+                "application/json",
+                r#"{"error":"invalid_grant","traceId":"abc-123","subCode":42}"#,
+            ),
+            0,
+        )
+        .unwrap_err();
+    assert_eq!(
+        e.to_json()["extra"],
+        serde_json::json!({"trace_id": "abc-123", "sub_code": 42})
+    );
+    // A refusal's own code wins over the status's.
+    let e = s
+        .normalise_token(
+            "client_credentials",
+            &inputs,
+            &reply(410, "application/json", r#"{"error":"gone_for_good"}"#),
+            0,
+        )
+        .unwrap_err();
+    let Error::Provider(p) = e else { panic!("{e}") };
+    assert_eq!(p.code.as_deref(), Some("gone_for_good"));
+}
+
+#[test]
+fn delete_and_patch_requests() {
+    let s = spec(
+        "extends: oauth2\nendpoints:\n  token: https://auth.example.com/token\n  revocation: \"https://auth.example.com/applications/{{ client_id }}/grant\"\nrequests:\n  revoke:\n    method: DELETE\n    body: none\n",
+    );
+    let req = s
+        .render(
+            specauth::RequestKind::Revocation,
+            &Inputs::new()
+                .with("client_id", "app-1")
+                .with("client_secret", "sec")
+                .with("token", "tok"),
+        )
+        .unwrap();
+    assert_eq!(req.http().method(), "DELETE");
+    assert_eq!(
+        req.http().uri(),
+        "https://auth.example.com/applications/app-1/grant"
+    );
+    assert!(req.http().body().is_empty());
+}

@@ -176,7 +176,7 @@ fn transport() -> UreqTransport {
 
 fn provider_error(result: Result<Token, Error>) -> ProviderError {
     match result {
-        Err(Error::Provider(p)) => p,
+        Err(Error::Provider(p)) => *p,
         other => panic!("expected a provider error, got {other:?}"),
     }
 }
@@ -591,6 +591,7 @@ fn xee_array_error_400() {
             message: Some("Missing parameter".into()),
             hint: Some("Check you've set the grant_type and the code".into()),
             uri: None,
+            extra: Default::default(),
         }
     );
     assert_eq!(
@@ -602,7 +603,7 @@ fn xee_array_error_400() {
         }))
     );
     assert_no_secret_in_error(
-        &Error::Provider(p),
+        &Error::from(p),
         &["s3cret", "theawesomecode", "YXBwOnMzY3JldA=="],
     );
     assert_eq!(server.requests().len(), 1);
@@ -1114,6 +1115,7 @@ fn secrets_echoed_by_the_provider_are_redacted() {
             message: Some("bad code [redacted] for secret [redacted]".into()),
             hint: None,
             uri: Some("https://x.test/[redacted]".into()),
+            extra: Default::default(),
         }
     );
 

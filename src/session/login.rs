@@ -183,12 +183,13 @@ impl RedirectListener {
                     400,
                     &format!("Sign-in failed: {}", message.as_deref().unwrap_or(&code)),
                 ));
-                return Err(Error::Provider(ProviderError {
+                return Err(Error::from(ProviderError {
                     status: 302,
                     code: Some(code),
                     message,
                     hint: None,
                     uri: get("error_uri"),
+                    extra: serde_json::Map::new(),
                 }));
             }
             match get("code") {

@@ -423,11 +423,13 @@ impl Compiler {
                 "POST" => http::Method::POST,
                 "GET" => http::Method::GET,
                 "PUT" => http::Method::PUT,
+                "PATCH" => http::Method::PATCH,
+                "DELETE" => http::Method::DELETE,
                 other => {
                     return Err(SpecError::new(
                         &m.pos,
                         format!(
-                            "grant `{gname}`: unknown method `{other}`; expected POST, GET or PUT"
+                            "grant `{gname}`: unknown method `{other}`; expected POST, GET, PUT, PATCH or DELETE"
                         ),
                     ));
                 }
@@ -689,28 +691,75 @@ impl Compiler {
     }
 
     fn error_map(&self, doc: doc::ErrorsDoc) -> Result<ErrorMap> {
-        let mut when = Vec::new();
-        for cond in doc.when.as_ref().map(Vec::as_slice).unwrap_or(&[]) {
-            let path = compile_path("errors.when", &cond.path)?;
-            let test = match (&cond.equals, cond.exists) {
-                (Some(v), None) => Test::Equals(v.clone()),
-                (None, Some(e)) => Test::Exists(e),
-                _ => {
-                    return Err(SpecError::new(
-                        &cond.path.pos,
-                        "an `errors.when` condition needs exactly one of `equals` or `exists`",
-                    ));
-                }
-            };
-            when.push(ErrorCondition { path, test });
+        let conditions = |what: &str, list: Option<&Vec<doc::Condition>>| {
+            list.map(Vec::as_slice)
+                .unwrap_or(&[])
+                .iter()
+                .map(|c| condition(what, c))
+                .collect::<Result<Vec<_>>>()
+        };
+        let mut extras = Vec::new();
+        for (name, patch) in &doc.extras {
+            if let Some(paths) = patch.as_ref() {
+                extras.push((
+                    name.clone(),
+                    self.paths(&format!("errors.extras.{name}"), Some(paths))?,
+                ));
+            }
         }
         Ok(ErrorMap {
-            when,
+            when: conditions("errors.when", doc.when.as_ref())?,
+            success: conditions("errors.success", doc.success.as_ref())?,
             code: self.paths("errors.code", doc.code.as_ref())?,
             message: self.paths("errors.message", doc.message.as_ref())?,
             hint: self.paths("errors.hint", doc.hint.as_ref())?,
             uri: self.paths("errors.uri", doc.uri.as_ref())?,
+            status_codes: doc
+                .status_codes
+                .as_ref()
+                .map(|m| m.iter().map(|(k, v)| (*k, v.value.clone())).collect())
+                .unwrap_or_default(),
+            extras,
         })
+    }
+}
+
+/// One condition of `errors.when` or `errors.success`: exactly one test.
+fn condition(what: &str, cond: &doc::Condition) -> Result<ErrorCondition> {
+    let path = compile_path(what, &cond.path)?;
+    let mut tests = Vec::new();
+    if let Some(v) = &cond.equals {
+        tests.push(Test::Equals(v.clone()));
+    }
+    if let Some(v) = &cond.not_equals {
+        tests.push(Test::NotEquals(v.clone()));
+    }
+    if let Some(v) = &cond.one_of {
+        tests.push(Test::OneOf(v.clone()));
+    }
+    if let Some(e) = cond.exists {
+        tests.push(Test::Exists(e));
+    }
+    if let Some(re) = &cond.matches {
+        let re = regex::RegexBuilder::new(re)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| {
+                SpecError::new(
+                    &cond.path.pos,
+                    format!("bad regular expression in {what}: {e}"),
+                )
+            })?;
+        tests.push(Test::Matches(re));
+    }
+    match (tests.pop(), tests.is_empty()) {
+        (Some(test), true) => Ok(ErrorCondition { path, test }),
+        _ => Err(SpecError::new(
+            &cond.path.pos,
+            format!(
+                "an `{what}` condition needs exactly one of `equals`, `not_equals`, `one_of`, `exists` or `matches`"
+            ),
+        )),
     }
 }
 

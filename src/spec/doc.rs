@@ -211,7 +211,8 @@ replace_on_merge!(
     Paths,
     Field,
     Vec<At<String>>,
-    Vec<Condition>
+    Vec<Condition>,
+    IndexMap<u16, At<String>>
 );
 
 /// Declares a document struct and its [`Merge`] in one place, so a field added to the struct
@@ -528,22 +529,43 @@ document! {
     pub struct ErrorsDoc {
         /// Conditions that make even a 2xx reply an error; any one is enough.
         pub when: Patch<Vec<Condition>>,
+        /// Conditions a 2xx reply must all meet to be a success (`{ path: $.result, equals:
+        /// success }`); a reply that misses one is the provider's refusal.
+        pub success: Patch<Vec<Condition>>,
         pub code: Patch<Paths>,
         pub message: Patch<Paths>,
         pub hint: Patch<Paths>,
         pub uri: Patch<Paths>,
+        /// The error code an HTTP status stands for when the reply names none (a bodiless
+        /// `428` that means `authorization_pending`).
+        pub status_codes: Patch<IndexMap<u16, At<String>>>,
+        /// Further values kept on the provider error (trace ids, sub-codes), by name.
+        pub extras: IndexMap<String, Patch<Paths>>,
     }
 }
 
-/// `{ path: $.ok, equals: false }` or `{ path: $.error, exists: true }`.
+/// A test of one value of a reply: `{ path: $.ok, equals: false }`, `{ path: $.error,
+/// exists: true }`, `{ path: $.status, not_equals: ok }`, `{ path: $.code, one_of: [1, 2] }`
+/// or `{ path: $.message, matches: "^Invalid" }`; exactly one test each.
 #[derive(Clone, Debug, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
     pub path: At<String>,
+    /// The value equals this (`false` equals `"false"`: form and XML replies hold strings).
     #[serde(default)]
     pub equals: Option<serde_json::Value>,
+    /// The value is present and differs from this.
+    #[serde(default)]
+    pub not_equals: Option<serde_json::Value>,
+    /// The value equals one of these.
+    #[serde(default)]
+    pub one_of: Option<Vec<serde_json::Value>>,
+    /// The value is present (`true`) or absent or null (`false`).
     #[serde(default)]
     pub exists: Option<bool>,
+    /// The value, as text, matches this regular expression.
+    #[serde(default)]
+    pub matches: Option<String>,
 }
 
 /// A documented exchange: inputs, the provider's reply, and what is expected of both.
@@ -790,8 +812,8 @@ secret_extras: [y]
 "#,
         );
         child_overrides_every_field::<ErrorsDoc>(
-            "{ when: [{ path: $.ok, equals: false }], code: $.a, message: $.a, hint: $.a, uri: $.a }",
-            "{ when: [{ path: $.error, exists: true }], code: $.b, message: $.b, hint: $.b, uri: $.b }",
+            "{ when: [{ path: $.ok, equals: false }], success: [{ path: $.r, equals: a }], code: $.a, message: $.a, hint: $.a, uri: $.a, status_codes: { 400: a }, extras: { t: $.a } }",
+            "{ when: [{ path: $.error, exists: true }], success: [{ path: $.r, equals: b }], code: $.b, message: $.b, hint: $.b, uri: $.b, status_codes: { 400: b }, extras: { t: $.b } }",
         );
     }
 

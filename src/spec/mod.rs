@@ -243,7 +243,10 @@ pub(crate) struct DeviceMap {
 #[derive(Debug)]
 pub(crate) enum Test {
     Equals(serde_json::Value),
+    NotEquals(serde_json::Value),
+    OneOf(Vec<serde_json::Value>),
     Exists(bool),
+    Matches(regex::Regex),
 }
 
 #[derive(Debug)]
@@ -255,10 +258,13 @@ pub(crate) struct ErrorCondition {
 #[derive(Debug, Default)]
 pub(crate) struct ErrorMap {
     pub(crate) when: Vec<ErrorCondition>,
+    pub(crate) success: Vec<ErrorCondition>,
     pub(crate) code: Vec<Path>,
     pub(crate) message: Vec<Path>,
     pub(crate) hint: Vec<Path>,
     pub(crate) uri: Vec<Path>,
+    pub(crate) status_codes: Vec<(u16, String)>,
+    pub(crate) extras: Vec<(String, Vec<Path>)>,
 }
 
 impl Spec {
