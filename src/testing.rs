@@ -50,8 +50,10 @@ const MAX_REQUEST_BODY: u64 = 1 << 20;
 impl ReplayServer {
     /// Starts the server on a free loopback port.
     pub fn start() -> std::io::Result<ReplayServer> {
-        let (server, port) = crate::loopback::bind(0)?;
-        let server = Arc::new(server);
+        let (listener, port) = crate::loopback::bind(0)?;
+        let server = Arc::new(
+            tiny_http::Server::from_listener(listener, None).map_err(std::io::Error::other)?,
+        );
         let queue: Arc<Mutex<VecDeque<http::Response<Vec<u8>>>>> = Arc::default();
         let received: Arc<Mutex<Vec<ReceivedRequest>>> = Arc::default();
         let thread = {
