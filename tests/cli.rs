@@ -527,3 +527,35 @@ fn the_readme_providers_table_is_current() {
         "README.md's providers table is out of date: replace it with `specauth providers --markdown`"
     );
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    // `specauth … | head -c 10`: the reader is gone before the first write, so every write to
+    // stdout fails with a broken pipe. The command ends quietly, as `head` expects.
+    let commands: [&[&str]; 8] = [
+        &["providers", "--json"],
+        &["providers"],
+        &["providers", "--markdown"],
+        &["test", "specs"],
+        &["demo"],
+        &["schema"],
+        &["completions", "bash"],
+        &["--help"],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_specauth"));
+        cmd.args(args).stdout(writer);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("SPECAUTH_") {
+                cmd.env_remove(k);
+            }
+        }
+        let out = cmd.output().expect("the binary runs");
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert_eq!(err, "", "{args:?}");
+    }
+}

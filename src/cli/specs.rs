@@ -40,16 +40,16 @@ pub(crate) fn check(loader: &Loader, paths: &[PathBuf]) -> Result<u8, Error> {
     let mut bad = 0;
     for file in spec_files(paths)? {
         match load(loader, &file) {
-            Ok(spec) => println!(
+            Ok(spec) => outln!(
                 "ok    {} ({}: {} grants, {} examples)",
                 file.display(),
                 spec.id(),
                 spec.grant_names().count(),
                 spec.example_count()
-            ),
+            )?,
             Err(e) => {
                 bad += 1;
-                println!("error {e}");
+                outln!("error {e}")?;
             }
         }
     }
@@ -63,30 +63,30 @@ pub(crate) fn test(loader: &Loader, paths: &[PathBuf], verbose: bool) -> Result<
             Ok(s) => s,
             Err(e) => {
                 broken += 1;
-                println!("error {e}");
+                outln!("error {e}")?;
                 continue;
             }
         };
         for report in spec.run_examples() {
             if report.passed() {
                 passed += 1;
-                println!("PASS  {} › {}", spec.id(), report.name);
+                outln!("PASS  {} › {}", spec.id(), report.name)?;
             } else {
                 failed += 1;
-                println!("FAIL  {} › {}", spec.id(), report.name);
+                outln!("FAIL  {} › {}", spec.id(), report.name)?;
                 for f in &report.failures {
-                    println!("        {f}");
+                    outln!("        {f}")?;
                 }
             }
             if verbose {
                 for line in report.request.lines() {
-                    println!("        | {line}");
+                    outln!("        | {line}")?;
                 }
-                println!("        → {}", report.outcome);
+                outln!("        → {}", report.outcome)?;
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    outln!("{passed} passed, {failed} failed")?;
     Ok(if broken > 0 {
         exit::USAGE
     } else if failed > 0 {
@@ -144,7 +144,7 @@ pub(crate) fn markdown_table(loader: &Loader) -> Result<String, Error> {
 
 pub(crate) fn providers(loader: &Loader, json: bool, markdown: bool) -> Result<u8, Error> {
     if markdown {
-        print!("{}", markdown_table(loader)?);
+        out!("{}", markdown_table(loader)?)?;
         return Ok(exit::OK);
     }
     let mut rows = Vec::new();
@@ -165,16 +165,16 @@ pub(crate) fn providers(loader: &Loader, json: bool, markdown: bool) -> Result<u
         }
     }
     if json {
-        println!("{}", serde_json::Value::Array(rows));
+        outln!("{}", serde_json::Value::Array(rows))?;
     } else {
         for r in &rows {
             match r.get("error") {
-                Some(e) => println!(
+                Some(e) => outln!(
                     "{:<12} error: {}",
                     r["id"].as_str().unwrap_or(""),
                     e.as_str().unwrap_or("")
-                ),
-                None => println!(
+                )?,
+                None => outln!(
                     "{:<12} {:<36} {}",
                     r["id"].as_str().unwrap_or(""),
                     r["name"].as_str().unwrap_or(""),
@@ -186,7 +186,7 @@ pub(crate) fn providers(loader: &Loader, json: bool, markdown: bool) -> Result<u
                             .collect::<Vec<_>>()
                             .join(", "))
                         .unwrap_or_default()
-                ),
+                )?,
             }
         }
     }
