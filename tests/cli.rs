@@ -559,3 +559,85 @@ fn a_reader_that_goes_away_ends_the_output_quietly() {
         assert_eq!(err, "", "{args:?}");
     }
 }
+
+/// Control characters, for terminal output: C0 (ESC, CR, LF…), DEL and C1.
+fn controls(text: &str) -> Vec<char> {
+    text.chars()
+        .filter(|c| c.is_control() && *c != '\n')
+        .collect()
+}
+
+#[test]
+fn a_providers_error_message_cannot_drive_the_terminal() {
+    let server = ReplayServer::start().unwrap();
+    server.push(json_reply(
+        403,
+        r#"{"message":"denied \u001b[31mred\u001b[0m\r\nspecauth: all good\u009b2J\u007f"}"#,
+    ));
+    let endpoint = format!("token={}/t", server.origin());
+    let out = specauth(&[
+        "token",
+        "xee",
+        "refresh_token",
+        "--endpoint",
+        &endpoint,
+        "--set",
+        "client_id=app",
+        "--set",
+        "client_secret=s3cret",
+        "--set",
+        "refresh_token=r",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert_eq!(controls(&err), Vec::<char>::new(), "{err:?}");
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(err.starts_with("specauth: provider refused"), "{err:?}");
+}
+
+#[test]
+fn text_from_specs_and_the_token_cache_is_printed_with_controls_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let specs = dir.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    std::fs::write(
+        specs.join("evil.yaml"),
+        "name: \"Evil \\x1b[2J Corp\"\nextends: oauth2\n\
+         endpoints: { token: \"https://evil.example/token\" }\n\
+         examples:\n  - name: \"wipes \\x1b[2J the screen\\r\"\n    grant: client_credentials\n    \
+         inputs: { client_id: a }\n    reply: { json: { access_token: \"t\\x1b[31m\" } }\n    \
+         expect: { token: { access_token: u } }\n",
+    )
+    .unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        "extends: oauth2\nendpoints: { token: \"https://evil\\x1b[2J.example/\\u009b\" }\n",
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    std::fs::write(
+        store.join("evil@default.json"),
+        r#"{"provider":"evil\u001b[2J","profile":"default\r","obtained_at":1,"inputs":{},
+            "token":{"access_token":"t","token_type":"Bearer"}}"#,
+    )
+    .unwrap();
+    let specs = specs.to_str().unwrap();
+    let runs: [&[&str]; 6] = [
+        &["--specs", specs, "providers"],
+        &["--specs", specs, "providers", "--markdown"],
+        &["test", specs],
+        &["check", specs, broken.to_str().unwrap()],
+        &["--specs", specs, "demo", "evil"],
+        &["--store", store.to_str().unwrap(), "tokens"],
+    ];
+    for args in runs {
+        let out = specauth(args);
+        let (o, e) = (stdout(&out), stderr(&out));
+        assert_eq!(controls(&o), Vec::<char>::new(), "{args:?}: {o}");
+        assert_eq!(controls(&e), Vec::<char>::new(), "{args:?}: {e}");
+        assert!(!o.is_empty(), "{args:?} printed nothing: {e}");
+    }
+}

@@ -25,23 +25,24 @@ pub(crate) fn run(loader: &Loader, providers: &[String]) -> Result<u8, Error> {
         if spec.example_count() == 0 {
             continue;
         }
-        outln!("━━ {} · {} ━━", spec.id(), spec.name())?;
+        textln!("━━ {} · {} ━━", spec.id(), spec.name())?;
         let offline = spec.run_examples();
         for (i, expected) in offline.iter().enumerate() {
             let Some((grant, inputs, reply, now)) = spec.example_exchange(i) else {
                 continue;
             };
-            outln!("\n[{}] {} (grant {})", i + 1, expected.name, grant.name())?;
+            outln!()?;
+            textln!("[{}] {} (grant {})", i + 1, expected.name, grant.name())?;
             let request = match spec.render(&grant, &inputs) {
                 Ok(r) => r,
                 Err(e) => {
                     mismatches += 1;
-                    outln!("    ✗ cannot render: {e}")?;
+                    textln!("    ✗ cannot render: {e}")?;
                     continue;
                 }
             };
             for line in request.redacted().lines() {
-                outln!("    │ {line}")?;
+                textln!("    │ {line}")?;
             }
             let before = server.received().len();
             let sent_body = request.http().body().clone();
@@ -60,7 +61,7 @@ pub(crate) fn run(loader: &Loader, providers: &[String]) -> Result<u8, Error> {
             // The same function built the offline outcome, so the two compare exactly.
             let same = shown == expected.outcome;
             let shown = strip_nulls(&shown);
-            outln!(
+            textln!(
                 "    → {arrow}: {}",
                 shown.get("token").or(shown.get("error")).unwrap_or(&shown)
             )?;
@@ -70,7 +71,7 @@ pub(crate) fn run(loader: &Loader, providers: &[String]) -> Result<u8, Error> {
                 outln!("    ✗ the server did not receive the request as rendered")?;
             } else if !same {
                 mismatches += 1;
-                outln!(
+                textln!(
                     "    ✗ differs from the offline replay: {}",
                     expected.outcome
                 )?;

@@ -18,10 +18,26 @@ macro_rules! outln {
     };
 }
 
-/// `eprintln!` that never panics: a message that cannot reach stderr is dropped.
+/// `outln!` for a line holding text from outside (specs, servers, the token cache, arguments):
+/// the whole line passes through [`printable`], so it stays one line and cannot drive the
+/// terminal.
+macro_rules! textln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!(
+            "{}\n",
+            $crate::cli::printable(&format!($($arg)*))
+        ))
+    };
+}
+
+/// `eprintln!` for one line that never panics (a message that cannot reach stderr is
+/// dropped), passed through [`printable`] like [`textln!`].
 macro_rules! errln {
     ($($arg:tt)*) => {
-        $crate::cli::write_err(format_args!("{}\n", format_args!($($arg)*)))
+        $crate::cli::write_err(format_args!(
+            "{}\n",
+            $crate::cli::printable(&format!($($arg)*))
+        ))
     };
 }
 
@@ -297,7 +313,7 @@ pub(crate) fn main() -> ExitCode {
     let verbose = cli.verbose;
     if verbose {
         tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
+            .with_writer(|| PrintableStderr)
             .with_max_level(tracing::Level::DEBUG)
             .with_target(false)
             .without_time()
@@ -406,6 +422,31 @@ pub(crate) fn printable(text: &str) -> String {
     out
 }
 
+/// Each line of `text` made [`printable`], line breaks kept: for text of several lines.
+pub(crate) fn printable_lines(text: &str) -> String {
+    text.split('\n')
+        .map(printable)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// stderr for `-v` logs: the requests they show carry inputs and spec values, so each log
+/// line passes through [`printable`].
+struct PrintableStderr;
+
+impl std::io::Write for PrintableStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // The subscriber formats each event whole, then writes it in one call.
+        let text = printable_lines(&String::from_utf8_lossy(buf));
+        std::io::stderr().lock().write_all(text.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().lock().flush()
+    }
+}
+
 /// Inputs by precedence (the library's [`InputSources`]), with `--set` values parsed here:
 /// `NAME=-` reads the value from stdin.
 fn gather_inputs(
@@ -460,10 +501,11 @@ fn token(ctx: &Ctx, args: &GrantArgs) -> Result<u8, Error> {
 fn render(ctx: &Ctx, args: &GrantArgs, reveal: bool) -> Result<u8, Error> {
     let (spec, inputs) = ctx.spec_and_inputs(&args.provider, &args.inputs)?;
     let request = spec.render(args.grant.as_str(), &inputs)?;
+    // An xml body does not escape control characters that spec values or inputs carry.
     if reveal {
-        out!("{}", request.revealed())?;
+        out!("{}", printable_lines(&request.revealed()))?;
     } else {
-        out!("{}", request.redacted())?;
+        out!("{}", printable_lines(request.redacted()))?;
     }
     Ok(exit::OK)
 }

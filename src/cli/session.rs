@@ -193,7 +193,7 @@ pub(crate) fn print_token(ctx: &Ctx, args: &PrintTokenArgs) -> Result<u8, Error>
         && let Some(entry) = store.load(&args.provider, profile)?
         && !entry.token.expires_within(now(), args.min_valid)
     {
-        outln!("{}", entry.token.access_token.secret())?;
+        outln!("{}", super::printable(entry.token.access_token.secret()))?;
         return Ok(exit::OK);
     }
     let (spec, inputs) = ctx.spec_and_inputs(&args.provider, &args.inputs)?;
@@ -205,7 +205,7 @@ pub(crate) fn print_token(ctx: &Ctx, args: &PrintTokenArgs) -> Result<u8, Error>
         &inputs,
         args.min_valid,
     )?;
-    outln!("{}", entry.token.access_token.secret())?;
+    outln!("{}", super::printable(entry.token.access_token.secret()))?;
     Ok(exit::OK)
 }
 
@@ -236,7 +236,7 @@ pub(crate) fn tokens(ctx: &Ctx) -> Result<u8, Error> {
             Some(at) => format!("expires in {} s", at - now),
             None => "no expiry".to_owned(),
         };
-        outln!(
+        textln!(
             "{:<16} {:<12} {:<18} {}",
             e.provider,
             e.profile,

@@ -40,7 +40,7 @@ pub(crate) fn check(loader: &Loader, paths: &[PathBuf]) -> Result<u8, Error> {
     let mut bad = 0;
     for file in spec_files(paths)? {
         match load(loader, &file) {
-            Ok(spec) => outln!(
+            Ok(spec) => textln!(
                 "ok    {} ({}: {} grants, {} examples)",
                 file.display(),
                 spec.id(),
@@ -49,7 +49,7 @@ pub(crate) fn check(loader: &Loader, paths: &[PathBuf]) -> Result<u8, Error> {
             )?,
             Err(e) => {
                 bad += 1;
-                outln!("error {e}")?;
+                textln!("error {e}")?;
             }
         }
     }
@@ -63,26 +63,26 @@ pub(crate) fn test(loader: &Loader, paths: &[PathBuf], verbose: bool) -> Result<
             Ok(s) => s,
             Err(e) => {
                 broken += 1;
-                outln!("error {e}")?;
+                textln!("error {e}")?;
                 continue;
             }
         };
         for report in spec.run_examples() {
             if report.passed() {
                 passed += 1;
-                outln!("PASS  {} › {}", spec.id(), report.name)?;
+                textln!("PASS  {} › {}", spec.id(), report.name)?;
             } else {
                 failed += 1;
-                outln!("FAIL  {} › {}", spec.id(), report.name)?;
+                textln!("FAIL  {} › {}", spec.id(), report.name)?;
                 for f in &report.failures {
-                    outln!("        {f}")?;
+                    textln!("        {f}")?;
                 }
             }
             if verbose {
                 for line in report.request.lines() {
-                    outln!("        | {line}")?;
+                    textln!("        | {line}")?;
                 }
-                outln!("        → {}", report.outcome)?;
+                textln!("        → {}", report.outcome)?;
             }
         }
     }
@@ -130,14 +130,15 @@ pub(crate) fn markdown_table(loader: &Loader) -> Result<String, Error> {
         }
         let requests = other_requests(&spec);
         grants.extend(requests.iter().map(String::as_str));
-        out.push_str(&format!(
-            "| `{}` | {} | {} | {} | {} |\n",
+        out.push_str(&super::printable(&format!(
+            "| `{}` | {} | {} | {} | {} |",
             spec.id(),
             spec.name().replace('|', "\\|"),
             grants.join(", "),
             auth_methods(&spec),
             spec.quirks().join("; ").replace('|', "\\|"),
-        ));
+        )));
+        out.push('\n');
     }
     Ok(out)
 }
@@ -169,12 +170,12 @@ pub(crate) fn providers(loader: &Loader, json: bool, markdown: bool) -> Result<u
     } else {
         for r in &rows {
             match r.get("error") {
-                Some(e) => outln!(
+                Some(e) => textln!(
                     "{:<12} error: {}",
                     r["id"].as_str().unwrap_or(""),
                     e.as_str().unwrap_or("")
                 )?,
-                None => outln!(
+                None => textln!(
                     "{:<12} {:<36} {}",
                     r["id"].as_str().unwrap_or(""),
                     r["name"].as_str().unwrap_or(""),
