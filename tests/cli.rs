@@ -641,3 +641,114 @@ fn text_from_specs_and_the_token_cache_is_printed_with_controls_escaped() {
         assert!(!o.is_empty(), "{args:?} printed nothing: {e}");
     }
 }
+
+#[test]
+fn a_spec_is_found_by_its_declared_id_and_yml_works_like_yaml() {
+    let server = ReplayServer::start().unwrap();
+    let o = server.origin();
+    let dir = tempfile::tempdir().unwrap();
+    let specs = dir.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    // As `import` without `--id` leaves it: the file is named after one thing, the spec another.
+    std::fs::write(
+        specs.join("foo.yaml"),
+        format!("id: bar\nname: Bar\nextends: oauth2\nendpoints: {{ token: \"{o}/token\" }}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        specs.join("baz.yml"),
+        "name: Baz\nextends: oauth2\nendpoints: { token: \"https://baz.example/token\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        specs.join("qux.yml"),
+        "id: \"quux\"\nextends: oauth2\nendpoints: { token: \"https://quux.example/token\" }\n",
+    )
+    .unwrap();
+    // Shadows the bundled `xee` by its declared id, as a file named xee.yaml would.
+    std::fs::write(
+        specs.join("my-xee.yaml"),
+        "id: xee\nname: My Xee\nextends: oauth2\nendpoints: { token: \"https://xee.example/token\" }\n",
+    )
+    .unwrap();
+    let specs = specs.to_str().unwrap();
+
+    let out = specauth(&["--specs", specs, "providers", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let list: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    for id in ["bar", "baz", "quux", "xee"] {
+        assert_eq!(ids.iter().filter(|i| **i == id).count(), 1, "{id}: {ids:?}");
+    }
+    let xee = list.as_array().unwrap().iter().find(|p| p["id"] == "xee");
+    assert_eq!(xee.unwrap()["name"], "My Xee");
+
+    // Every id `providers` shows can be used.
+    for (id, url) in [
+        ("bar", format!("{o}/token")),
+        ("foo", format!("{o}/token")),
+        ("baz", "https://baz.example/token".to_owned()),
+        ("quux", "https://quux.example/token".to_owned()),
+        ("xee", "https://xee.example/token".to_owned()),
+    ] {
+        let out = specauth(&[
+            "--specs",
+            specs,
+            "render",
+            id,
+            "client_credentials",
+            "--set",
+            "client_id=a",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{id}: {}", stderr(&out));
+        assert!(
+            stdout(&out).starts_with(&format!("POST {url}\n")),
+            "{id}: {}",
+            stdout(&out)
+        );
+    }
+
+    // A token cached under the declared id is refreshed through the spec that declares it.
+    let store = dir.path().join("store");
+    specauth::session::TokenStore::new(&store)
+        .save(&specauth::session::StoredToken {
+            provider: "bar".into(),
+            profile: "default".into(),
+            token: specauth::Token {
+                expires_at: Some(1),
+                refresh_token: Some(specauth::Secret::new("r1")),
+                ..specauth::Token::bearer(specauth::Secret::new("old"))
+            },
+            inputs: [("client_id".to_owned(), "app".to_owned())].into(),
+            obtained_at: 1,
+        })
+        .unwrap();
+    server.push(json_reply(
+        200,
+        r#"{"access_token":"new","token_type":"bearer","expires_in":3600}"#,
+    ));
+    let out = specauth_env(
+        &[
+            "--specs",
+            specs,
+            "--store",
+            store.to_str().unwrap(),
+            "print-token",
+            "bar",
+        ],
+        &[("SPECAUTH_CLIENT_SECRET", "s3cret")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "new\n");
+    let got = &server.received()[0];
+    assert_eq!(got.url, "/token");
+    assert!(
+        String::from_utf8_lossy(&got.body).contains("refresh_token=r1"),
+        "{got:?}"
+    );
+}

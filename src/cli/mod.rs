@@ -112,7 +112,7 @@ pub(crate) mod exit {
                   2 bad usage, spec or input; 3 transport failure or unparseable reply."
 )]
 struct Cli {
-    /// Extra folders of specs (ID.yaml), searched before the bundled ones.
+    /// Extra folders of specs, searched before the bundled ones (by `id:`, or file name ID.yaml).
     #[arg(long = "specs", value_name = "DIR", global = true)]
     specs: Vec<PathBuf>,
     /// Errors on stderr as one JSON object {"error": {kind, status, code, message, hint, uri}}.
