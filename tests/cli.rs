@@ -752,3 +752,29 @@ fn a_spec_is_found_by_its_declared_id_and_yml_works_like_yaml() {
         "{got:?}"
     );
 }
+
+#[test]
+fn check_and_test_refuse_a_folder_without_specs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a spec").unwrap();
+    let empty = dir.path().to_str().unwrap();
+    for args in [
+        ["check", empty].as_slice(),
+        &["test", empty],
+        &["check", "specs", empty],
+        &["test", "specs/xee.yaml", empty],
+    ] {
+        let out = specauth(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stdout(&out));
+        assert_eq!(stdout(&out), "", "{args:?}");
+        assert_eq!(
+            stderr(&out),
+            format!("specauth: {empty}: no spec files (*.yaml or *.yml) in this folder\n"),
+            "{args:?}"
+        );
+    }
+    let out = specauth(&["--json", "check", empty]);
+    assert_eq!(out.status.code(), Some(2));
+    let err: serde_json::Value = serde_json::from_str(stderr(&out).trim()).unwrap();
+    assert_eq!(err["error"]["kind"], "usage");
+}

@@ -7,6 +7,7 @@ use specauth::{Error, Loader, RequestKind, Spec};
 use super::exit;
 
 /// Files named by the arguments: files as given, folders expanded to their `*.yaml`/`*.yml`.
+/// A folder without any is refused: checking nothing must not look like success.
 fn spec_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     let mut out = Vec::new();
     for p in paths {
@@ -18,6 +19,12 @@ fn spec_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
                 .map(|e| e.path())
                 .filter(|f| f.is_file() && f.extension().is_some_and(|x| x == "yaml" || x == "yml"))
                 .collect();
+            if here.is_empty() {
+                return Err(Error::Usage(format!(
+                    "{}: no spec files (*.yaml or *.yml) in this folder",
+                    p.display()
+                )));
+            }
             here.sort();
             out.extend(here);
         } else if p.is_file() {
