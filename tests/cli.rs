@@ -778,3 +778,100 @@ fn check_and_test_refuse_a_folder_without_specs() {
     let err: serde_json::Value = serde_json::from_str(stderr(&out).trim()).unwrap();
     assert_eq!(err["error"]["kind"], "usage");
 }
+
+#[test]
+fn endpoint_urls_with_a_user_name_or_password_are_refused() {
+    let secret_inputs = [
+        "--set",
+        "client_id=a",
+        "--set",
+        "client_secret=s",
+        "--set",
+        "refresh_token=r",
+    ];
+    // Given with --endpoint: refused before any preview or log could show it.
+    for command in [&["render"][..], &["-v", "token"]] {
+        let mut args = command.to_vec();
+        args.extend([
+            "xee",
+            "refresh_token",
+            "--endpoint",
+            "token=http://user:hunter2@127.0.0.1:9/t",
+        ]);
+        args.extend(secret_inputs);
+        let out = specauth(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(stdout(&out), "", "{args:?}");
+        assert_eq!(
+            stderr(&out),
+            "specauth: `http://[redacted]@127.0.0.1:9/t` has a user name or password before its \
+             host; endpoint URLs must not carry credentials\n",
+            "{args:?}"
+        );
+    }
+
+    // Written in a spec, as a URL or around a template: check names the place.
+    let dir = tempfile::tempdir().unwrap();
+    let literal = dir.path().join("literal.yaml");
+    std::fs::write(
+        &literal,
+        "extends: oauth2\nendpoints:\n  token: https://user:hunter2@auth.example.com/token\n",
+    )
+    .unwrap();
+    let templated = dir.path().join("templated.yaml");
+    std::fs::write(
+        &templated,
+        "extends: oauth2\ninputs: { tenant: { required: true } }\n\
+         endpoints:\n  token: \"https://user:hunter2@{{ tenant }}.example.com/token\"\n",
+    )
+    .unwrap();
+    let out = specauth(&[
+        "check",
+        literal.to_str().unwrap(),
+        templated.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    assert!(!text.contains("hunter2"), "{text}");
+    for (file, line, url) in [
+        (&literal, 3, "https://[redacted]@auth.example.com/token"),
+        (
+            &templated,
+            4,
+            "https://[redacted]@{{ tenant }}.example.com/token",
+        ),
+    ] {
+        assert!(
+            text.contains(&format!(
+                "error {}:{line}:10: `{url}` has a user name or password before its host",
+                file.display()
+            )),
+            "{text}"
+        );
+    }
+
+    // Made by a template from an input: refused when rendered.
+    let host = dir.path().join("host.yaml");
+    std::fs::write(
+        &host,
+        "extends: oauth2\ninputs: { host: { required: true } }\n\
+         endpoints:\n  token: \"https://{{ host }}/token\"\n",
+    )
+    .unwrap();
+    let out = specauth(&[
+        "render",
+        host.to_str().unwrap(),
+        "client_credentials",
+        "--set",
+        "client_id=a",
+        "--set",
+        "host=user:hunter2@auth.example.com",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    assert!(
+        !err.contains("hunter2") && err.contains("has a user name or password"),
+        "{err}"
+    );
+}
