@@ -425,12 +425,29 @@ impl Spec {
                     && host.ends_with(suffix)
             };
         if !kept {
-            return Err(Error::Input {
-                name: vars.join(", "),
-                problem: format!(
+            let credentials = vars
+                .iter()
+                .any(|v| values.get(v).is_some_and(|x| x.contains('@')));
+            // The host is shown only when it is a plain host name: anything else may carry
+            // what the user typed by mistake (a password before an `@`).
+            let problem = if credentials {
+                format!(
+                    "gives endpoint `{name}` a URL that has a user name or password; endpoints may carry none"
+                )
+            } else if host_chars {
+                format!(
                     "gives endpoint `{name}` the host `{host}`, which does not fit `{}`",
                     endpoint.text
-                ),
+                )
+            } else {
+                format!(
+                    "gives endpoint `{name}` a host that is not a host name, which does not fit `{}`",
+                    endpoint.text
+                )
+            };
+            return Err(Error::Input {
+                name: vars.join(", "),
+                problem,
             });
         }
         Ok(url)

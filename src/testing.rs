@@ -96,8 +96,10 @@ impl ReplayServer {
     }
 
     fn serve(handler: Option<Handler>) -> std::io::Result<ReplayServer> {
-        let (server, port) = crate::loopback::bind(0)?;
-        let server = Arc::new(server);
+        let (listener, port) = crate::loopback::bind(0)?;
+        let server = Arc::new(
+            tiny_http::Server::from_listener(listener, None).map_err(std::io::Error::other)?,
+        );
         let queue: Queue = Arc::default();
         let received: Arc<Mutex<Vec<ReceivedRequest>>> = Arc::default();
         let handler = handler.map(Arc::new);

@@ -527,3 +527,351 @@ fn the_readme_providers_table_is_current() {
         "README.md's providers table is out of date: replace it with `specauth providers --markdown`"
     );
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    // `specauth … | head -c 10`: the reader is gone before the first write, so every write to
+    // stdout fails with a broken pipe. The command ends quietly, as `head` expects.
+    let commands: [&[&str]; 8] = [
+        &["providers", "--json"],
+        &["providers"],
+        &["providers", "--markdown"],
+        &["test", "specs"],
+        &["demo"],
+        &["schema"],
+        &["completions", "bash"],
+        &["--help"],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_specauth"));
+        cmd.args(args).stdout(writer);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("SPECAUTH_") {
+                cmd.env_remove(k);
+            }
+        }
+        let out = cmd.output().expect("the binary runs");
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert_eq!(err, "", "{args:?}");
+    }
+}
+
+/// Control characters, for terminal output: C0 (ESC, CR, LF…), DEL and C1.
+fn controls(text: &str) -> Vec<char> {
+    text.chars()
+        .filter(|c| c.is_control() && *c != '\n')
+        .collect()
+}
+
+#[test]
+fn a_providers_error_message_cannot_drive_the_terminal() {
+    let server = ReplayServer::start().unwrap();
+    server.push(json_reply(
+        403,
+        r#"{"message":"denied \u001b[31mred\u001b[0m\r\nspecauth: all good\u009b2J\u007f"}"#,
+    ));
+    let endpoint = format!("token={}/t", server.origin());
+    let out = specauth(&[
+        "token",
+        "xee",
+        "refresh_token",
+        "--endpoint",
+        &endpoint,
+        "--set",
+        "client_id=app",
+        "--set",
+        "client_secret=s3cret",
+        "--set",
+        "refresh_token=r",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert_eq!(controls(&err), Vec::<char>::new(), "{err:?}");
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(err.starts_with("specauth: provider refused"), "{err:?}");
+}
+
+#[test]
+fn text_from_specs_and_the_token_cache_is_printed_with_controls_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let specs = dir.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    std::fs::write(
+        specs.join("evil.yaml"),
+        "name: \"Evil \\x1b[2J Corp\"\nextends: oauth2\n\
+         endpoints: { token: \"https://evil.example/token\" }\n\
+         examples:\n  - name: \"wipes \\x1b[2J the screen\\r\"\n    grant: client_credentials\n    \
+         inputs: { client_id: a }\n    reply: { json: { access_token: \"t\\x1b[31m\" } }\n    \
+         expect: { token: { access_token: u } }\n",
+    )
+    .unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        "extends: oauth2\nendpoints: { token: \"https://evil\\x1b[2J.example/\\u009b\" }\n",
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    std::fs::write(
+        store.join("evil@default.json"),
+        r#"{"provider":"evil\u001b[2J","profile":"default\r","obtained_at":1,"inputs":{},
+            "token":{"access_token":"t","token_type":"Bearer"}}"#,
+    )
+    .unwrap();
+    let specs = specs.to_str().unwrap();
+    let runs: [&[&str]; 6] = [
+        &["--specs", specs, "providers"],
+        &["--specs", specs, "providers", "--markdown"],
+        &["test", specs],
+        &["check", specs, broken.to_str().unwrap()],
+        &["--specs", specs, "demo", "evil"],
+        &["--store", store.to_str().unwrap(), "tokens"],
+    ];
+    for args in runs {
+        let out = specauth(args);
+        let (o, e) = (stdout(&out), stderr(&out));
+        assert_eq!(controls(&o), Vec::<char>::new(), "{args:?}: {o}");
+        assert_eq!(controls(&e), Vec::<char>::new(), "{args:?}: {e}");
+        assert!(!o.is_empty(), "{args:?} printed nothing: {e}");
+    }
+}
+
+#[test]
+fn a_spec_is_found_by_its_declared_id_and_yml_works_like_yaml() {
+    let server = ReplayServer::start().unwrap();
+    let o = server.origin();
+    let dir = tempfile::tempdir().unwrap();
+    let specs = dir.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    // As `import` without `--id` leaves it: the file is named after one thing, the spec another.
+    std::fs::write(
+        specs.join("foo.yaml"),
+        format!("id: bar\nname: Bar\nextends: oauth2\nendpoints: {{ token: \"{o}/token\" }}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        specs.join("baz.yml"),
+        "name: Baz\nextends: oauth2\nendpoints: { token: \"https://baz.example/token\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        specs.join("qux.yml"),
+        "id: \"quux\"\nextends: oauth2\nendpoints: { token: \"https://quux.example/token\" }\n",
+    )
+    .unwrap();
+    // Shadows the bundled `xee` by its declared id, as a file named xee.yaml would.
+    std::fs::write(
+        specs.join("my-xee.yaml"),
+        "id: xee\nname: My Xee\nextends: oauth2\nendpoints: { token: \"https://xee.example/token\" }\n",
+    )
+    .unwrap();
+    let specs = specs.to_str().unwrap();
+
+    let out = specauth(&["--specs", specs, "providers", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let list: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    for id in ["bar", "baz", "quux", "xee"] {
+        assert_eq!(ids.iter().filter(|i| **i == id).count(), 1, "{id}: {ids:?}");
+    }
+    let xee = list.as_array().unwrap().iter().find(|p| p["id"] == "xee");
+    assert_eq!(xee.unwrap()["name"], "My Xee");
+
+    // Every id `providers` shows can be used.
+    for (id, url) in [
+        ("bar", format!("{o}/token")),
+        ("foo", format!("{o}/token")),
+        ("baz", "https://baz.example/token".to_owned()),
+        ("quux", "https://quux.example/token".to_owned()),
+        ("xee", "https://xee.example/token".to_owned()),
+    ] {
+        let out = specauth(&[
+            "--specs",
+            specs,
+            "render",
+            id,
+            "client_credentials",
+            "--set",
+            "client_id=a",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{id}: {}", stderr(&out));
+        assert!(
+            stdout(&out).starts_with(&format!("POST {url}\n")),
+            "{id}: {}",
+            stdout(&out)
+        );
+    }
+
+    // A token cached under the declared id is refreshed through the spec that declares it.
+    let store = dir.path().join("store");
+    specauth::session::TokenStore::new(&store)
+        .save(&specauth::session::StoredToken {
+            provider: "bar".into(),
+            profile: "default".into(),
+            token: specauth::Token {
+                expires_at: Some(1),
+                refresh_token: Some(specauth::Secret::new("r1")),
+                ..specauth::Token::bearer(specauth::Secret::new("old"))
+            },
+            inputs: [("client_id".to_owned(), "app".to_owned())].into(),
+            obtained_at: 1,
+        })
+        .unwrap();
+    server.push(json_reply(
+        200,
+        r#"{"access_token":"new","token_type":"bearer","expires_in":3600}"#,
+    ));
+    let out = specauth_env(
+        &[
+            "--specs",
+            specs,
+            "--store",
+            store.to_str().unwrap(),
+            "print-token",
+            "bar",
+        ],
+        &[("SPECAUTH_CLIENT_SECRET", "s3cret")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "new\n");
+    let got = &server.received()[0];
+    assert_eq!(got.url, "/token");
+    assert!(
+        String::from_utf8_lossy(&got.body).contains("refresh_token=r1"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn check_and_test_refuse_a_folder_without_specs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a spec").unwrap();
+    let empty = dir.path().to_str().unwrap();
+    for args in [
+        ["check", empty].as_slice(),
+        &["test", empty],
+        &["check", "specs", empty],
+        &["test", "specs/xee.yaml", empty],
+    ] {
+        let out = specauth(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stdout(&out));
+        assert_eq!(stdout(&out), "", "{args:?}");
+        assert_eq!(
+            stderr(&out),
+            format!("specauth: {empty}: no spec files (*.yaml or *.yml) in this folder\n"),
+            "{args:?}"
+        );
+    }
+    let out = specauth(&["--json", "check", empty]);
+    assert_eq!(out.status.code(), Some(2));
+    let err: serde_json::Value = serde_json::from_str(stderr(&out).trim()).unwrap();
+    assert_eq!(err["error"]["kind"], "usage");
+}
+
+#[test]
+fn endpoint_urls_with_a_user_name_or_password_are_refused() {
+    let secret_inputs = [
+        "--set",
+        "client_id=a",
+        "--set",
+        "client_secret=s",
+        "--set",
+        "refresh_token=r",
+    ];
+    // Given with --endpoint: refused before any preview or log could show it.
+    for command in [&["render"][..], &["-v", "token"]] {
+        let mut args = command.to_vec();
+        args.extend([
+            "xee",
+            "refresh_token",
+            "--endpoint",
+            "token=http://user:hunter2@127.0.0.1:9/t",
+        ]);
+        args.extend(secret_inputs);
+        let out = specauth(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(stdout(&out), "", "{args:?}");
+        assert_eq!(
+            stderr(&out),
+            "specauth: `http://[redacted]@127.0.0.1:9/t` has a user name or password before its \
+             host; endpoint URLs must not carry credentials\n",
+            "{args:?}"
+        );
+    }
+
+    // Written in a spec, as a URL or around a template: check names the place.
+    let dir = tempfile::tempdir().unwrap();
+    let literal = dir.path().join("literal.yaml");
+    std::fs::write(
+        &literal,
+        "extends: oauth2\nendpoints:\n  token: https://user:hunter2@auth.example.com/token\n",
+    )
+    .unwrap();
+    let templated = dir.path().join("templated.yaml");
+    std::fs::write(
+        &templated,
+        "extends: oauth2\ninputs: { tenant: { required: true } }\n\
+         endpoints:\n  token: \"https://user:hunter2@{{ tenant }}.example.com/token\"\n",
+    )
+    .unwrap();
+    let out = specauth(&[
+        "check",
+        literal.to_str().unwrap(),
+        templated.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    assert!(!text.contains("hunter2"), "{text}");
+    for (file, line, url) in [
+        (&literal, 3, "https://[redacted]@auth.example.com/token"),
+        (
+            &templated,
+            4,
+            "https://[redacted]@{{ tenant }}.example.com/token",
+        ),
+    ] {
+        assert!(
+            text.contains(&format!(
+                "error {}:{line}:10: `{url}` has a user name or password before its host",
+                file.display()
+            )),
+            "{text}"
+        );
+    }
+
+    // Made by a template from an input: refused when rendered.
+    let host = dir.path().join("host.yaml");
+    std::fs::write(
+        &host,
+        "extends: oauth2\ninputs: { host: { required: true } }\n\
+         endpoints:\n  token: \"https://{{ host }}/token\"\n",
+    )
+    .unwrap();
+    let out = specauth(&[
+        "render",
+        host.to_str().unwrap(),
+        "client_credentials",
+        "--set",
+        "client_id=a",
+        "--set",
+        "host=user:hunter2@auth.example.com",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    assert!(
+        !err.contains("hunter2") && err.contains("has a user name or password"),
+        "{err}"
+    );
+}

@@ -14,34 +14,35 @@ pub(crate) fn run(loader: &Loader, providers: &[String]) -> Result<u8, Error> {
     } else {
         providers.to_vec()
     };
-    println!(
+    outln!(
         "specauth demo: a server on {} answers as each provider's docs show; every request below\n\
          went through the real HTTP transport. Secrets are redacted.\n",
         server.origin()
-    );
+    )?;
     let (mut exchanges, mut mismatches) = (0usize, 0usize);
     for id in &ids {
         let spec = loader.load(id)?.with_origin(&server.origin())?;
         if spec.example_count() == 0 {
             continue;
         }
-        println!("━━ {} · {} ━━", spec.id(), spec.name());
+        textln!("━━ {} · {} ━━", spec.id(), spec.name())?;
         let offline = spec.run_examples();
         for (i, expected) in offline.iter().enumerate() {
             let Some((grant, inputs, reply, now)) = spec.example_exchange(i) else {
                 continue;
             };
-            println!("\n[{}] {} (grant {})", i + 1, expected.name, grant.name());
+            outln!()?;
+            textln!("[{}] {} (grant {})", i + 1, expected.name, grant.name())?;
             let request = match spec.render(&grant, &inputs) {
                 Ok(r) => r,
                 Err(e) => {
                     mismatches += 1;
-                    println!("    ✗ cannot render: {e}");
+                    textln!("    ✗ cannot render: {e}")?;
                     continue;
                 }
             };
             for line in request.redacted().lines() {
-                println!("    │ {line}");
+                textln!("    │ {line}")?;
             }
             let before = server.received().len();
             let sent_body = request.http().body().clone();
@@ -60,25 +61,25 @@ pub(crate) fn run(loader: &Loader, providers: &[String]) -> Result<u8, Error> {
             // The same function built the offline outcome, so the two compare exactly.
             let same = shown == expected.outcome;
             let shown = strip_nulls(&shown);
-            println!(
+            textln!(
                 "    → {arrow}: {}",
                 shown.get("token").or(shown.get("error")).unwrap_or(&shown)
-            );
+            )?;
             let received = server.received();
             if received.len() != before + 1 || received[before].body != sent_body {
                 mismatches += 1;
-                println!("    ✗ the server did not receive the request as rendered");
+                outln!("    ✗ the server did not receive the request as rendered")?;
             } else if !same {
                 mismatches += 1;
-                println!(
+                textln!(
                     "    ✗ differs from the offline replay: {}",
                     expected.outcome
-                );
+                )?;
             }
         }
-        println!();
+        outln!()?;
     }
-    println!(
+    outln!(
         "{exchanges} exchanges over {} providers; {}",
         ids.len(),
         if mismatches == 0 {
@@ -86,7 +87,7 @@ pub(crate) fn run(loader: &Loader, providers: &[String]) -> Result<u8, Error> {
         } else {
             format!("{mismatches} did not match.")
         }
-    );
+    )?;
     Ok(if mismatches == 0 {
         exit::OK
     } else {

@@ -1,6 +1,46 @@
 //! Argument parsing, input gathering, output and exit codes. Every decision about OAuth lives
 //! in the library; this module only wires it to a terminal.
 
+/// `print!` to standard output, returning a `Result` instead of panicking: see [`write_out`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!($($arg)*))
+    };
+}
+
+/// `println!` to standard output, returning a `Result` instead of panicking: see [`write_out`].
+macro_rules! outln {
+    () => {
+        $crate::cli::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `outln!` for a line holding text from outside (specs, servers, the token cache, arguments):
+/// the whole line passes through [`printable`], so it stays one line and cannot drive the
+/// terminal.
+macro_rules! textln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!(
+            "{}\n",
+            $crate::cli::printable(&format!($($arg)*))
+        ))
+    };
+}
+
+/// `eprintln!` for one line that never panics (a message that cannot reach stderr is
+/// dropped), passed through [`printable`] like [`textln!`].
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_err(format_args!(
+            "{}\n",
+            $crate::cli::printable(&format!($($arg)*))
+        ))
+    };
+}
+
 mod demo;
 mod session;
 mod specs;
@@ -8,6 +48,7 @@ mod specs;
 use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Args, CommandFactory as _, Parser, Subcommand};
@@ -16,6 +57,39 @@ use specauth::inputs::env_var_name;
 use specauth::session::{InputSources, Profiles, TokenStore};
 use specauth::transport::TransportConfig;
 use specauth::{Client, Error, Inputs, Loader, Spec, UreqTransport};
+
+/// Set when a write to stdout found its reader gone (`specauth … | head -1`).
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Writes to stdout, flushed, so a failure surfaces at the write that caused it. A failed write
+/// is an [`Error::Io`] the command returns with `?`, ending it; when the reader went away (a
+/// broken pipe), [`main`] then exits 0 without a word, as `head` and other pipe readers expect.
+///
+/// Rust ignores SIGPIPE, so `println!` would panic instead. Restoring SIGPIPE's default would
+/// make the kernel kill the process at any write to a closed pipe, stderr included: `-v` logging
+/// to a closed pipe could then kill a refresh between the provider rotating the refresh token
+/// and the cache saving the new one. Here the output stops only at stdout writes, and every
+/// command writes its result to stdout after its work is done and saved.
+pub(crate) fn write_out(args: std::fmt::Arguments<'_>) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)
+        .and_then(|()| out.flush())
+        .map_err(|source| {
+            if source.kind() == std::io::ErrorKind::BrokenPipe {
+                STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            }
+            Error::Io {
+                action: "write",
+                path: PathBuf::from("standard output"),
+                source,
+            }
+        })
+}
+
+/// Writes to stderr; a message that cannot be written there has nowhere else to go.
+pub(crate) fn write_err(args: std::fmt::Arguments<'_>) {
+    let _ = std::io::stderr().lock().write_fmt(args);
+}
 
 /// Exit codes: a public contract for scripts.
 pub(crate) mod exit {
@@ -38,7 +112,7 @@ pub(crate) mod exit {
                   2 bad usage, spec or input; 3 transport failure or unparseable reply."
 )]
 struct Cli {
-    /// Extra folders of specs (ID.yaml), searched before the bundled ones.
+    /// Extra folders of specs, searched before the bundled ones (by `id:`, or file name ID.yaml).
     #[arg(long = "specs", value_name = "DIR", global = true)]
     specs: Vec<PathBuf>,
     /// Errors on stderr as one JSON object {"error": {kind, status, code, message, hint, uri}}.
@@ -239,7 +313,7 @@ pub(crate) fn main() -> ExitCode {
     let verbose = cli.verbose;
     if verbose {
         tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
+            .with_writer(|| PrintableStderr)
             .with_max_level(tracing::Level::DEBUG)
             .with_target(false)
             .without_time()
@@ -265,25 +339,22 @@ pub(crate) fn main() -> ExitCode {
         Command::Demo { providers } => demo::run(&ctx.loader, &providers),
         Command::Providers { markdown } => specs::providers(&ctx.loader, ctx.json, markdown),
         Command::Import { issuer, id, output } => import(&issuer, id, output.as_deref()),
-        Command::Schema => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&specauth::spec::schema()).unwrap_or_default()
-            );
-            Ok(exit::OK)
-        }
+        Command::Schema => outln!(
+            "{}",
+            serde_json::to_string_pretty(&specauth::spec::schema()).unwrap_or_default()
+        )
+        .map(|()| exit::OK),
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "specauth",
-                &mut std::io::stdout(),
-            );
-            Ok(exit::OK)
+            // clap_complete panics when its writer fails: it writes to memory, then to stdout.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "specauth", &mut script);
+            out!("{}", String::from_utf8_lossy(&script)).map(|()| exit::OK)
         }
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        // Nothing reads stdout any more (`| head`): nothing left to do or say.
+        Err(_) if STDOUT_CLOSED.load(Ordering::Relaxed) => ExitCode::from(exit::OK),
         Err(e) => {
             report(&e, ctx.json);
             ExitCode::from(exit_code(&e))
@@ -351,6 +422,31 @@ pub(crate) fn printable(text: &str) -> String {
     out
 }
 
+/// Each line of `text` made [`printable`], line breaks kept: for text of several lines.
+pub(crate) fn printable_lines(text: &str) -> String {
+    text.split('\n')
+        .map(printable)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// stderr for `-v` logs: the requests they show carry inputs and spec values, so each log
+/// line passes through [`printable`].
+struct PrintableStderr;
+
+impl std::io::Write for PrintableStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // The subscriber formats each event whole, then writes it in one call.
+        let text = printable_lines(&String::from_utf8_lossy(buf));
+        std::io::stderr().lock().write_all(text.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().lock().flush()
+    }
+}
+
 /// Inputs by precedence (the library's [`InputSources`]), with `--set` values parsed here:
 /// `NAME=-` reads the value from stdin.
 fn gather_inputs(
@@ -398,17 +494,18 @@ pub(crate) fn client(timeout: u64) -> Client<UreqTransport> {
 fn token(ctx: &Ctx, args: &GrantArgs) -> Result<u8, Error> {
     let (spec, inputs) = ctx.spec_and_inputs(&args.provider, &args.inputs)?;
     let token = client(args.timeout).token(&spec, &args.grant, &inputs)?;
-    println!("{}", token.to_json(true));
+    outln!("{}", token.to_json(true))?;
     Ok(exit::OK)
 }
 
 fn render(ctx: &Ctx, args: &GrantArgs, reveal: bool) -> Result<u8, Error> {
     let (spec, inputs) = ctx.spec_and_inputs(&args.provider, &args.inputs)?;
     let request = spec.render(args.grant.as_str(), &inputs)?;
+    // An xml body does not escape control characters that spec values or inputs carry.
     if reveal {
-        print!("{}", request.revealed());
+        out!("{}", printable_lines(&request.revealed()))?;
     } else {
-        print!("{}", request.redacted());
+        out!("{}", printable_lines(request.redacted()))?;
     }
     Ok(exit::OK)
 }
@@ -426,9 +523,9 @@ fn import(issuer: &str, id: Option<String>, output: Option<&std::path::Path>) ->
                 path: path.to_path_buf(),
                 source: e,
             })?;
-            eprintln!("Wrote {} from {url}.", path.display());
+            errln!("Wrote {} from {url}.", path.display());
         }
-        None => print!("{yaml}"),
+        None => out!("{yaml}")?,
     }
     Ok(exit::OK)
 }

@@ -153,13 +153,13 @@ pub(crate) fn login(ctx: &Ctx, args: &LoginArgs) -> Result<u8, Error> {
     let lock = store.lock(&entry.provider, &entry.profile)?;
     store.save(&entry)?;
     drop(lock);
-    eprintln!(
+    errln!(
         "Signed in to {} (profile `{}`); the token is cached in {}.",
         spec.name(),
         entry.profile,
         store.root().display()
     );
-    println!("{}", summary(&entry));
+    outln!("{}", summary(&entry))?;
     Ok(exit::OK)
 }
 
@@ -193,7 +193,7 @@ pub(crate) fn print_token(ctx: &Ctx, args: &PrintTokenArgs) -> Result<u8, Error>
         && let Some(entry) = store.load(&args.provider, profile)?
         && !entry.token.expires_within(now(), args.min_valid)
     {
-        println!("{}", entry.token.access_token.secret());
+        outln!("{}", super::printable(entry.token.access_token.secret()))?;
         return Ok(exit::OK);
     }
     let (spec, inputs) = ctx.spec_and_inputs(&args.provider, &args.inputs)?;
@@ -205,7 +205,7 @@ pub(crate) fn print_token(ctx: &Ctx, args: &PrintTokenArgs) -> Result<u8, Error>
         &inputs,
         args.min_valid,
     )?;
-    println!("{}", entry.token.access_token.secret());
+    outln!("{}", super::printable(entry.token.access_token.secret()))?;
     Ok(exit::OK)
 }
 
@@ -220,14 +220,14 @@ pub(crate) fn tokens(ctx: &Ctx) -> Result<u8, Error> {
     let store = ctx.store()?;
     let entries = store.list()?;
     if ctx.json {
-        println!(
+        outln!(
             "{}",
             serde_json::Value::Array(entries.iter().map(summary).collect())
-        );
+        )?;
         return Ok(exit::OK);
     }
     if entries.is_empty() {
-        eprintln!("No cached tokens in {}.", store.root().display());
+        errln!("No cached tokens in {}.", store.root().display());
     }
     let now = now();
     for e in &entries {
@@ -236,7 +236,7 @@ pub(crate) fn tokens(ctx: &Ctx) -> Result<u8, Error> {
             Some(at) => format!("expires in {} s", at - now),
             None => "no expiry".to_owned(),
         };
-        println!(
+        textln!(
             "{:<16} {:<12} {:<18} {}",
             e.provider,
             e.profile,
@@ -246,7 +246,7 @@ pub(crate) fn tokens(ctx: &Ctx) -> Result<u8, Error> {
             } else {
                 ""
             }
-        );
+        )?;
     }
     Ok(exit::OK)
 }
@@ -257,18 +257,18 @@ pub(crate) fn logout(ctx: &Ctx, args: &LogoutArgs) -> Result<u8, Error> {
     let profile = &args.inputs.profile;
     match session::logout(&client(30), &spec, &store, profile, &inputs, args.force)? {
         LoggedOut::NothingCached => {
-            eprintln!("No cached token for {} (profile `{profile}`).", spec.id());
+            errln!("No cached token for {} (profile `{profile}`).", spec.id());
             Ok(exit::OK)
         }
         LoggedOut::Forgotten { .. } => {
-            eprintln!(
+            errln!(
                 "Forgot the cached token of {} (profile `{profile}`).",
                 spec.id()
             );
             Ok(exit::OK)
         }
         LoggedOut::Kept(e) => {
-            eprintln!(
+            errln!(
                 "Kept the cached token of {} (profile `{profile}`): revoking it failed, so it may still be live at the provider. Fix the cause and run logout again, or pass --force to forget it anyway.",
                 spec.id()
             );
@@ -291,7 +291,7 @@ pub(crate) fn revoke(ctx: &Ctx, args: &TokenOpArgs) -> Result<u8, Error> {
     let profile = &args.inputs.profile;
     let inputs = session::token_request_inputs(&spec, &store, profile, &inputs, which(args))?;
     session::revoke(&client(30), &spec, &store, profile, &inputs)?;
-    eprintln!("Revoked.");
+    errln!("Revoked.");
     Ok(exit::OK)
 }
 
@@ -301,8 +301,8 @@ pub(crate) fn introspect(ctx: &Ctx, args: &TokenOpArgs) -> Result<u8, Error> {
     let inputs =
         session::token_request_inputs(&spec, &store, &args.inputs.profile, &inputs, which(args))?;
     match client(30).send(&spec, RequestKind::Introspection, &inputs)? {
-        Outcome::Introspection(i) => println!("{}", i.claims),
-        other => println!("{}", other.to_json(false)),
+        Outcome::Introspection(i) => outln!("{}", i.claims)?,
+        other => outln!("{}", other.to_json(false))?,
     }
     Ok(exit::OK)
 }

@@ -7,6 +7,7 @@ use specauth::{Error, Loader, RequestKind, Spec};
 use super::exit;
 
 /// Files named by the arguments: files as given, folders expanded to their `*.yaml`/`*.yml`.
+/// A folder without any is refused: checking nothing must not look like success.
 fn spec_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     let mut out = Vec::new();
     for p in paths {
@@ -18,6 +19,12 @@ fn spec_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
                 .map(|e| e.path())
                 .filter(|f| f.is_file() && f.extension().is_some_and(|x| x == "yaml" || x == "yml"))
                 .collect();
+            if here.is_empty() {
+                return Err(Error::Usage(format!(
+                    "{}: no spec files (*.yaml or *.yml) in this folder",
+                    p.display()
+                )));
+            }
             here.sort();
             out.extend(here);
         } else if p.is_file() {
@@ -40,16 +47,16 @@ pub(crate) fn check(loader: &Loader, paths: &[PathBuf]) -> Result<u8, Error> {
     let mut bad = 0;
     for file in spec_files(paths)? {
         match load(loader, &file) {
-            Ok(spec) => println!(
+            Ok(spec) => textln!(
                 "ok    {} ({}: {} grants, {} examples)",
                 file.display(),
                 spec.id(),
                 spec.grant_names().count(),
                 spec.example_count()
-            ),
+            )?,
             Err(e) => {
                 bad += 1;
-                println!("error {e}");
+                textln!("error {e}")?;
             }
         }
     }
@@ -63,30 +70,30 @@ pub(crate) fn test(loader: &Loader, paths: &[PathBuf], verbose: bool) -> Result<
             Ok(s) => s,
             Err(e) => {
                 broken += 1;
-                println!("error {e}");
+                textln!("error {e}")?;
                 continue;
             }
         };
         for report in spec.run_examples() {
             if report.passed() {
                 passed += 1;
-                println!("PASS  {} › {}", spec.id(), report.name);
+                textln!("PASS  {} › {}", spec.id(), report.name)?;
             } else {
                 failed += 1;
-                println!("FAIL  {} › {}", spec.id(), report.name);
+                textln!("FAIL  {} › {}", spec.id(), report.name)?;
                 for f in &report.failures {
-                    println!("        {f}");
+                    textln!("        {f}")?;
                 }
             }
             if verbose {
                 for line in report.request.lines() {
-                    println!("        | {line}");
+                    textln!("        | {line}")?;
                 }
-                println!("        → {}", report.outcome);
+                textln!("        → {}", report.outcome)?;
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    outln!("{passed} passed, {failed} failed")?;
     Ok(if broken > 0 {
         exit::USAGE
     } else if failed > 0 {
@@ -130,21 +137,22 @@ pub(crate) fn markdown_table(loader: &Loader) -> Result<String, Error> {
         }
         let requests = other_requests(&spec);
         grants.extend(requests.iter().map(String::as_str));
-        out.push_str(&format!(
-            "| `{}` | {} | {} | {} | {} |\n",
+        out.push_str(&super::printable(&format!(
+            "| `{}` | {} | {} | {} | {} |",
             spec.id(),
             spec.name().replace('|', "\\|"),
             grants.join(", "),
             auth_methods(&spec),
             spec.quirks().join("; ").replace('|', "\\|"),
-        ));
+        )));
+        out.push('\n');
     }
     Ok(out)
 }
 
 pub(crate) fn providers(loader: &Loader, json: bool, markdown: bool) -> Result<u8, Error> {
     if markdown {
-        print!("{}", markdown_table(loader)?);
+        out!("{}", markdown_table(loader)?)?;
         return Ok(exit::OK);
     }
     let mut rows = Vec::new();
@@ -165,16 +173,16 @@ pub(crate) fn providers(loader: &Loader, json: bool, markdown: bool) -> Result<u
         }
     }
     if json {
-        println!("{}", serde_json::Value::Array(rows));
+        outln!("{}", serde_json::Value::Array(rows))?;
     } else {
         for r in &rows {
             match r.get("error") {
-                Some(e) => println!(
+                Some(e) => textln!(
                     "{:<12} error: {}",
                     r["id"].as_str().unwrap_or(""),
                     e.as_str().unwrap_or("")
-                ),
-                None => println!(
+                )?,
+                None => textln!(
                     "{:<12} {:<36} {}",
                     r["id"].as_str().unwrap_or(""),
                     r["name"].as_str().unwrap_or(""),
@@ -186,7 +194,7 @@ pub(crate) fn providers(loader: &Loader, json: bool, markdown: bool) -> Result<u
                             .collect::<Vec<_>>()
                             .join(", "))
                         .unwrap_or_default()
-                ),
+                )?,
             }
         }
     }

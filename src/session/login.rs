@@ -1,6 +1,9 @@
 //! The browser login: PKCE (RFC 7636), a random `state`, a listener on 127.0.0.1 that receives
 //! the authorization redirect (RFC 8252 §7.3), and the code exchange.
 
+use std::collections::VecDeque;
+use std::io::{ErrorKind, Read as _, Write as _};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -83,8 +86,14 @@ impl Pkce {
 }
 
 /// Listens on 127.0.0.1 for the authorization redirect.
+///
+/// Only what a browser sends is served: a `GET` whose request head arrives within 2 s of
+/// connecting and fits in 8 KiB. Request bodies are never read, every answer closes its
+/// connection, and connections are served side by side, so a silent, slow or oversized client
+/// cannot hold up the redirect or keep [`wait_for_code`](Self::wait_for_code) past its
+/// timeout.
 pub struct RedirectListener {
-    server: tiny_http::Server,
+    listener: TcpListener,
     port: u16,
     path: String,
 }
@@ -98,20 +107,58 @@ impl std::fmt::Debug for RedirectListener {
     }
 }
 
+/// How long a connection has to send its request head, from when it is accepted.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest request head read; a longer one is answered 431.
+const MAX_HEAD: usize = 8 * 1024;
+/// Header lines parsed per request; more are answered 431.
+const MAX_HEADERS: usize = 64;
+/// Connections waiting for their head at once; a new one beyond this drops the oldest.
+const MAX_PENDING: usize = 32;
+/// How long the listener sleeps when no connection made progress.
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
 const DONE_PAGE: &str = "<!doctype html><meta charset=utf-8><title>specauth</title>\
 <p>Signed in. You can close this tab and return to the terminal.</p>";
+
+/// A connection whose request head is still arriving.
+struct Pending {
+    stream: TcpStream,
+    head: Vec<u8>,
+    deadline: Instant,
+}
+
+/// What a pending connection has sent so far.
+enum Head {
+    /// Not all of it yet.
+    Partial,
+    /// A whole head: its method and request target.
+    Complete { method: String, target: String },
+    /// Something to refuse with this status.
+    Refused(u16),
+    /// The client went away.
+    Gone,
+}
 
 impl RedirectListener {
     /// Binds `127.0.0.1:port` (0 picks a free port); the redirect is expected at `path`.
     pub fn bind(port: u16, path: &str) -> Result<RedirectListener, Error> {
-        let (server, port) = crate::loopback::bind(port)
+        let (listener, port) = crate::loopback::bind(port)
+            .and_then(|(listener, port)| {
+                listener.set_nonblocking(true)?;
+                Ok((listener, port))
+            })
             .map_err(|e| Error::Usage(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
         let path = if path.starts_with('/') {
             path.to_owned()
         } else {
             format!("/{path}")
         };
-        Ok(RedirectListener { server, port, path })
+        Ok(RedirectListener {
+            listener,
+            port,
+            path,
+        })
     }
 
     /// The port listened on.
@@ -127,14 +174,15 @@ impl RedirectListener {
     /// Waits for the redirect carrying `state`, and returns its `code`.
     ///
     /// A redirect with `?error=` is the provider's refusal ([`Error::Provider`], status 302:
-    /// it arrived as a redirect). Requests to other paths, or with another `state`, are
-    /// answered 400 and ignored, so a stray request cannot end (or hijack) the login. After
-    /// `timeout`, a [`TransportErrorKind::Timeout`] error.
+    /// it arrived as a redirect). Requests to other paths are answered 404, with another
+    /// `state` 400, with another method than `GET` 405, and ignored, so a stray request cannot
+    /// end (or hijack) the login. After `timeout`, a [`TransportErrorKind::Timeout`] error.
     pub fn wait_for_code(&self, state: &str, timeout: Duration) -> Result<Secret, Error> {
         let deadline = Instant::now() + timeout;
+        let mut pending: VecDeque<Pending> = VecDeque::new();
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let now = Instant::now();
+            if now >= deadline {
                 return Err(TransportError::new(
                     TransportErrorKind::Timeout,
                     format!(
@@ -145,66 +193,203 @@ impl RedirectListener {
                 )
                 .into());
             }
-            let request = match self.server.recv_timeout(left) {
-                Ok(Some(request)) => request,
-                Ok(None) => continue,
-                Err(e) => {
-                    return Err(TransportError::new(
-                        TransportErrorKind::Other,
-                        format!(
-                            "the redirect listener on {} failed: {e}",
-                            self.redirect_uri()
-                        ),
-                    )
-                    .into());
+            let mut progress = self.accept_into(&mut pending, now);
+            let mut i = 0;
+            while i < pending.len() {
+                let head = match pending.get_mut(i) {
+                    // Too slow to say what it wants: closed without an answer.
+                    Some(p) if now >= p.deadline => Head::Gone,
+                    Some(p) => read_head(p),
+                    None => break,
+                };
+                if matches!(head, Head::Partial) {
+                    i += 1;
+                    continue;
                 }
-            };
-            let url = request.url().to_owned();
-            let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-            if path != self.path {
-                let _ = request
-                    .respond(tiny_http::Response::from_string("not found").with_status_code(404));
-                continue;
-            }
-            let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-                .into_owned()
-                .collect();
-            let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-            if get("state").as_deref() != Some(state) {
-                let _ = request.respond(page(
-                    400,
-                    "This redirect does not belong to the login in progress (state mismatch).",
-                ));
-                continue;
-            }
-            if let Some(code) = get("error") {
-                let message = get("error_description");
-                let _ = request.respond(page(
-                    400,
-                    &format!("Sign-in failed: {}", message.as_deref().unwrap_or(&code)),
-                ));
-                return Err(Error::from(ProviderError {
-                    status: 302,
-                    code: Some(code),
-                    message,
-                    hint: None,
-                    uri: get("error_uri"),
-                    extra: serde_json::Map::new(),
-                }));
-            }
-            match get("code") {
-                Some(code) if !code.is_empty() => {
-                    let _ = request.respond(
-                        tiny_http::Response::from_string(DONE_PAGE).with_header(html_header()),
-                    );
-                    return Ok(Secret::new(code));
+                progress = true;
+                let Some(p) = pending.remove(i) else { break };
+                let answer = match head {
+                    Head::Complete { method, target } => {
+                        self.answer(p.stream, &method, &target, state)
+                    }
+                    Head::Refused(status) => {
+                        let text = if status == 431 {
+                            "The request is too large."
+                        } else {
+                            "Bad request."
+                        };
+                        respond(p.stream, status, "", &page_html(text));
+                        None
+                    }
+                    Head::Partial | Head::Gone => None,
+                };
+                if let Some(result) = answer {
+                    return result;
                 }
-                _ => {
-                    let _ = request.respond(page(400, "The redirect carries no code."));
-                }
+            }
+            if !progress {
+                std::thread::sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(now)));
             }
         }
     }
+
+    /// Accepts every connection waiting; whether there was any.
+    fn accept_into(&self, pending: &mut VecDeque<Pending>, now: Instant) -> bool {
+        let mut any = false;
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    any = true;
+                    if stream.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    if pending.len() >= MAX_PENDING {
+                        pending.pop_front();
+                    }
+                    pending.push_back(Pending {
+                        stream,
+                        head: Vec::new(),
+                        deadline: now + HEAD_TIMEOUT,
+                    });
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::Interrupted
+                            | ErrorKind::ConnectionAborted
+                            | ErrorKind::ConnectionReset
+                    ) => {}
+                // Nothing waiting, or a passing shortage (of file descriptors): next round.
+                Err(_) => return any,
+            }
+        }
+    }
+
+    /// Answers one request; the login's result when the request ends it.
+    fn answer(
+        &self,
+        stream: TcpStream,
+        method: &str,
+        target: &str,
+        state: &str,
+    ) -> Option<Result<Secret, Error>> {
+        if method != "GET" {
+            let html = page_html("Only GET is answered here.");
+            respond(stream, 405, "Allow: GET\r\n", &html);
+            return None;
+        }
+        let Ok(uri) = target.parse::<http::Uri>() else {
+            respond(stream, 400, "", &page_html("Bad request."));
+            return None;
+        };
+        if uri.path() != self.path {
+            respond(stream, 404, "", &page_html("Not found."));
+            return None;
+        }
+        let params: Vec<(String, String)> =
+            form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        if get("state").as_deref() != Some(state) {
+            let html = page_html(
+                "This redirect does not belong to the login in progress (state mismatch).",
+            );
+            respond(stream, 400, "", &html);
+            return None;
+        }
+        if let Some(code) = get("error") {
+            let message = get("error_description");
+            let html = page_html(&format!(
+                "Sign-in failed: {}",
+                message.as_deref().unwrap_or(&code)
+            ));
+            respond(stream, 400, "", &html);
+            return Some(Err(Error::from(ProviderError {
+                status: 302,
+                code: Some(code),
+                message,
+                hint: None,
+                uri: get("error_uri"),
+                extra: serde_json::Map::new(),
+            })));
+        }
+        match get("code") {
+            Some(code) if !code.is_empty() => {
+                respond(stream, 200, "", DONE_PAGE);
+                Some(Ok(Secret::new(code)))
+            }
+            _ => {
+                respond(stream, 400, "", &page_html("The redirect carries no code."));
+                None
+            }
+        }
+    }
+}
+
+/// Reads what the connection has sent, up to [`MAX_HEAD`] bytes, without waiting.
+fn read_head(p: &mut Pending) -> Head {
+    let mut chunk = [0u8; 2048];
+    loop {
+        let room = MAX_HEAD.saturating_sub(p.head.len()).min(chunk.len());
+        match p.stream.read(&mut chunk[..room]) {
+            Ok(0) => return Head::Gone,
+            Ok(n) => {
+                p.head.extend_from_slice(&chunk[..n]);
+                let head = parse_head(&p.head);
+                if !matches!(head, Head::Partial) {
+                    return head;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Head::Partial,
+            Err(_) => return Head::Gone,
+        }
+    }
+}
+
+/// The request line of a head, once the head is whole; the body is never looked at.
+fn parse_head(bytes: &[u8]) -> Head {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(bytes) {
+        Ok(httparse::Status::Complete(_)) => match (request.method, request.path) {
+            (Some(method), Some(target)) => Head::Complete {
+                method: method.to_owned(),
+                target: target.to_owned(),
+            },
+            _ => Head::Refused(400),
+        },
+        Ok(httparse::Status::Partial) if bytes.len() >= MAX_HEAD => Head::Refused(431),
+        Ok(httparse::Status::Partial) => Head::Partial,
+        Err(httparse::Error::TooManyHeaders) => Head::Refused(431),
+        Err(_) => Head::Refused(400),
+    }
+}
+
+/// Writes a whole answer and closes the connection. The client may be gone: nothing to do
+/// about it here.
+fn respond(mut stream: TcpStream, status: u16, extra_headers: &str, html: &str) {
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    let answer = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/html; charset=utf-8\r\n\
+         Content-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n{extra_headers}\r\n{html}",
+        html.len()
+    );
+    // Blocking, but bounded: an answer this small fits in the socket's buffer.
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_write_timeout(Some(HEAD_TIMEOUT));
+    let _ = stream.write_all(answer.as_bytes());
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// A short page saying `text`.
+fn page_html(text: &str) -> String {
+    let escaped = quick_xml::escape::escape(text);
+    format!("<!doctype html><meta charset=utf-8><title>specauth</title><p>{escaped}</p>")
 }
 
 /// How a browser login listens and how long it waits.
@@ -363,20 +548,6 @@ fn loopback_port_and_path(uri: &str) -> Result<(u16, String), Error> {
     Ok((parsed.port_u16().unwrap_or(80), parsed.path().to_owned()))
 }
 
-fn html_header() -> tiny_http::Header {
-    tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"text/html; charset=utf-8"[..])
-        .unwrap_or_else(|_| unreachable!("a constant, valid header"))
-}
-
-fn page(status: u16, text: &str) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-    let escaped = quick_xml::escape::escape(text);
-    tiny_http::Response::from_string(format!(
-        "<!doctype html><meta charset=utf-8><title>specauth</title><p>{escaped}</p>"
-    ))
-    .with_status_code(status)
-    .with_header(html_header())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,6 +591,163 @@ mod tests {
             .unwrap();
         assert_eq!(code.secret(), "c0de");
         assert_eq!(t.join().unwrap(), (404, 400, 200));
+    }
+
+    /// Runs `wait_for_code` on its own thread: its result, or `None` when it has not returned
+    /// within `within` (a stalled listener fails the test instead of hanging it).
+    fn wait_on_thread(
+        listener: RedirectListener,
+        state: &str,
+        timeout: Duration,
+        within: Duration,
+    ) -> Option<Result<Secret, Error>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let state = state.to_owned();
+        std::thread::spawn(move || {
+            let _ = tx.send(listener.wait_for_code(&state, timeout));
+        });
+        rx.recv_timeout(within).ok()
+    }
+
+    fn connect(port: u16) -> std::net::TcpStream {
+        std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()
+    }
+
+    /// The status line of the answer on `stream`.
+    fn status_line(stream: &mut std::net::TcpStream) -> String {
+        use std::io::Read as _;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer.lines().next().unwrap_or("").to_owned()
+    }
+
+    #[test]
+    fn a_slow_post_and_an_endless_head_cannot_stall_the_login() {
+        use std::io::Write as _;
+        let listener = RedirectListener::bind(0, "/callback").unwrap();
+        let (port, uri) = (listener.port(), listener.redirect_uri());
+        let started = Instant::now();
+        let result = std::thread::scope(|s| {
+            let client = s.spawn(move || {
+                // A body announced at 100 MB of which 3 bytes ever come: never read, never
+                // drained, answered 405 at once.
+                let mut post = connect(port);
+                post.write_all(
+                    b"POST /callback?code=evil&state=s1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                      Content-Length: 100000000\r\n\r\nabc",
+                )
+                .unwrap();
+                let post_status = status_line(&mut post);
+                // A head that never ends: cut at the cap and answered 431.
+                let mut endless = connect(port);
+                let mut head = b"GET /callback?".to_vec();
+                head.resize(MAX_HEAD, b'a');
+                endless.write_all(&head).unwrap();
+                let endless_status = status_line(&mut endless);
+                let agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(10)))
+                    .build()
+                    .new_agent();
+                let ok = agent
+                    .get(format!("{uri}?code=c0de&state=s1"))
+                    .call()
+                    .map(|r| r.status().as_u16());
+                // Both junk connections stay open until the login is over.
+                drop((post, endless));
+                (post_status, endless_status, ok.ok())
+            });
+            let result = wait_on_thread(
+                listener,
+                "s1",
+                Duration::from_secs(60),
+                Duration::from_secs(5),
+            );
+            (result, client.join().unwrap())
+        });
+        let (result, (post_status, endless_status, ok)) = result;
+        let code = result
+            .expect("the listener stalled on junk traffic")
+            .unwrap();
+        assert_eq!(code.secret(), "c0de");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(
+            (post_status.as_str(), endless_status.as_str(), ok),
+            (
+                "HTTP/1.1 405 Method Not Allowed",
+                "HTTP/1.1 431 Request Header Fields Too Large",
+                Some(200)
+            )
+        );
+    }
+
+    #[test]
+    fn a_silent_connection_does_not_hold_up_the_redirect() {
+        let listener = RedirectListener::bind(0, "/callback").unwrap();
+        let (port, uri) = (listener.port(), listener.redirect_uri());
+        // A browser's speculative connection, or a port scanner: connects, sends nothing.
+        let silent = connect(port);
+        let started = Instant::now();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            ureq::get(format!("{uri}?code=c0de&state=s1"))
+                .call()
+                .unwrap()
+                .status()
+                .as_u16()
+        });
+        let result = wait_on_thread(
+            listener,
+            "s1",
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+        );
+        let code = result
+            .expect("the listener stalled on a silent connection")
+            .unwrap();
+        assert_eq!(code.secret(), "c0de");
+        assert_eq!(t.join().unwrap(), 200);
+        // Not served after the silent connection gave up: alongside it.
+        assert!(
+            started.elapsed() < HEAD_TIMEOUT,
+            "the redirect waited {:?} behind a silent connection",
+            started.elapsed()
+        );
+        drop(silent);
+    }
+
+    #[test]
+    fn junk_traffic_cannot_outlive_the_timeout() {
+        use std::io::Write as _;
+        let listener = RedirectListener::bind(0, "/callback").unwrap();
+        let mut post = connect(listener.port());
+        post.write_all(
+            b"POST /callback HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000\r\n\r\nabc",
+        )
+        .unwrap();
+        let _silent = connect(listener.port());
+        let started = Instant::now();
+        let result = wait_on_thread(
+            listener,
+            "s1",
+            Duration::from_millis(500),
+            Duration::from_secs(5),
+        );
+        let err = result
+            .expect("junk traffic kept the listener past its timeout")
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Transport(t) if t.kind == TransportErrorKind::Timeout),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

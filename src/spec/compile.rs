@@ -10,7 +10,8 @@ use super::doc::{self, At, Paths, SpecDoc};
 use super::{
     Body, BodyEncoding, ClientAuth, ClientAuthMethod, DeviceMap, DurationUnit, Endpoint,
     ErrorCondition, ErrorMap, FieldDef, InputDef, OwnDeclarations, Path, RequestKind,
-    RequestTemplate, Spec, Test, TokenMap, check_url, is_loopback, join,
+    RequestTemplate, Spec, Test, TokenMap, authority_of, check_url, check_userinfo, is_loopback,
+    join,
 };
 use crate::error::{Pos, SpecError};
 use crate::template::{self, Classified, Piece, Tmpl};
@@ -231,6 +232,8 @@ pub(crate) fn own_declarations(base: Option<&SpecDoc>, file: &SpecDoc) -> OwnDec
 
 /// A templated URL may not be plain `http://` to a literal non-loopback host.
 fn check_templated_url(url: &At<String>) -> Result<()> {
+    check_userinfo(authority_of(&url.value), &url.value)
+        .map_err(|m| SpecError::new(&url.pos, m))?;
     if let Some(rest) = url.value.strip_prefix("http://") {
         let host_end = rest.find(['/', ':', '?']).unwrap_or(rest.len());
         let host = &rest[..host_end];

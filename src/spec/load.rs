@@ -1,7 +1,7 @@
 //! Finding spec files, parsing them, and resolving `extends:` chains.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::Spec;
 use super::doc::{self, Merge, SpecDoc};
@@ -34,10 +34,13 @@ pub fn bundled_ids() -> impl Iterator<Item = &'static str> {
     BUNDLED.iter().map(|(id, _)| *id)
 }
 
-/// Finds and loads specs: by id from folders given with [`Loader::with_dir`] (searched in
-/// order), then from the bundled specs; or by file path.
+/// Finds and loads specs: by id from folders given with [`Loader::with_dir`], then from the
+/// bundled specs; or by file path.
 ///
-/// Only the spec asked for and its `extends:` chain are read and compiled.
+/// In the folders, a spec's id is the `id:` it declares, or else its file name (`ID.yaml` or
+/// `ID.yml`). An id is looked up as a file name first (folders in order), then among the ids
+/// the folders' specs declare, then among the bundled specs; so a folder's spec shadows the
+/// bundled one of the same id. Only the spec asked for and its `extends:` chain are compiled.
 ///
 /// ```
 /// let loader = specauth::Loader::new();
@@ -47,6 +50,9 @@ pub fn bundled_ids() -> impl Iterator<Item = &'static str> {
 #[derive(Clone, Debug, Default)]
 pub struct Loader {
     dirs: Vec<PathBuf>,
+    /// The folders' spec files with the id each declares, read once, when first needed;
+    /// shared by clones with the same folders.
+    declared: Arc<OnceLock<Vec<(String, PathBuf)>>>,
 }
 
 enum Source {
@@ -60,9 +66,11 @@ impl Loader {
         Self::default()
     }
 
-    /// Also look for specs (`ID.yaml`) in `dir`, before the bundled ones.
+    /// Also look for specs (`ID.yaml`, `ID.yml`, or any spec file declaring `id: ID`) in
+    /// `dir`, before the bundled ones.
     pub fn with_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dirs.push(dir.into());
+        self.declared = Arc::default();
         self
     }
 
@@ -73,7 +81,14 @@ impl Loader {
         if is_path(id_or_path) && as_path.is_file() {
             return self.load_file(as_path);
         }
-        match self.find(id_or_path) {
+        let source = match self
+            .find_file(id_or_path)
+            .or_else(|| self.find_declared(id_or_path))
+        {
+            Some(p) => Some(Source::File(p)),
+            None => find_bundled(id_or_path),
+        };
+        match source {
             Some(Source::File(p)) => self.load_file(&p),
             Some(Source::Bundled(id, text)) => self.load_text(&bundled_name(id), text),
             None => Err(Error::Usage(format!(
@@ -103,6 +118,7 @@ impl Loader {
             // A spec's siblings come first when resolving its `extends:`.
             if !loader.dirs.iter().any(|d| d == dir) {
                 loader.dirs.insert(0, dir.to_path_buf());
+                loader.declared = Arc::default();
             }
         }
         loader.compile(file, &text)
@@ -113,24 +129,14 @@ impl Loader {
         self.compile(Arc::from(file), text)
     }
 
-    /// Every spec id this loader can find (folders first, then bundled), without loading them.
+    /// Every spec id this loader can find: the folders' (each spec's declared `id:`, or its
+    /// file name), then the bundled ones not shadowed. Specs are read for their `id:` only,
+    /// not compiled.
     pub fn ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = Vec::new();
-        for dir in &self.dirs {
-            let Ok(rd) = std::fs::read_dir(dir) else {
-                continue;
-            };
-            let mut here: Vec<String> = rd
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-                .filter_map(|p| p.file_stem().and_then(|s| s.to_str()).map(str::to_owned))
-                .collect();
-            here.sort();
-            for id in here {
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
+        for (id, _) in self.declared() {
+            if !ids.contains(id) {
+                ids.push(id.clone());
             }
         }
         for id in bundled_ids() {
@@ -141,19 +147,58 @@ impl Loader {
         ids
     }
 
-    fn find(&self, id: &str) -> Option<Source> {
-        for dir in &self.dirs {
-            for ext in ["yaml", "yml"] {
-                let p = dir.join(format!("{id}.{ext}"));
-                if p.is_file() {
-                    return Some(Source::File(p));
-                }
-            }
-        }
-        BUNDLED
+    /// A spec file named `ID.yaml` or `ID.yml`, in the folders' order.
+    fn find_file(&self, id: &str) -> Option<PathBuf> {
+        self.dirs.iter().find_map(|dir| {
+            ["yaml", "yml"]
+                .into_iter()
+                .map(|ext| dir.join(format!("{id}.{ext}")))
+                .find(|p| p.is_file())
+        })
+    }
+
+    /// A spec file in the folders that declares `id: ID`.
+    fn find_declared(&self, id: &str) -> Option<PathBuf> {
+        self.declared()
             .iter()
-            .find(|(bid, _)| *bid == id)
-            .map(|(bid, text)| Source::Bundled(bid, text))
+            .find(|(declared, _)| declared == id)
+            .map(|(_, path)| path.clone())
+    }
+
+    /// Where `extends:` finds a base: a file named after it, else a bundled spec.
+    fn find(&self, id: &str) -> Option<Source> {
+        match self.find_file(id) {
+            Some(p) => Some(Source::File(p)),
+            None => find_bundled(id),
+        }
+    }
+
+    /// Each folder's spec files (sorted by id) with the id each declares, or its file name.
+    fn declared(&self) -> &[(String, PathBuf)] {
+        self.declared.get_or_init(|| {
+            let mut all = Vec::new();
+            for dir in &self.dirs {
+                let Ok(rd) = std::fs::read_dir(dir) else {
+                    continue;
+                };
+                let mut here: Vec<(String, PathBuf)> = rd
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml")
+                    })
+                    .filter_map(|p| {
+                        let id = declared_id(&p).or_else(|| {
+                            p.file_stem().and_then(|s| s.to_str()).map(str::to_owned)
+                        })?;
+                        Some((id, p))
+                    })
+                    .collect();
+                here.sort();
+                all.extend(here);
+            }
+            all
+        })
     }
 
     fn compile(&self, file: Arc<str>, text: &str) -> Result<Spec, Error> {
@@ -252,6 +297,27 @@ fn layer(base: Option<SpecDoc>, mut doc: SpecDoc) -> SpecDoc {
     doc.extends = doc::Patch::Absent;
     merged.merge(doc);
     merged
+}
+
+fn find_bundled(id: &str) -> Option<Source> {
+    BUNDLED
+        .iter()
+        .find(|(bid, _)| *bid == id)
+        .map(|(bid, text)| Source::Bundled(bid, text))
+}
+
+/// The `id:` a spec file declares, read without compiling the spec; `None` when it declares
+/// none, or cannot be read or parsed (its file name stands for it then).
+fn declared_id(path: &Path) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: Option<String>,
+    }
+    let text = crate::files::read_text(path, MAX_SPEC_BYTES as u64).ok()??;
+    let options = serde_saphyr::options! { strict_booleans: true };
+    serde_saphyr::from_str_with_options::<IdOnly>(&text, options)
+        .ok()?
+        .id
 }
 
 /// A bundled spec parsed as a base, parsed once per process: nearly every spec extends the

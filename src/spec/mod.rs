@@ -495,7 +495,7 @@ impl Spec {
     }
 
     /// Replaces an endpoint's URL (for sandboxes, tests and demos). The URL must be `https://`,
-    /// or `http://` to a loopback host.
+    /// or `http://` to a loopback host, with no user name or password before the host.
     ///
     /// ```
     /// let spec = specauth::Spec::from_yaml("demo.yaml", r#"
@@ -558,19 +558,21 @@ pub(crate) fn join<'a>(names: impl Iterator<Item = &'a String>) -> String {
     }
 }
 
-/// `https://` anywhere, `http://` only to a loopback host.
+/// `https://` anywhere, `http://` only to a loopback host; no user name or password.
 pub(crate) fn check_url(url: &str) -> Result<(), String> {
+    let shown = without_userinfo(url);
     if !url.contains("://") {
-        return Err(format!("`{url}` must start with https://"));
+        return Err(format!("`{shown}` must start with https://"));
     }
     let uri: http::Uri = url
         .parse()
-        .map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
+        .map_err(|e| format!("`{shown}` is not a valid URL: {e}"))?;
     check_uri(&uri, url)
 }
 
-/// The scheme rule of [`check_url`] on a parsed URI; `url` is how it is named in messages.
+/// The rules of [`check_url`] on a parsed URI; `url` is how it is named in messages.
 pub(crate) fn check_uri(uri: &http::Uri, url: &str) -> Result<(), String> {
+    check_userinfo(uri.authority().map_or("", |a| a.as_str()), url)?;
     if uri.scheme().is_none() {
         return Err(format!("`{url}` must start with https://"));
     }
@@ -587,6 +589,49 @@ pub(crate) fn check_uri(uri: &http::Uri, url: &str) -> Result<(), String> {
             }
         }
         _ => Err(format!("`{url}` must start with https://")),
+    }
+}
+
+/// The one rule on credentials in endpoint URLs: `user:password@` before the host is refused.
+/// URLs are shown in previews, `-v` logs and errors, and client credentials travel as the
+/// spec's `client_auth` says, where they are redacted. `authority` is the URL's `user@host:port`
+/// part (or, for a template, the text in its place); `url` names the URL in the message, with
+/// its user name and password left out.
+pub(crate) fn check_userinfo(authority: &str, url: &str) -> Result<(), String> {
+    if authority.contains('@') {
+        return Err(format!(
+            "`{}` has a user name or password before its host; endpoint URLs must not carry credentials",
+            without_userinfo(url)
+        ));
+    }
+    Ok(())
+}
+
+/// The authority of a URL as written: from after `://` (or the start) to the path, query or
+/// fragment.
+pub(crate) fn authority_of(url: &str) -> &str {
+    &url[authority_range(url)]
+}
+
+fn authority_range(url: &str) -> std::ops::Range<usize> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    start..end
+}
+
+/// `url` with anything before `@` in its authority replaced by [`crate::REDACTED`].
+fn without_userinfo(url: &str) -> String {
+    let authority = authority_range(url);
+    match url[authority.clone()].rfind('@') {
+        Some(at) => format!(
+            "{}{}{}",
+            &url[..authority.start],
+            crate::REDACTED,
+            &url[authority.start + at..]
+        ),
+        None => url.to_owned(),
     }
 }
 
