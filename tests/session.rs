@@ -1765,3 +1765,60 @@ fn login_passes_state_to_a_code_exchange_that_sends_it() {
         .expect("a code exchange");
     assert_eq!(exchange.get("state"), Some(state.as_str()));
 }
+
+/// Format issue item 13: a redirect that carries the code under another name, and values the
+/// exchange needs (a region that picks the token URL), which the cache keeps for refreshes.
+#[test]
+fn login_takes_the_code_and_values_from_the_redirect_as_the_spec_says() {
+    let emu = Emulator::start();
+    let sb = Sandbox::new(&emu);
+    let o = &emu.origin;
+    std::fs::write(
+        sb.dir.path().join("specs").join("regional.yaml"),
+        format!(
+            "id: regional\nextends: oauth2\nclient_auth: basic\nendpoints:\n  token: \"{o}/token?region={{{{ region }}}}\"\n  authorize: {o}/authorize\n\
+             inputs:\n  region: {{ description: The accounts region the redirect names }}\n\
+             authorize:\n  redirect:\n    code: authCode\n    inputs: {{ region: accounts_region }}\n"
+        ),
+    )
+    .unwrap();
+    let run = Running::spawn(sb.command(
+        &[
+            "login",
+            "regional",
+            "--no-browser",
+            "--set",
+            "client_id=app",
+            "--timeout",
+            "20",
+        ],
+        &with_secret(),
+    ));
+    let url = run.wait_for_line(&format!("{o}/authorize?"));
+    let p = query(&url);
+    let state = p.get("state").expect("a state").clone();
+    let redirect_uri = p.get("redirect_uri").unwrap().clone();
+    emu.state().codes.insert(
+        "regional-code".into(),
+        IssuedCode {
+            challenge: p.get("code_challenge").expect("a challenge").clone(),
+            redirect_uri: redirect_uri.clone(),
+        },
+    );
+    // `code` is not where this provider puts it: the redirect below has only authCode.
+    let done = format!("{redirect_uri}?authCode=regional-code&accounts_region=eu-2&state={state}");
+    assert_eq!(browser_get(&done), 200);
+    let (status, _, err) = run.finish();
+    assert_eq!(status.code(), Some(0), "stderr:\n{err}");
+    let exchange = emu
+        .seen()
+        .into_iter()
+        .find(|s| s.path == "/token")
+        .expect("a code exchange");
+    assert_eq!(exchange.get("code"), Some("regional-code"));
+    let cached = sb.cached("regional").expect("cached");
+    assert_eq!(
+        cached.inputs.get("region").map(String::as_str),
+        Some("eu-2")
+    );
+}

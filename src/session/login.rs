@@ -178,6 +178,18 @@ impl RedirectListener {
     /// `state` 400, with another method than `GET` 405, and ignored, so a stray request cannot
     /// end (or hijack) the login. After `timeout`, a [`TransportErrorKind::Timeout`] error.
     pub fn wait_for_code(&self, state: &str, timeout: Duration) -> Result<Secret, Error> {
+        self.wait_for_redirect(state, "code", timeout)
+            .map(|r| r.code)
+    }
+
+    /// [`RedirectListener::wait_for_code`] for a provider whose redirect carries the code under
+    /// `code_param`, with every other parameter of the redirect (besides `state`) kept.
+    pub fn wait_for_redirect(
+        &self,
+        state: &str,
+        code_param: &str,
+        timeout: Duration,
+    ) -> Result<Redirect, Error> {
         let deadline = Instant::now() + timeout;
         let mut pending: VecDeque<Pending> = VecDeque::new();
         loop {
@@ -210,7 +222,7 @@ impl RedirectListener {
                 let Some(p) = pending.remove(i) else { break };
                 let answer = match head {
                     Head::Complete { method, target } => {
-                        self.answer(p.stream, &method, &target, state)
+                        self.answer(p.stream, &method, &target, state, code_param)
                     }
                     Head::Refused(status) => {
                         let text = if status == 431 {
@@ -272,7 +284,8 @@ impl RedirectListener {
         method: &str,
         target: &str,
         state: &str,
-    ) -> Option<Result<Secret, Error>> {
+        code_param: &str,
+    ) -> Option<Result<Redirect, Error>> {
         if method != "GET" {
             let html = page_html("Only GET is answered here.");
             respond(stream, 405, "Allow: GET\r\n", &html);
@@ -314,10 +327,17 @@ impl RedirectListener {
                 extra: serde_json::Map::new(),
             })));
         }
-        match get("code") {
+        match get(code_param) {
             Some(code) if !code.is_empty() => {
                 respond(stream, 200, "", DONE_PAGE);
-                Some(Ok(Secret::new(code)))
+                let params = params
+                    .into_iter()
+                    .filter(|(k, _)| k != code_param && k != "state")
+                    .collect();
+                Some(Ok(Redirect {
+                    code: Secret::new(code),
+                    params,
+                }))
             }
             _ => {
                 respond(stream, 400, "", &page_html("The redirect carries no code."));
@@ -390,6 +410,37 @@ fn respond(mut stream: TcpStream, status: u16, extra_headers: &str, html: &str) 
 fn page_html(text: &str) -> String {
     let escaped = quick_xml::escape::escape(text);
     format!("<!doctype html><meta charset=utf-8><title>specauth</title><p>{escaped}</p>")
+}
+
+/// What the authorization redirect brought back: the code, and its other query parameters
+/// (besides `state`). `Debug` shows the parameters' names only.
+pub struct Redirect {
+    /// The authorization code.
+    pub code: Secret,
+    /// The redirect's other parameters, in order.
+    pub params: Vec<(String, String)>,
+}
+
+impl Redirect {
+    /// The value of parameter `name`, when the redirect has it.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl std::fmt::Debug for Redirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redirect")
+            .field("code", &self.code)
+            .field(
+                "params",
+                &self.params.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 /// How a browser login listens and how long it waits.
@@ -499,9 +550,28 @@ impl BrowserLogin {
         spec: &Spec,
         timeout: Duration,
     ) -> Result<LoggedIn, Error> {
-        let code = self.listener.wait_for_code(&self.state, timeout)?;
-        let mut token_inputs = self.inputs.clone();
-        token_inputs.set("code", code.secret());
+        let redirect =
+            self.listener
+                .wait_for_redirect(&self.state, spec.redirect_code_param(), timeout)?;
+        // Values the provider sends back with the code (a realm, a regional host) are inputs of
+        // the exchange, and of every refresh after it.
+        let mut inputs = self.inputs;
+        for (input, param) in spec.redirect_inputs() {
+            match redirect.get(param) {
+                Some(value) => inputs.set(input, value),
+                None if inputs.contains(input) => {}
+                None => {
+                    return Err(Error::Input {
+                        name: input.to_owned(),
+                        problem: format!(
+                            "the authorization redirect carries no `{param}`, which the spec takes it from"
+                        ),
+                    });
+                }
+            }
+        }
+        let mut token_inputs = inputs.clone();
+        token_inputs.set("code", redirect.code.secret());
         // Some providers want `state` again in the code exchange; a spec that does not send it
         // ignores it.
         token_inputs.set("state", &self.state);
@@ -509,10 +579,7 @@ impl BrowserLogin {
             token_inputs.set("code_verifier", self.pkce.verifier().secret());
         }
         let token = client.token(spec, "authorization_code", &token_inputs)?;
-        Ok(LoggedIn {
-            token,
-            inputs: self.inputs,
-        })
+        Ok(LoggedIn { token, inputs })
     }
 }
 

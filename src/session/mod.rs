@@ -40,7 +40,8 @@ use crate::transport::Transport;
 
 pub use device::{Clock, DeviceOptions, SystemClock, device_login};
 pub use login::{
-    BrowserLogin, BrowserOptions, LoggedIn, Pkce, RedirectListener, browser_login, random_string,
+    BrowserLogin, BrowserOptions, LoggedIn, Pkce, Redirect, RedirectListener, browser_login,
+    random_string,
 };
 pub use profiles::{InputSources, Profiles};
 pub use store::{StoreLock, StoredToken, TokenStore};

@@ -9,7 +9,7 @@ use indexmap::IndexMap;
 use super::doc::{self, At, Paths, SpecDoc};
 use super::{
     Body, BodyEncoding, ClientAuth, ClientAuthMethod, DeviceMap, DurationUnit, Endpoint,
-    ErrorCondition, ErrorMap, FieldDef, InputDef, OwnDeclarations, Path, RequestKind,
+    ErrorCondition, ErrorMap, FieldDef, InputDef, OwnDeclarations, Path, RedirectMap, RequestKind,
     RequestTemplate, Spec, Test, TokenMap, authority_of, check_url, check_userinfo, is_loopback,
     join,
 };
@@ -174,6 +174,19 @@ pub(crate) fn compile(
         )?;
         requests.insert(RequestKind::Authorization, compiled);
     }
+    let mut redirect = RedirectMap::default();
+    if let Some(r) = doc.authorize.as_ref().and_then(|a| a.redirect.as_ref()) {
+        if let Some(code) = r.code.as_ref() {
+            redirect.code = code.value.clone();
+        }
+        for (input, patch) in &r.inputs {
+            let Some(param) = patch.as_ref() else {
+                continue;
+            };
+            c.check_declared("authorize.redirect.inputs", input, &param.pos)?;
+            redirect.inputs.push((input.clone(), param.value.clone()));
+        }
+    }
     let device = c.device_map(doc.device.as_ref().cloned().unwrap_or_default())?;
     let introspection_active = c.paths(
         "introspection.active",
@@ -197,6 +210,7 @@ pub(crate) fn compile(
         introspection_active,
         token,
         errors,
+        redirect,
         own,
         examples: Vec::new(),
         env: c.env,

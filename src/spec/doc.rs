@@ -387,6 +387,19 @@ document! {
         /// Name of the endpoint under `endpoints:` (default `authorize`).
         pub endpoint: Patch<At<String>>,
         pub params: IndexMap<String, Patch<Field>>,
+        /// What the redirect back carries besides `state`.
+        pub redirect: Patch<RedirectDoc>,
+    }
+}
+
+document! {
+    /// The redirect back from the authorization page: where the code is, and which other
+    /// parameters become inputs of the code exchange (and are kept for refreshes).
+    pub struct RedirectDoc {
+        /// The query parameter that carries the code (default `code`).
+        pub code: Patch<At<String>>,
+        /// Input name → the query parameter it is taken from (`realm_id: realmId`).
+        pub inputs: IndexMap<String, Patch<At<String>>>,
     }
 }
 
@@ -765,8 +778,12 @@ examples: [{ grant: h }]
             "{ method: GET, endpoint: other, body: json, xml_root: b, client_auth: post, headers: { Accept: b }, fields: { f: b } }",
         );
         child_overrides_every_field::<AuthorizeDoc>(
-            "{ endpoint: authorize, params: { p: a } }",
-            "{ endpoint: login, params: { p: b } }",
+            "{ endpoint: authorize, params: { p: a }, redirect: { code: a } }",
+            "{ endpoint: login, params: { p: b }, redirect: { code: b } }",
+        );
+        child_overrides_every_field::<RedirectDoc>(
+            "{ code: a, inputs: { x: a } }",
+            "{ code: b, inputs: { x: b } }",
         );
         child_overrides_every_field::<DeviceDoc>(
             "{ device_code: $.a, user_code: $.a, verification_uri: $.a, verification_uri_complete: $.a, expires_in: $.a, interval: $.a }",

@@ -65,10 +65,30 @@ pub struct Spec {
     pub(crate) introspection_active: Vec<Path>,
     pub(crate) token: TokenMap,
     pub(crate) errors: ErrorMap,
+    /// What the authorization redirect carries.
+    pub(crate) redirect: RedirectMap,
     /// What the spec's own file adds to its base, for [`Spec::quirks`].
     pub(crate) own: OwnDeclarations,
     pub(crate) examples: Vec<doc::ExampleDoc>,
     pub(crate) env: minijinja::Environment<'static>,
+}
+
+/// Where the authorization redirect's values are.
+#[derive(Debug, Clone)]
+pub(crate) struct RedirectMap {
+    /// The query parameter that carries the code.
+    pub(crate) code: String,
+    /// (input, query parameter) pairs taken from the redirect.
+    pub(crate) inputs: Vec<(String, String)>,
+}
+
+impl Default for RedirectMap {
+    fn default() -> Self {
+        RedirectMap {
+            code: "code".to_owned(),
+            inputs: Vec::new(),
+        }
+    }
 }
 
 /// What a spec's own file declares beyond the spec it `extends:`, as opposed to what it
@@ -336,6 +356,32 @@ impl Spec {
         self.grant_names()
             .map(RequestKind::grant)
             .chain(RequestKind::OTHERS.into_iter().filter(|k| self.supports(k)))
+    }
+
+    /// The query parameter of the authorization redirect that carries the code (`code`
+    /// unless the spec's `authorize.redirect.code` names another).
+    pub fn redirect_code_param(&self) -> &str {
+        &self.redirect.code
+    }
+
+    /// The inputs the code exchange takes from the authorization redirect, as (input, query
+    /// parameter) pairs (`authorize.redirect.inputs`).
+    ///
+    /// ```
+    /// let spec = specauth::Spec::from_yaml("r.yaml", r#"
+    /// extends: oauth2
+    /// endpoints: { token: "https://{{ region }}.example.com/token", authorize: "https://example.com/a" }
+    /// inputs: { region: { required: true } }
+    /// authorize: { redirect: { code: authCode, inputs: { region: accounts_region } } }
+    /// "#).unwrap();
+    /// assert_eq!(spec.redirect_code_param(), "authCode");
+    /// assert_eq!(spec.redirect_inputs().collect::<Vec<_>>(), [("region", "accounts_region")]);
+    /// ```
+    pub fn redirect_inputs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.redirect
+            .inputs
+            .iter()
+            .map(|(i, p)| (i.as_str(), p.as_str()))
     }
 
     /// Names of the grants the spec supports.
