@@ -244,3 +244,77 @@ impl std::fmt::Debug for ReplayServer {
             .finish()
     }
 }
+
+/// One documented exchange of a spec sent for real: rendered, sent through a transport to a
+/// [`ReplayServer`] that answers with the documented reply, and normalised.
+#[derive(Debug, Clone)]
+pub struct LiveExchange {
+    /// The example's name.
+    pub name: String,
+    /// The request it makes.
+    pub kind: crate::RequestKind,
+    /// The request as rendered, secrets redacted (empty when it could not be rendered).
+    pub request: String,
+    /// The outcome as [`crate::examples::outcome_json`] shows it, or why there is none.
+    pub outcome: Result<serde_json::Value, String>,
+    /// The same example's outcome replayed offline.
+    pub offline: serde_json::Value,
+    /// Whether the server received exactly one request, with the body as rendered.
+    pub received_as_rendered: bool,
+}
+
+impl LiveExchange {
+    /// Whether the live exchange went as the offline replay says it does.
+    pub fn matches(&self) -> bool {
+        self.received_as_rendered && self.outcome.as_ref().is_ok_and(|o| *o == self.offline)
+    }
+}
+
+/// Sends each of `spec`'s grant examples through `transport` to `server` (which answers with
+/// the documented reply), and compares each outcome with the offline replay: the demo's proof
+/// that the real HTTP path and the offline examples agree. `spec` must point at the server
+/// ([`crate::Spec::with_origin`]).
+pub fn replay_live<T: crate::Transport>(
+    spec: &crate::Spec,
+    server: &ReplayServer,
+    transport: &T,
+) -> Vec<LiveExchange> {
+    let offline = spec.run_examples();
+    let mut out = Vec::new();
+    for (i, expected) in offline.iter().enumerate() {
+        let Some((kind, inputs, reply, now)) = spec.example_exchange(i) else {
+            continue;
+        };
+        let mut live = LiveExchange {
+            name: expected.name.clone(),
+            kind: kind.clone(),
+            request: String::new(),
+            outcome: Err(String::new()),
+            offline: expected.outcome.clone(),
+            received_as_rendered: false,
+        };
+        let request = match spec.render(&kind, &inputs) {
+            Ok(r) => r,
+            Err(e) => {
+                live.outcome = Err(format!("cannot render: {e}"));
+                out.push(live);
+                continue;
+            }
+        };
+        live.request = request.redacted().to_owned();
+        let before = server.received().len();
+        let sent_body = request.http().body().clone();
+        server.push(reply);
+        let outcome = transport
+            .send(request.into_http())
+            .map_err(crate::Error::from)
+            .and_then(|r| spec.normalise(&kind, &inputs, &r, now));
+        // The same function built the offline outcome, so the two compare exactly.
+        live.outcome = Ok(crate::examples::outcome_json(&outcome));
+        let received = server.received();
+        live.received_as_rendered = received.len() == before + 1
+            && received.get(before).is_some_and(|r| r.body == sent_body);
+        out.push(live);
+    }
+    out
+}

@@ -1,7 +1,7 @@
 //! `specauth demo`: each provider's documented exchanges, live over loopback, no credentials.
 
-use specauth::testing::ReplayServer;
-use specauth::{Error, Loader, Transport as _, UreqTransport};
+use specauth::testing::{ReplayServer, replay_live};
+use specauth::{Error, Loader, UreqTransport};
 
 use super::exit;
 
@@ -26,55 +26,36 @@ pub(crate) fn run(loader: &Loader, providers: &[String]) -> Result<u8, Error> {
             continue;
         }
         textln!("━━ {} · {} ━━", spec.id(), spec.name())?;
-        let offline = spec.run_examples();
-        for (i, expected) in offline.iter().enumerate() {
-            let Some((grant, inputs, reply, now)) = spec.example_exchange(i) else {
-                continue;
-            };
+        for (i, live) in replay_live(&spec, &server, &transport).iter().enumerate() {
+            exchanges += 1;
             outln!()?;
-            textln!("[{}] {} (grant {})", i + 1, expected.name, grant.name())?;
-            let request = match spec.render(&grant, &inputs) {
-                Ok(r) => r,
-                Err(e) => {
-                    mismatches += 1;
-                    textln!("    ✗ cannot render: {e}")?;
-                    continue;
-                }
-            };
-            for line in request.redacted().lines() {
+            textln!("[{}] {} (grant {})", i + 1, live.name, live.kind.name())?;
+            for line in live.request.lines() {
                 textln!("    │ {line}")?;
             }
-            let before = server.received().len();
-            let sent_body = request.http().body().clone();
-            server.push(reply);
-            let outcome = transport
-                .send(request.into_http())
-                .map_err(Error::from)
-                .and_then(|r| spec.normalise(&grant, &inputs, &r, now));
-            exchanges += 1;
-            let shown = specauth::examples::outcome_json(&outcome);
-            let arrow = if outcome.is_ok() {
-                "token"
-            } else {
-                "provider error"
-            };
-            // The same function built the offline outcome, so the two compare exactly.
-            let same = shown == expected.outcome;
-            let shown = strip_nulls(&shown);
-            textln!(
-                "    → {arrow}: {}",
-                shown.get("token").or(shown.get("error")).unwrap_or(&shown)
-            )?;
-            let received = server.received();
-            if received.len() != before + 1 || received[before].body != sent_body {
-                mismatches += 1;
+            match &live.outcome {
+                Err(why) => textln!("    ✗ {why}")?,
+                Ok(outcome) => {
+                    let shown = strip_nulls(outcome);
+                    let arrow = if shown.get("token").is_some() {
+                        "token"
+                    } else {
+                        "provider error"
+                    };
+                    textln!(
+                        "    → {arrow}: {}",
+                        shown.get("token").or(shown.get("error")).unwrap_or(&shown)
+                    )?;
+                }
+            }
+            if live.matches() {
+                continue;
+            }
+            mismatches += 1;
+            if !live.received_as_rendered && live.outcome.is_ok() {
                 outln!("    ✗ the server did not receive the request as rendered")?;
-            } else if !same {
-                mismatches += 1;
-                textln!(
-                    "    ✗ differs from the offline replay: {}",
-                    expected.outcome
-                )?;
+            } else if live.outcome.is_ok() {
+                textln!("    ✗ differs from the offline replay: {}", live.offline)?;
             }
         }
         outln!()?;
