@@ -474,11 +474,35 @@ impl ShortOrLong for ScalarString {
 
 impl<'de> Deserialize<'de> for ScalarString {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // No position: callers that want one read an `At<ScalarString>`.
-        Ok(match Written::<Self>::deserialize(d)? {
-            Written::Short(text) => ScalarString(text),
-            Written::Long(text) => text,
-        })
+        // Asked for a string, the YAML layer hands over a plain scalar's text as written, so
+        // `0123456789012345678901` keeps its leading zero and every digit (read as a number
+        // it would not). No position: callers that want one read an `At<ScalarString>`.
+        struct Text;
+        impl<'de> Visitor<'de> for Text {
+            type Value = ScalarString;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(ScalarString::EXPECTING)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ScalarString, E> {
+                Ok(ScalarString(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<ScalarString, E> {
+                Ok(ScalarString(v))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<ScalarString, E> {
+                Ok(ScalarString(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ScalarString, E> {
+                Ok(ScalarString(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ScalarString, E> {
+                Ok(ScalarString(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<ScalarString, E> {
+                Ok(ScalarString(v.to_string()))
+            }
+        }
+        d.deserialize_string(Text)
     }
 }
 
@@ -724,6 +748,16 @@ mod tests {
     }
 
     #[test]
+    fn scalar_strings_keep_their_text_as_written() {
+        let m: std::collections::BTreeMap<String, ScalarString> = serde_saphyr::from_str(
+            "a: 0123456789012345678901\nb: 42\nc: true\nd: 1.50\ne: \"x y\"\n",
+        )
+        .unwrap();
+        let got: Vec<&str> = m.values().map(|v| v.0.as_str()).collect();
+        assert_eq!(got, ["0123456789012345678901", "42", "true", "1.50", "x y"]);
+    }
+
+    #[test]
     fn a_child_overrides_every_field_of_every_document() {
         child_overrides_every_field::<SpecDoc>(
             r#"
@@ -895,11 +929,10 @@ secret_extras: [y]
                 refused::<ClientAuthDoc>("true"),
                 "boolean `true`, expected a client auth method",
             ),
-            (
-                refused::<ScalarString>("[a]"),
-                "sequence, expected a string, number or boolean",
-            ),
         ];
+        // A scalar string is read as text as written, and says so when it is not a scalar.
+        let message = refused::<ScalarString>("[a]");
+        assert!(message.contains("expected string scalar"), "{message}");
         for (message, want) in expected {
             assert!(
                 message.contains(&format!("invalid type: {want}")),
