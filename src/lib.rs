@@ -10,14 +10,29 @@
 //!
 //! ```text
 //! spec YAML ──Loader──▶ Spec (templates and JSONPaths compiled once)
-//! Inputs ──Spec::render──▶ TokenRequest (http::Request<Vec<u8>> + redacted preview)   no I/O
+//! RequestKind + Inputs ──Spec::render──▶ TokenRequest (http::Request + redacted preview)  no I/O
 //!                          │ Transport (UreqTransport, or a closure, or your own)
 //!                          ▼
-//!          http::Response<Vec<u8>> ──Spec::normalise──▶ Token | Error::Provider      no I/O
+//!          http::Response<Vec<u8>> ──Spec::normalise──▶ Outcome | Error              no I/O
 //! ```
 //!
-//! [`Spec::render`] and [`Spec::normalise`] never touch the network, so an async application
-//! can bring its own HTTP client, and tests need no server.
+//! [`RequestKind`] says which request: a grant by name (a plain `&str`), the authorization
+//! URL, device authorization, revocation or introspection. [`Spec::render`] and
+//! [`Spec::normalise`] are the only two entry points and never touch the network, so an async
+//! application can bring its own HTTP client, and tests need no server.
+//!
+//! ## The crate's parts
+//!
+//! - The root holds the data path: [`Spec`], [`Loader`], [`RequestKind`], [`Inputs`],
+//!   [`TokenRequest`], [`Outcome`] and what it carries, [`Client`], [`Transport`], [`Error`].
+//! - [`spec`]: the format's read API, the JSON Schema, the bundled ids.
+//! - [`session`] (feature `session`): browser and device sign-in, the token store and
+//!   single-flight refresh, profiles and input precedence, logout and revocation policy.
+//! - [`discovery`]: RFC 8414 / OpenID metadata to a spec. [`examples`]: replaying a spec's
+//!   documented examples. [`testing`] (feature `replay`): a loopback server that stands in for a
+//!   provider. [`transport`], [`error`], [`inputs`]: the details of their root types.
+//! - Features: `cli` (default; the `specauth` binary), `session`, `replay`. With
+//!   `--no-default-features` only the interpreter core builds.
 //!
 //! ## Use a bundled spec
 //!
@@ -56,7 +71,7 @@
 //!
 //! With the network, [`Client::new`] uses [`UreqTransport`]: 10 s connect timeout, 30 s for
 //! the whole exchange, no automatic redirects, reply bodies capped at 1 MiB, and non-2xx
-//! statuses handed to the normaliser rather than raised (see [`TransportConfig`]).
+//! statuses handed to the normaliser rather than raised (see [`transport::TransportConfig`]).
 //!
 //! ## Write your own spec
 //!
@@ -86,9 +101,11 @@
 //!
 //! ## Errors
 //!
-//! One [`Error`] type; [`Error::kind`] names its kind. Spec errors carry `file:line:col`
-//! ([`SpecError`]); input errors name the input; unusable replies give the status and a short
-//! redacted excerpt; provider refusals are normalised into [`ProviderError`].
+//! One [`Error`] type, `#[non_exhaustive]`; [`Error::kind`] gives its [`ErrorKind`]. Spec
+//! errors carry `file:line:col` ([`SpecError`]); input errors name the input (a missing one
+//! with its description and allowed values); unusable replies give the status and a short
+//! redacted excerpt; provider refusals are normalised into [`ProviderError`]. Messages never
+//! name command-line flags: the CLI adds its own advice.
 //!
 //! ## Secrets
 //!
