@@ -270,7 +270,7 @@ pub(crate) fn check(spec: &Spec, examples: &[At<ExampleDoc>]) -> Result<(), Spec
         let wants_reply = example
             .request
             .as_ref()
-            .is_none_or(|r| r.value != "authorize");
+            .is_none_or(|r| RequestKind::from_name(&r.value) != RequestKind::Authorization);
         if wants_reply != example.reply.is_some() {
             return Err(SpecError::new(
                 &at.pos,

@@ -429,3 +429,95 @@ fn any_2xx_revocation_reply_is_success() {
         assert_eq!(outcome, specauth::Outcome::Revoked, "{body:?}");
     }
 }
+
+/// A hostile server on a raw socket: `serve` gets each accepted connection once.
+fn hostile(serve: impl Fn(std::net::TcpStream) + Send + 'static) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        // One connection is all a test makes; the thread ends with it.
+        if let Ok((stream, _)) = listener.accept() {
+            serve(stream);
+        }
+    });
+    origin
+}
+
+fn quick_transport() -> specauth::UreqTransport {
+    specauth::UreqTransport::with_config(&specauth::transport::TransportConfig {
+        timeout: std::time::Duration::from_secs(2),
+        ..Default::default()
+    })
+}
+
+fn exchange_against(origin: &str) -> Result<specauth::Token, Error> {
+    let spec = spec().with_origin(origin).unwrap();
+    specauth::Client::with_transport(quick_transport()).token(
+        &spec,
+        "client_credentials",
+        &Inputs::new()
+            .with("client_id", "a")
+            .with("client_secret", SECRET),
+    )
+}
+
+/// A server that drips one byte at a time forever is cut off by the total timeout; one
+/// that sends an endless body, or a small gzip body that inflates past the cap, by the cap.
+#[test]
+fn drips_endless_bodies_and_bombs_are_bounded() {
+    use std::io::{Read as _, Write as _};
+    let drip = hostile(|mut s| {
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n",
+        );
+        for _ in 0..600 {
+            if s.write_all(b" ").is_err() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    });
+    let start = std::time::Instant::now();
+    let e = exchange_against(&drip).unwrap_err();
+    assert!(
+        matches!(&e, Error::Transport(t) if t.kind == specauth::error::TransportErrorKind::Timeout),
+        "{e}"
+    );
+    assert!(start.elapsed() < std::time::Duration::from_secs(10));
+
+    let endless = hostile(|mut s| {
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let chunk = format!("{:x}\r\n{}\r\n", 65536, "a".repeat(65536));
+        for _ in 0..64 {
+            if s.write_all(chunk.as_bytes()).is_err() {
+                return;
+            }
+        }
+    });
+    let e = exchange_against(&endless).unwrap_err();
+    assert!(
+        matches!(&e, Error::Transport(t) if t.kind == specauth::error::TransportErrorKind::BodyTooLarge),
+        "{e}"
+    );
+
+    let bomb = hostile(|mut s| {
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let _ = gz.write_all(&vec![b' '; 50 << 20]);
+        let body = gz.finish().unwrap_or_default();
+        let _ = s.write_all(
+            format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(),
+        );
+        let _ = s.write_all(&body);
+    });
+    let e = exchange_against(&bomb).unwrap_err();
+    assert!(
+        matches!(&e, Error::Transport(t) if t.kind == specauth::error::TransportErrorKind::BodyTooLarge),
+        "{e}"
+    );
+}

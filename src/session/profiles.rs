@@ -96,7 +96,8 @@ pub struct InputSources {
     /// UTF-8. The default reads the process's environment.
     #[allow(clippy::type_complexity)]
     pub env: Box<dyn Fn(&str) -> Result<Option<String>, ()>>,
-    /// Values given directly (the CLI's `--set`), in order; later ones win.
+    /// Values given directly (on a command line, by the application), in order; later ones
+    /// win.
     pub given: Vec<(String, String)>,
 }
 
