@@ -501,20 +501,7 @@ fn literal_host_parts(template: &str) -> (&str, &str) {
     let Some((_, rest)) = template.split_once("://") else {
         return ("", "");
     };
-    // The host part ends at the first `/`, `?` or `#` outside template tags.
-    let bytes = rest.as_bytes();
-    let (mut depth, mut end) = (0usize, rest.len());
-    for (i, b) in bytes.iter().enumerate() {
-        match b {
-            b'{' => depth += 1,
-            b'}' => depth = depth.saturating_sub(1),
-            b'/' | b'?' | b'#' if depth == 0 => {
-                end = i;
-                break;
-            }
-            _ => {}
-        }
-    }
+    let end = crate::spec::host_end(rest);
     let host = &rest[..end];
     match (host.find('{'), host.rfind('}')) {
         (Some(open), Some(close)) => (&host[..open], &host[close + 1..]),

@@ -870,3 +870,18 @@ fn delete_and_patch_requests() {
     );
     assert!(req.http().body().is_empty());
 }
+
+#[test]
+fn a_grant_removes_a_header_the_request_defaults_set() {
+    let s = with(
+        "request:\n  headers: { X-Api: v1 }\ngrants:\n  client_credentials:\n    headers: { X-Api: null, Accept: null }\n",
+    );
+    let inputs = Inputs::new().with("client_id", "a");
+    let req = s.render("client_credentials", &inputs).unwrap();
+    assert_eq!(header(&req, "x-api"), None);
+    assert_eq!(header(&req, "accept"), None);
+    let req = s
+        .render("refresh_token", &inputs.with("refresh_token", "r"))
+        .unwrap();
+    assert_eq!(header(&req, "x-api"), Some("v1"));
+}

@@ -185,8 +185,11 @@ impl<T: Merge> Merge for IndexMap<String, Patch<T>> {
     fn merge(&mut self, over: Self) {
         for (key, value) in over {
             match value {
+                // Kept as a tombstone, not removed: a grant's `Accept: null` must still remove
+                // the header when the grant is merged over the `request:` defaults later.
+                // Readers skip null entries.
                 Patch::Null => {
-                    self.shift_remove(&key);
+                    self.insert(key, Patch::Null);
                 }
                 value => self.entry(key).or_insert(Patch::Absent).merge(value),
             }

@@ -583,7 +583,8 @@ impl Spec {
             let path = endpoint
                 .text
                 .split_once("://")
-                .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+                .map(|(_, rest)| &rest[host_end(rest)..])
+                .filter(|p| p.starts_with('/'))
                 .unwrap_or("/");
             // A path still holding template syntax (a tenant, a realm) keeps only its literal
             // head: a local server has no tenants.
@@ -593,6 +594,21 @@ impl Spec {
         }
         Ok(self)
     }
+}
+
+/// Where the host part of a URL template (the text after `://`) ends: at the first `/`, `?`
+/// or `#` outside template tags, whose expressions may hold those characters.
+pub(crate) fn host_end(rest: &str) -> usize {
+    let mut depth = 0usize;
+    for (i, b) in rest.bytes().enumerate() {
+        match b {
+            b'{' => depth += 1,
+            b'}' => depth = depth.saturating_sub(1),
+            b'/' | b'?' | b'#' if depth == 0 => return i,
+            _ => {}
+        }
+    }
+    rest.len()
 }
 
 pub(crate) fn join<'a>(names: impl Iterator<Item = &'a String>) -> String {
