@@ -240,3 +240,31 @@ fn examples_cover_the_authorization_url_and_the_other_requests() {
         "only grant examples are exchanges"
     );
 }
+
+/// The catalogue's evidence rules: every bundled spec names the page it was written from, and
+/// every grant it keeps has a documented (or marked illustrative) success and error.
+#[test]
+fn every_spec_has_docs_and_every_grant_a_success_and_an_error_example() {
+    let mut problems = Vec::new();
+    for id in specauth::spec::bundled_ids().filter(|id| *id != "oauth2") {
+        let spec = Loader::new().load(id).unwrap();
+        if spec.docs().is_none_or(str::is_empty) {
+            problems.push(format!("{id}: no `docs:`"));
+        }
+        let reports = spec.run_examples();
+        for grant in spec.grant_names() {
+            let of = |kind: &str| {
+                reports
+                    .iter()
+                    .any(|r| r.is_grant && r.target == grant && r.outcome.get(kind).is_some())
+            };
+            if !of("token") {
+                problems.push(format!("{id}: grant `{grant}` has no success example"));
+            }
+            if !of("error") {
+                problems.push(format!("{id}: grant `{grant}` has no error example"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
