@@ -510,8 +510,8 @@ fn import_writes_a_spec_from_discovery_metadata_that_passes_check() {
 }
 
 #[test]
-fn the_readme_providers_table_is_current() {
-    let out = specauth(&["providers", "--markdown"]);
+fn the_readme_catalogue_and_the_providers_page_are_current() {
+    let out = specauth(&["providers", "--readme"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
@@ -524,7 +524,54 @@ fn the_readme_providers_table_is_current() {
         .expect("README has the providers:end marker");
     assert!(
         readme[start..end] == stdout(&out),
-        "README.md's providers table is out of date: replace it with `specauth providers --markdown`"
+        "README.md's catalogue block is out of date: replace it with `specauth providers --readme`"
+    );
+    let out = specauth(&["providers", "--markdown"]);
+    let page =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/providers.md")).unwrap();
+    assert!(
+        page == stdout(&out),
+        "docs/providers.md is out of date: write it with `specauth providers --markdown > docs/providers.md`"
+    );
+    // The count in the README is the count of rows on the page.
+    let rows = page.lines().filter(|l| l.starts_with("| `")).count();
+    assert!(
+        readme[start..end].starts_with(&format!("{} providers are bundled", rows - 1)),
+        "{rows} rows"
+    );
+}
+
+#[test]
+fn providers_filter_by_category_and_search() {
+    let out = specauth(&["--json", "providers", "--category", "crm"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert!(rows.len() >= 5, "{rows:?}");
+    assert!(rows.iter().all(|r| {
+        r["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "crm")
+    }));
+    assert!(rows.iter().any(|r| r["id"] == "salesforce"));
+    let out = specauth(&["--json", "providers", "--search", "GITLAB.COM"]);
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["gitlab"]
+    );
+    let out = specauth(&["providers", "--category", "crmm"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown category `crmm`"),
+        "{}",
+        stderr(&out)
     );
 }
 

@@ -241,7 +241,8 @@ fn examples_cover_the_authorization_url_and_the_other_requests() {
     );
 }
 
-/// The catalogue's evidence rules: every bundled spec names the page it was written from, and
+/// The catalogue's evidence rules: every bundled spec names the page it was written from, its
+/// categories and website, and
 /// every grant it keeps has a documented (or marked illustrative) success and error.
 #[test]
 fn every_spec_has_docs_and_every_grant_a_success_and_an_error_example() {
@@ -250,6 +251,9 @@ fn every_spec_has_docs_and_every_grant_a_success_and_an_error_example() {
         let spec = Loader::new().load(id).unwrap();
         if spec.docs().is_none_or(str::is_empty) {
             problems.push(format!("{id}: no `docs:`"));
+        }
+        if spec.categories().is_empty() || spec.website().is_none() {
+            problems.push(format!("{id}: no `categories:` or `website:`"));
         }
         let reports = spec.run_examples();
         for grant in spec.grant_names() {

@@ -202,9 +202,18 @@ enum Command {
         after_help = "Examples:\n  specauth providers --json | jq '.[].id'\n  specauth providers --markdown   # the README's table"
     )]
     Providers {
-        /// Print the README's providers table (Markdown).
+        /// Print docs/providers.md: every provider in one Markdown table.
         #[arg(long)]
         markdown: bool,
+        /// Print the README's catalogue block (count and categories).
+        #[arg(long, hide = true)]
+        readme: bool,
+        /// Only providers of this category (identity, crm, finance, …).
+        #[arg(long, value_name = "CATEGORY")]
+        category: Option<String>,
+        /// Only providers whose id, name, website, docs or endpoints contain this text.
+        #[arg(long, value_name = "TEXT")]
+        search: Option<String>,
     },
     /// Write a spec from an authorization server's discovery metadata (RFC 8414 / OpenID).
     #[command(
@@ -337,7 +346,18 @@ pub(crate) fn main() -> ExitCode {
         Command::Check { paths } => specs::check(&ctx.loader, &paths),
         Command::Test { paths, show } => specs::test(&ctx.loader, &paths, show || verbose),
         Command::Demo { providers } => demo::run(&ctx.loader, &providers),
-        Command::Providers { markdown } => specs::providers(&ctx.loader, ctx.json, markdown),
+        Command::Providers {
+            markdown,
+            readme,
+            category,
+            search,
+        } => specs::providers(
+            &ctx.loader,
+            ctx.json,
+            markdown,
+            readme,
+            &specs::Filter { category, search },
+        ),
         Command::Import { issuer, id, output } => import(&issuer, id, output.as_deref()),
         Command::Schema => outln!(
             "{}",

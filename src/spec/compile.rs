@@ -174,6 +174,23 @@ pub(crate) fn compile(
         )?;
         requests.insert(RequestKind::Authorization, compiled);
     }
+    let mut categories = Vec::new();
+    for c in doc.categories.as_ref().map(Vec::as_slice).unwrap_or(&[]) {
+        if !super::CATEGORIES.contains(&c.value.as_str()) {
+            return Err(SpecError::new(
+                &c.pos,
+                format!(
+                    "unknown category `{}`; expected one of {}",
+                    c.value,
+                    super::CATEGORIES.join(", ")
+                ),
+            ));
+        }
+        categories.push(c.value.clone());
+    }
+    if let Some(w) = doc.website.as_ref() {
+        check_url(&w.value).map_err(|m| SpecError::new(&w.pos, m))?;
+    }
     let mut redirect = RedirectMap::default();
     if let Some(r) = doc.authorize.as_ref().and_then(|a| a.redirect.as_ref()) {
         if let Some(code) = r.code.as_ref() {
@@ -201,6 +218,8 @@ pub(crate) fn compile(
         name,
         docs: doc.docs.as_ref().map(|a| a.value.clone()),
         description: doc.description.as_ref().cloned(),
+        categories,
+        website: doc.website.as_ref().map(|a| a.value.clone()),
         source,
         inputs: c.inputs,
         endpoints,

@@ -275,6 +275,10 @@ document! {
         /// Where the provider documents its token endpoint.
         pub docs: Patch<At<String>> => own,
         pub description: Patch<String> => own,
+        /// The provider's kinds, from a fixed list (`identity`, `crm`, `finance`, …).
+        pub categories: Patch<Vec<At<String>>> => own,
+        /// The provider's own homepage.
+        pub website: Patch<At<String>> => own,
         pub endpoints: IndexMap<String, Patch<At<String>>>,
         pub client_auth: Patch<ClientAuthDoc>,
         pub inputs: IndexMap<String, Patch<InputDoc>>,
@@ -769,6 +773,8 @@ name: Base
 extends: root
 docs: https://base.example/docs
 description: the base
+categories: [crm]
+website: https://base.example
 endpoints: { token: "https://base.example/token" }
 client_auth: basic
 inputs: { tenant: { description: base } }
@@ -788,6 +794,8 @@ name: Child
 extends: base
 docs: https://child.example/docs
 description: the child
+categories: [finance]
+website: https://child.example
 endpoints: { token: "https://child.example/token" }
 client_auth: post
 inputs: { tenant: { description: child } }

@@ -55,6 +55,8 @@ pub struct Spec {
     pub(crate) name: String,
     pub(crate) docs: Option<String>,
     pub(crate) description: Option<String>,
+    pub(crate) categories: Vec<String>,
+    pub(crate) website: Option<String>,
     pub(crate) source: Arc<str>,
     pub(crate) inputs: IndexMap<String, InputDef>,
     pub(crate) endpoints: IndexMap<String, Endpoint>,
@@ -100,6 +102,30 @@ pub(crate) struct OwnDeclarations {
     /// Inputs whose allowed values (`enum:`) the file sets itself.
     pub(crate) enums: Vec<String>,
 }
+
+/// The categories a spec's `categories:` may name, for listing and filtering the catalogue.
+pub const CATEGORIES: &[&str] = &[
+    "identity",
+    "developer",
+    "cloud",
+    "crm",
+    "support",
+    "productivity",
+    "documents",
+    "storage",
+    "finance",
+    "hr",
+    "commerce",
+    "marketing",
+    "media",
+    "social",
+    "communication",
+    "health",
+    "games",
+    "education",
+    "mobility",
+    "smart-home",
+];
 
 /// A declared input.
 #[derive(Clone, Debug, Default)]
@@ -323,6 +349,21 @@ impl Spec {
     /// Free-text description.
     pub fn description(&self) -> Option<&str> {
         self.description.as_deref()
+    }
+
+    /// The provider's categories (see [`CATEGORIES`]).
+    pub fn categories(&self) -> &[String] {
+        &self.categories
+    }
+
+    /// The endpoints' URLs (or URL templates) as written.
+    pub fn endpoint_urls(&self) -> impl Iterator<Item = &str> {
+        self.endpoints.values().map(|e| e.text.as_str())
+    }
+
+    /// The provider's homepage.
+    pub fn website(&self) -> Option<&str> {
+        self.website.as_deref()
     }
 
     /// The file the spec was loaded from.
