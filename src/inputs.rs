@@ -92,3 +92,17 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Inputs {
 pub fn env_var_name(name: &str) -> String {
     format!("SPECAUTH_{}", name.to_ascii_uppercase().replace('-', "_"))
 }
+
+/// The largest file an input value is read from.
+const MAX_VALUE_FILE: u64 = 1 << 20;
+
+/// An input's value read from a file (a PEM key, a service-account file, a CI job's OIDC
+/// token): a regular file of at most 1 MiB, its trailing line break dropped.
+pub fn value_from_file(path: &std::path::Path) -> Result<String, crate::Error> {
+    let text = crate::files::read_text(path, MAX_VALUE_FILE)?.ok_or_else(|| crate::Error::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+    })?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+}

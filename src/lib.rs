@@ -121,6 +121,7 @@ pub mod error;
 pub mod examples;
 mod files;
 pub mod inputs;
+mod jwt;
 #[cfg(any(feature = "session", feature = "replay"))]
 mod loopback;
 mod normalise;

@@ -127,6 +127,9 @@ struct Part {
     secret: bool,
     /// The input the value came from, for errors about it.
     input: Option<String>,
+    /// What a preview shows for a secret value instead of `[redacted]` (a signed assertion's
+    /// header and claims, its signature redacted).
+    shown: Option<String>,
 }
 
 impl Spec {
@@ -219,6 +222,7 @@ impl Spec {
                     ),
                     secret: true,
                     input: Some("client_id".into()),
+                    shown: None,
                 }),
                 // A public client has no secret to put in a Basic header: it identifies itself in
                 // the body (RFC 6749 §3.2.1).
@@ -230,6 +234,29 @@ impl Spec {
                 if let Some(secret) = secret {
                     set_part(&mut fields, &auth.secret_field, secret, true);
                 }
+            }
+        }
+        if matches!(
+            auth.method,
+            ClientAuthMethod::PrivateKeyJwt | ClientAuthMethod::ClientSecretJwt
+        ) {
+            let assertion = self.client_assertion(grant, auth, &values, &url)?;
+            set_part(
+                &mut fields,
+                &auth.id_field,
+                id.map_or("", String::as_str),
+                false,
+            );
+            set_part(
+                &mut fields,
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                false,
+            );
+            let shown = crate::jwt::redact_signature(&assertion);
+            set_part(&mut fields, "client_assertion", &assertion, true);
+            if let Some(p) = fields.iter_mut().find(|p| p.name == "client_assertion") {
+                p.shown = shown;
             }
         }
 
@@ -249,6 +276,7 @@ impl Spec {
                 value: ct.into(),
                 secret: false,
                 input: None,
+                shown: None,
             });
         }
 
@@ -371,6 +399,60 @@ impl Spec {
         Ok(values)
     }
 
+    /// A client assertion (RFC 7523 §2.2): `iss` and `sub` the client id, `aud` the spec's
+    /// audience or the URL the request goes to, a fresh `jti`, `iat` now and `exp` five
+    /// minutes on; signed with the `private_key` input (or the client secret for
+    /// `client_secret_jwt`), its `kid` from the `key_id` input when given.
+    fn client_assertion(
+        &self,
+        grant: &str,
+        auth: &crate::spec::ClientAuth,
+        values: &IndexMap<String, String>,
+        url: &str,
+    ) -> Result<String, Error> {
+        let key_input = match auth.method {
+            ClientAuthMethod::ClientSecretJwt => "client_secret",
+            _ => "private_key",
+        };
+        let missing = |name: &str| Error::MissingInput {
+            name: name.to_owned(),
+            needed_by: format!("grant `{grant}` ({})", auth.method.as_str()),
+            spec: self.id.clone(),
+            description: self.inputs.get(name).and_then(|d| d.description.clone()),
+            allowed: None,
+        };
+        let id = values
+            .get("client_id")
+            .ok_or_else(|| missing("client_id"))?;
+        let key = values.get(key_input).ok_or_else(|| missing(key_input))?;
+        let audience = match &auth.audience {
+            Some(t) => self.render_tmpl(t, values, || "client_auth.audience".to_owned())?,
+            None => url.to_owned(),
+        };
+        let now = crate::template::clock_now();
+        let claims = serde_json::json!({
+            "iss": id,
+            "sub": id,
+            "aud": audience,
+            "jti": crate::template::fresh_uuid(),
+            "iat": now,
+            "exp": now.saturating_add(300),
+        });
+        crate::jwt::sign(
+            &claims,
+            &crate::jwt::Signing {
+                alg: &auth.alg,
+                key,
+                kid: values.get("key_id").map(String::as_str),
+                x5t_s256: values.get("x5t_s256").map(String::as_str),
+            },
+        )
+        .map_err(|problem| Error::Input {
+            name: key_input.to_owned(),
+            problem,
+        })
+    }
+
     /// The endpoint's URL, with every input value percent-encoded unless the input is declared
     /// `verbatim`, and the host the template writes literally kept: an input can fill in a
     /// tenant or a region, but never send the request (and the client's credentials) to
@@ -488,6 +570,7 @@ impl Spec {
                 value,
                 secret: f.secret,
                 input: f.tmpl.vars().first().cloned(),
+                shown: None,
             });
         }
         Ok(out)
@@ -544,13 +627,14 @@ fn set_part(parts: &mut Vec<Part>, name: &str, value: &str, secret: bool) {
             value: value.to_owned(),
             secret,
             input: None,
+            shown: None,
         });
     }
 }
 
 fn shown(p: &Part, redact: bool) -> &str {
     if redact && p.secret {
-        REDACTED
+        p.shown.as_deref().unwrap_or(REDACTED)
     } else {
         &p.value
     }

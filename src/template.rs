@@ -165,12 +165,7 @@ pub(crate) fn environment() -> Environment<'static> {
             encode_digest(&mac.finalize().into_bytes(), encoding)
         },
     );
-    env.add_function("uuid", || {
-        fresh(
-            |n| format!("00000000-0000-4000-8000-{n:012}"),
-            || uuid::Uuid::new_v4().to_string(),
-        )
-    });
+    env.add_function("uuid", fresh_uuid);
     env.add_function("nonce", |len: Option<usize>| {
         let len = len.unwrap_or(32).clamp(8, 128);
         fresh(
@@ -189,6 +184,33 @@ pub(crate) fn environment() -> Environment<'static> {
         )
     });
     env.add_function("now", clock_now);
+    // `jwt(claims, key, 'RS256', kid=…, x5t_s256=…)`: claims (a map) signed as a compact JWS
+    // with a PEM private key, or a shared secret for HS256/384/512 (RFC 7523 assertions).
+    env.add_function(
+        "jwt",
+        |claims: Value,
+         key: &str,
+         alg: Option<&str>,
+         kwargs: minijinja::value::Kwargs|
+         -> Result<String, minijinja::Error> {
+            let kid: Option<String> = kwargs.get("kid")?;
+            let x5t_s256: Option<String> = kwargs.get("x5t_s256")?;
+            kwargs.assert_all_used()?;
+            let claims = serde_json::to_value(&claims).map_err(|e| {
+                minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
+            })?;
+            crate::jwt::sign(
+                &claims,
+                &crate::jwt::Signing {
+                    alg: alg.unwrap_or("RS256"),
+                    key,
+                    kid: kid.as_deref(),
+                    x5t_s256: x5t_s256.as_deref(),
+                },
+            )
+            .map_err(|m| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, m))
+        },
+    );
     env.add_function("now_iso", || {
         let t = time::OffsetDateTime::from_unix_timestamp(i64::try_from(clock_now()).unwrap_or(0))
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
@@ -213,10 +235,18 @@ pub(crate) fn with_fixed_clock<R>(now: u64, f: impl FnOnce() -> R) -> R {
     out
 }
 
-fn clock_now() -> u64 {
+pub(crate) fn clock_now() -> u64 {
     FIXED
         .with(std::cell::Cell::get)
         .map_or_else(crate::client::now, |(now, _)| now)
+}
+
+/// A fresh UUID v4, or under [`with_fixed_clock`] a counting one.
+pub(crate) fn fresh_uuid() -> String {
+    fresh(
+        |n| format!("00000000-0000-4000-8000-{n:012}"),
+        || uuid::Uuid::new_v4().to_string(),
+    )
 }
 
 /// A fresh random value, or under [`with_fixed_clock`] the next of a counter.

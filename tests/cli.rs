@@ -922,3 +922,55 @@ fn endpoint_urls_with_a_user_name_or_password_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_private_key_from_a_file_signs_the_assertion_and_never_shows() {
+    let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/rsa.pem");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("pkj.yaml");
+    std::fs::write(
+        &spec,
+        "extends: oauth2\nendpoints: { token: \"https://a.example/token\" }\nclient_auth: private_key_jwt\n",
+    )
+    .unwrap();
+    let set_key = format!("private_key=@{key}");
+    let out = specauth(&[
+        "render",
+        spec.to_str().unwrap(),
+        "client_credentials",
+        "--set",
+        "client_id=app",
+        "--set",
+        &set_key,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("client_assertion=eyJ") && text.contains(".[redacted]"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("PRIVATE KEY") && !text.contains("MII"),
+        "{text}"
+    );
+    // An unreadable file is an input error naming the input.
+    let out = specauth(&[
+        "--json",
+        "render",
+        spec.to_str().unwrap(),
+        "client_credentials",
+        "--set",
+        "client_id=app",
+        "--set",
+        "private_key=@/nonexistent/key.pem",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err: serde_json::Value = serde_json::from_str(stderr(&out).trim()).unwrap();
+    assert_eq!(err["error"]["code"], "private_key");
+}

@@ -885,3 +885,87 @@ fn a_grant_removes_a_header_the_request_defaults_set() {
         .unwrap();
     assert_eq!(header(&req, "x-api"), Some("v1"));
 }
+
+#[test]
+fn private_key_jwt_and_client_secret_jwt_sign_an_assertion() {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+    const KEY: &str = include_str!("keys/rsa.pem");
+    const PUBLIC: &str = include_str!("keys/rsa.pub.pem");
+    let s = with("client_auth: private_key_jwt\n");
+    let inputs = Inputs::new()
+        .with("client_id", "app")
+        .with("private_key", KEY)
+        .with("key_id", "k-2026");
+    let req = s.render("client_credentials", &inputs).unwrap();
+    let form: std::collections::BTreeMap<String, String> =
+        form_urlencoded::parse(req.http().body())
+            .into_owned()
+            .collect();
+    assert_eq!(
+        form["client_assertion_type"],
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    );
+    assert_eq!(form["client_id"], "app");
+    assert!(req.http().headers().get("authorization").is_none());
+    let mut v = Validation::new(Algorithm::RS256);
+    v.set_audience(&["https://auth.example.com/token"]);
+    v.set_issuer(&["app"]);
+    let data = decode::<serde_json::Value>(
+        &form["client_assertion"],
+        &DecodingKey::from_rsa_pem(PUBLIC.as_bytes()).unwrap(),
+        &v,
+    )
+    .unwrap();
+    assert_eq!(data.header.kid.as_deref(), Some("k-2026"));
+    assert_eq!(data.claims["sub"], "app");
+    let exp = data.claims["exp"].as_u64().unwrap();
+    assert_eq!(exp - data.claims["iat"].as_u64().unwrap(), 300);
+    // The preview shows the assertion's header and claims, never its signature or the key.
+    let preview = req.redacted();
+    assert!(preview.contains(".[redacted]"), "{preview}");
+    assert!(
+        !preview.contains(data.claims["jti"].as_str().unwrap())
+            || preview.contains("client_assertion=")
+    );
+    let signature = form["client_assertion"].rsplit('.').next().unwrap();
+    assert!(!preview.contains(signature), "{preview}");
+    assert!(!preview.contains("PRIVATE KEY"), "{preview}");
+
+    // client_secret_jwt: HS256 over the client secret.
+    let s =
+        with("client_auth: { method: client_secret_jwt, audience: \"https://issuer.example\" }\n");
+    let req = s
+        .render(
+            "client_credentials",
+            &Inputs::new()
+                .with("client_id", "app")
+                .with("client_secret", "a-long-shared-secret"),
+        )
+        .unwrap();
+    let form: std::collections::BTreeMap<String, String> =
+        form_urlencoded::parse(req.http().body())
+            .into_owned()
+            .collect();
+    assert!(!form.contains_key("client_secret"));
+    let mut v = Validation::new(Algorithm::HS256);
+    v.set_audience(&["https://issuer.example"]);
+    decode::<serde_json::Value>(
+        &form["client_assertion"],
+        &DecodingKey::from_secret(b"a-long-shared-secret").unwrap(),
+        &v,
+    )
+    .unwrap();
+
+    // A key that is not a key: an input error naming the input, without the key.
+    let s = with("client_auth: private_key_jwt\n");
+    let e = s
+        .render(
+            "client_credentials",
+            &Inputs::new()
+                .with("client_id", "app")
+                .with("private_key", "not-a-key-AAAA"),
+        )
+        .unwrap_err();
+    assert_eq!(e.input_name(), Some("private_key"), "{e}");
+    assert!(!e.to_string().contains("not-a-key-AAAA"), "{e}");
+}

@@ -260,7 +260,8 @@ struct GrantArgs {
 /// How inputs are given: shared by every command that talks to a provider.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct InputArgs {
-    /// An input value (repeatable). NAME=- reads the value from stdin. Precedence:
+    /// An input value (repeatable). NAME=- reads the value from stdin, NAME=@PATH from a
+    /// file (NAME=@@… for a value that starts with @). Precedence:
     /// --set > SPECAUTH_<NAME> environment variable > profile file > spec default.
     #[arg(long = "set", value_name = "NAME=VALUE")]
     set: Vec<String>,
@@ -495,6 +496,16 @@ fn gather_inputs(
                     problem: format!("reading it from stdin: {e}"),
                 })?;
             buf.trim_end_matches(['\r', '\n']).to_owned()
+        } else if let Some(literal) = value.strip_prefix("@@") {
+            format!("@{literal}")
+        } else if let Some(path) = value.strip_prefix('@') {
+            // `--set private_key=@key.pem`: the value is the file's content.
+            specauth::inputs::value_from_file(std::path::Path::new(path)).map_err(|e| {
+                Error::Input {
+                    name: name.to_owned(),
+                    problem: format!("reading it from a file: {e}"),
+                }
+            })?
         } else {
             value.to_owned()
         };

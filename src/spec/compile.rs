@@ -314,9 +314,8 @@ impl Compiler {
             // either renders it or reports it.
             Classified::Parts(pieces)
                 if pieces.iter().all(|p| match p {
-                    Piece::Var(v) => {
-                        self.inputs.contains_key(v) && self.env.globals().all(|(g, _)| g != v)
-                    }
+                    // A declared input shadows an engine global of the same name (`jwt`).
+                    Piece::Var(v) => self.inputs.contains_key(v),
                     Piece::Text(_) => true,
                 }) =>
             {
@@ -347,7 +346,9 @@ impl Compiler {
                 let mut vars: Vec<String> = compiled
                     .undeclared_variables(false)
                     .into_iter()
-                    .filter(|v| self.env.globals().all(|(g, _)| g != v))
+                    .filter(|v| {
+                        self.inputs.contains_key(v) || self.env.globals().all(|(g, _)| g != v)
+                    })
                     .collect();
                 vars.sort();
                 for v in &vars {
@@ -372,7 +373,7 @@ impl Compiler {
         }
     }
 
-    fn client_auth(&self, doc: &doc::ClientAuthMap, file_pos: &Pos) -> Result<ClientAuth> {
+    fn client_auth(&mut self, doc: &doc::ClientAuthMap, file_pos: &Pos) -> Result<ClientAuth> {
         let method = match doc.method.as_ref() {
             None => ClientAuthMethod::Basic,
             Some(m) => match m.value.as_str() {
@@ -380,12 +381,14 @@ impl Compiler {
                 "post" => ClientAuthMethod::Post,
                 "both" => ClientAuthMethod::Both,
                 "none" => ClientAuthMethod::None,
+                "private_key_jwt" => ClientAuthMethod::PrivateKeyJwt,
+                "client_secret_jwt" => ClientAuthMethod::ClientSecretJwt,
                 other => {
                     let pos = if m.pos.line == 0 { file_pos } else { &m.pos };
                     return Err(SpecError::new(
                         pos,
                         format!(
-                            "unknown client_auth method `{other}`; expected basic, post, both or none"
+                            "unknown client_auth method `{other}`; expected basic, post, both, none, private_key_jwt or client_secret_jwt"
                         ),
                     ));
                 }
@@ -404,8 +407,25 @@ impl Compiler {
                 }
             },
         };
+        let alg = match (doc.alg.as_ref(), method) {
+            (Some(a), _) => a.value.clone(),
+            (None, ClientAuthMethod::ClientSecretJwt) => "HS256".to_owned(),
+            (None, _) => "RS256".to_owned(),
+        };
+        if method == ClientAuthMethod::PrivateKeyJwt && !self.inputs.contains_key("private_key") {
+            return Err(SpecError::new(
+                file_pos,
+                "client_auth private_key_jwt signs with the `private_key` input, which is not declared",
+            ));
+        }
+        let audience = match doc.audience.as_ref() {
+            Some(a) => Some(self.template("client_auth.audience", a)?),
+            None => None,
+        };
         Ok(ClientAuth {
             method,
+            alg,
+            audience,
             id_field: doc
                 .id_field
                 .as_ref()

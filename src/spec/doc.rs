@@ -328,6 +328,12 @@ document! {
         pub secret_field: Patch<At<String>>,
         /// `form` (RFC 6749 §2.3.1: form-urlencode id and secret before base64) or `raw`.
         pub basic_encoding: Patch<At<String>>,
+        /// For `private_key_jwt` and `client_secret_jwt`: the signing algorithm (default RS256,
+        /// HS256 for `client_secret_jwt`).
+        pub alg: Patch<At<String>>,
+        /// For the JWT methods: the assertion's `aud` (a template; default the URL the request
+        /// goes to).
+        pub audience: Patch<At<String>>,
     }
 }
 
@@ -815,8 +821,8 @@ examples: [{ grant: h }]
             "{ required: true, secret: true, enum: [c], default: c, description: child, verbatim: true }",
         );
         child_overrides_every_field::<ClientAuthMap>(
-            "{ method: basic, id_field: client_id, secret_field: client_secret, basic_encoding: form }",
-            "{ method: post, id_field: client_key, secret_field: app_secret, basic_encoding: raw }",
+            "{ method: basic, id_field: client_id, secret_field: client_secret, basic_encoding: form, alg: RS256, audience: a }",
+            "{ method: post, id_field: client_key, secret_field: app_secret, basic_encoding: raw, alg: ES256, audience: b }",
         );
         child_overrides_every_field::<RequestDoc>(
             "{ method: POST, endpoint: token, body: form, xml_root: a, client_auth: basic, headers: { Accept: a }, fields: { f: a } }",

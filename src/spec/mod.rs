@@ -155,6 +155,7 @@ pub(crate) struct Endpoint {
 
 /// How the client proves who it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientAuthMethod {
     /// HTTP Basic with the client id and secret (RFC 6749 §2.3.1).
     Basic,
@@ -164,6 +165,11 @@ pub enum ClientAuthMethod {
     Both,
     /// No client authentication added by the interpreter.
     None,
+    /// A JWT assertion signed with the client's private key (RFC 7523 §2.2, OpenID Connect
+    /// Core §9 `private_key_jwt`), from the `private_key` input.
+    PrivateKeyJwt,
+    /// A JWT assertion signed with the client secret (HMAC; `client_secret_jwt`).
+    ClientSecretJwt,
 }
 
 impl ClientAuthMethod {
@@ -174,6 +180,8 @@ impl ClientAuthMethod {
             ClientAuthMethod::Post => "post",
             ClientAuthMethod::Both => "both",
             ClientAuthMethod::None => "none",
+            ClientAuthMethod::PrivateKeyJwt => "private_key_jwt",
+            ClientAuthMethod::ClientSecretJwt => "client_secret_jwt",
         }
     }
 }
@@ -184,6 +192,10 @@ pub(crate) struct ClientAuth {
     pub(crate) id_field: String,
     pub(crate) secret_field: String,
     pub(crate) form_encode_basic: bool,
+    /// The JWT methods' signing algorithm.
+    pub(crate) alg: String,
+    /// The JWT methods' `aud`; the request's URL when absent.
+    pub(crate) audience: Option<Tmpl>,
 }
 
 /// How a request body is encoded.
