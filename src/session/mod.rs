@@ -14,7 +14,7 @@
 //! use specauth::session::{self, BrowserOptions, TokenStore};
 //! use specauth::{Client, Inputs, Loader};
 //!
-//! let spec = Loader::new().load("gitlab")?;
+//! let spec = Loader::new().with_dir("my-specs").load("acme")?;
 //! let inputs = Inputs::new().with("client_id", "my-app");
 //! let client = Client::new();
 //! let token = session::browser_login(&client, &spec, &inputs, &BrowserOptions::default(), |url| {
