@@ -98,11 +98,9 @@ impl Spec {
             Ok(req) => {
                 report.request = req.redacted().to_owned();
                 if let Some(expect) = &ex.expect.request {
+                    // Scrubbed once, at the end; an authorization URL (which returns early)
+                    // carries no secret by the compiler's rule.
                     check_request(expect, req.http(), &mut report.failures);
-                    let scrubber = self.scrubber(&inputs);
-                    for line in &mut report.failures {
-                        *line = scrubber.scrub(line);
-                    }
                 }
             }
             Err(e) => {

@@ -191,7 +191,7 @@ pub(crate) fn print_token(ctx: &Ctx, args: &PrintTokenArgs) -> Result<u8, Error>
     // The fast path reads only the cache: no spec is loaded while the token is fresh.
     if !specauth::spec::is_path(&args.provider)
         && let Some(entry) = store.load(&args.provider, profile)?
-        && !entry.token.expires_within(now(), args.min_valid)
+        && !entry.token.expires_within(session::now(), args.min_valid)
     {
         outln!("{}", super::printable(entry.token.access_token.secret()))?;
         return Ok(exit::OK);
@@ -209,13 +209,6 @@ pub(crate) fn print_token(ctx: &Ctx, args: &PrintTokenArgs) -> Result<u8, Error>
     Ok(exit::OK)
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 pub(crate) fn tokens(ctx: &Ctx) -> Result<u8, Error> {
     let store = ctx.store()?;
     let entries = store.list()?;
@@ -229,7 +222,7 @@ pub(crate) fn tokens(ctx: &Ctx) -> Result<u8, Error> {
     if entries.is_empty() {
         errln!("No cached tokens in {}.", store.root().display());
     }
-    let now = now();
+    let now = session::now();
     for e in &entries {
         let expiry = match e.token.expires_at {
             Some(at) if at <= now => "expired".to_owned(),

@@ -32,7 +32,7 @@ mod login;
 mod profiles;
 mod store;
 
-use crate::client::{Client, now};
+use crate::client::Client;
 use crate::error::{Error, NotSignedInReason};
 use crate::inputs::Inputs;
 use crate::spec::{RequestKind, Spec};
@@ -45,6 +45,12 @@ pub use login::{
 };
 pub use profiles::{InputSources, Profiles};
 pub use store::{StoreLock, StoredToken, TokenStore};
+
+/// The clock the session layer judges expiry by: seconds since the Unix epoch (the crate's one
+/// clock, so a caller checking a cached token agrees with [`fresh_token`]).
+pub fn now() -> u64 {
+    crate::client::now()
+}
 
 /// A token for `profile` of `spec` from `store` that stays valid for at least `min_valid`
 /// seconds, refreshing it first when needed. When the provider's tokens live less than
