@@ -155,6 +155,44 @@ fn malformed_specs_fail_with_their_position_and_message() {
     );
 }
 
+/// Loading for use skips `examples:`, and reads them on first use: every case fails the same
+/// way there, at the same place with the same message, either at load or when its examples are
+/// first read ([`specauth::Spec::check_examples`]).
+#[test]
+fn loading_for_use_finds_the_same_errors_later_or_at_once() {
+    let mut later = 0;
+    for path in cases() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let Err(specauth::Error::Spec(eager)) = specauth::Spec::from_file(&path) else {
+            panic!("{name}: loads with its examples");
+        };
+        let loader = specauth::Loader::new().with_dir(path.parent().unwrap());
+        let lazy = match loader.load_file(&path) {
+            Err(specauth::Error::Spec(e)) => e,
+            Err(other) => panic!("{name}: not a spec error: {other}"),
+            Ok(spec) => {
+                later += 1;
+                assert_eq!(spec.example_count(), 0, "{name}");
+                let reports = spec.run_examples();
+                assert!(
+                    reports.len() == 1 && !reports[0].passed(),
+                    "{name}: replaying broken examples must fail: {reports:?}"
+                );
+                match spec.check_examples() {
+                    Err(specauth::Error::Spec(e)) => e,
+                    other => panic!("{name}: examples read later gave {other:?}"),
+                }
+            }
+        };
+        assert_eq!(lazy.to_string(), eager.to_string(), "{name}");
+    }
+    // The cases about examples (unknown grant, undeclared input, reply shapes…) are found later.
+    assert!(
+        later >= 5,
+        "only {later} cases were found when the examples were read"
+    );
+}
+
 /// The counterpart of the plain-http cases: `http://` to a loopback host is allowed.
 #[test]
 fn http_to_loopback_is_accepted() {

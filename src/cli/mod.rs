@@ -42,6 +42,7 @@ macro_rules! errln {
 }
 
 mod demo;
+mod fast;
 mod session;
 mod specs;
 
@@ -319,7 +320,11 @@ impl Ctx {
 }
 
 pub(crate) fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = fast::print_token(&argv) {
+        return code;
+    }
+    let cli = Cli::parse_from(argv);
     let verbose = cli.verbose;
     if verbose {
         tracing_subscriber::fmt()
@@ -344,9 +349,12 @@ pub(crate) fn main() -> ExitCode {
         Command::Logout(args) => session::logout(&ctx, &args),
         Command::Revoke(args) => session::revoke(&ctx, &args),
         Command::Introspect(args) => session::introspect(&ctx, &args),
-        Command::Check { paths } => specs::check(&ctx.loader, &paths),
-        Command::Test { paths, show } => specs::test(&ctx.loader, &paths, show || verbose),
-        Command::Demo { providers } => demo::run(&ctx.loader, &providers),
+        // Checking and replaying specs reads their examples; every other command skips them.
+        Command::Check { paths } => specs::check(&ctx.loader.clone().with_examples(), &paths),
+        Command::Test { paths, show } => {
+            specs::test(&ctx.loader.clone().with_examples(), &paths, show || verbose)
+        }
+        Command::Demo { providers } => demo::run(&ctx.loader.clone().with_examples(), &providers),
         Command::Providers {
             markdown,
             readme,

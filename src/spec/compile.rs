@@ -23,6 +23,7 @@ pub(crate) fn compile(
     own: OwnDeclarations,
     stem: &str,
     source: Arc<str>,
+    examples_later: Option<super::load::SpecText>,
 ) -> Result<Spec> {
     let file_pos = Pos {
         file: source.clone(),
@@ -231,11 +232,17 @@ pub(crate) fn compile(
         errors,
         redirect,
         own,
-        examples: Vec::new(),
+        examples: super::Examples::default(),
         env: c.env,
     };
-    crate::examples::check(&spec, &doc.examples)?;
-    spec.examples = doc.examples.into_iter().map(|a| a.value).collect();
+    match examples_later {
+        Some(text) => spec.examples = super::Examples::later(text),
+        None => {
+            crate::examples::check(&spec, &doc.examples)?;
+            spec.examples =
+                super::Examples::read(doc.examples.into_iter().map(|a| a.value).collect());
+        }
+    }
     Ok(spec)
 }
 

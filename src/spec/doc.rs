@@ -20,6 +20,39 @@ thread_local! {
     static CURRENT_FILE: RefCell<Arc<str>> = RefCell::new(Arc::from(""));
 }
 
+thread_local! {
+    /// Whether `examples:` is skipped rather than read: set while a spec is loaded for use.
+    static SKIP_EXAMPLES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with `examples:` sections skipped (`true`) or read (`false`).
+pub(crate) fn with_examples_skipped<R>(skip: bool, f: impl FnOnce() -> R) -> R {
+    let previous = SKIP_EXAMPLES.with(|c| c.replace(skip));
+    let out = f();
+    SKIP_EXAMPLES.with(|c| c.set(previous));
+    out
+}
+
+/// `examples:` as written, or nothing when loading for use: a spec's examples are two thirds of
+/// its text and most of its parsing, and no token exchange uses them. Skipped YAML is still
+/// well-formed YAML (the parser checks it), so a syntax error anywhere is still found.
+fn examples_or_skip<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<At<ExampleDoc>>, D::Error> {
+    if SKIP_EXAMPLES.with(std::cell::Cell::get) {
+        de::IgnoredAny::deserialize(d)?;
+        Ok(Vec::new())
+    } else {
+        Vec::deserialize(d)
+    }
+}
+
+/// A spec file's `examples:` alone, every other key ignored: how examples are read later, on
+/// first use, for a spec loaded without them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct ExamplesOnly {
+    pub examples: Vec<At<ExampleDoc>>,
+}
+
 /// Runs `f` with `file` as the file that deserialized [`At`] values belong to.
 pub(crate) fn with_file<R>(file: &Arc<str>, f: impl FnOnce() -> R) -> R {
     let previous = CURRENT_FILE.with(|c| c.replace(file.clone()));
@@ -298,6 +331,7 @@ document! {
         pub token: Patch<TokenDoc>,
         pub errors: Patch<ErrorsDoc>,
         /// Not inherited: examples belong to the file that states them.
+        #[serde(deserialize_with = "examples_or_skip")]
         pub examples: Vec<At<ExampleDoc>> => own,
     }
 }

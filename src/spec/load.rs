@@ -50,6 +50,8 @@ pub fn bundled_ids() -> impl Iterator<Item = &'static str> {
 #[derive(Clone, Debug, Default)]
 pub struct Loader {
     dirs: Vec<PathBuf>,
+    /// Whether specs are loaded with their examples read and checked ([`Loader::with_examples`]).
+    examples: bool,
     /// The folders' spec files with the id each declares, read once, when first needed;
     /// shared by clones with the same folders.
     declared: Arc<OnceLock<Vec<(String, PathBuf)>>>,
@@ -74,6 +76,15 @@ impl Loader {
         self
     }
 
+    /// Reads and checks each spec's `examples:` as it loads, so a broken example fails the load:
+    /// for checking and testing specs. Without it (loading for use) examples are skipped, which
+    /// makes loading about three times faster; [`Spec::run_examples`] and the other example
+    /// methods still work, reading a spec's examples on first use.
+    pub fn with_examples(mut self) -> Self {
+        self.examples = true;
+        self
+    }
+
     /// Loads a spec by id, or by path when `id_or_path` names an existing file (see
     /// [`is_path`]).
     pub fn load(&self, id_or_path: &str) -> Result<Spec, Error> {
@@ -90,7 +101,9 @@ impl Loader {
         };
         match source {
             Some(Source::File(p)) => self.load_file(&p),
-            Some(Source::Bundled(id, text)) => self.load_text(&bundled_name(id), text),
+            Some(Source::Bundled(id, text)) => {
+                self.compile(Arc::from(bundled_name(id)), SpecText::Static(text))
+            }
             None => Err(Error::Usage(format!(
                 "no spec `{id_or_path}`: not a file, not in {}the bundled specs",
                 if self.dirs.is_empty() {
@@ -121,12 +134,12 @@ impl Loader {
                 loader.declared = Arc::default();
             }
         }
-        loader.compile(file, &text)
+        loader.compile(file, SpecText::Shared(Arc::from(text)))
     }
 
     /// Loads a spec from text; `file` names it in errors.
     pub fn load_text(&self, file: &str, text: &str) -> Result<Spec, Error> {
-        self.compile(Arc::from(file), text)
+        self.compile(Arc::from(file), SpecText::Shared(Arc::from(text)))
     }
 
     /// Every spec id this loader can find: the folders' (each spec's declared `id:`, or its
@@ -201,8 +214,8 @@ impl Loader {
         })
     }
 
-    fn compile(&self, file: Arc<str>, text: &str) -> Result<Spec, Error> {
-        let doc = parse(&file, text)?;
+    fn compile(&self, file: Arc<str>, text: SpecText) -> Result<Spec, Error> {
+        let doc = parse(&file, &text, !self.examples)?;
         let stem = Path::new(&*file)
             .file_stem()
             .and_then(|s| s.to_str())
@@ -211,7 +224,9 @@ impl Loader {
         let base = self.base(&doc, &mut vec![file.to_string()])?;
         let own = super::compile::own_declarations(base.as_ref(), &doc);
         let merged = layer(base, doc);
-        Ok(super::compile::compile(merged, own, &stem, file)?)
+        // Loaded for use, the examples are read from the text on first use, if ever.
+        let later = (!self.examples).then_some(text);
+        Ok(super::compile::compile(merged, own, &stem, file, later)?)
     }
 
     /// Merges `doc` over its `extends:` chain.
@@ -283,7 +298,7 @@ impl Loader {
         seen.push(base_file.to_string());
         let base_doc = match bundled {
             Some(id) => bundled_base(id, &base_file, &base_text)?,
-            None => parse(&base_file, &base_text)?,
+            None => parse(&base_file, &base_text, true)?,
         };
         Ok(Some(self.resolve(base_doc, seen)?))
     }
@@ -322,7 +337,7 @@ fn declared_id(path: &Path) -> Option<String> {
 
 /// A bundled spec parsed as a base, parsed once per process: nearly every spec extends the
 /// bundled `oauth2`, and parsing it dominated loading. A base's examples are not inherited, so
-/// the cached copy has none.
+/// they are skipped.
 fn bundled_base(id: &'static str, file: &Arc<str>, text: &str) -> Result<SpecDoc, SpecError> {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock, PoisonError};
@@ -331,8 +346,7 @@ fn bundled_base(id: &'static str, file: &Arc<str>, text: &str) -> Result<SpecDoc
     if let Some(doc) = cache.lock().unwrap_or_else(PoisonError::into_inner).get(id) {
         return Ok(doc.clone());
     }
-    let mut doc = parse(file, text)?;
-    doc.examples.clear();
+    let doc = parse(file, text, true)?;
     cache
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -360,8 +374,42 @@ fn read_limited(path: &Path, file: &Arc<str>) -> Result<String, Error> {
     }
 }
 
-/// Parses one file into its document layer, mapping YAML and shape errors to `file:line:col`.
-pub(crate) fn parse(file: &Arc<str>, text: &str) -> Result<SpecDoc, SpecError> {
+/// A spec file's text, kept by a spec loaded for use to read its examples on first use.
+#[derive(Clone, Debug)]
+pub(crate) enum SpecText {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl std::ops::Deref for SpecText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            SpecText::Static(s) => s,
+            SpecText::Shared(s) => s,
+        }
+    }
+}
+
+/// The `examples:` of a spec file, with positions, every other key ignored.
+pub(crate) fn parse_examples(
+    file: &Arc<str>,
+    text: &str,
+) -> Result<Vec<doc::At<doc::ExampleDoc>>, SpecError> {
+    parse_as::<doc::ExamplesOnly>(file, text).map(|e| e.examples)
+}
+
+/// Parses one file into its document layer, mapping YAML and shape errors to `file:line:col`;
+/// `skip_examples` leaves `examples:` unread (it must still be well-formed YAML).
+pub(crate) fn parse(
+    file: &Arc<str>,
+    text: &str,
+    skip_examples: bool,
+) -> Result<SpecDoc, SpecError> {
+    doc::with_examples_skipped(skip_examples, || parse_as::<SpecDoc>(file, text))
+}
+
+fn parse_as<T: serde::de::DeserializeOwned>(file: &Arc<str>, text: &str) -> Result<T, SpecError> {
     if text.len() > MAX_SPEC_BYTES {
         let pos = Pos {
             file: file.clone(),
@@ -380,7 +428,7 @@ pub(crate) fn parse(file: &Arc<str>, text: &str) -> Result<SpecDoc, SpecError> {
     // `no` must not become `false`), and `required: "yes"` is an error rather than `true`.
     let options = serde_saphyr::options! { strict_booleans: true };
     doc::with_file(file, || {
-        serde_saphyr::from_str_with_options::<SpecDoc>(text, options)
+        serde_saphyr::from_str_with_options::<T>(text, options)
     })
     .map_err(|e| {
         let (line, column) = e

@@ -71,8 +71,50 @@ pub struct Spec {
     pub(crate) redirect: RedirectMap,
     /// What the spec's own file adds to its base, for [`Spec::quirks`].
     pub(crate) own: OwnDeclarations,
-    pub(crate) examples: Vec<doc::ExampleDoc>,
+    pub(crate) examples: Examples,
     pub(crate) env: minijinja::Environment<'static>,
+}
+
+/// A spec's examples: read and checked with the spec ([`Loader::with_examples`]), or read from
+/// its text on first use.
+#[derive(Debug, Default)]
+pub(crate) struct Examples {
+    read: std::sync::OnceLock<Result<Vec<doc::ExampleDoc>, crate::error::SpecError>>,
+    /// The spec file's text, for examples not read yet.
+    text: Option<load::SpecText>,
+}
+
+impl Examples {
+    pub(crate) fn read(examples: Vec<doc::ExampleDoc>) -> Examples {
+        Examples {
+            read: std::sync::OnceLock::from(Ok(examples)),
+            text: None,
+        }
+    }
+
+    pub(crate) fn later(text: load::SpecText) -> Examples {
+        Examples {
+            read: std::sync::OnceLock::new(),
+            text: Some(text),
+        }
+    }
+}
+
+impl Spec {
+    /// The spec's examples, read and checked now if they were not read with it.
+    pub(crate) fn examples(&self) -> Result<&[doc::ExampleDoc], &crate::error::SpecError> {
+        self.examples
+            .read
+            .get_or_init(|| {
+                let Some(text) = self.examples.text.as_deref() else {
+                    return Ok(Vec::new());
+                };
+                let examples = load::parse_examples(&self.source, text)?;
+                crate::examples::check(self, &examples)?;
+                Ok(examples.into_iter().map(|a| a.value).collect())
+            })
+            .as_deref()
+    }
 }
 
 /// Where the authorization redirect's values are.
@@ -326,17 +368,17 @@ pub(crate) struct ErrorMap {
 }
 
 impl Spec {
-    /// Loads a spec from YAML text. `file` names it in error messages; `extends:` is resolved
-    /// against the bundled specs.
+    /// Loads a spec from YAML text, its examples read and checked too. `file` names it in error
+    /// messages; `extends:` is resolved against the bundled specs.
     pub fn from_yaml(file: &str, text: &str) -> Result<Spec, Error> {
-        Loader::new().load_text(file, text)
+        Loader::new().with_examples().load_text(file, text)
     }
 
-    /// Loads a spec file; `extends:` is resolved against the file's folder, then the bundled
-    /// specs.
+    /// Loads a spec file, its examples read and checked too; `extends:` is resolved against the
+    /// file's folder, then the bundled specs.
     pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Spec, Error> {
         let path = path.as_ref();
-        let mut loader = Loader::new();
+        let mut loader = Loader::new().with_examples();
         if let Some(dir) = path.parent() {
             loader = loader.with_dir(dir);
         }
@@ -588,9 +630,19 @@ impl Spec {
         out
     }
 
-    /// Number of documented examples the spec carries.
+    /// Number of documented examples the spec carries (0 when they cannot be read: see
+    /// [`Spec::check_examples`]).
     pub fn example_count(&self) -> usize {
-        self.examples.len()
+        self.examples().map_or(0, <[_]>::len)
+    }
+
+    /// Reads and checks the spec's examples, when it was loaded without them (loading for use
+    /// skips them; [`Loader::with_examples`] and [`Spec::from_yaml`] read them at once). A
+    /// broken example is a spec error naming its `file:line:col`.
+    pub fn check_examples(&self) -> Result<(), Error> {
+        self.examples()
+            .map(|_| ())
+            .map_err(|e| Error::Spec(e.clone()))
     }
 
     /// Replaces an endpoint's URL (for sandboxes, tests and demos). The URL must be `https://`,
