@@ -511,7 +511,7 @@ fn simple_query<'a>(segments: &[Segment], value: &'a Value) -> Option<Option<&'a
 fn paths_text(paths: &[Path]) -> String {
     paths
         .iter()
-        .map(|p| p.text.as_str())
+        .map(|p| &*p.text)
         .collect::<Vec<_>>()
         .join(" or ")
 }
@@ -690,10 +690,7 @@ mod tests {
         ];
         for text in paths {
             let parsed = jsonpath_rust::parser::parse_json_path(text).unwrap();
-            let path = Path {
-                text: text.to_owned(),
-                query: parsed.clone(),
-            };
+            let path = Path::parse(text).unwrap();
             let general = js_path_process(&parsed, &value)
                 .unwrap()
                 .into_iter()

@@ -205,8 +205,8 @@ impl Spec {
         let mut headers = self.render_parts(&g.headers, &values, "header", &mut size)?;
 
         let auth = &g.client_auth;
-        let secret = values.get("client_secret");
-        let id = values.get("client_id");
+        let secret = values.get("client_secret").copied();
+        let id = values.get("client_id").copied();
         let wants_basic = matches!(
             auth.method,
             ClientAuthMethod::Basic | ClientAuthMethod::Both
@@ -241,12 +241,7 @@ impl Spec {
             ClientAuthMethod::PrivateKeyJwt | ClientAuthMethod::ClientSecretJwt
         ) {
             let assertion = self.client_assertion(grant, auth, &values, &url)?;
-            set_part(
-                &mut fields,
-                &auth.id_field,
-                id.map_or("", String::as_str),
-                false,
-            );
+            set_part(&mut fields, &auth.id_field, id.unwrap_or(""), false);
             set_part(
                 &mut fields,
                 "client_assertion_type",
@@ -316,8 +311,8 @@ impl Spec {
             .map_err(|e| Error::Usage(format!("cannot build the request for `{url}`: {e}")))?;
         let secrets = values
             .iter()
-            .filter(|(name, _)| self.inputs.get(*name).is_some_and(|d| d.secret))
-            .map(|(_, value)| value.clone())
+            .filter(|(name, _)| self.inputs.get(**name).is_some_and(|d| d.secret))
+            .map(|(_, value)| (*value).to_owned())
             .collect();
         Ok(TokenRequest {
             request,
@@ -348,13 +343,13 @@ impl Spec {
             })
     }
 
-    /// Caller inputs + defaults, checked against the declarations.
-    fn resolve_inputs(
-        &self,
+    /// Caller inputs + defaults, checked against the declarations; borrowed, not copied.
+    fn resolve_inputs<'a>(
+        &'a self,
         grant: &str,
         g: &RequestTemplate,
-        inputs: &Inputs,
-    ) -> Result<IndexMap<String, String>, Error> {
+        inputs: &'a Inputs,
+    ) -> Result<Values<'a>, Error> {
         let mut values = IndexMap::new();
         for (name, value) in inputs.iter() {
             let Some(def) = self.inputs.get(name) else {
@@ -376,16 +371,16 @@ impl Spec {
                     problem: format!("`{shown}` is not one of {}", allowed.join(", ")),
                 });
             }
-            values.insert(name.to_owned(), value.to_owned());
+            values.insert(name, value);
         }
         for (name, def) in &self.inputs {
-            if let (false, Some(default)) = (values.contains_key(name), &def.default) {
-                values.insert(name.clone(), default.clone());
+            if let (false, Some(default)) = (values.contains_key(name.as_str()), &def.default) {
+                values.insert(name.as_str(), default.as_str());
             }
         }
         let endpoint_vars = self.endpoint_of(grant, g)?.tmpl.vars();
         for name in g.required.iter().chain(endpoint_vars) {
-            if !values.contains_key(name) {
+            if !values.contains_key(name.as_str()) {
                 let def = self.inputs.get(name);
                 return Err(Error::MissingInput {
                     name: name.clone(),
@@ -407,7 +402,7 @@ impl Spec {
         &self,
         grant: &str,
         auth: &crate::spec::ClientAuth,
-        values: &IndexMap<String, String>,
+        values: &Values<'_>,
         url: &str,
     ) -> Result<String, Error> {
         let key_input = match auth.method {
@@ -423,8 +418,12 @@ impl Spec {
         };
         let id = values
             .get("client_id")
+            .copied()
             .ok_or_else(|| missing("client_id"))?;
-        let key = values.get(key_input).ok_or_else(|| missing(key_input))?;
+        let key = values
+            .get(key_input)
+            .copied()
+            .ok_or_else(|| missing(key_input))?;
         let audience = match &auth.audience {
             Some(t) => self.render_tmpl(t, values, || "client_auth.audience".to_owned())?,
             None => url.to_owned(),
@@ -443,8 +442,8 @@ impl Spec {
             &crate::jwt::Signing {
                 alg: &auth.alg,
                 key,
-                kid: values.get("key_id").map(String::as_str),
-                x5t_s256: values.get("x5t_s256").map(String::as_str),
+                kid: values.get("key_id").copied(),
+                x5t_s256: values.get("x5t_s256").copied(),
             },
         )
         .map_err(|problem| Error::Input {
@@ -461,7 +460,7 @@ impl Spec {
         &self,
         endpoint: &crate::spec::Endpoint,
         name: &str,
-        values: &IndexMap<String, String>,
+        values: &Values<'_>,
     ) -> Result<String, Error> {
         use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
         /// Kept as they are: RFC 3986 unreserved characters, and `:` (a port).
@@ -475,16 +474,16 @@ impl Spec {
         if vars.is_empty() {
             return self.render_tmpl(&endpoint.tmpl, values, || format!("endpoint `{name}`"));
         }
-        let encoded: IndexMap<String, String> = values
+        let encoded: IndexMap<&str, std::borrow::Cow<'_, str>> = values
             .iter()
             .map(|(k, v)| {
-                let verbatim = self.inputs.get(k).is_some_and(|d| d.verbatim);
+                let verbatim = self.inputs.get(*k).is_some_and(|d| d.verbatim);
                 let v = if verbatim {
-                    v.clone()
+                    std::borrow::Cow::Borrowed(*v)
                 } else {
-                    utf8_percent_encode(v, IN_URL).to_string()
+                    utf8_percent_encode(v, IN_URL).into()
                 };
-                (k.clone(), v)
+                (*k, v)
             })
             .collect();
         let url = self.render_tmpl(&endpoint.tmpl, &encoded, || format!("endpoint `{name}`"))?;
@@ -509,7 +508,7 @@ impl Spec {
         if !kept {
             let credentials = vars
                 .iter()
-                .any(|v| values.get(v).is_some_and(|x| x.contains('@')));
+                .any(|v| values.get(v.as_str()).is_some_and(|x| x.contains('@')));
             // The host is shown only when it is a plain host name: anything else may carry
             // what the user typed by mistake (a password before an `@`).
             let problem = if credentials {
@@ -538,7 +537,7 @@ impl Spec {
     fn render_tmpl(
         &self,
         t: &Tmpl,
-        values: &IndexMap<String, String>,
+        values: &impl crate::template::Lookup,
         what: impl Fn() -> String,
     ) -> Result<String, Error> {
         t.render(&self.env, values)
@@ -551,14 +550,19 @@ impl Spec {
     fn render_parts(
         &self,
         defs: &[FieldDef],
-        values: &IndexMap<String, String>,
+        values: &Values<'_>,
         kind: &str,
         size: &mut RequestSize,
     ) -> Result<Vec<Part>, Error> {
         let grant = size.grant;
         let mut out = Vec::with_capacity(defs.len() + 2);
         for f in defs {
-            if f.optional && f.tmpl.vars().iter().any(|v| !values.contains_key(v)) {
+            if f.optional
+                && f.tmpl
+                    .vars()
+                    .iter()
+                    .any(|v| !values.contains_key(v.as_str()))
+            {
                 continue;
             }
             let value = self.render_tmpl(&f.tmpl, values, || {
@@ -576,6 +580,9 @@ impl Spec {
         Ok(out)
     }
 }
+
+/// Input values for one request, borrowed from the caller's inputs and the spec's defaults.
+type Values<'a> = IndexMap<&'a str, &'a str>;
 
 /// The literal text a URL template's host starts and ends with: `("", ".example.com")` for
 /// `https://{{ tenant }}.example.com/token`, `("", "")` for a host that is all template, and

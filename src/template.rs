@@ -44,13 +44,13 @@ impl Tmpl {
     pub(crate) fn render(
         &self,
         env: &Environment<'static>,
-        inputs: &IndexMap<String, String>,
+        inputs: &impl Lookup,
     ) -> Result<String, String> {
         match self {
             Tmpl::Literal(s) => Ok(s.clone()),
             Tmpl::Var(v) => inputs
-                .get(v)
-                .cloned()
+                .value(v)
+                .map(str::to_owned)
                 .ok_or_else(|| format!("input `{v}` is not set")),
             Tmpl::Parts { pieces, .. } => {
                 let mut out = String::new();
@@ -59,7 +59,7 @@ impl Tmpl {
                         Piece::Text(t) => out.push_str(t),
                         Piece::Var(v) => out.push_str(
                             inputs
-                                .get(v)
+                                .value(v)
                                 .ok_or_else(|| format!("input `{v}` is not set"))?,
                         ),
                     }
@@ -68,13 +68,30 @@ impl Tmpl {
             }
             Tmpl::Jinja { name, vars } => {
                 let template = env.get_template(name).map_err(|e| e.to_string())?;
-                let ctx =
-                    Value::from_pairs(vars.iter().filter_map(|v| {
-                        inputs.get(v).map(|x| (v.as_str(), Value::from(x.as_str())))
-                    }));
+                let ctx = Value::from_pairs(
+                    vars.iter()
+                        .filter_map(|v| inputs.value(v).map(|x| (v.as_str(), Value::from(x)))),
+                );
                 template.render(ctx).map_err(|e| describe(&e))
             }
         }
+    }
+}
+
+/// Input values by name, as templates read them: owned (`IndexMap<String, String>`) or
+/// borrowed from the caller's inputs and the spec's defaults (`IndexMap<&str, &str>`), so
+/// rendering copies no value it only reads.
+pub(crate) trait Lookup {
+    fn value(&self, name: &str) -> Option<&str>;
+}
+
+impl<K, V> Lookup for IndexMap<K, V>
+where
+    K: std::borrow::Borrow<str> + std::hash::Hash + Eq,
+    V: AsRef<str>,
+{
+    fn value(&self, name: &str) -> Option<&str> {
+        self.get(name).map(AsRef::as_ref)
     }
 }
 

@@ -504,12 +504,17 @@ fn drips_endless_bodies_and_bombs_are_bounded() {
         "{e}"
     );
 
-    let bomb = hostile(|mut s| {
+    // Compressed before the server starts: done per connection, on a loaded machine it could
+    // outlast the client's timeout and turn the test into one about timeouts.
+    let body = {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![b' '; 50 << 20]).unwrap();
+        std::sync::Arc::new(gz.finish().unwrap())
+    };
+    let bomb = hostile(move |mut s| {
         let mut buf = [0u8; 4096];
         let _ = s.read(&mut buf);
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        let _ = gz.write_all(&vec![b' '; 50 << 20]);
-        let body = gz.finish().unwrap_or_default();
+        let body = body.clone();
         let _ = s.write_all(
             format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(),
         );

@@ -827,7 +827,7 @@ fn condition(what: &str, cond: &doc::Condition) -> Result<ErrorCondition> {
 }
 
 fn compile_path(what: &str, p: &At<String>) -> Result<Path> {
-    let query = jsonpath_rust::parser::parse_json_path(&p.value).map_err(|e| {
+    Path::parse(&p.value).map_err(|e| {
         SpecError::new(
             &p.pos,
             format!(
@@ -836,10 +836,6 @@ fn compile_path(what: &str, p: &At<String>) -> Result<Path> {
                 jsonpath_detail(&p.value, &e.to_string())
             ),
         )
-    })?;
-    Ok(Path {
-        text: p.value.clone(),
-        query,
     })
 }
 

@@ -296,11 +296,45 @@ pub(crate) struct RequestTemplate {
     pub(crate) required: Vec<String>,
 }
 
-/// A compiled JSONPath with its source text.
+/// A compiled JSONPath with its source text. Identical paths share one parse
+/// ([`Path::parse`]): most specs repeat their base's paths.
 #[derive(Clone, Debug)]
 pub(crate) struct Path {
-    pub(crate) text: String,
-    pub(crate) query: JpQuery,
+    pub(crate) text: Arc<str>,
+    pub(crate) query: Arc<JpQuery>,
+}
+
+impl Path {
+    /// The most distinct paths kept parsed for the process; beyond them, paths are parsed anew
+    /// each time, so a process loading endless distinct specs stays bounded.
+    const CACHED: usize = 4096;
+
+    /// `text` parsed, from the process's cache when it was parsed before.
+    pub(crate) fn parse(text: &str) -> Result<Path, jsonpath_rust::parser::errors::JsonPathError> {
+        use std::collections::HashMap;
+        use std::sync::{Mutex, OnceLock, PoisonError};
+        static CACHE: OnceLock<Mutex<HashMap<Arc<str>, Arc<JpQuery>>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some((text, query)) = cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_key_value(text)
+        {
+            return Ok(Path {
+                text: text.clone(),
+                query: query.clone(),
+            });
+        }
+        let path = Path {
+            text: Arc::from(text),
+            query: Arc::new(jsonpath_rust::parser::parse_json_path(text)?),
+        };
+        let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() < Self::CACHED {
+            cache.insert(path.text.clone(), path.query.clone());
+        }
+        Ok(path)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
