@@ -58,6 +58,149 @@ pub fn discovery_urls(issuer: &str) -> Vec<String> {
     urls
 }
 
+/// The most metadata read (protected resource or authorization server metadata); a larger
+/// document is refused rather than parsed.
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+
+/// `GET url` as JSON: `Some(object)` for a 2xx JSON object, `None` for anything else but a
+/// document over [`MAX_METADATA_BYTES`], which is an error.
+fn get_json<T: Transport>(transport: &T, url: &str) -> Result<(u16, Option<Value>), Error> {
+    crate::spec::check_url(url).map_err(Error::Usage)?;
+    let request = http::Request::get(url)
+        .header("accept", "application/json")
+        .body(Vec::new())
+        .map_err(|e| Error::Usage(format!("`{url}` is not a valid URL: {e}")))?;
+    let reply = transport.send(request)?;
+    let status = reply.status().as_u16();
+    if reply.body().len() > MAX_METADATA_BYTES {
+        return Err(Error::Reply {
+            status,
+            problem: format!(
+                "the metadata at {url} is {} bytes, over the {MAX_METADATA_BYTES}-byte cap",
+                reply.body().len()
+            ),
+            excerpt: String::new(),
+        });
+    }
+    let value = serde_json::from_slice::<Value>(reply.body())
+        .ok()
+        .filter(|v| reply.status().is_success() && v.is_object());
+    Ok((status, value))
+}
+
+/// The scheme, host and port of a URL (`https://a.example:8443`).
+pub fn origin(url: &str) -> &str {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            &url[..scheme.len() + 3 + end]
+        }
+        None => url,
+    }
+}
+
+/// Where the protected resource metadata of `resource` may be (RFC 9728 §3.1), in the order
+/// to try: the well-known path inserted before the resource's path, then at the root.
+///
+/// ```
+/// assert_eq!(
+///     specauth::discovery::protected_resource_metadata_urls("https://mcp.example.com/v1/mcp"),
+///     ["https://mcp.example.com/.well-known/oauth-protected-resource/v1/mcp",
+///      "https://mcp.example.com/.well-known/oauth-protected-resource"]
+/// );
+/// ```
+pub fn protected_resource_metadata_urls(resource: &str) -> Vec<String> {
+    let origin = origin(resource);
+    let path = resource[origin.len()..]
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('/');
+    let root = format!("{origin}/.well-known/oauth-protected-resource");
+    if path.is_empty() {
+        vec![root]
+    } else {
+        vec![format!("{root}{path}"), root]
+    }
+}
+
+/// The protected resource metadata (RFC 9728) of `resource`: from `hint` (the
+/// `resource_metadata` of a `WWW-Authenticate` challenge) when given, else from
+/// [`protected_resource_metadata_urls`]. Refused: a hint on another origin than the resource,
+/// metadata whose `resource` is not `resource` exactly (§3.3), metadata without
+/// `authorization_servers`, and documents over [`MAX_METADATA_BYTES`].
+pub fn discover_resource<T: Transport>(
+    transport: &T,
+    resource: &str,
+    hint: Option<&str>,
+) -> Result<(String, Value), Error> {
+    crate::spec::check_url(resource).map_err(Error::Usage)?;
+    let urls = match hint {
+        Some(h) if origin(h) != origin(resource) => {
+            return Err(Error::Usage(format!(
+                "the server at {resource} points to its metadata at {h}, on another origin; refusing to follow it"
+            )));
+        }
+        Some(h) => vec![h.to_owned()],
+        None => protected_resource_metadata_urls(resource),
+    };
+    let mut tried = Vec::new();
+    for url in urls {
+        match get_json(transport, &url)? {
+            (_, Some(m)) => {
+                let named = m.get("resource").and_then(Value::as_str);
+                if named != Some(resource) {
+                    return Err(Error::Usage(format!(
+                        "the protected resource metadata at {url} is for `{}`, not for `{resource}` (RFC 9728 §3.3)",
+                        named.unwrap_or("(no resource)")
+                    )));
+                }
+                let servers = m.get("authorization_servers").and_then(Value::as_array);
+                if !servers.is_some_and(|s| s.iter().any(Value::is_string)) {
+                    return Err(Error::Usage(format!(
+                        "the protected resource metadata at {url} names no authorization_servers"
+                    )));
+                }
+                return Ok((url, m));
+            }
+            (status, None) => tried.push(format!("{url} (HTTP {status})")),
+        }
+    }
+    Err(Error::Usage(format!(
+        "no protected resource metadata found at {}",
+        tried.join(", ")
+    )))
+}
+
+/// The metadata of the authorization server `issuer` (RFC 8414, then OpenID Connect
+/// Discovery), refused unless its `issuer` is `issuer` exactly (RFC 8414 §3.3: metadata that
+/// names another issuer may be an impersonation).
+pub fn discover_issuer<T: Transport>(transport: &T, issuer: &str) -> Result<(String, Value), Error> {
+    crate::spec::check_url(issuer).map_err(Error::Usage)?;
+    let mut urls = discovery_urls(issuer);
+    urls.reverse();
+    let mut tried = Vec::new();
+    for url in urls {
+        match get_json(transport, &url)? {
+            (_, Some(m)) => {
+                let named = m.get("issuer").and_then(Value::as_str);
+                if named != Some(issuer) {
+                    return Err(Error::Usage(format!(
+                        "the metadata at {url} names issuer `{}`, not `{issuer}`; refusing it (RFC 8414 §3.3)",
+                        named.unwrap_or("(none)")
+                    )));
+                }
+                return Ok((url, m));
+            }
+            (status, None) => tried.push(format!("{url} (HTTP {status})")),
+        }
+    }
+    Err(Error::Usage(format!(
+        "no authorization server metadata found at {}",
+        tried.join(", ")
+    )))
+}
+
 /// The grants of the base spec, and the `grant_types_supported` value that enables each.
 const GRANTS: &[(&str, &str)] = &[
     ("authorization_code", "authorization_code"),
@@ -73,11 +216,26 @@ const GRANTS: &[(&str, &str)] = &[
 /// A spec (YAML text) for the server described by `metadata`, extending the bundled base.
 ///
 /// Endpoints come from `token_endpoint`, `authorization_endpoint`,
-/// `device_authorization_endpoint`, `revocation_endpoint` and `introspection_endpoint`; client
+/// `device_authorization_endpoint`, `revocation_endpoint`, `introspection_endpoint` and
+/// `pushed_authorization_request_endpoint` (RFC 9126: `login` then pushes); the `issuer` and
+/// `authorization_response_iss_parameter_supported` become the defaults of the inputs `login`
+/// checks the redirect's `iss` with (RFC 9207), and `require_pushed_authorization_requests`
+/// the input that makes `login` refuse to run without pushing; client
 /// authentication from `token_endpoint_auth_methods_supported` (Basic when offered, as RFC 6749
 /// prefers, else body credentials); grants from `grant_types_supported`; PKCE parameters are
 /// removed when `code_challenge_methods_supported` does not offer `S256`.
 pub fn spec_from_metadata(id: &str, metadata: &Value, source: &str) -> Result<String, Error> {
+    spec_from_metadata_with(id, metadata, source, &[])
+}
+
+/// [`spec_from_metadata`], with `defaults` written as the defaults of those inputs (a
+/// registered `client_id`, the `resource` and `scope` an MCP server asks for).
+pub fn spec_from_metadata_with(
+    id: &str,
+    metadata: &Value,
+    source: &str,
+    defaults: &[(&str, &str)],
+) -> Result<String, Error> {
     let text = |k: &str| metadata.get(k).and_then(Value::as_str);
     // Metadata is data: a value that would be read as template syntax in the spec (and could
     // pull a secret input into a URL) is refused, not written.
@@ -112,6 +270,10 @@ pub fn spec_from_metadata(id: &str, metadata: &Value, source: &str) -> Result<St
         ("device_authorization", "device_authorization_endpoint"),
         ("revocation", "revocation_endpoint"),
         ("introspection", "introspection_endpoint"),
+        (
+            "pushed_authorization_request",
+            "pushed_authorization_request_endpoint",
+        ),
     ] {
         if let Some(url) = text(key) {
             let _ = writeln!(out, "  {name}: {}", q(url));
@@ -132,6 +294,26 @@ pub fn spec_from_metadata(id: &str, metadata: &Value, source: &str) -> Result<St
     };
     let _ = writeln!(out, "\nclient_auth: {auth}");
     let _ = writeln!(out, "\ninputs:\n  token_url: null");
+    // RFC 9207: the redirect's `iss` is checked against the issuer the metadata names.
+    if let Some(issuer) = text("issuer") {
+        let _ = writeln!(out, "  issuer:\n    default: {}", q(issuer));
+    }
+    for flag in [
+        "authorization_response_iss_parameter_supported",
+        "require_pushed_authorization_requests",
+    ] {
+        if metadata.get(flag).and_then(Value::as_bool) == Some(true) {
+            let _ = writeln!(out, "  {flag}:\n    default: \"true\"");
+        }
+    }
+    for (name, value) in defaults {
+        if ["{{", "{%", "{#"].iter().any(|t| value.contains(t)) {
+            return Err(Error::Usage(format!(
+                "the value of `{name}` has template syntax; refusing to write it into a spec"
+            )));
+        }
+        let _ = writeln!(out, "  {name}:\n    default: {}", q(value));
+    }
 
     // RFC 8414 §2: absent means authorization_code and implicit.
     let supported =

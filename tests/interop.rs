@@ -13,6 +13,8 @@
 mod common;
 #[path = "interop/harness.rs"]
 mod harness;
+#[path = "interop/signin.rs"]
+mod signin;
 
 use common::NormaliseToken as _;
 

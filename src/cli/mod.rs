@@ -44,6 +44,7 @@ macro_rules! errln {
 mod demo;
 mod fast;
 mod session;
+mod signin;
 mod specs;
 
 use std::io::{Read as _, Write as _};
@@ -277,6 +278,8 @@ pub(crate) struct InputArgs {
 /// What every command shares.
 pub(crate) struct Ctx {
     loader: Loader,
+    /// The --specs folders, in order (`login --mcp` writes its spec to the first).
+    specs_dirs: Vec<PathBuf>,
     store: Option<PathBuf>,
     config: Option<PathBuf>,
     json: bool,
@@ -336,6 +339,7 @@ pub(crate) fn main() -> ExitCode {
     }
     let ctx = Ctx {
         loader: cli.specs.iter().fold(Loader::new(), |l, d| l.with_dir(d)),
+        specs_dirs: cli.specs.clone(),
         store: cli.store,
         config: cli.config,
         json: cli.json,

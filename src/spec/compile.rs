@@ -144,7 +144,7 @@ pub(crate) fn compile(
             return Err(SpecError::new(
                 &r.pos,
                 format!(
-                    "unknown request `{name}`; expected device_authorization, revoke or introspect (grants go under `grants:`, the authorization URL under `authorize:`)"
+                    "unknown request `{name}`; expected device_authorization, revoke, introspect or par (grants go under `grants:`, the authorization URL under `authorize:`)"
                 ),
             ));
         }
@@ -597,6 +597,7 @@ impl Compiler {
                     tmpl,
                     optional: f.optional,
                     secret,
+                    repeat: f.repeat,
                 });
             }
             Ok(out)
