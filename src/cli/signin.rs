@@ -132,7 +132,8 @@ pub(crate) fn mcp_login(ctx: &super::Ctx, args: &super::session::LoginArgs) -> R
         },
     };
     let store = ctx.store()?;
-    let done = session::mcp_login(&super::client(30), server, &options, |url| {
+    let done = session::mcp_login(&super::client(30), server, &options, |login| {
+        let url = login.url();
         let shown = super::printable(url);
         let opened = !args.no_browser && super::session::open_browser(url);
         let mut err = std::io::stderr().lock();
@@ -144,6 +145,7 @@ pub(crate) fn mcp_login(ctx: &super::Ctx, args: &super::session::LoginArgs) -> R
         } else {
             let _ = writeln!(err, "Open this URL in a browser to sign in:\n  {shown}");
         }
+        let _ = writeln!(err, "Waiting for the redirect to {} …", login.redirect_uri());
     })?;
     std::fs::create_dir_all(dir).map_err(|source| Error::Io {
         action: "create",

@@ -610,9 +610,9 @@ impl BrowserLogin {
             }
         };
         let endpoint = self.url.split(['?', '#']).next().unwrap_or(&self.url);
-        let client_id = self.auth_inputs.get("client_id").unwrap_or_default();
+        let client_id = input_or_default(spec, &self.auth_inputs, "client_id").unwrap_or_default();
         let query = form_urlencoded::Serializer::new(String::new())
-            .append_pair("client_id", client_id)
+            .append_pair("client_id", &client_id)
             .append_pair("request_uri", &pushed.request_uri)
             .finish();
         self.url = format!("{endpoint}?{query}");

@@ -142,11 +142,13 @@ const MAX_STEP_UPS: usize = 1;
 ///    when the server supports PAR;
 /// 6. a request to the server with the token; on `403 insufficient_scope` the login runs
 ///    again once with the union of the scopes.
+///
+/// `show` is handed each login in progress, to open (or print) its URL.
 pub fn mcp_login<T: Transport>(
     client: &Client<T>,
     server: &str,
     options: &McpOptions,
-    mut show: impl FnMut(&str),
+    mut show: impl FnMut(&BrowserLogin),
 ) -> Result<McpLogin, Error> {
     crate::spec::check_url(server).map_err(Error::Usage)?;
     let transport = client.transport();
@@ -260,7 +262,7 @@ pub fn mcp_login<T: Transport>(
         }
         // 5. The browser login.
         let login = BrowserLogin::begin(client, &spec, &inputs, &browser)?;
-        show(login.url());
+        show(&login);
         let logged_in = login.finish(client, &spec, browser.timeout)?;
         // 6. The token at work; more scopes when the server asks for them.
         let reply = transport.send(probe(server, Some(logged_in.token.access_token.secret()))?)?;

@@ -76,11 +76,18 @@ impl StoredToken {
             .filter(|(k, _)| spec.inputs().any(|(n, d)| n == *k && !d.secret))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        let resources = inputs
-            .get("resource")
+        // Given, or the spec's default (a spec `login --mcp` wrote carries both as defaults).
+        let value = |name: &str| {
+            inputs.get(name).cloned().or_else(|| {
+                spec.inputs()
+                    .find(|(n, _)| *n == name)
+                    .and_then(|(_, d)| d.default.clone())
+            })
+        };
+        let resources = value("resource")
             .map(|r| r.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
-        let issuer = inputs.get("issuer").cloned();
+        let issuer = value("issuer");
         StoredToken {
             provider: spec.id().to_owned(),
             profile: profile.to_owned(),

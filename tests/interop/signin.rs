@@ -95,7 +95,8 @@ fn a_redirect_from_another_issuer_is_refused_before_the_code_is_redeemed() {
     let _t = Timer::start("a_redirect_from_another_issuer_is_refused_before_the_code_is_redeemed");
     // A trailing slash is another issuer: no normalisation (RFC 9207 §2.4, simple comparison).
     let slash = format!("{}/", issuer());
-    let (result, sent, _) = login_with("peer", &basic_inputs(), move |back| {
+    let inputs = basic_inputs().with("scope", "openid");
+    let (result, sent, _) = login_with("peer", &inputs, move |back| {
         with_iss(&back, Some(&slash))
     });
     let err = result.unwrap_err();
@@ -109,8 +110,10 @@ fn a_redirect_from_another_issuer_is_refused_before_the_code_is_redeemed() {
     assert_eq!(sent, 0, "no request may reach the token endpoint");
 
     // Without `iss` while the server says it always sends one: refused too.
-    let inputs = basic_inputs().with("authorization_response_iss_parameter_supported", "true");
-    let (result, sent, _) = login_with("peer", &inputs, |back| with_iss(&back, None));
+    let required = inputs
+        .clone()
+        .with("authorization_response_iss_parameter_supported", "true");
+    let (result, sent, _) = login_with("peer", &required, |back| with_iss(&back, None));
     let err = result.unwrap_err();
     assert!(
         err.to_string().contains(&format!(
@@ -122,7 +125,7 @@ fn a_redirect_from_another_issuer_is_refused_before_the_code_is_redeemed() {
     assert_eq!(sent, 0);
 
     // The peer's own redirect passes, and the code is redeemed once.
-    let (result, sent, _) = login_with("peer", &basic_inputs(), |back| back);
+    let (result, sent, _) = login_with("peer", &inputs, |back| back);
     let done = result.unwrap();
     assert_eq!(done.token.token_type, "Bearer");
     assert_eq!(sent, 1);
@@ -354,4 +357,164 @@ fn a_token_bound_to_a_resource() {
     assert_exit(&out, 2, "print-token --resource of another resource");
     assert!(out.stderr.contains(&format!("was requested for {}", super::API)), "{}", out.stderr);
     let _ = BASIC_ID;
+}
+
+/// The MCP server of the lane (tests/interop/mcp.mjs, the official TypeScript SDK), started once
+/// per test process against the peer.
+struct McpServer {
+    url: String,
+    _stdin: std::sync::Mutex<std::process::ChildStdin>,
+    _child: std::sync::Mutex<std::process::Child>,
+}
+
+static MCP: std::sync::OnceLock<McpServer> = std::sync::OnceLock::new();
+
+fn mcp_server() -> &'static str {
+    &MCP.get_or_init(|| {
+        use std::io::BufRead as _;
+        let issuer = issuer().to_owned();
+        let mut child = std::process::Command::new("node")
+            .arg("mcp.mjs")
+            .current_dir(harness::interop_dir())
+            .env("ISSUER", issuer)
+            .env("PORT", "0")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("`node mcp.mjs` starts (see tests/interop/README.md)");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("mcp.mjs prints READY within 30 s");
+        let url = line.strip_prefix("READY ").expect("a READY line").to_owned();
+        McpServer {
+            url,
+            _stdin: std::sync::Mutex::new(stdin),
+            _child: std::sync::Mutex::new(child),
+        }
+    })
+    .url
+}
+
+/// A JSON-RPC request to the MCP server, with a bearer token or without: (status, reply).
+fn mcp_call(token: Option<&str>, body: serde_json::Value) -> (u16, String) {
+    let mut req = harness::agent()
+        .post(mcp_server())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let mut reply = req.send(body.to_string()).unwrap();
+    let status = reply.status().as_u16();
+    (status, reply.body_mut().read_to_string().unwrap_or_default())
+}
+
+fn initialize() -> serde_json::Value {
+    json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": { "protocolVersion": "2025-06-18", "capabilities": {},
+                        "clientInfo": { "name": "interop", "version": "0" } } })
+}
+
+/// `login --mcp URL` as an agent would run it, the test as the browser.
+fn mcp_login(sb: &Sandbox, specs: &std::path::Path) -> harness::Out {
+    let cmd = sb.command_with_specs(
+        specs,
+        &["login", "--mcp", mcp_server(), "--no-browser", "--timeout", "20"],
+        &[],
+    );
+    let run = sb.spawn_command(cmd);
+    let url = run.wait_for_line(&format!("{}/auth?", issuer()));
+    let url = url.trim().to_owned();
+    // Pushed (the peer offers PAR): only client_id and request_uri travel.
+    assert_eq!(query(&url).len(), 2, "{url}");
+    let waiting = run.wait_for_line("Waiting for the redirect to ");
+    let redirect_uri = waiting
+        .trim_start_matches("Waiting for the redirect to ")
+        .trim_end_matches(" …")
+        .to_owned();
+    let back = Browser::new().authorize(&url, "alice", false, &redirect_uri);
+    assert!(back.contains("code="), "{back}");
+    harness::http_get(&back);
+    run.finish()
+}
+
+#[test]
+fn login_to_an_mcp_server_from_nothing_then_tools_list() {
+    let _t = Timer::start("login_to_an_mcp_server_from_nothing_then_tools_list");
+    let server = mcp_server().to_owned();
+    // Without a token: 401 and the challenge.
+    let (status, _) = mcp_call(None, initialize());
+    assert_eq!(status, 401);
+
+    let sb = Sandbox::new();
+    let specs = sb.dir.path().join("my-specs");
+    let out = mcp_login(&sb, &specs);
+    assert_exit(&out, 0, "login --mcp");
+    let summary: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let id = summary["provider"].as_str().unwrap().to_owned();
+    assert_eq!(id, format!("mcp-{}", specauth::discovery::id_from_issuer(&server)));
+    assert_eq!(summary["mcp"]["client"], "registered");
+    assert_eq!(summary["mcp"]["issuer"], issuer());
+    assert_eq!(summary["resources"], json!([server]));
+    assert_eq!(summary["scope"], json!(["mcp:tools"]));
+
+    // The spec it wrote checks, and print-token serves the token from it.
+    let spec_path = specs.join(format!("{id}.yaml"));
+    let spec = specauth::Spec::from_file(&spec_path).unwrap();
+    assert!(spec.supports(&specauth::RequestKind::PushedAuthorization));
+    let print = |extra: &[&str]| {
+        let mut args = vec!["print-token", id.as_str()];
+        args.extend_from_slice(extra);
+        let out = harness::run_bounded(
+            &mut sb.command_with_specs(&specs, &args, &[]),
+            harness::CLI_TIMEOUT,
+        )
+        .unwrap();
+        assert_exit(&out, 0, "print-token of the MCP server");
+        out.stdout.trim().to_owned()
+    };
+    let token = print(&[]);
+    assert_eq!(token, sb.cached(&id).token.access_token.secret());
+
+    // A real MCP session with it: initialize, then tools/list.
+    let (status, body) = mcp_call(Some(&token), initialize());
+    assert_eq!(status, 200, "{body}");
+    let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(reply["result"]["serverInfo"]["name"], "specauth-interop");
+    let (status, body) = mcp_call(
+        Some(&token),
+        json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {} }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(reply["result"]["tools"][0]["name"], "echo");
+
+    // The token is refreshed like any other (the peer rotates), and still works.
+    let fresh = print(&["--min-valid", "100000"]);
+    assert_ne!(fresh, token);
+    let (status, body) = mcp_call(Some(&fresh), initialize());
+    assert_eq!(status, 200, "{body}");
+
+    // Signing in again reuses the registration kept in the spec (same issuer).
+    let out = mcp_login(&sb, &specs);
+    assert_exit(&out, 0, "login --mcp again");
+    let summary: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(summary["mcp"]["client"], "reused");
+
+    // A token for another audience is refused by the MCP server.
+    let token = Client::new()
+        .token(&load("peer"), "client_credentials", &basic_inputs().with("scope", "api:read"))
+        .unwrap();
+    let (status, _) = mcp_call(Some(token.access_token.secret()), initialize());
+    assert_eq!(status, 401);
 }
