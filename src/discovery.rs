@@ -201,6 +201,57 @@ pub fn discover_issuer<T: Transport>(transport: &T, issuer: &str) -> Result<(Str
     )))
 }
 
+/// A spec for `url`, what `specauth import` writes: `url` is a protected resource (RFC 9728: its
+/// metadata names the authorization server, whose metadata must name that same issuer; the
+/// spec then asks for tokens for that `resource`), or else an authorization server's issuer
+/// (its discovery metadata, [`discover`]). Returns the metadata's URL, the spec's id and the
+/// spec.
+pub fn import_spec<T: Transport>(
+    transport: &T,
+    url: &str,
+    id: Option<&str>,
+) -> Result<(String, String, String), Error> {
+    let id = id.map_or_else(|| id_from_issuer(url), str::to_owned);
+    // A protected resource first: its origin may also serve a copy of its authorization
+    // server's metadata, which would import without the resource.
+    let (prm_url, prm) = match discover_resource(transport, url, None) {
+        Ok(found) => found,
+        Err(as_resource) => {
+            return match discover(transport, url) {
+                Ok((source, metadata)) => {
+                    let yaml = spec_from_metadata(&id, &metadata, &source)?;
+                    Ok((source, id, yaml))
+                }
+                Err(as_issuer) => Err(Error::Usage(format!(
+                    "`{url}` is neither an authorization server ({as_issuer}) nor a protected resource ({as_resource})"
+                ))),
+            };
+        }
+    };
+    let issuer = prm
+        .get("authorization_servers")
+        .and_then(Value::as_array)
+        .and_then(|a| a.iter().find_map(Value::as_str))
+        .unwrap_or_default();
+    let (source, metadata) = discover_issuer(transport, issuer)?;
+    let mut defaults = vec![("resource", url)];
+    let scopes = prm.get("scopes_supported").and_then(Value::as_array).map(|a| {
+        a.iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    if let Some(s) = scopes.as_deref().filter(|s| !s.is_empty()) {
+        defaults.push(("scope", s));
+    }
+    let yaml = spec_from_metadata_with(&id, &metadata, &source, &defaults)?.replacen(
+        "# Written by `specauth import` from",
+        &format!("# Written by `specauth import` for the protected resource {url} ({prm_url}), from"),
+        1,
+    );
+    Ok((source, id, yaml))
+}
+
 /// The grants of the base spec, and the `grant_types_supported` value that enables each.
 const GRANTS: &[(&str, &str)] = &[
     ("authorization_code", "authorization_code"),
@@ -461,5 +512,115 @@ mod tests {
             };
         let e = discover(&transport, "http://id.example.com").unwrap_err();
         assert!(e.to_string().contains("not a loopback host"), "{e}");
+    }
+
+    type Reply = Result<http::Response<Vec<u8>>, crate::TransportError>;
+
+    fn json_reply(status: u16, body: &serde_json::Value) -> Reply {
+        Ok(http::Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(body.to_string().into_bytes())
+            .unwrap())
+    }
+
+    #[test]
+    fn metadata_naming_another_issuer_is_refused() {
+        let transport = |r: http::Request<Vec<u8>>| -> Reply {
+            assert_eq!(
+                r.uri().to_string(),
+                "https://as.example.com/.well-known/oauth-authorization-server"
+            );
+            json_reply(200, &json!({ "issuer": "https://evil.example.com", "token_endpoint": "https://evil.example.com/t" }))
+        };
+        let e = discover_issuer(&transport, "https://as.example.com").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the metadata at https://as.example.com/.well-known/oauth-authorization-server names issuer `https://evil.example.com`, not `https://as.example.com`; refusing it (RFC 8414 §3.3)"
+        );
+        // No normalisation: a trailing slash is another issuer.
+        let slash = |_r: http::Request<Vec<u8>>| -> Reply {
+            json_reply(200, &json!({ "issuer": "https://as.example.com/" }))
+        };
+        assert!(discover_issuer(&slash, "https://as.example.com").is_err());
+    }
+
+    #[test]
+    fn metadata_over_the_cap_is_refused() {
+        let transport = |_r: http::Request<Vec<u8>>| -> Reply {
+            let big = "x".repeat(MAX_METADATA_BYTES + 1);
+            json_reply(200, &json!({ "resource": "https://mcp.example.com/mcp", "pad": big }))
+        };
+        let e = discover_resource(&transport, "https://mcp.example.com/mcp", None).unwrap_err();
+        assert!(e.to_string().contains("over the 65536-byte cap"), "{e}");
+    }
+
+    #[test]
+    fn resource_metadata_elsewhere_or_for_another_resource_is_refused() {
+        let never = |_r: http::Request<Vec<u8>>| -> Reply { panic!("no request may be sent") };
+        let e = discover_resource(
+            &never,
+            "https://mcp.example.com/mcp",
+            Some("https://evil.example.com/.well-known/oauth-protected-resource"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("on another origin; refusing to follow it"), "{e}");
+        let e = discover_resource(&never, "http://mcp.example.com/mcp", None).unwrap_err();
+        assert!(e.to_string().contains("not a loopback host"), "{e}");
+        let e = discover_issuer(&never, "http://as.example.com").unwrap_err();
+        assert!(e.to_string().contains("not a loopback host"), "{e}");
+
+        let other = |r: http::Request<Vec<u8>>| -> Reply {
+            assert_eq!(
+                r.uri().to_string(),
+                "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+            );
+            json_reply(200, &json!({ "resource": "https://other.example.com/mcp",
+                                     "authorization_servers": ["https://as.example.com"] }))
+        };
+        let e = discover_resource(&other, "https://mcp.example.com/mcp", None).unwrap_err();
+        assert!(e.to_string().contains("is for `https://other.example.com/mcp`"), "{e}");
+    }
+
+    #[test]
+    fn a_protected_resource_imports_as_a_spec_bound_to_it() {
+        let transport = |r: http::Request<Vec<u8>>| -> Reply {
+            match r.uri().to_string().as_str() {
+                "https://mcp.example.com/.well-known/oauth-protected-resource/mcp" => json_reply(
+                    200,
+                    &json!({ "resource": "https://mcp.example.com/mcp",
+                             "authorization_servers": ["https://as.example.com"],
+                             "scopes_supported": ["mcp:tools"] }),
+                ),
+                "https://as.example.com/.well-known/oauth-authorization-server" => json_reply(
+                    200,
+                    &json!({ "issuer": "https://as.example.com",
+                             "authorization_endpoint": "https://as.example.com/authorize",
+                             "token_endpoint": "https://as.example.com/token",
+                             "pushed_authorization_request_endpoint": "https://as.example.com/par",
+                             "authorization_response_iss_parameter_supported": true,
+                             "code_challenge_methods_supported": ["S256"] }),
+                ),
+                other => json_reply(404, &json!({ "unexpected": other })),
+            }
+        };
+        let (source, id, yaml) =
+            import_spec(&transport, "https://mcp.example.com/mcp", None).unwrap();
+        assert_eq!(source, "https://as.example.com/.well-known/oauth-authorization-server");
+        assert_eq!(id, "mcp-example-com-mcp");
+        let spec = crate::Spec::from_yaml("x.yaml", &yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        assert!(spec.supports(&crate::RequestKind::PushedAuthorization));
+        let default = |name: &str| {
+            spec.inputs()
+                .find(|(n, _)| *n == name)
+                .and_then(|(_, d)| d.default.clone())
+        };
+        assert_eq!(default("resource").as_deref(), Some("https://mcp.example.com/mcp"));
+        assert_eq!(default("scope").as_deref(), Some("mcp:tools"));
+        assert_eq!(default("issuer").as_deref(), Some("https://as.example.com"));
+        assert_eq!(
+            default("authorization_response_iss_parameter_supported").as_deref(),
+            Some("true")
+        );
     }
 }

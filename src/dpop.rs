@@ -264,4 +264,32 @@ mod tests {
         assert!(DpopKey::from_secret("not a key").is_err());
         assert!(DpopKey::from_secret(&B64.encode([0u8; 32])).is_err());
     }
+
+    #[test]
+    fn a_server_that_always_wants_a_new_nonce_is_given_up_on() {
+        let spec = crate::Spec::from_yaml(
+            "d.yaml",
+            "extends: oauth2\nendpoints: { token: \"https://as.example.com/token\" }\n",
+        )
+        .unwrap();
+        let sent = std::sync::atomic::AtomicUsize::new(0);
+        let transport = |r: http::Request<Vec<u8>>| -> Result<http::Response<Vec<u8>>, crate::TransportError> {
+            let n = sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            assert!(r.headers().contains_key("dpop"));
+            Ok(http::Response::builder()
+                .status(400)
+                .header("content-type", "application/json")
+                .header("dpop-nonce", format!("nonce-{n}"))
+                .body(br#"{"error":"use_dpop_nonce"}"#.to_vec())
+                .unwrap())
+        };
+        let client = Client::with_transport(transport);
+        let key = DpopKey::generate().unwrap();
+        let inputs = Inputs::new().with("client_id", "a");
+        let mut nonce = None;
+        let e = send(&client, &spec, "client_credentials", &inputs, &key, &mut nonce).unwrap_err();
+        assert!(matches!(&e, Error::Provider(p) if p.code.as_deref() == Some("use_dpop_nonce")), "{e}");
+        assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), 1 + MAX_NONCE_RETRIES);
+        assert_eq!(nonce.as_deref(), Some("nonce-2"));
+    }
 }

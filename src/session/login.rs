@@ -755,6 +755,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn iss_is_compared_as_a_string_and_required_when_promised() {
+        let e = check_iss(Some("https://as.example"), false, Some("https://as.example/"))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unusable reply (HTTP 302): the authorization response came from issuer `https://as.example/`, but `https://as.example` was expected (RFC 9207: a mix-up attack, or the wrong server); the code was not redeemed; the reply begins: iss=https://as.example/"
+        );
+        assert!(check_iss(Some("https://as.example"), true, None).is_err());
+        assert!(check_iss(Some("https://as.example"), false, None).is_ok());
+        assert!(check_iss(None, false, Some("https://any.example")).is_ok());
+        assert!(check_iss(Some("https://as.example"), true, Some("https://as.example")).is_ok());
+    }
+
+    #[test]
     fn random_strings_use_only_unreserved_characters() {
         let s = random_string(200).unwrap();
         assert_eq!(s.len(), 200);

@@ -405,4 +405,98 @@ mod tests {
         assert!(bearer_challenge(r#"Bearer realm="unterminated"#).is_none());
         assert_eq!(bearer_challenge("Bearer").unwrap().len(), 0);
     }
+
+    type Reply = Result<http::Response<Vec<u8>>, crate::TransportError>;
+
+    /// A server whose authorization server metadata is `as_metadata`; every URL asked for is
+    /// recorded.
+    fn hostile(
+        as_metadata: Value,
+        seen: &std::sync::Mutex<Vec<String>>,
+    ) -> impl Fn(http::Request<Vec<u8>>) -> Reply + '_ {
+        move |r: http::Request<Vec<u8>>| -> Reply {
+            let url = r.uri().to_string();
+            seen.lock().unwrap().push(url.clone());
+            let reply = |status: u16, body: Value| {
+                let mut b = http::Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json");
+                if status == 401 {
+                    b = b.header(
+                        "www-authenticate",
+                        r#"Bearer error="invalid_token", scope="mcp:tools", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp""#,
+                    );
+                }
+                Ok(b.body(body.to_string().into_bytes()).unwrap())
+            };
+            match url.as_str() {
+                "https://mcp.example.com/mcp" => reply(401, json!({})),
+                "https://mcp.example.com/.well-known/oauth-protected-resource/mcp" => reply(
+                    200,
+                    json!({ "resource": "https://mcp.example.com/mcp",
+                            "authorization_servers": ["https://as.example.com"] }),
+                ),
+                "https://as.example.com/.well-known/oauth-authorization-server" => {
+                    reply(200, as_metadata.clone())
+                }
+                _ => reply(404, json!({})),
+            }
+        }
+    }
+
+    fn as_metadata(extra: Value) -> Value {
+        let mut m = json!({
+            "issuer": "https://as.example.com",
+            "authorization_endpoint": "https://as.example.com/authorize",
+            "token_endpoint": "https://as.example.com/token",
+            "code_challenge_methods_supported": ["S256"],
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            m[k] = v.clone();
+        }
+        m
+    }
+
+    fn login_error(metadata: Value) -> (String, Vec<String>) {
+        let seen = std::sync::Mutex::new(Vec::new());
+        let client = Client::with_transport(hostile(metadata, &seen));
+        let options = McpOptions {
+            client_name: "t".into(),
+            ..McpOptions::default()
+        };
+        let e = mcp_login(&client, "https://mcp.example.com/mcp", &options, |_| {
+            panic!("no browser may be opened")
+        })
+        .unwrap_err();
+        drop(client);
+        (e.to_string(), seen.into_inner().unwrap())
+    }
+
+    #[test]
+    fn a_registration_endpoint_on_another_host_is_refused() {
+        let (e, seen) = login_error(as_metadata(
+            json!({ "registration_endpoint": "https://evil.example.com/register" }),
+        ));
+        assert_eq!(
+            e,
+            "the registration endpoint https://evil.example.com/register is on another origin than the issuer https://as.example.com; refusing to register there"
+        );
+        assert!(!seen.iter().any(|u| u.contains("evil") || u.ends_with("/token")), "{seen:?}");
+    }
+
+    #[test]
+    fn a_server_without_s256_is_refused() {
+        let (e, seen) = login_error(as_metadata(json!({
+            "code_challenge_methods_supported": ["plain"],
+            "registration_endpoint": "https://as.example.com/register"
+        })));
+        assert!(e.contains("does not offer PKCE S256"), "{e}");
+        assert!(!seen.iter().any(|u| u.ends_with("/register")), "{seen:?}");
+    }
+
+    #[test]
+    fn metadata_of_another_issuer_is_refused() {
+        let (e, _) = login_error(as_metadata(json!({ "issuer": "https://evil.example.com" })));
+        assert!(e.contains("names issuer `https://evil.example.com`, not `https://as.example.com`"), "{e}");
+    }
 }

@@ -511,6 +511,20 @@ fn login_to_an_mcp_server_from_nothing_then_tools_list() {
     let summary: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
     assert_eq!(summary["mcp"]["client"], "reused");
 
+    // `import` of the server's URL writes a spec bound to it, from its resource metadata.
+    let out = sb.run(&["import", &server, "--id", "mcp-imported"], &[]);
+    assert_exit(&out, 0, "import of an MCP server URL");
+    let imported = specauth::Spec::from_yaml("mcp-imported.yaml", &out.stdout).unwrap();
+    let default = |name: &str| {
+        imported
+            .inputs()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, d)| d.default.clone())
+    };
+    assert_eq!(default("resource").as_deref(), Some(server.as_str()));
+    assert_eq!(default("issuer").as_deref(), Some(issuer()));
+    assert_eq!(default("scope").as_deref(), Some("mcp:tools"));
+
     // A token for another audience is refused by the MCP server.
     let token = Client::new()
         .token(&load("peer"), "client_credentials", &basic_inputs().with("scope", "api:read"))
