@@ -175,7 +175,10 @@ pub fn discover_resource<T: Transport>(
 /// The metadata of the authorization server `issuer` (RFC 8414, then OpenID Connect
 /// Discovery), refused unless its `issuer` is `issuer` exactly (RFC 8414 §3.3: metadata that
 /// names another issuer may be an impersonation).
-pub fn discover_issuer<T: Transport>(transport: &T, issuer: &str) -> Result<(String, Value), Error> {
+pub fn discover_issuer<T: Transport>(
+    transport: &T,
+    issuer: &str,
+) -> Result<(String, Value), Error> {
     crate::spec::check_url(issuer).map_err(Error::Usage)?;
     let mut urls = discovery_urls(issuer);
     urls.reverse();
@@ -235,18 +238,23 @@ pub fn import_spec<T: Transport>(
         .unwrap_or_default();
     let (source, metadata) = discover_issuer(transport, issuer)?;
     let mut defaults = vec![("resource", url)];
-    let scopes = prm.get("scopes_supported").and_then(Value::as_array).map(|a| {
-        a.iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(" ")
-    });
+    let scopes = prm
+        .get("scopes_supported")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
     if let Some(s) = scopes.as_deref().filter(|s| !s.is_empty()) {
         defaults.push(("scope", s));
     }
     let yaml = spec_from_metadata_with(&id, &metadata, &source, &defaults)?.replacen(
         "# Written by `specauth import` from",
-        &format!("# Written by `specauth import` for the protected resource {url} ({prm_url}), from"),
+        &format!(
+            "# Written by `specauth import` for the protected resource {url} ({prm_url}), from"
+        ),
         1,
     );
     Ok((source, id, yaml))
@@ -531,7 +539,10 @@ mod tests {
                 r.uri().to_string(),
                 "https://as.example.com/.well-known/oauth-authorization-server"
             );
-            json_reply(200, &json!({ "issuer": "https://evil.example.com", "token_endpoint": "https://evil.example.com/t" }))
+            json_reply(
+                200,
+                &json!({ "issuer": "https://evil.example.com", "token_endpoint": "https://evil.example.com/t" }),
+            )
         };
         let e = discover_issuer(&transport, "https://as.example.com").unwrap_err();
         assert_eq!(
@@ -549,7 +560,10 @@ mod tests {
     fn metadata_over_the_cap_is_refused() {
         let transport = |_r: http::Request<Vec<u8>>| -> Reply {
             let big = "x".repeat(MAX_METADATA_BYTES + 1);
-            json_reply(200, &json!({ "resource": "https://mcp.example.com/mcp", "pad": big }))
+            json_reply(
+                200,
+                &json!({ "resource": "https://mcp.example.com/mcp", "pad": big }),
+            )
         };
         let e = discover_resource(&transport, "https://mcp.example.com/mcp", None).unwrap_err();
         assert!(e.to_string().contains("over the 65536-byte cap"), "{e}");
@@ -564,7 +578,11 @@ mod tests {
             Some("https://evil.example.com/.well-known/oauth-protected-resource"),
         )
         .unwrap_err();
-        assert!(e.to_string().contains("on another origin; refusing to follow it"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("on another origin; refusing to follow it"),
+            "{e}"
+        );
         let e = discover_resource(&never, "http://mcp.example.com/mcp", None).unwrap_err();
         assert!(e.to_string().contains("not a loopback host"), "{e}");
         let e = discover_issuer(&never, "http://as.example.com").unwrap_err();
@@ -575,11 +593,18 @@ mod tests {
                 r.uri().to_string(),
                 "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
             );
-            json_reply(200, &json!({ "resource": "https://other.example.com/mcp",
-                                     "authorization_servers": ["https://as.example.com"] }))
+            json_reply(
+                200,
+                &json!({ "resource": "https://other.example.com/mcp",
+                                     "authorization_servers": ["https://as.example.com"] }),
+            )
         };
         let e = discover_resource(&other, "https://mcp.example.com/mcp", None).unwrap_err();
-        assert!(e.to_string().contains("is for `https://other.example.com/mcp`"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("is for `https://other.example.com/mcp`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -606,16 +631,23 @@ mod tests {
         };
         let (source, id, yaml) =
             import_spec(&transport, "https://mcp.example.com/mcp", None).unwrap();
-        assert_eq!(source, "https://as.example.com/.well-known/oauth-authorization-server");
+        assert_eq!(
+            source,
+            "https://as.example.com/.well-known/oauth-authorization-server"
+        );
         assert_eq!(id, "mcp-example-com-mcp");
-        let spec = crate::Spec::from_yaml("x.yaml", &yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        let spec =
+            crate::Spec::from_yaml("x.yaml", &yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
         assert!(spec.supports(&crate::RequestKind::PushedAuthorization));
         let default = |name: &str| {
             spec.inputs()
                 .find(|(n, _)| *n == name)
                 .and_then(|(_, d)| d.default.clone())
         };
-        assert_eq!(default("resource").as_deref(), Some("https://mcp.example.com/mcp"));
+        assert_eq!(
+            default("resource").as_deref(),
+            Some("https://mcp.example.com/mcp")
+        );
         assert_eq!(default("scope").as_deref(), Some("mcp:tools"));
         assert_eq!(default("issuer").as_deref(), Some("https://as.example.com"));
         assert_eq!(

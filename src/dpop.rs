@@ -190,9 +190,7 @@ pub fn send<T: Transport>(
         }
         let outcome = spec.normalise(&kind, inputs, &reply, crate::client::now());
         match outcome {
-            Err(Error::Provider(p))
-                if p.code.as_deref() == Some("use_dpop_nonce") && changed =>
-            {
+            Err(Error::Provider(p)) if p.code.as_deref() == Some("use_dpop_nonce") && changed => {
                 if tries >= MAX_NONCE_RETRIES {
                     return Err(Error::Provider(p));
                 }
@@ -248,8 +246,13 @@ mod tests {
         validation.validate_exp = false;
         jsonwebtoken::decode::<Value>(&proof, &decoding, &validation).unwrap();
         // Two proofs never share a jti.
-        let again = key.proof("GET", "https://api.example.com/r", None, None).unwrap();
-        assert_ne!(decode(again.split('.').nth(1).unwrap())["jti"], claims["jti"]);
+        let again = key
+            .proof("GET", "https://api.example.com/r", None, None)
+            .unwrap();
+        assert_ne!(
+            decode(again.split('.').nth(1).unwrap())["jti"],
+            claims["jti"]
+        );
     }
 
     #[test]
@@ -273,23 +276,38 @@ mod tests {
         )
         .unwrap();
         let sent = std::sync::atomic::AtomicUsize::new(0);
-        let transport = |r: http::Request<Vec<u8>>| -> Result<http::Response<Vec<u8>>, crate::TransportError> {
-            let n = sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            assert!(r.headers().contains_key("dpop"));
-            Ok(http::Response::builder()
-                .status(400)
-                .header("content-type", "application/json")
-                .header("dpop-nonce", format!("nonce-{n}"))
-                .body(br#"{"error":"use_dpop_nonce"}"#.to_vec())
-                .unwrap())
-        };
+        let transport =
+            |r: http::Request<Vec<u8>>| -> Result<http::Response<Vec<u8>>, crate::TransportError> {
+                let n = sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                assert!(r.headers().contains_key("dpop"));
+                Ok(http::Response::builder()
+                    .status(400)
+                    .header("content-type", "application/json")
+                    .header("dpop-nonce", format!("nonce-{n}"))
+                    .body(br#"{"error":"use_dpop_nonce"}"#.to_vec())
+                    .unwrap())
+            };
         let client = Client::with_transport(transport);
         let key = DpopKey::generate().unwrap();
         let inputs = Inputs::new().with("client_id", "a");
         let mut nonce = None;
-        let e = send(&client, &spec, "client_credentials", &inputs, &key, &mut nonce).unwrap_err();
-        assert!(matches!(&e, Error::Provider(p) if p.code.as_deref() == Some("use_dpop_nonce")), "{e}");
-        assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), 1 + MAX_NONCE_RETRIES);
+        let e = send(
+            &client,
+            &spec,
+            "client_credentials",
+            &inputs,
+            &key,
+            &mut nonce,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, Error::Provider(p) if p.code.as_deref() == Some("use_dpop_nonce")),
+            "{e}"
+        );
+        assert_eq!(
+            sent.load(std::sync::atomic::Ordering::SeqCst),
+            1 + MAX_NONCE_RETRIES
+        );
         assert_eq!(nonce.as_deref(), Some("nonce-2"));
     }
 }

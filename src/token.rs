@@ -267,7 +267,10 @@ impl PushedAuthorization {
     /// As JSON: `request_uri` and, when stated, `expires_in`.
     pub fn to_json(&self) -> Value {
         let mut m = serde_json::Map::new();
-        m.insert("request_uri".into(), Value::String(self.request_uri.clone()));
+        m.insert(
+            "request_uri".into(),
+            Value::String(self.request_uri.clone()),
+        );
         if let Some(e) = self.expires_in {
             m.insert("expires_in".into(), Value::from(e));
         }

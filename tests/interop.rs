@@ -807,7 +807,13 @@ fn discovery_import_writes_a_spec_that_checks_and_works() {
             .filter(|k| !k.is_grant())
             .map(|k| k.name().to_owned())
             .collect::<Vec<_>>(),
-        ["authorize", "device_authorization", "revoke", "introspect", "par"]
+        [
+            "authorize",
+            "device_authorization",
+            "revoke",
+            "introspect",
+            "par"
+        ]
     );
 
     // The hand-written peer.yaml agrees with the peer's own metadata on every endpoint.

@@ -116,7 +116,11 @@ pub(crate) fn mcp_login(ctx: &super::Ctx, args: &super::session::LoginArgs) -> R
                 .find(|(n, _)| *n == name)
                 .and_then(|(_, d)| d.default.clone())
         };
-        Some((default("issuer")?, default("client_id")?, default("redirect_uri")?))
+        Some((
+            default("issuer")?,
+            default("client_id")?,
+            default("redirect_uri")?,
+        ))
     });
     let options = McpOptions {
         client_id: given("client_id"),
@@ -145,7 +149,11 @@ pub(crate) fn mcp_login(ctx: &super::Ctx, args: &super::session::LoginArgs) -> R
         } else {
             let _ = writeln!(err, "Open this URL in a browser to sign in:\n  {shown}");
         }
-        let _ = writeln!(err, "Waiting for the redirect to {} …", login.redirect_uri());
+        let _ = writeln!(
+            err,
+            "Waiting for the redirect to {} …",
+            login.redirect_uri()
+        );
     })?;
     std::fs::create_dir_all(dir).map_err(|source| Error::Io {
         action: "create",

@@ -547,10 +547,13 @@ impl BrowserLogin {
             .uri()
             .to_string();
         let expected_issuer = input_or_default(spec, &inputs, "issuer").filter(|i| !i.is_empty());
-        let iss_required =
-            input_or_default(spec, &inputs, "authorization_response_iss_parameter_supported")
-                .as_deref()
-                == Some("true");
+        let iss_required = input_or_default(
+            spec,
+            &inputs,
+            "authorization_response_iss_parameter_supported",
+        )
+        .as_deref()
+            == Some("true");
         let dpop = if options.dpop {
             Some(DpopKey::generate()?)
         } else {
@@ -584,14 +587,15 @@ impl BrowserLogin {
         let mut login = BrowserLogin::start(spec, inputs, options)?;
         if spec.supports(&RequestKind::PushedAuthorization) {
             login.push(client, spec)?;
-        } else if input_or_default(spec, inputs, "require_pushed_authorization_requests")
-            .as_deref()
+        } else if input_or_default(spec, inputs, "require_pushed_authorization_requests").as_deref()
             == Some("true")
         {
             return Err(Error::MissingEndpoint {
                 spec: spec.id().to_owned(),
                 endpoint: "pushed_authorization_request".to_owned(),
-                needed_by: "a login at a server that requires pushed authorization requests (RFC 9126)".to_owned(),
+                needed_by:
+                    "a login at a server that requires pushed authorization requests (RFC 9126)"
+                        .to_owned(),
             });
         }
         Ok(login)
@@ -756,8 +760,12 @@ mod tests {
 
     #[test]
     fn iss_is_compared_as_a_string_and_required_when_promised() {
-        let e = check_iss(Some("https://as.example"), false, Some("https://as.example/"))
-            .unwrap_err();
+        let e = check_iss(
+            Some("https://as.example"),
+            false,
+            Some("https://as.example/"),
+        )
+        .unwrap_err();
         assert_eq!(
             e.to_string(),
             "unusable reply (HTTP 302): the authorization response came from issuer `https://as.example/`, but `https://as.example` was expected (RFC 9207: a mix-up attack, or the wrong server); the code was not redeemed; the reply begins: iss=https://as.example/"

@@ -197,12 +197,14 @@ pub fn mcp_login<T: Transport>(
             .get("scope")
             .map(|s| s.split_whitespace().map(str::to_owned).collect())
             .or_else(|| {
-                prm.get("scopes_supported").and_then(Value::as_array).map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
+                prm.get("scopes_supported")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .collect()
+                    })
             })
             .unwrap_or_default(),
     };
@@ -225,15 +227,18 @@ pub fn mcp_login<T: Transport>(
             )));
         }
         (url.clone(), None, "metadata-document")
-    } else if let Some((_, id, uri)) = options
-        .registered
-        .as_ref()
-        .filter(|(i, _, _)| *i == issuer)
+    } else if let Some((_, id, uri)) = options.registered.as_ref().filter(|(i, _, _)| *i == issuer)
     {
         redirect_uri = uri.clone();
         (id.clone(), None, "reused")
     } else {
-        let id = register(transport, &issuer, &metadata, &options.client_name, &redirect_uri)?;
+        let id = register(
+            transport,
+            &issuer,
+            &metadata,
+            &options.client_name,
+            &redirect_uri,
+        )?;
         (id, None, "registered")
     };
     let mut browser = options.browser.clone();
@@ -249,12 +254,14 @@ pub fn mcp_login<T: Transport>(
         if !scope.is_empty() {
             defaults.push(("scope", scope.as_str()));
         }
-        let spec_yaml = discovery::spec_from_metadata_with(&spec_id, &metadata, &as_url, &defaults)?
-            .replacen(
-                "# Written by `specauth import`",
-                &format!("# Written by `specauth login --mcp {server}` (resource metadata {prm_url})"),
-                1,
-            );
+        let spec_yaml = discovery::spec_from_metadata_with(
+            &spec_id, &metadata, &as_url, &defaults,
+        )?
+        .replacen(
+            "# Written by `specauth import`",
+            &format!("# Written by `specauth login --mcp {server}` (resource metadata {prm_url})"),
+            1,
+        );
         let spec = Spec::from_yaml(&format!("{spec_id}.yaml"), &spec_yaml)?;
         let mut inputs = Inputs::new();
         if let Some(secret) = &client_secret {
@@ -345,7 +352,10 @@ fn register<T: Transport>(
     client_name: &str,
     redirect_uri: &str,
 ) -> Result<String, Error> {
-    let Some(endpoint) = metadata.get("registration_endpoint").and_then(Value::as_str) else {
+    let Some(endpoint) = metadata
+        .get("registration_endpoint")
+        .and_then(Value::as_str)
+    else {
         return Err(Error::Usage(format!(
             "the authorization server {issuer} offers no dynamic registration: give a client id registered there (--set client_id=…)"
         )));
@@ -378,7 +388,11 @@ fn register<T: Transport>(
         scrubber.key("registration_access_token");
         scrubber.excerpt(reply.body())
     };
-    match value.as_ref().and_then(|v| v.get("client_id")).and_then(Value::as_str) {
+    match value
+        .as_ref()
+        .and_then(|v| v.get("client_id"))
+        .and_then(Value::as_str)
+    {
         Some(id) if reply.status().is_success() && !id.is_empty() => Ok(id.to_owned()),
         _ => Err(Error::Reply {
             status,
@@ -481,7 +495,12 @@ mod tests {
             e,
             "the registration endpoint https://evil.example.com/register is on another origin than the issuer https://as.example.com; refusing to register there"
         );
-        assert!(!seen.iter().any(|u| u.contains("evil") || u.ends_with("/token")), "{seen:?}");
+        assert!(
+            !seen
+                .iter()
+                .any(|u| u.contains("evil") || u.ends_with("/token")),
+            "{seen:?}"
+        );
     }
 
     #[test]
@@ -497,6 +516,9 @@ mod tests {
     #[test]
     fn metadata_of_another_issuer_is_refused() {
         let (e, _) = login_error(as_metadata(json!({ "issuer": "https://evil.example.com" })));
-        assert!(e.contains("names issuer `https://evil.example.com`, not `https://as.example.com`"), "{e}");
+        assert!(
+            e.contains("names issuer `https://evil.example.com`, not `https://as.example.com`"),
+            "{e}"
+        );
     }
 }

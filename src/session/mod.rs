@@ -42,11 +42,11 @@ use crate::spec::{RequestKind, Spec};
 use crate::transport::Transport;
 
 pub use device::{Clock, DeviceOptions, SystemClock, device_login};
+pub use login::check_iss;
 pub use login::{
     BrowserLogin, BrowserOptions, LoggedIn, Pkce, Redirect, RedirectListener, browser_login,
     random_string,
 };
-pub use login::check_iss;
 pub use mcp::{McpLogin, McpOptions, bearer_challenge, mcp_login};
 pub use profiles::{InputSources, Profiles};
 pub use store::{StoreLock, StoredToken, TokenStore};

@@ -122,7 +122,10 @@ impl StoredToken {
         };
         let token = self.token.access_token.secret();
         let proof = key.proof(method, url, nonce, Some(token))?;
-        Ok(Some((Secret::new(format!("DPoP {token}")), Secret::new(proof))))
+        Ok(Some((
+            Secret::new(format!("DPoP {token}")),
+            Secret::new(proof),
+        )))
     }
 
     /// The inputs to reuse this entry with: the stored (non-secret) ones, with `given` taking
@@ -171,10 +174,7 @@ impl StoredToken {
                 })
                 .unwrap_or_default(),
             token: Token::from_json(v.get("token")?)?,
-            dpop_key: v
-                .get("dpop_key")
-                .and_then(Value::as_str)
-                .map(Secret::new),
+            dpop_key: v.get("dpop_key").and_then(Value::as_str).map(Secret::new),
             resources: v
                 .get("resources")
                 .and_then(Value::as_array)

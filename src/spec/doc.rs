@@ -497,8 +497,7 @@ impl ShortOrLong for Field {
             value,
             optional,
             repeat,
-        } =
-            FieldMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        } = FieldMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
         Ok(Field {
             value: At::new(value.value.0, value.pos),
             optional,

@@ -96,9 +96,7 @@ fn a_redirect_from_another_issuer_is_refused_before_the_code_is_redeemed() {
     // A trailing slash is another issuer: no normalisation (RFC 9207 §2.4, simple comparison).
     let slash = format!("{}/", issuer());
     let inputs = basic_inputs().with("scope", "openid");
-    let (result, sent, _) = login_with("peer", &inputs, move |back| {
-        with_iss(&back, Some(&slash))
-    });
+    let (result, sent, _) = login_with("peer", &inputs, move |back| with_iss(&back, Some(&slash)));
     let err = result.unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -176,7 +174,15 @@ fn a_client_that_requires_par_signs_in_by_pushing() {
     // The CLI does the same.
     let sb = Sandbox::new();
     let run = sb.spawn(
-        &["login", "peer-par", "--no-browser", "--timeout", "20", "--set", "scope=openid"],
+        &[
+            "login",
+            "peer-par",
+            "--no-browser",
+            "--timeout",
+            "20",
+            "--set",
+            "scope=openid",
+        ],
         &secret("par-secret"),
     );
     let url = run.wait_for_line(&format!("{}/auth?", issuer()));
@@ -222,7 +228,13 @@ fn dpop_login_then_refresh_with_the_same_key_and_a_dpop_call_to_userinfo() {
     let (_, out) = super::browser_login(
         &sb,
         "peer",
-        &["--set", "client_id=basic-client", "--set", "scope=openid", "--dpop"],
+        &[
+            "--set",
+            "client_id=basic-client",
+            "--set",
+            "scope=openid",
+            "--dpop",
+        ],
         &env,
     );
     // Every token request met the peer's nonce demand (use_dpop_nonce) and was sent again.
@@ -252,7 +264,10 @@ fn dpop_login_then_refresh_with_the_same_key_and_a_dpop_call_to_userinfo() {
     assert_eq!(second.dpop_key, first.dpop_key);
     let (active, claims) = introspect(&spec, &basic_inputs(), second.token.access_token.secret());
     assert!(active);
-    assert_eq!(pin_times(claims.clone(), 300)["cnf"]["jkt"], key.thumbprint());
+    assert_eq!(
+        pin_times(claims.clone(), 300)["cnf"]["jkt"],
+        key.thumbprint()
+    );
 
     // An API call: the userinfo endpoint wants a DPoP proof with its nonce.
     let me = format!("{}/me", issuer());
@@ -267,10 +282,7 @@ fn dpop_login_then_refresh_with_the_same_key_and_a_dpop_call_to_userinfo() {
         assert_eq!(lines.len(), 2, "{}", out.stdout);
         let auth = lines[0].strip_prefix("Authorization: ").unwrap().to_owned();
         let proof = lines[1].strip_prefix("DPoP: ").unwrap().to_owned();
-        assert_eq!(
-            auth,
-            format!("DPoP {}", second.token.access_token.secret())
-        );
+        assert_eq!(auth, format!("DPoP {}", second.token.access_token.secret()));
         let reply = harness::agent()
             .get(&me)
             .header("Authorization", &auth)
@@ -284,21 +296,36 @@ fn dpop_login_then_refresh_with_the_same_key_and_a_dpop_call_to_userinfo() {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let mut reply = reply;
-        (status, nonce, reply.body_mut().read_to_string().unwrap_or_default())
+        (
+            status,
+            nonce,
+            reply.body_mut().read_to_string().unwrap_or_default(),
+        )
     };
     let (status, nonce, _) = call(None);
     assert_eq!(status, 401);
     let nonce = nonce.expect("the peer asks for a nonce");
     let (status, _, body) = call(Some(&nonce));
     assert_eq!(status, 200, "{body}");
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap(), json!({ "sub": "alice" }));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        json!({ "sub": "alice" })
+    );
     // The same token as a bearer token is refused: it is bound to the key.
     let mut reply = harness::agent()
         .get(&me)
-        .header("Authorization", format!("Bearer {}", second.token.access_token.secret()))
+        .header(
+            "Authorization",
+            format!("Bearer {}", second.token.access_token.secret()),
+        )
         .call()
         .unwrap();
-    assert_eq!(reply.status().as_u16(), 401, "{}", reply.body_mut().read_to_string().unwrap_or_default());
+    assert_eq!(
+        reply.status().as_u16(),
+        401,
+        "{}",
+        reply.body_mut().read_to_string().unwrap_or_default()
+    );
 
     // A token without a key cannot make DPoP headers.
     let plain = Sandbox::new();
@@ -311,7 +338,11 @@ fn dpop_login_then_refresh_with_the_same_key_and_a_dpop_call_to_userinfo() {
     assert_exit(&out, 0, "login peer");
     let out = plain.run(&["print-token", "peer", "--dpop", "GET", &me], &env);
     assert_exit(&out, 2, "print-token --dpop of a bearer token");
-    assert!(out.stderr.contains("is not bound to a DPoP key"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("is not bound to a DPoP key"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -346,16 +377,28 @@ fn a_token_bound_to_a_resource() {
     assert_eq!(params["resource"], super::API);
     let entry = sb.cached("peer");
     assert_eq!(entry.resources, [super::API]);
-    let (active, claims) = introspect(&load("peer"), &basic_inputs(), entry.token.access_token.secret());
+    let (active, claims) = introspect(
+        &load("peer"),
+        &basic_inputs(),
+        entry.token.access_token.secret(),
+    );
     assert!(active);
     assert_eq!(claims["aud"], super::API);
 
     let out = sb.run(&["print-token", "peer", "--resource", super::API], &env);
     assert_exit(&out, 0, "print-token --resource");
     assert_eq!(out.stdout.trim(), entry.token.access_token.secret());
-    let out = sb.run(&["print-token", "peer", "--resource", "https://other.example"], &env);
+    let out = sb.run(
+        &["print-token", "peer", "--resource", "https://other.example"],
+        &env,
+    );
     assert_exit(&out, 2, "print-token --resource of another resource");
-    assert!(out.stderr.contains(&format!("was requested for {}", super::API)), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("was requested for {}", super::API)),
+        "{}",
+        out.stderr
+    );
     let _ = BASIC_ID;
 }
 
@@ -395,7 +438,10 @@ fn mcp_server() -> &'static str {
         let line = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("mcp.mjs prints READY within 30 s");
-        let url = line.strip_prefix("READY ").expect("a READY line").to_owned();
+        let url = line
+            .strip_prefix("READY ")
+            .expect("a READY line")
+            .to_owned();
         McpServer {
             url,
             _stdin: std::sync::Mutex::new(stdin),
@@ -416,7 +462,10 @@ fn mcp_call(token: Option<&str>, body: serde_json::Value) -> (u16, String) {
     }
     let mut reply = req.send(body.to_string()).unwrap();
     let status = reply.status().as_u16();
-    (status, reply.body_mut().read_to_string().unwrap_or_default())
+    (
+        status,
+        reply.body_mut().read_to_string().unwrap_or_default(),
+    )
 }
 
 fn initialize() -> serde_json::Value {
@@ -429,7 +478,14 @@ fn initialize() -> serde_json::Value {
 fn mcp_login(sb: &Sandbox, specs: &std::path::Path) -> harness::Out {
     let cmd = sb.command_with_specs(
         specs,
-        &["login", "--mcp", mcp_server(), "--no-browser", "--timeout", "20"],
+        &[
+            "login",
+            "--mcp",
+            mcp_server(),
+            "--no-browser",
+            "--timeout",
+            "20",
+        ],
         &[],
     );
     let run = sb.spawn_command(cmd);
@@ -462,7 +518,10 @@ fn login_to_an_mcp_server_from_nothing_then_tools_list() {
     assert_exit(&out, 0, "login --mcp");
     let summary: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
     let id = summary["provider"].as_str().unwrap().to_owned();
-    assert_eq!(id, format!("mcp-{}", specauth::discovery::id_from_issuer(&server)));
+    assert_eq!(
+        id,
+        format!("mcp-{}", specauth::discovery::id_from_issuer(&server))
+    );
     assert_eq!(summary["mcp"]["client"], "registered");
     assert_eq!(summary["mcp"]["issuer"], issuer());
     assert_eq!(summary["resources"], json!([server]));
@@ -527,7 +586,11 @@ fn login_to_an_mcp_server_from_nothing_then_tools_list() {
 
     // A token for another audience is refused by the MCP server.
     let token = Client::new()
-        .token(&load("peer"), "client_credentials", &basic_inputs().with("scope", "api:read"))
+        .token(
+            &load("peer"),
+            "client_credentials",
+            &basic_inputs().with("scope", "api:read"),
+        )
         .unwrap();
     let (status, _) = mcp_call(Some(token.access_token.secret()), initialize());
     assert_eq!(status, 401);
