@@ -204,10 +204,10 @@ pub fn discover_issuer<T: Transport>(
     )))
 }
 
-/// A spec for `url`, what `specauth import` writes: `url` is a protected resource (RFC 9728: its
-/// metadata names the authorization server, whose metadata must name that same issuer; the
-/// spec then asks for tokens for that `resource`), or else an authorization server's issuer
-/// (its discovery metadata, [`discover`]). Returns the metadata's URL, the spec's id and the
+/// A spec for `url`, what `specauth import` writes: `url` is an authorization server's issuer
+/// (its discovery metadata, [`discover`], naming that issuer), or else a protected resource
+/// (RFC 9728: its metadata names the authorization server, whose metadata must name that same
+/// issuer; the spec then asks for tokens for that `resource`). Returns the metadata's URL, the spec's id and the
 /// spec.
 pub fn import_spec<T: Transport>(
     transport: &T,
@@ -215,21 +215,31 @@ pub fn import_spec<T: Transport>(
     id: Option<&str>,
 ) -> Result<(String, String, String), Error> {
     let id = id.map_or_else(|| id_from_issuer(url), str::to_owned);
-    // A protected resource first: its origin may also serve a copy of its authorization
-    // server's metadata, which would import without the resource.
-    let (prm_url, prm) = match discover_resource(transport, url, None) {
-        Ok(found) => found,
-        Err(as_resource) => {
-            return match discover(transport, url) {
-                Ok((source, metadata)) => {
-                    let yaml = spec_from_metadata(&id, &metadata, &source)?;
-                    Ok((source, id, yaml))
-                }
-                Err(as_issuer) => Err(Error::Usage(format!(
-                    "`{url}` is neither an authorization server ({as_issuer}) nor a protected resource ({as_resource})"
-                ))),
-            };
+    // An authorization server that names itself is one. Anything else may be a protected
+    // resource whose origin serves a copy of its authorization server's metadata (the MCP SDK
+    // does), which would import without the resource: its own metadata decides.
+    let as_server = discover(transport, url);
+    let names_itself = |m: &Value| {
+        m.get("issuer")
+            .and_then(Value::as_str)
+            .is_some_and(|i| i.trim_end_matches('/') == url.trim_end_matches('/'))
+    };
+    let as_resource = match &as_server {
+        Ok((_, m)) if names_itself(m) => None,
+        _ => Some(discover_resource(transport, url, None)),
+    };
+    let (prm_url, prm) = match (as_server, as_resource) {
+        (_, Some(Ok(found))) => found,
+        (Ok((source, metadata)), _) => {
+            let yaml = spec_from_metadata(&id, &metadata, &source)?;
+            return Ok((source, id, yaml));
         }
+        (Err(as_issuer), Some(Err(as_resource))) => {
+            return Err(Error::Usage(format!(
+                "`{url}` is neither an authorization server ({as_issuer}) nor a protected resource ({as_resource})"
+            )));
+        }
+        (Err(e), None) => return Err(e),
     };
     let issuer = prm
         .get("authorization_servers")

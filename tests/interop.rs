@@ -919,10 +919,10 @@ fn the_peer_specs_check_and_their_examples_pass_offline() {
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert_eq!(
         stdout.lines().last(),
-        Some("13 passed, 0 failed"),
+        Some("14 passed, 0 failed"),
         "{stdout}"
     );
-    for id in ["peer", "peer-post", "peer-public"] {
+    for id in ["peer", "peer-post", "peer-public", "peer-par"] {
         for report in load(id).run_examples() {
             assert!(
                 report.passed(),
