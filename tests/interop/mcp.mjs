@@ -42,8 +42,11 @@ await new Promise((resolve, reject) => {
   server.listen(Number.parseInt(process.env.PORT ?? '0', 10) || 0, '127.0.0.1', resolve);
 });
 const RESOURCE = new URL(`http://127.0.0.1:${server.address().port}/mcp`);
+// A second endpoint for step-up (MCP authorization, "Scope challenge handling"): its 401 asks
+// for `mcp:tools`, then a token without `mcp:admin` gets 403 insufficient_scope naming both.
+const ADMIN = new URL(`http://127.0.0.1:${server.address().port}/mcp-admin`);
 
-const verifier = {
+const verifierFor = (resource) => ({
   async verifyAccessToken(token) {
     const reply = await fetch(metadata.introspection_endpoint, {
       method: 'POST',
@@ -56,16 +59,17 @@ const verifier = {
     const info = await reply.json();
     const aud = [].concat(info.aud ?? []);
     if (!info.active) throw new InvalidTokenError('Token is not active');
-    if (!aud.includes(RESOURCE.href)) throw new InvalidTokenError(`Token is not for ${RESOURCE.href}`);
+    if (!aud.includes(resource.href)) throw new InvalidTokenError(`Token is not for ${resource.href}`);
     return {
       token,
       clientId: info.client_id,
       scopes: String(info.scope ?? '').split(' ').filter(Boolean),
       expiresAt: info.exp,
-      resource: RESOURCE,
+      resource,
     };
   },
-};
+});
+const verifier = verifierFor(RESOURCE);
 
 const express = createMcpExpressApp();
 express.use(mcpAuthMetadataRouter({
@@ -74,11 +78,13 @@ express.use(mcpAuthMetadataRouter({
   scopesSupported: [SCOPE],
   resourceName: 'specauth interop MCP server',
 }));
-express.post('/mcp', requireBearerAuth({
-  verifier,
-  requiredScopes: [SCOPE],
-  resourceMetadataUrl: getOAuthProtectedResourceMetadataUrl(RESOURCE),
-}), async (req, res) => {
+express.use(mcpAuthMetadataRouter({
+  oauthMetadata: metadata,
+  resourceServerUrl: ADMIN,
+  scopesSupported: [SCOPE, 'mcp:admin'],
+  resourceName: 'specauth interop MCP server (admin)',
+}));
+const handle = async (req, res) => {
   const mcp = new McpServer({ name: 'specauth-interop', version: '0.0.0' });
   mcp.registerTool('echo', {
     description: 'Echoes its text',
@@ -88,7 +94,26 @@ express.post('/mcp', requireBearerAuth({
   res.on('close', () => { transport.close(); mcp.close(); });
   await mcp.connect(transport);
   await transport.handleRequest(req, res, req.body);
+};
+express.post('/mcp', requireBearerAuth({
+  verifier,
+  requiredScopes: [SCOPE],
+  resourceMetadataUrl: getOAuthProtectedResourceMetadataUrl(RESOURCE),
+}), handle);
+const adminMetadata = getOAuthProtectedResourceMetadataUrl(ADMIN);
+const adminAuth = requireBearerAuth({
+  verifier: verifierFor(ADMIN),
+  requiredScopes: [SCOPE, 'mcp:admin'],
+  resourceMetadataUrl: adminMetadata,
 });
+express.post('/mcp-admin', (req, res, next) => {
+  if (!req.headers.authorization) {
+    res.set('WWW-Authenticate', `Bearer error="invalid_token", error_description="Missing Authorization header", scope="${SCOPE}", resource_metadata="${adminMetadata}"`);
+    res.status(401).json({ error: 'invalid_token' });
+    return;
+  }
+  adminAuth(req, res, next);
+}, handle);
 app = express;
 
 process.stdout.write(`READY ${RESOURCE.href}\n`);

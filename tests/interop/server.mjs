@@ -41,8 +41,8 @@ const API_RESOURCE = 'urn:specauth:api';
 const API_SCOPES = ['api:read', 'api:write'];
 const OIDC_SCOPES = ['openid', 'offline_access'];
 // An MCP server of the interop lane (mcp.mjs) on 127.0.0.1: its URL is its resource indicator.
-const MCP_RESOURCE = /^http:\/\/127\.0\.0\.1:\d+\/mcp$/;
-const MCP_SCOPES = ['mcp:tools'];
+const MCP_RESOURCE = /^http:\/\/127\.0\.0\.1:\d+\/mcp(-admin)?$/;
+const MCP_SCOPES = ['mcp:tools', 'mcp:admin'];
 const scopesOf = (resource) => (MCP_RESOURCE.test(resource) ? MCP_SCOPES : API_SCOPES);
 
 // ---------------------------------------------------------------------------

@@ -474,34 +474,68 @@ fn initialize() -> serde_json::Value {
                         "clientInfo": { "name": "interop", "version": "0" } } })
 }
 
-/// `login --mcp URL` as an agent would run it, the test as the browser.
-fn mcp_login(sb: &Sandbox, specs: &std::path::Path) -> harness::Out {
+/// `login --mcp URL` as an agent would run it, the test as the browser (`rounds` sign-ins: 2
+/// when the server asks for more scope).
+fn mcp_login_to(
+    sb: &Sandbox,
+    specs: &std::path::Path,
+    server: &str,
+    rounds: usize,
+) -> harness::Out {
     let cmd = sb.command_with_specs(
         specs,
-        &[
-            "login",
-            "--mcp",
-            mcp_server(),
-            "--no-browser",
-            "--timeout",
-            "20",
-        ],
+        &["login", "--mcp", server, "--no-browser", "--timeout", "20"],
         &[],
     );
     let run = sb.spawn_command(cmd);
-    let url = run.wait_for_line(&format!("{}/auth?", issuer()));
-    let url = url.trim().to_owned();
-    // Pushed (the peer offers PAR): only client_id and request_uri travel.
-    assert_eq!(query(&url).len(), 2, "{url}");
-    let waiting = run.wait_for_line("Waiting for the redirect to ");
-    let redirect_uri = waiting
-        .trim_start_matches("Waiting for the redirect to ")
-        .trim_end_matches(" …")
-        .to_owned();
-    let back = Browser::new().authorize(&url, "alice", false, &redirect_uri);
-    assert!(back.contains("code="), "{back}");
-    harness::http_get(&back);
+    for _ in 0..rounds {
+        let url = run.wait_for_line(&format!("{}/auth?", issuer()));
+        let url = url.trim().to_owned();
+        // Pushed (the peer offers PAR): only client_id and request_uri travel.
+        assert_eq!(query(&url).len(), 2, "{url}");
+        let waiting = run.wait_for_line("Waiting for the redirect to ");
+        let redirect_uri = waiting
+            .trim_start_matches("Waiting for the redirect to ")
+            .trim_end_matches(" …")
+            .to_owned();
+        let back = Browser::new().authorize(&url, "alice", false, &redirect_uri);
+        assert!(back.contains("code="), "{back}");
+        harness::http_get(&back);
+    }
     run.finish()
+}
+
+fn mcp_login(sb: &Sandbox, specs: &std::path::Path) -> harness::Out {
+    mcp_login_to(sb, specs, mcp_server(), 1)
+}
+
+#[test]
+fn an_mcp_server_that_wants_more_scope_gets_a_step_up() {
+    let _t = Timer::start("an_mcp_server_that_wants_more_scope_gets_a_step_up");
+    let admin = mcp_server().replace("/mcp", "/mcp-admin");
+    let sb = Sandbox::new();
+    let specs = sb.dir.path().join("my-specs");
+    // The first token (scope mcp:tools, from the 401) gets 403 insufficient_scope; the second
+    // sign-in asks for the union.
+    let out = mcp_login_to(&sb, &specs, &admin, 2);
+    assert_exit(&out, 0, "login --mcp with a step-up");
+    let summary: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(summary["scope"], json!(["mcp:admin", "mcp:tools"]));
+    let id = summary["provider"].as_str().unwrap();
+    let token = sb.cached(id).token.access_token;
+    let mut reply = harness::agent()
+        .post(&admin)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("authorization", format!("Bearer {}", token.secret()))
+        .send(initialize().to_string())
+        .unwrap();
+    assert_eq!(
+        reply.status().as_u16(),
+        200,
+        "{}",
+        reply.body_mut().read_to_string().unwrap_or_default()
+    );
 }
 
 #[test]
