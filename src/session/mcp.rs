@@ -78,8 +78,7 @@ pub fn bearer_challenge(header: &str) -> Option<std::collections::BTreeMap<Strin
         let scheme = &rest[..end];
         rest = rest[end..].trim_start_matches([' ', ',']);
         let mut these = std::collections::BTreeMap::new();
-        loop {
-            let Some(eq) = rest.find('=') else { break };
+        while let Some(eq) = rest.find('=') {
             let name = rest[..eq].trim();
             if name.is_empty() || name.contains([' ', ',', '"']) {
                 break;
