@@ -78,7 +78,7 @@ pub(crate) fn extend_summary(entry: &StoredToken, summary: &mut serde_json::Valu
 pub(crate) struct McpArgs {
     /// Sign in to the MCP server at this URL (its protected resource metadata, its
     /// authorization server, client registration); writes the spec to the first --specs folder.
-    #[arg(long, value_name = "URL", conflicts_with = "device")]
+    #[arg(long, value_name = "URL", conflicts_with_all = ["provider", "device", "dpop"])]
     pub(crate) mcp: Option<String>,
     /// With --mcp: an https URL of your client ID metadata document, used as the client id
     /// where the authorization server supports such documents.
