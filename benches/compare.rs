@@ -761,6 +761,9 @@ fn time_print_token(bin: &Path) -> Result<(Stats, Stats), String> {
             token,
             inputs,
             obtained_at: now,
+            dpop_key: None,
+            resources: Vec::new(),
+            issuer: None,
         })
         .map_err(|e| format!("cannot seed the token cache: {e}"))?;
     let run = || -> Result<(), String> {

@@ -58,6 +58,218 @@ pub fn discovery_urls(issuer: &str) -> Vec<String> {
     urls
 }
 
+/// The most metadata read (protected resource or authorization server metadata); a larger
+/// document is refused rather than parsed.
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+
+/// `GET url` as JSON: `Some(object)` for a 2xx JSON object, `None` for anything else but a
+/// document over [`MAX_METADATA_BYTES`], which is an error.
+fn get_json<T: Transport>(transport: &T, url: &str) -> Result<(u16, Option<Value>), Error> {
+    crate::spec::check_url(url).map_err(Error::Usage)?;
+    let request = http::Request::get(url)
+        .header("accept", "application/json")
+        .body(Vec::new())
+        .map_err(|e| Error::Usage(format!("`{url}` is not a valid URL: {e}")))?;
+    let reply = transport.send(request)?;
+    let status = reply.status().as_u16();
+    if reply.body().len() > MAX_METADATA_BYTES {
+        return Err(Error::Reply {
+            status,
+            problem: format!(
+                "the metadata at {url} is {} bytes, over the {MAX_METADATA_BYTES}-byte cap",
+                reply.body().len()
+            ),
+            excerpt: String::new(),
+        });
+    }
+    let value = serde_json::from_slice::<Value>(reply.body())
+        .ok()
+        .filter(|v| reply.status().is_success() && v.is_object());
+    Ok((status, value))
+}
+
+/// The scheme, host and port of a URL (`https://a.example:8443`).
+pub fn origin(url: &str) -> &str {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            &url[..scheme.len() + 3 + end]
+        }
+        None => url,
+    }
+}
+
+/// Where the protected resource metadata of `resource` may be (RFC 9728 §3.1), in the order
+/// to try: the well-known path inserted before the resource's path, then at the root.
+///
+/// ```
+/// assert_eq!(
+///     specauth::discovery::protected_resource_metadata_urls("https://mcp.example.com/v1/mcp"),
+///     ["https://mcp.example.com/.well-known/oauth-protected-resource/v1/mcp",
+///      "https://mcp.example.com/.well-known/oauth-protected-resource"]
+/// );
+/// ```
+pub fn protected_resource_metadata_urls(resource: &str) -> Vec<String> {
+    let origin = origin(resource);
+    let path = resource[origin.len()..]
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('/');
+    let root = format!("{origin}/.well-known/oauth-protected-resource");
+    if path.is_empty() {
+        vec![root]
+    } else {
+        vec![format!("{root}{path}"), root]
+    }
+}
+
+/// The protected resource metadata (RFC 9728) of `resource`: from `hint` (the
+/// `resource_metadata` of a `WWW-Authenticate` challenge) when given, else from
+/// [`protected_resource_metadata_urls`]. Refused: a hint on another origin than the resource,
+/// metadata whose `resource` is not `resource` exactly (§3.3), metadata without
+/// `authorization_servers`, and documents over [`MAX_METADATA_BYTES`].
+pub fn discover_resource<T: Transport>(
+    transport: &T,
+    resource: &str,
+    hint: Option<&str>,
+) -> Result<(String, Value), Error> {
+    crate::spec::check_url(resource).map_err(Error::Usage)?;
+    let urls = match hint {
+        Some(h) if origin(h) != origin(resource) => {
+            return Err(Error::Usage(format!(
+                "the server at {resource} points to its metadata at {h}, on another origin; refusing to follow it"
+            )));
+        }
+        Some(h) => vec![h.to_owned()],
+        None => protected_resource_metadata_urls(resource),
+    };
+    let mut tried = Vec::new();
+    for url in urls {
+        match get_json(transport, &url)? {
+            (_, Some(m)) => {
+                let named = m.get("resource").and_then(Value::as_str);
+                if named != Some(resource) {
+                    return Err(Error::Usage(format!(
+                        "the protected resource metadata at {url} is for `{}`, not for `{resource}` (RFC 9728 §3.3)",
+                        named.unwrap_or("(no resource)")
+                    )));
+                }
+                let servers = m.get("authorization_servers").and_then(Value::as_array);
+                if !servers.is_some_and(|s| s.iter().any(Value::is_string)) {
+                    return Err(Error::Usage(format!(
+                        "the protected resource metadata at {url} names no authorization_servers"
+                    )));
+                }
+                return Ok((url, m));
+            }
+            (status, None) => tried.push(format!("{url} (HTTP {status})")),
+        }
+    }
+    Err(Error::Usage(format!(
+        "no protected resource metadata found at {}",
+        tried.join(", ")
+    )))
+}
+
+/// The metadata of the authorization server `issuer` (RFC 8414, then OpenID Connect
+/// Discovery), refused unless its `issuer` is `issuer` exactly (RFC 8414 §3.3: metadata that
+/// names another issuer may be an impersonation).
+pub fn discover_issuer<T: Transport>(
+    transport: &T,
+    issuer: &str,
+) -> Result<(String, Value), Error> {
+    crate::spec::check_url(issuer).map_err(Error::Usage)?;
+    let mut urls = discovery_urls(issuer);
+    urls.reverse();
+    let mut tried = Vec::new();
+    for url in urls {
+        match get_json(transport, &url)? {
+            (_, Some(m)) => {
+                let named = m.get("issuer").and_then(Value::as_str);
+                if named != Some(issuer) {
+                    return Err(Error::Usage(format!(
+                        "the metadata at {url} names issuer `{}`, not `{issuer}`; refusing it (RFC 8414 §3.3)",
+                        named.unwrap_or("(none)")
+                    )));
+                }
+                return Ok((url, m));
+            }
+            (status, None) => tried.push(format!("{url} (HTTP {status})")),
+        }
+    }
+    Err(Error::Usage(format!(
+        "no authorization server metadata found at {}",
+        tried.join(", ")
+    )))
+}
+
+/// A spec for `url`, what `specauth import` writes: `url` is an authorization server's issuer
+/// (its discovery metadata, [`discover`], naming that issuer), or else a protected resource
+/// (RFC 9728: its metadata names the authorization server, whose metadata must name that same
+/// issuer; the spec then asks for tokens for that `resource`). Returns the metadata's URL, the spec's id and the
+/// spec.
+pub fn import_spec<T: Transport>(
+    transport: &T,
+    url: &str,
+    id: Option<&str>,
+) -> Result<(String, String, String), Error> {
+    let id = id.map_or_else(|| id_from_issuer(url), str::to_owned);
+    // An authorization server that names itself is one. Anything else may be a protected
+    // resource whose origin serves a copy of its authorization server's metadata (the MCP SDK
+    // does), which would import without the resource: its own metadata decides.
+    let as_server = discover(transport, url);
+    let names_itself = |m: &Value| {
+        m.get("issuer")
+            .and_then(Value::as_str)
+            .is_some_and(|i| i.trim_end_matches('/') == url.trim_end_matches('/'))
+    };
+    let as_resource = match &as_server {
+        Ok((_, m)) if names_itself(m) => None,
+        _ => Some(discover_resource(transport, url, None)),
+    };
+    let (prm_url, prm) = match (as_server, as_resource) {
+        (_, Some(Ok(found))) => found,
+        (Ok((source, metadata)), _) => {
+            let yaml = spec_from_metadata(&id, &metadata, &source)?;
+            return Ok((source, id, yaml));
+        }
+        (Err(as_issuer), Some(Err(as_resource))) => {
+            return Err(Error::Usage(format!(
+                "`{url}` is neither an authorization server ({as_issuer}) nor a protected resource ({as_resource})"
+            )));
+        }
+        (Err(e), None) => return Err(e),
+    };
+    let issuer = prm
+        .get("authorization_servers")
+        .and_then(Value::as_array)
+        .and_then(|a| a.iter().find_map(Value::as_str))
+        .unwrap_or_default();
+    let (source, metadata) = discover_issuer(transport, issuer)?;
+    let mut defaults = vec![("resource", url)];
+    let scopes = prm
+        .get("scopes_supported")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+    if let Some(s) = scopes.as_deref().filter(|s| !s.is_empty()) {
+        defaults.push(("scope", s));
+    }
+    let yaml = spec_from_metadata_with(&id, &metadata, &source, &defaults)?.replacen(
+        "# Written by `specauth import` from",
+        &format!(
+            "# Written by `specauth import` for the protected resource {url} ({prm_url}), from"
+        ),
+        1,
+    );
+    Ok((source, id, yaml))
+}
+
 /// The grants of the base spec, and the `grant_types_supported` value that enables each.
 const GRANTS: &[(&str, &str)] = &[
     ("authorization_code", "authorization_code"),
@@ -73,11 +285,26 @@ const GRANTS: &[(&str, &str)] = &[
 /// A spec (YAML text) for the server described by `metadata`, extending the bundled base.
 ///
 /// Endpoints come from `token_endpoint`, `authorization_endpoint`,
-/// `device_authorization_endpoint`, `revocation_endpoint` and `introspection_endpoint`; client
+/// `device_authorization_endpoint`, `revocation_endpoint`, `introspection_endpoint` and
+/// `pushed_authorization_request_endpoint` (RFC 9126: `login` then pushes); the `issuer` and
+/// `authorization_response_iss_parameter_supported` become the defaults of the inputs `login`
+/// checks the redirect's `iss` with (RFC 9207), and `require_pushed_authorization_requests`
+/// the input that makes `login` refuse to run without pushing; client
 /// authentication from `token_endpoint_auth_methods_supported` (Basic when offered, as RFC 6749
 /// prefers, else body credentials); grants from `grant_types_supported`; PKCE parameters are
 /// removed when `code_challenge_methods_supported` does not offer `S256`.
 pub fn spec_from_metadata(id: &str, metadata: &Value, source: &str) -> Result<String, Error> {
+    spec_from_metadata_with(id, metadata, source, &[])
+}
+
+/// [`spec_from_metadata`], with `defaults` written as the defaults of those inputs (a
+/// registered `client_id`, the `resource` and `scope` an MCP server asks for).
+pub fn spec_from_metadata_with(
+    id: &str,
+    metadata: &Value,
+    source: &str,
+    defaults: &[(&str, &str)],
+) -> Result<String, Error> {
     let text = |k: &str| metadata.get(k).and_then(Value::as_str);
     // Metadata is data: a value that would be read as template syntax in the spec (and could
     // pull a secret input into a URL) is refused, not written.
@@ -112,6 +339,10 @@ pub fn spec_from_metadata(id: &str, metadata: &Value, source: &str) -> Result<St
         ("device_authorization", "device_authorization_endpoint"),
         ("revocation", "revocation_endpoint"),
         ("introspection", "introspection_endpoint"),
+        (
+            "pushed_authorization_request",
+            "pushed_authorization_request_endpoint",
+        ),
     ] {
         if let Some(url) = text(key) {
             let _ = writeln!(out, "  {name}: {}", q(url));
@@ -132,6 +363,26 @@ pub fn spec_from_metadata(id: &str, metadata: &Value, source: &str) -> Result<St
     };
     let _ = writeln!(out, "\nclient_auth: {auth}");
     let _ = writeln!(out, "\ninputs:\n  token_url: null");
+    // RFC 9207: the redirect's `iss` is checked against the issuer the metadata names.
+    if let Some(issuer) = text("issuer") {
+        let _ = writeln!(out, "  issuer:\n    default: {}", q(issuer));
+    }
+    for flag in [
+        "authorization_response_iss_parameter_supported",
+        "require_pushed_authorization_requests",
+    ] {
+        if metadata.get(flag).and_then(Value::as_bool) == Some(true) {
+            let _ = writeln!(out, "  {flag}:\n    default: \"true\"");
+        }
+    }
+    for (name, value) in defaults {
+        if ["{{", "{%", "{#"].iter().any(|t| value.contains(t)) {
+            return Err(Error::Usage(format!(
+                "the value of `{name}` has template syntax; refusing to write it into a spec"
+            )));
+        }
+        let _ = writeln!(out, "  {name}:\n    default: {}", q(value));
+    }
 
     // RFC 8414 §2: absent means authorization_code and implicit.
     let supported =
@@ -279,5 +530,139 @@ mod tests {
             };
         let e = discover(&transport, "http://id.example.com").unwrap_err();
         assert!(e.to_string().contains("not a loopback host"), "{e}");
+    }
+
+    type Reply = Result<http::Response<Vec<u8>>, crate::TransportError>;
+
+    fn json_reply(status: u16, body: &serde_json::Value) -> Reply {
+        Ok(http::Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(body.to_string().into_bytes())
+            .unwrap())
+    }
+
+    #[test]
+    fn metadata_naming_another_issuer_is_refused() {
+        let transport = |r: http::Request<Vec<u8>>| -> Reply {
+            assert_eq!(
+                r.uri().to_string(),
+                "https://as.example.com/.well-known/oauth-authorization-server"
+            );
+            json_reply(
+                200,
+                &json!({ "issuer": "https://evil.example.com", "token_endpoint": "https://evil.example.com/t" }),
+            )
+        };
+        let e = discover_issuer(&transport, "https://as.example.com").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the metadata at https://as.example.com/.well-known/oauth-authorization-server names issuer `https://evil.example.com`, not `https://as.example.com`; refusing it (RFC 8414 §3.3)"
+        );
+        // No normalisation: a trailing slash is another issuer.
+        let slash = |_r: http::Request<Vec<u8>>| -> Reply {
+            json_reply(200, &json!({ "issuer": "https://as.example.com/" }))
+        };
+        assert!(discover_issuer(&slash, "https://as.example.com").is_err());
+    }
+
+    #[test]
+    fn metadata_over_the_cap_is_refused() {
+        let transport = |_r: http::Request<Vec<u8>>| -> Reply {
+            let big = "x".repeat(MAX_METADATA_BYTES + 1);
+            json_reply(
+                200,
+                &json!({ "resource": "https://mcp.example.com/mcp", "pad": big }),
+            )
+        };
+        let e = discover_resource(&transport, "https://mcp.example.com/mcp", None).unwrap_err();
+        assert!(e.to_string().contains("over the 65536-byte cap"), "{e}");
+    }
+
+    #[test]
+    fn resource_metadata_elsewhere_or_for_another_resource_is_refused() {
+        let never = |_r: http::Request<Vec<u8>>| -> Reply { panic!("no request may be sent") };
+        let e = discover_resource(
+            &never,
+            "https://mcp.example.com/mcp",
+            Some("https://evil.example.com/.well-known/oauth-protected-resource"),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("on another origin; refusing to follow it"),
+            "{e}"
+        );
+        let e = discover_resource(&never, "http://mcp.example.com/mcp", None).unwrap_err();
+        assert!(e.to_string().contains("not a loopback host"), "{e}");
+        let e = discover_issuer(&never, "http://as.example.com").unwrap_err();
+        assert!(e.to_string().contains("not a loopback host"), "{e}");
+
+        let other = |r: http::Request<Vec<u8>>| -> Reply {
+            assert_eq!(
+                r.uri().to_string(),
+                "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+            );
+            json_reply(
+                200,
+                &json!({ "resource": "https://other.example.com/mcp",
+                                     "authorization_servers": ["https://as.example.com"] }),
+            )
+        };
+        let e = discover_resource(&other, "https://mcp.example.com/mcp", None).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("is for `https://other.example.com/mcp`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_protected_resource_imports_as_a_spec_bound_to_it() {
+        let transport = |r: http::Request<Vec<u8>>| -> Reply {
+            match r.uri().to_string().as_str() {
+                "https://mcp.example.com/.well-known/oauth-protected-resource/mcp" => json_reply(
+                    200,
+                    &json!({ "resource": "https://mcp.example.com/mcp",
+                             "authorization_servers": ["https://as.example.com"],
+                             "scopes_supported": ["mcp:tools"] }),
+                ),
+                "https://as.example.com/.well-known/oauth-authorization-server" => json_reply(
+                    200,
+                    &json!({ "issuer": "https://as.example.com",
+                             "authorization_endpoint": "https://as.example.com/authorize",
+                             "token_endpoint": "https://as.example.com/token",
+                             "pushed_authorization_request_endpoint": "https://as.example.com/par",
+                             "authorization_response_iss_parameter_supported": true,
+                             "code_challenge_methods_supported": ["S256"] }),
+                ),
+                other => json_reply(404, &json!({ "unexpected": other })),
+            }
+        };
+        let (source, id, yaml) =
+            import_spec(&transport, "https://mcp.example.com/mcp", None).unwrap();
+        assert_eq!(
+            source,
+            "https://as.example.com/.well-known/oauth-authorization-server"
+        );
+        assert_eq!(id, "mcp-example-com-mcp");
+        let spec =
+            crate::Spec::from_yaml("x.yaml", &yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        assert!(spec.supports(&crate::RequestKind::PushedAuthorization));
+        let default = |name: &str| {
+            spec.inputs()
+                .find(|(n, _)| *n == name)
+                .and_then(|(_, d)| d.default.clone())
+        };
+        assert_eq!(
+            default("resource").as_deref(),
+            Some("https://mcp.example.com/mcp")
+        );
+        assert_eq!(default("scope").as_deref(), Some("mcp:tools"));
+        assert_eq!(default("issuer").as_deref(), Some("https://as.example.com"));
+        assert_eq!(
+            default("authorization_response_iss_parameter_supported").as_deref(),
+            Some("true")
+        );
     }
 }

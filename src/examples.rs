@@ -128,6 +128,7 @@ impl Spec {
             ("device", expect.device.clone()),
             ("introspection", expect.introspection.clone()),
             ("revoked", expect.revoked.map(Value::Bool)),
+            ("pushed", expect.pushed.clone()),
             ("error", expect.error.clone()),
         ]
         .into_iter()
@@ -274,7 +275,7 @@ pub(crate) fn check(spec: &Spec, examples: &[At<ExampleDoc>]) -> Result<(), Spec
             _ => {
                 return Err(SpecError::new(
                     &at.pos,
-                    "an example names either a `grant:` or a `request:` (authorize, device_authorization, revoke, introspect)",
+                    "an example names either a `grant:` or a `request:` (authorize, device_authorization, revoke, introspect, par)",
                 ));
             }
         }
@@ -334,6 +335,7 @@ fn noun(kind: &str) -> &'static str {
         "error" => "an error",
         "device" => "a device authorization",
         "introspection" => "an introspection",
+        "pushed" => "a pushed authorization",
         _ => "a revocation",
     }
 }

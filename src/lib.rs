@@ -117,6 +117,7 @@
 
 mod client;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod examples;
 mod files;
@@ -143,5 +144,5 @@ pub use inputs::Inputs;
 pub use render::TokenRequest;
 pub use secret::{REDACTED, Secret};
 pub use spec::{Loader, RequestKind, Spec};
-pub use token::{DeviceAuthorization, Introspection, Outcome, Token};
+pub use token::{DeviceAuthorization, Introspection, Outcome, PushedAuthorization, Token};
 pub use transport::{Transport, UreqTransport};

@@ -12,7 +12,7 @@ use crate::inputs::Inputs;
 use crate::reply::parse_body;
 use crate::secret::{Scrubber, Secret};
 use crate::spec::{DurationUnit, ErrorMap, Path, RequestKind, Spec, Test};
-use crate::token::{DeviceAuthorization, Introspection, Outcome, Token};
+use crate::token::{DeviceAuthorization, Introspection, Outcome, PushedAuthorization, Token};
 
 /// Interval between device-flow polls when the provider states none (RFC 8628 §3.2).
 const DEFAULT_INTERVAL: u64 = 5;
@@ -85,6 +85,9 @@ impl Spec {
             RequestKind::Introspection => self
                 .introspection(inputs, reply)
                 .map(Outcome::Introspection),
+            RequestKind::PushedAuthorization => self
+                .pushed_authorization(inputs, reply)
+                .map(Outcome::PushedAuthorization),
         }
     }
 
@@ -181,6 +184,30 @@ impl Spec {
             interval: first(&map.interval, &value)
                 .and_then(number)
                 .unwrap_or(DEFAULT_INTERVAL),
+        })
+    }
+
+    /// RFC 9126 §2.2: `request_uri` and `expires_in`, by those names.
+    fn pushed_authorization(
+        &self,
+        inputs: &Inputs,
+        reply: &http::Response<Vec<u8>>,
+    ) -> Result<PushedAuthorization, Error> {
+        let value = self.successful_reply(inputs, reply)?;
+        let request_uri = value
+            .get("request_uri")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                self.reply_error(
+                    reply,
+                    inputs,
+                    "a pushed authorization reply without `request_uri`".to_owned(),
+                )
+            })?;
+        Ok(PushedAuthorization {
+            request_uri: request_uri.to_owned(),
+            expires_in: value.get("expires_in").and_then(number),
         })
     }
 

@@ -569,13 +569,20 @@ impl Spec {
                 format!("grant `{grant}` {kind} `{}`", f.name)
             })?;
             size.add(f.name.len() + value.len())?;
-            out.push(Part {
-                name: f.name.clone(),
-                value,
-                secret: f.secret,
-                input: f.tmpl.vars().first().cloned(),
-                shown: None,
-            });
+            let items: Vec<String> = if f.repeat {
+                value.split_whitespace().map(str::to_owned).collect()
+            } else {
+                vec![value]
+            };
+            for value in items {
+                out.push(Part {
+                    name: f.name.clone(),
+                    value,
+                    secret: f.secret,
+                    input: f.tmpl.vars().first().cloned(),
+                    shown: None,
+                });
+            }
         }
         Ok(out)
     }

@@ -253,6 +253,31 @@ pub struct Introspection {
     pub claims: Value,
 }
 
+/// A pushed authorization request's reply (RFC 9126 §2.2): the reference the authorization URL
+/// carries instead of the parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PushedAuthorization {
+    /// `urn:ietf:params:oauth:request_uri:…`, sent as `request_uri` with `client_id`.
+    pub request_uri: String,
+    /// Seconds the reference stays usable.
+    pub expires_in: Option<u64>,
+}
+
+impl PushedAuthorization {
+    /// As JSON: `request_uri` and, when stated, `expires_in`.
+    pub fn to_json(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        m.insert(
+            "request_uri".into(),
+            Value::String(self.request_uri.clone()),
+        );
+        if let Some(e) = self.expires_in {
+            m.insert("expires_in".into(), Value::from(e));
+        }
+        Value::Object(m)
+    }
+}
+
 /// What a normalised reply means, by the kind of request it answers.
 ///
 /// ```
@@ -277,6 +302,8 @@ pub enum Outcome {
     Introspection(Introspection),
     /// The token was revoked.
     Revoked,
+    /// A pushed authorization request was accepted (RFC 9126).
+    PushedAuthorization(PushedAuthorization),
 }
 
 impl Outcome {
@@ -289,13 +316,14 @@ impl Outcome {
     }
 
     /// The name of this kind of outcome, as [`Outcome::to_json`] and the examples' `expect:`
-    /// keys use it: `token`, `device`, `introspection` or `revoked`.
+    /// keys use it: `token`, `device`, `introspection`, `revoked` or `pushed`.
     pub fn name(&self) -> &'static str {
         match self {
             Outcome::Token(_) => "token",
             Outcome::DeviceAuthorization(_) => "device",
             Outcome::Introspection(_) => "introspection",
             Outcome::Revoked => "revoked",
+            Outcome::PushedAuthorization(_) => "pushed",
         }
     }
 
@@ -307,6 +335,7 @@ impl Outcome {
             Outcome::DeviceAuthorization(d) => d.to_json(reveal),
             Outcome::Introspection(i) => i.claims.clone(),
             Outcome::Revoked => Value::Bool(true),
+            Outcome::PushedAuthorization(p) => p.to_json(),
         }
     }
 

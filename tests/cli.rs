@@ -772,6 +772,9 @@ fn a_spec_is_found_by_its_declared_id_and_yml_works_like_yaml() {
                 ..specauth::Token::bearer(specauth::Secret::new("old"))
             },
             inputs: [("client_id".to_owned(), "app".to_owned())].into(),
+            dpop_key: None,
+            resources: Vec::new(),
+            issuer: None,
             obtained_at: 1,
         })
         .unwrap();

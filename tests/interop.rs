@@ -13,6 +13,8 @@
 mod common;
 #[path = "interop/harness.rs"]
 mod harness;
+#[path = "interop/signin.rs"]
+mod signin;
 
 use common::NormaliseToken as _;
 
@@ -805,7 +807,13 @@ fn discovery_import_writes_a_spec_that_checks_and_works() {
             .filter(|k| !k.is_grant())
             .map(|k| k.name().to_owned())
             .collect::<Vec<_>>(),
-        ["authorize", "device_authorization", "revoke", "introspect"]
+        [
+            "authorize",
+            "device_authorization",
+            "revoke",
+            "introspect",
+            "par"
+        ]
     );
 
     // The hand-written peer.yaml agrees with the peer's own metadata on every endpoint.
@@ -911,10 +919,10 @@ fn the_peer_specs_check_and_their_examples_pass_offline() {
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert_eq!(
         stdout.lines().last(),
-        Some("13 passed, 0 failed"),
+        Some("14 passed, 0 failed"),
         "{stdout}"
     );
-    for id in ["peer", "peer-post", "peer-public"] {
+    for id in ["peer", "peer-post", "peer-public", "peer-par"] {
         for report in load(id).run_examples() {
             assert!(
                 report.passed(),

@@ -524,6 +524,9 @@ impl Sandbox {
                 token,
                 inputs: [("client_id".to_owned(), CLIENT_ID.to_owned())].into(),
                 obtained_at: now().saturating_sub(3600),
+                dpop_key: None,
+                resources: Vec::new(),
+                issuer: None,
             })
             .unwrap();
     }

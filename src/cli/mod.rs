@@ -44,6 +44,7 @@ macro_rules! errln {
 mod demo;
 mod fast;
 mod session;
+mod signin;
 mod specs;
 
 use std::io::{Read as _, Write as _};
@@ -216,12 +217,13 @@ enum Command {
         #[arg(long, value_name = "TEXT")]
         search: Option<String>,
     },
-    /// Write a spec from an authorization server's discovery metadata (RFC 8414 / OpenID).
+    /// Write a spec from an authorization server's discovery metadata (RFC 8414 / OpenID), or
+    /// from a protected resource's (RFC 9728), such as an MCP server's URL.
     #[command(
         after_help = "Example:\n  specauth import https://id.example.com/realms/acme --id acme -o my-specs/acme.yaml"
     )]
     Import {
-        /// The issuer URL.
+        /// The issuer URL, or a protected resource's URL.
         issuer: String,
         /// The spec's id (default: from the issuer's host and path).
         #[arg(long)]
@@ -277,6 +279,8 @@ pub(crate) struct InputArgs {
 /// What every command shares.
 pub(crate) struct Ctx {
     loader: Loader,
+    /// The --specs folders, in order (`login --mcp` writes its spec to the first).
+    specs_dirs: Vec<PathBuf>,
     store: Option<PathBuf>,
     config: Option<PathBuf>,
     json: bool,
@@ -336,6 +340,7 @@ pub(crate) fn main() -> ExitCode {
     }
     let ctx = Ctx {
         loader: cli.specs.iter().fold(Loader::new(), |l, d| l.with_dir(d)),
+        specs_dirs: cli.specs.clone(),
         store: cli.store,
         config: cli.config,
         json: cli.json,
@@ -550,9 +555,8 @@ fn render(ctx: &Ctx, args: &GrantArgs, reveal: bool) -> Result<u8, Error> {
 }
 
 fn import(issuer: &str, id: Option<String>, output: Option<&std::path::Path>) -> Result<u8, Error> {
-    let (url, metadata) = specauth::discovery::discover(&UreqTransport::new(), issuer)?;
-    let id = id.unwrap_or_else(|| specauth::discovery::id_from_issuer(issuer));
-    let yaml = specauth::discovery::spec_from_metadata(&id, &metadata, &url)?;
+    let (url, id, yaml) =
+        specauth::discovery::import_spec(&UreqTransport::new(), issuer, id.as_deref())?;
     // The written spec must load; say so now rather than at first use.
     Spec::from_yaml(&format!("{id}.yaml"), &yaml)?;
     match output {

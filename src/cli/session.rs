@@ -15,24 +15,30 @@ use super::{Ctx, InputArgs, client, exit};
 #[derive(Args, Debug)]
 pub(crate) struct LoginArgs {
     /// Bundled provider id, an id from a --specs folder, or a path to a spec file.
-    provider: String,
+    #[arg(required_unless_present = "mcp")]
+    provider: Option<String>,
     #[command(flatten)]
-    inputs: InputArgs,
+    pub(crate) mcp: super::signin::McpArgs,
+    #[command(flatten)]
+    pub(crate) inputs: InputArgs,
     /// Port of the redirect listener on 127.0.0.1 (default: the redirect_uri's, or a free one).
     #[arg(long)]
-    port: Option<u16>,
+    pub(crate) port: Option<u16>,
     /// Print the sign-in URL instead of opening a browser.
     #[arg(long)]
-    no_browser: bool,
+    pub(crate) no_browser: bool,
     /// Use the device authorization flow (RFC 8628) instead of a browser redirect.
     #[arg(long)]
     device: bool,
     /// Give up after this many seconds without a redirect or an approved device code.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
-    timeout: u64,
+    pub(crate) timeout: u64,
     /// Seconds added to the device polling interval on `slow_down` (RFC 8628 says 5).
     #[arg(long, value_name = "SECONDS", default_value_t = 5, hide = true)]
     slow_down_step: u64,
+    /// Bind the token to a DPoP key (RFC 9449) kept with it; see print-token --dpop.
+    #[arg(long)]
+    dpop: bool,
 }
 
 #[derive(Args, Debug)]
@@ -48,6 +54,8 @@ pub(crate) struct PrintTokenArgs {
     /// refresh exchange each.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     timeout: u64,
+    #[command(flatten)]
+    pub(crate) extra: super::signin::PrintTokenExtra,
 }
 
 #[derive(Args, Debug)]
@@ -80,22 +88,28 @@ pub(crate) struct TokenOpArgs {
     which: Option<String>,
 }
 
-fn summary(entry: &StoredToken) -> serde_json::Value {
-    json!({
+pub(crate) fn summary(entry: &StoredToken) -> serde_json::Value {
+    let mut s = json!({
         "provider": entry.provider,
         "profile": entry.profile,
         "token_type": entry.token.token_type,
         "expires_at": entry.token.expires_at,
         "refreshable": entry.token.refresh_token.is_some(),
         "scope": entry.token.scope,
-    })
+    });
+    super::signin::extend_summary(entry, &mut s);
+    s
 }
 
 pub(crate) fn login(ctx: &Ctx, args: &LoginArgs) -> Result<u8, Error> {
-    let (spec, inputs) = ctx.spec_and_inputs(&args.provider, &args.inputs)?;
+    let Some(provider) = args.provider.as_deref() else {
+        return super::signin::mcp_login(ctx, args);
+    };
+    let (spec, inputs) = ctx.spec_and_inputs(provider, &args.inputs)?;
     let store = ctx.store()?;
     let client = client(30);
     let timeout = Duration::from_secs(args.timeout);
+    let mut dpop_key = None;
     let (token, used) = if args.device {
         let options = DeviceOptions {
             timeout,
@@ -126,8 +140,9 @@ pub(crate) fn login(ctx: &Ctx, args: &LoginArgs) -> Result<u8, Error> {
         let options = BrowserOptions {
             port: args.port,
             timeout,
+            dpop: args.dpop,
         };
-        let login = session::BrowserLogin::start(&spec, &inputs, &options)?;
+        let login = session::BrowserLogin::begin(&client, &spec, &inputs, &options)?;
         let url = super::printable(login.url());
         let opened = !args.no_browser && open_browser(login.url());
         let mut err = std::io::stderr().lock();
@@ -146,9 +161,11 @@ pub(crate) fn login(ctx: &Ctx, args: &LoginArgs) -> Result<u8, Error> {
         );
         drop(err);
         let done = login.finish(&client, &spec, timeout)?;
+        dpop_key = done.dpop_key;
         (done.token, done.inputs)
     };
-    let entry = StoredToken::new(&spec, &args.inputs.profile, token, &used);
+    let mut entry = StoredToken::new(&spec, &args.inputs.profile, token, &used);
+    entry.dpop_key = dpop_key.map(|k| k.secret().clone());
     // Under the lock: a refresh in flight in another process must not overwrite this login.
     let lock = store.lock(&entry.provider, &entry.profile)?;
     store.save(&entry)?;
@@ -163,7 +180,7 @@ pub(crate) fn login(ctx: &Ctx, args: &LoginArgs) -> Result<u8, Error> {
     Ok(exit::OK)
 }
 
-fn open_browser(url: &str) -> bool {
+pub(crate) fn open_browser(url: &str) -> bool {
     let candidates: &[(&str, &[&str])] = if cfg!(target_os = "macos") {
         &[("open", &[])]
     } else if cfg!(windows) {
@@ -193,8 +210,7 @@ pub(crate) fn print_token(ctx: &Ctx, args: &PrintTokenArgs) -> Result<u8, Error>
         && let Some(entry) = store.load(&args.provider, profile)?
         && !entry.token.expires_within(session::now(), args.min_valid)
     {
-        outln!("{}", super::printable(entry.token.access_token.secret()))?;
-        return Ok(exit::OK);
+        return super::signin::print_entry(&entry, &args.extra);
     }
     let (spec, inputs) = ctx.spec_and_inputs(&args.provider, &args.inputs)?;
     let entry = session::fresh_token(
@@ -205,8 +221,7 @@ pub(crate) fn print_token(ctx: &Ctx, args: &PrintTokenArgs) -> Result<u8, Error>
         &inputs,
         args.min_valid,
     )?;
-    outln!("{}", super::printable(entry.token.access_token.secret()))?;
-    Ok(exit::OK)
+    super::signin::print_entry(&entry, &args.extra)
 }
 
 pub(crate) fn tokens(ctx: &Ctx) -> Result<u8, Error> {

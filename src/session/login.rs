@@ -10,11 +10,12 @@ use base64::Engine as _;
 use sha2::Digest as _;
 
 use crate::client::Client;
+use crate::dpop::DpopKey;
 use crate::error::{Error, ProviderError, TransportError, TransportErrorKind};
 use crate::inputs::Inputs;
 use crate::secret::Secret;
 use crate::spec::{RequestKind, Spec};
-use crate::token::Token;
+use crate::token::{Outcome, Token};
 use crate::transport::Transport;
 
 /// Characters of a PKCE verifier and of `state` (RFC 7636 §4.1 "unreserved").
@@ -451,6 +452,8 @@ pub struct BrowserOptions {
     pub port: Option<u16>,
     /// How long to wait for the redirect. Default 300 s.
     pub timeout: Duration,
+    /// Bind the token to a fresh DPoP key (RFC 9449), kept with the cached token. Default off.
+    pub dpop: bool,
 }
 
 impl Default for BrowserOptions {
@@ -458,6 +461,7 @@ impl Default for BrowserOptions {
         BrowserOptions {
             port: None,
             timeout: Duration::from_secs(300),
+            dpop: false,
         }
     }
 }
@@ -470,6 +474,8 @@ pub struct LoggedIn {
     pub token: Token,
     /// The inputs of the code exchange.
     pub inputs: Inputs,
+    /// The DPoP key the token is bound to, when the login asked for one.
+    pub dpop_key: Option<DpopKey>,
 }
 
 /// A browser login in progress: the listener is bound and the authorization URL built.
@@ -481,8 +487,24 @@ pub struct BrowserLogin {
     listener: RedirectListener,
     state: String,
     pkce: Pkce,
+    /// The issuer the redirect's `iss` must equal (RFC 9207), recorded with the verifier.
+    expected_issuer: Option<String>,
+    /// Whether the server always sends `iss`, so a redirect without it is refused.
+    iss_required: bool,
     inputs: Inputs,
+    /// What the authorization request sent, for a push (RFC 9126).
+    auth_inputs: Inputs,
     url: String,
+    dpop: Option<DpopKey>,
+}
+
+/// An input's value, or the spec's default for it.
+pub(crate) fn input_or_default(spec: &Spec, inputs: &Inputs, name: &str) -> Option<String> {
+    inputs.get(name).map(str::to_owned).or_else(|| {
+        spec.inputs()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, d)| d.default.clone())
+    })
 }
 
 impl BrowserLogin {
@@ -524,13 +546,86 @@ impl BrowserLogin {
             .http()
             .uri()
             .to_string();
+        let expected_issuer = input_or_default(spec, &inputs, "issuer").filter(|i| !i.is_empty());
+        let iss_required = input_or_default(
+            spec,
+            &inputs,
+            "authorization_response_iss_parameter_supported",
+        )
+        .as_deref()
+            == Some("true");
+        let dpop = if options.dpop {
+            Some(DpopKey::generate()?)
+        } else {
+            None
+        };
         Ok(BrowserLogin {
             listener,
             state,
             pkce,
+            expected_issuer,
+            iss_required,
             inputs,
+            auth_inputs,
             url,
+            dpop,
         })
+    }
+
+    /// [`BrowserLogin::start`], then, when the spec declares a pushed authorization request
+    /// endpoint (RFC 9126), pushes the authorization parameters there (with client
+    /// authentication) and points the URL at the reference it gets back: only `client_id` and
+    /// `request_uri` travel through the browser. When the spec says the server requires pushed
+    /// requests (`require_pushed_authorization_requests`) and it declares no such endpoint,
+    /// nothing is sent and the login is refused.
+    pub fn begin<T: Transport>(
+        client: &Client<T>,
+        spec: &Spec,
+        inputs: &Inputs,
+        options: &BrowserOptions,
+    ) -> Result<BrowserLogin, Error> {
+        let mut login = BrowserLogin::start(spec, inputs, options)?;
+        if spec.supports(&RequestKind::PushedAuthorization) {
+            login.push(client, spec)?;
+        } else if input_or_default(spec, inputs, "require_pushed_authorization_requests").as_deref()
+            == Some("true")
+        {
+            return Err(Error::MissingEndpoint {
+                spec: spec.id().to_owned(),
+                endpoint: "pushed_authorization_request".to_owned(),
+                needed_by:
+                    "a login at a server that requires pushed authorization requests (RFC 9126)"
+                        .to_owned(),
+            });
+        }
+        Ok(login)
+    }
+
+    /// Pushes the authorization parameters (RFC 9126 §2) and replaces the URL with the
+    /// authorization endpoint, `client_id` and the `request_uri` the server returned.
+    pub fn push<T: Transport>(&mut self, client: &Client<T>, spec: &Spec) -> Result<(), Error> {
+        let pushed = match client.send(spec, RequestKind::PushedAuthorization, &self.auth_inputs)? {
+            Outcome::PushedAuthorization(p) => p,
+            other => {
+                return Err(Error::Usage(format!(
+                    "the pushed authorization request returned {} instead of a request_uri",
+                    other.name()
+                )));
+            }
+        };
+        let endpoint = self.url.split(['?', '#']).next().unwrap_or(&self.url);
+        let client_id = input_or_default(spec, &self.auth_inputs, "client_id").unwrap_or_default();
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("client_id", &client_id)
+            .append_pair("request_uri", &pushed.request_uri)
+            .finish();
+        self.url = format!("{endpoint}?{query}");
+        Ok(())
+    }
+
+    /// The issuer the redirect's `iss` is checked against (RFC 9207), when known.
+    pub fn expected_issuer(&self) -> Option<&str> {
+        self.expected_issuer.as_deref()
     }
 
     /// The URL to open in a browser.
@@ -553,6 +648,11 @@ impl BrowserLogin {
         let redirect =
             self.listener
                 .wait_for_redirect(&self.state, spec.redirect_code_param(), timeout)?;
+        check_iss(
+            self.expected_issuer.as_deref(),
+            self.iss_required,
+            redirect.get("iss"),
+        )?;
         // Values the provider sends back with the code (a realm, a regional host) are inputs of
         // the exchange, and of every refresh after it.
         let mut inputs = self.inputs;
@@ -578,8 +678,47 @@ impl BrowserLogin {
         if spec.inputs().any(|(n, _)| n == "code_verifier") {
             token_inputs.set("code_verifier", self.pkce.verifier().secret());
         }
-        let token = client.token(spec, "authorization_code", &token_inputs)?;
-        Ok(LoggedIn { token, inputs })
+        let token = match &self.dpop {
+            Some(key) => crate::dpop::send(
+                client,
+                spec,
+                "authorization_code",
+                &token_inputs,
+                key,
+                &mut None,
+            )?
+            .into_token()
+            .ok_or_else(|| Error::Usage("the code exchange returned no token".to_owned()))?,
+            None => client.token(spec, "authorization_code", &token_inputs)?,
+        };
+        Ok(LoggedIn {
+            token,
+            inputs,
+            dpop_key: self.dpop,
+        })
+    }
+}
+
+/// RFC 9207 §2.4: the `iss` of an authorization response must be the expected issuer, compared
+/// as strings (no normalisation: a trailing slash differs); a response without `iss` is
+/// refused when the server says it always sends one. Checked before the code is redeemed.
+pub fn check_iss(expected: Option<&str>, required: bool, came: Option<&str>) -> Result<(), Error> {
+    let refuse = |problem: String| Error::Reply {
+        status: 302,
+        problem: format!(
+            "{problem} (RFC 9207: a mix-up attack, or the wrong server); the code was not redeemed"
+        ),
+        excerpt: came.map(|c| format!("iss={c}")).unwrap_or_default(),
+    };
+    match (expected, came) {
+        (Some(want), Some(got)) if want != got => Err(refuse(format!(
+            "the authorization response came from issuer `{got}`, but `{want}` was expected"
+        ))),
+        (want, None) if required => Err(refuse(format!(
+            "the authorization response carries no `iss`, but the server{} always sends one",
+            want.map(|w| format!(" `{w}`")).unwrap_or_default()
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -592,7 +731,7 @@ pub fn browser_login<T: Transport>(
     options: &BrowserOptions,
     show: impl FnOnce(&str),
 ) -> Result<LoggedIn, Error> {
-    let login = BrowserLogin::start(spec, inputs, options)?;
+    let login = BrowserLogin::begin(client, spec, inputs, options)?;
     show(login.url());
     login.finish(client, spec, options.timeout)
 }
@@ -618,6 +757,24 @@ fn loopback_port_and_path(uri: &str) -> Result<(u16, String), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iss_is_compared_as_a_string_and_required_when_promised() {
+        let e = check_iss(
+            Some("https://as.example"),
+            false,
+            Some("https://as.example/"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unusable reply (HTTP 302): the authorization response came from issuer `https://as.example/`, but `https://as.example` was expected (RFC 9207: a mix-up attack, or the wrong server); the code was not redeemed; the reply begins: iss=https://as.example/"
+        );
+        assert!(check_iss(Some("https://as.example"), true, None).is_err());
+        assert!(check_iss(Some("https://as.example"), false, None).is_ok());
+        assert!(check_iss(None, false, Some("https://any.example")).is_ok());
+        assert!(check_iss(Some("https://as.example"), true, Some("https://as.example")).is_ok());
+    }
 
     #[test]
     fn random_strings_use_only_unreserved_characters() {

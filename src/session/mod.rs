@@ -4,6 +4,8 @@
 //! - [`browser_login`]: authorization code with PKCE and `state`, a redirect listener on
 //!   127.0.0.1, and the code exchange, in one call ([`BrowserLogin`] when you need the steps).
 //! - [`device_login`]: the device flow (RFC 8628), polling with an injected [`Clock`].
+//! - [`mcp_login`]: signing in to an MCP server from its URL alone (RFC 9728 discovery,
+//!   dynamic registration, PKCE, resource indicators, the `iss` check).
 //! - [`fresh_token`]: a cached token that stays valid for a while, refreshed single-flight
 //!   across processes through the [`TokenStore`]'s lock.
 //! - [`logout`] and [`revoke`]: revocation at the provider, and what the cache keeps after it.
@@ -29,6 +31,7 @@
 
 mod device;
 mod login;
+mod mcp;
 mod profiles;
 mod store;
 
@@ -39,10 +42,12 @@ use crate::spec::{RequestKind, Spec};
 use crate::transport::Transport;
 
 pub use device::{Clock, DeviceOptions, SystemClock, device_login};
+pub use login::check_iss;
 pub use login::{
     BrowserLogin, BrowserOptions, LoggedIn, Pkce, Redirect, RedirectListener, browser_login,
     random_string,
 };
+pub use mcp::{McpLogin, McpOptions, bearer_challenge, mcp_login};
 pub use profiles::{InputSources, Profiles};
 pub use store::{StoreLock, StoredToken, TokenStore};
 
@@ -99,7 +104,13 @@ pub fn fresh_token<T: Transport>(
     };
     let mut inputs = entry.inputs_with(secrets);
     inputs.set("refresh_token", refresh.secret());
-    let token = client.token(spec, "refresh_token", &inputs)?;
+    // A DPoP-bound refresh token is refreshed with the same key (RFC 9449 §5).
+    let token = match entry.dpop()? {
+        Some(key) => crate::dpop::send(client, spec, "refresh_token", &inputs, &key, &mut None)?
+            .into_token()
+            .ok_or_else(|| Error::Usage("the refresh returned no token".to_owned()))?,
+        None => client.token(spec, "refresh_token", &inputs)?,
+    };
     let updated = StoredToken {
         token,
         obtained_at: now(),

@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::error::Error;
+use crate::secret::Secret;
 use crate::token::Token;
 
 /// Age after which a temporary file of an interrupted save is certainly abandoned.
@@ -43,6 +44,13 @@ pub struct StoredToken {
     pub inputs: BTreeMap<String, String>,
     /// When it was obtained, epoch seconds.
     pub obtained_at: u64,
+    /// The private half of the DPoP key the token is bound to (RFC 9449), base64url; kept in
+    /// the 0600 cache file, never shown.
+    pub dpop_key: Option<Secret>,
+    /// The resources (RFC 8707) the token was requested for.
+    pub resources: Vec<String>,
+    /// The issuer that issued it, when known (checked at login, RFC 9207).
+    pub issuer: Option<String>,
 }
 
 impl StoredToken {
@@ -62,19 +70,62 @@ impl StoredToken {
             "code",
             "token",
         ];
-        let inputs = inputs
+        let inputs: BTreeMap<String, String> = inputs
             .iter()
             .filter(|(k, _)| !PER_LOGIN.contains(k))
             .filter(|(k, _)| spec.inputs().any(|(n, d)| n == *k && !d.secret))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
+        // Given, or the spec's default (a spec `login --mcp` wrote carries both as defaults).
+        let value = |name: &str| {
+            inputs.get(name).cloned().or_else(|| {
+                spec.inputs()
+                    .find(|(n, _)| *n == name)
+                    .and_then(|(_, d)| d.default.clone())
+            })
+        };
+        let resources = value("resource")
+            .map(|r| r.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
+        let issuer = value("issuer");
         StoredToken {
             provider: spec.id().to_owned(),
             profile: profile.to_owned(),
             token,
             inputs,
             obtained_at: crate::client::now(),
+            dpop_key: None,
+            resources,
+            issuer,
         }
+    }
+
+    /// The DPoP key the token is bound to, when it is.
+    pub fn dpop(&self) -> Result<Option<crate::dpop::DpopKey>, Error> {
+        self.dpop_key
+            .as_ref()
+            .map(|k| crate::dpop::DpopKey::from_secret(k.secret()))
+            .transpose()
+    }
+
+    /// The `Authorization: DPoP …` and `DPoP: <proof>` header values for calling `method`
+    /// `url` with this token (RFC 9449 §7.1), or `None` when the token is not DPoP-bound.
+    /// `nonce` is the resource server's last `DPoP-Nonce`, when it asked for one.
+    pub fn dpop_headers(
+        &self,
+        method: &str,
+        url: &str,
+        nonce: Option<&str>,
+    ) -> Result<Option<(Secret, Secret)>, Error> {
+        let Some(key) = self.dpop()? else {
+            return Ok(None);
+        };
+        let token = self.token.access_token.secret();
+        let proof = key.proof(method, url, nonce, Some(token))?;
+        Ok(Some((
+            Secret::new(format!("DPoP {token}")),
+            Secret::new(proof),
+        )))
     }
 
     /// The inputs to reuse this entry with: the stored (non-secret) ones, with `given` taking
@@ -102,6 +153,9 @@ impl StoredToken {
             "obtained_at": self.obtained_at,
             "inputs": self.inputs,
             "token": token,
+            "dpop_key": self.dpop_key.as_ref().map(Secret::secret),
+            "resources": self.resources,
+            "issuer": self.issuer,
         })
     }
 
@@ -120,6 +174,18 @@ impl StoredToken {
                 })
                 .unwrap_or_default(),
             token: Token::from_json(v.get("token")?)?,
+            dpop_key: v.get("dpop_key").and_then(Value::as_str).map(Secret::new),
+            resources: v
+                .get("resources")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            issuer: v.get("issuer").and_then(Value::as_str).map(str::to_owned),
         })
     }
 }
@@ -134,6 +200,7 @@ impl StoredToken {
 /// let saved = StoredToken {
 ///     provider: "acme".into(), profile: "default".into(), obtained_at: 1,
 ///     token: Token::bearer(Secret::new("t")), inputs: Default::default(),
+///     dpop_key: None, resources: Vec::new(), issuer: None,
 /// };
 /// store.save(&saved).unwrap();
 /// assert_eq!(store.load("acme", "default").unwrap(), Some(saved));

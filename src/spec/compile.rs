@@ -144,11 +144,25 @@ pub(crate) fn compile(
             return Err(SpecError::new(
                 &r.pos,
                 format!(
-                    "unknown request `{name}`; expected device_authorization, revoke or introspect (grants go under `grants:`, the authorization URL under `authorize:`)"
+                    "unknown request `{name}`; expected device_authorization, revoke, introspect or par (grants go under `grants:`, the authorization URL under `authorize:`)"
                 ),
             ));
         }
-        let compiled = c.merged_template(&cx, &kind, &format!("requests.{name}"), r)?;
+        let endpoint_declared = r
+            .value
+            .endpoint
+            .as_ref()
+            .is_none_or(|e| endpoints.contains_key(&e.value));
+        let inherited = r.pos.file != file_pos.file;
+        let compiled = match c.merged_template(&cx, &kind, &format!("requests.{name}"), r) {
+            Ok(t) => t,
+            // A request of a base that this spec cannot make (its endpoint is not declared)
+            // and whose fields use inputs this spec removed is left out rather than an error:
+            // a standard request added to the base (PAR) must not break every spec that trims
+            // the base's inputs.
+            Err(_) if inherited && !endpoint_declared => continue,
+            Err(e) => return Err(e),
+        };
         requests.insert(kind, compiled);
     }
     if let Some(a) = doc.authorize.as_ref() {
@@ -597,6 +611,7 @@ impl Compiler {
                     tmpl,
                     optional: f.optional,
                     secret,
+                    repeat: f.repeat,
                 });
             }
             Ok(out)

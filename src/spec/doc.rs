@@ -474,6 +474,9 @@ document! {
 pub struct Field {
     pub value: At<String>,
     pub optional: bool,
+    /// The value is a space-separated list, sent as one parameter per item (RFC 8707's
+    /// repeated `resource`); form and query encodings only.
+    pub repeat: bool,
 }
 
 impl ShortOrLong for Field {
@@ -487,12 +490,18 @@ impl ShortOrLong for Field {
             value: At<ScalarString>,
             #[serde(default)]
             optional: bool,
+            #[serde(default)]
+            repeat: bool,
         }
-        let FieldMap { value, optional } =
-            FieldMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        let FieldMap {
+            value,
+            optional,
+            repeat,
+        } = FieldMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
         Ok(Field {
             value: At::new(value.value.0, value.pos),
             optional,
+            repeat,
         })
     }
 }
@@ -504,6 +513,7 @@ impl<'de> Deserialize<'de> for Field {
             Written::Short(template) => Field {
                 value: At::new(template, at.pos),
                 optional: false,
+                repeat: false,
             },
             Written::Long(field) => field,
         })
@@ -709,6 +719,8 @@ pub struct ExpectDoc {
     pub introspection: Option<serde_json::Value>,
     /// `true`: the revocation succeeds.
     pub revoked: Option<bool>,
+    /// The pushed authorization reply (`request_uri`, `expires_in`; RFC 9126).
+    pub pushed: Option<serde_json::Value>,
 }
 
 /// The parts of the rendered request an example pins down.

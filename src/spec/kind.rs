@@ -29,15 +29,19 @@ pub enum RequestKind {
     Revocation,
     /// Token introspection (RFC 7662); `requests.introspect`.
     Introspection,
+    /// A pushed authorization request (RFC 9126); `requests.par`. Its reply's `request_uri`
+    /// stands for the authorization parameters in the authorization URL.
+    PushedAuthorization,
 }
 
 impl RequestKind {
     /// The requests that are not grants, in the order listings show them.
-    pub const OTHERS: [RequestKind; 4] = [
+    pub const OTHERS: [RequestKind; 5] = [
         RequestKind::Authorization,
         RequestKind::DeviceAuthorization,
         RequestKind::Revocation,
         RequestKind::Introspection,
+        RequestKind::PushedAuthorization,
     ];
 
     /// A token grant by name.
@@ -46,7 +50,7 @@ impl RequestKind {
     }
 
     /// The name spec files use for it: the grant's name, or `authorize`,
-    /// `device_authorization`, `revoke`, `introspect`.
+    /// `device_authorization`, `revoke`, `introspect`, `par`.
     pub fn name(&self) -> &str {
         match self {
             RequestKind::Grant(name) => name,
@@ -54,6 +58,7 @@ impl RequestKind {
             RequestKind::DeviceAuthorization => "device_authorization",
             RequestKind::Revocation => "revoke",
             RequestKind::Introspection => "introspect",
+            RequestKind::PushedAuthorization => "par",
         }
     }
 

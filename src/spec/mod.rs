@@ -280,6 +280,8 @@ pub(crate) struct FieldDef {
     pub(crate) tmpl: Tmpl,
     pub(crate) optional: bool,
     pub(crate) secret: bool,
+    /// Sent as one parameter per space-separated item.
+    pub(crate) repeat: bool,
 }
 
 /// One request's template: a grant's, or another request's.

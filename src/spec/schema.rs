@@ -68,14 +68,15 @@ impl JsonSchema for Field {
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "A template, or { value, optional } where an optional field is left out when an input it uses is absent",
+            "description": "A template, or { value, optional, repeat } where an optional field is left out when an input it uses is absent, and a repeated one is sent once per space-separated item",
             "anyOf": [
                 { "type": ["string", "number", "boolean"] },
                 {
                     "type": "object",
                     "properties": {
                         "value": { "type": ["string", "number", "boolean"] },
-                        "optional": { "type": "boolean" }
+                        "optional": { "type": "boolean" },
+                        "repeat": { "type": "boolean" }
                     },
                     "required": ["value"],
                     "additionalProperties": false

@@ -126,7 +126,7 @@ fn wait_until(child: &mut Child, deadline: Instant) -> Result<ExitStatus, String
 }
 
 /// Runs `cmd` (stdin closed, output captured) for at most `timeout`.
-fn run_bounded(cmd: &mut Command, timeout: Duration) -> Result<Out, String> {
+pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Result<Out, String> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -538,8 +538,13 @@ impl Sandbox {
     }
 
     pub fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        self.command_with_specs(&specs_dir(), args, env)
+    }
+
+    /// [`Sandbox::command`] with another specs folder than tests/interop/specs.
+    pub fn command_with_specs(&self, specs: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_specauth"));
-        cmd.arg("--specs").arg(specs_dir());
+        cmd.arg("--specs").arg(specs);
         cmd.arg("--store").arg(self.dir.path().join("store"));
         cmd.arg("--config")
             .arg(self.dir.path().join("profiles.yaml"));
@@ -562,7 +567,11 @@ impl Sandbox {
 
     /// Starts `specauth ARGS`; its stderr is read line by line as it comes.
     pub fn spawn(&self, args: &[&str], env: &[(&str, &str)]) -> Running {
-        let mut cmd = self.command(args, env);
+        self.spawn_command(self.command(args, env))
+    }
+
+    /// Starts a command made by [`Sandbox::command_with_specs`].
+    pub fn spawn_command(&self, mut cmd: Command) -> Running {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -40,6 +40,10 @@ const log = (...args) => console.error('[interop]', ...args);
 const API_RESOURCE = 'urn:specauth:api';
 const API_SCOPES = ['api:read', 'api:write'];
 const OIDC_SCOPES = ['openid', 'offline_access'];
+// An MCP server of the interop lane (mcp.mjs) on 127.0.0.1: its URL is its resource indicator.
+const MCP_RESOURCE = /^http:\/\/127\.0\.0\.1:\d+\/mcp(-admin)?$/;
+const MCP_SCOPES = ['mcp:tools', 'mcp:admin'];
+const scopesOf = (resource) => (MCP_RESOURCE.test(resource) ? MCP_SCOPES : API_SCOPES);
 
 // ---------------------------------------------------------------------------
 // listen first: the issuer must contain the actual port.
@@ -84,6 +88,17 @@ const clients = [
     grant_types: ['client_credentials', 'refresh_token', 'authorization_code'],
     response_types: ['code'],
     redirect_uris: ['http://127.0.0.1/callback'],
+  },
+  {
+    // RFC 9126: this client's authorization requests must be pushed first.
+    client_id: 'par-client',
+    client_secret: 'par-secret',
+    token_endpoint_auth_method: 'client_secret_basic',
+    application_type: 'native',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: ['http://127.0.0.1/callback'],
+    require_pushed_authorization_requests: true,
   },
   {
     client_id: 'public-client',
@@ -190,6 +205,15 @@ const provider = new Provider(ISSUER, {
         ctx.body = html('Device sign-in success', '<meta name="interop-device" content="success"><p>Sign-in successful.</p>');
       },
     },
+    // RFC 9449 with server nonces: every first DPoP proof is answered use_dpop_nonce.
+    dPoP: {
+      enabled: true,
+      nonceSecret: crypto.randomBytes(32),
+      requireNonce: () => true,
+    },
+    pushedAuthorizationRequests: { enabled: true },
+    // RFC 7591, open (no initial access token): MCP clients register themselves.
+    registration: { enabled: true },
     resourceIndicators: {
       enabled: true,
       // A resource is implied for client_credentials and whenever api:* scopes
@@ -201,6 +225,14 @@ const provider = new Provider(ISSUER, {
         return undefined;
       },
       getResourceServerInfo: async (ctx, resourceIndicator) => {
+        if (MCP_RESOURCE.test(resourceIndicator)) {
+          return {
+            scope: MCP_SCOPES.join(' '),
+            audience: resourceIndicator,
+            accessTokenTTL: 300,
+            accessTokenFormat: 'opaque',
+          };
+        }
         if (resourceIndicator !== API_RESOURCE) throw new errors.InvalidTarget();
         return {
           scope: API_SCOPES.join(' '),
@@ -270,7 +302,10 @@ async function grantAll(details, accountId) {
   const resources = params.resource ? [].concat(params.resource) : [];
   const rs = scopes.filter((s) => API_SCOPES.includes(s));
   if (rs.length && !resources.includes(API_RESOURCE)) resources.push(API_RESOURCE);
-  for (const r of resources) if (rs.length) grant.addResourceScope(r, rs.join(' '));
+  for (const r of resources) {
+    const granted = scopes.filter((s) => scopesOf(r).includes(s));
+    if (granted.length) grant.addResourceScope(r, granted.join(' '));
+  }
   if (params.claims) {
     try {
       const c = JSON.parse(params.claims);
