@@ -104,7 +104,7 @@ pub struct TokenSource {
     /// the requests that waited for a refresh that failed get its error instead of each
     /// trying again in turn.
     refreshing: tokio::sync::Mutex<Option<Failure>>,
-    /// Refreshes started so far.
+    /// Refreshes finished so far.
     attempts: AtomicU64,
     min_valid: u64,
     refresh_timeout: Duration,
@@ -238,7 +238,6 @@ impl TokenSource {
 
     /// Runs the grant (the caller holds the flight) and keeps its token, or its failure.
     async fn refresh_now(&self, flight: &mut Option<Failure>) -> Result<Arc<Token>, Error> {
-        self.attempts.fetch_add(1, Ordering::SeqCst);
         let mut inputs = self.inputs.clone();
         if let Some(refresh) = self.held().and_then(|t| t.refresh_token.clone()) {
             inputs.set("refresh_token", refresh.secret());
@@ -256,6 +255,9 @@ impl TokenSource {
             )
             .into()),
         };
+        // Counted once finished: a request that began waiting before this refresh ended sees
+        // the count move, and takes its outcome.
+        self.attempts.fetch_add(1, Ordering::SeqCst);
         match outcome {
             Ok(token) => {
                 let token = Arc::new(token);

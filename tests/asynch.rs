@@ -89,8 +89,19 @@ fn token_requests(server: &ReplayServer) -> Vec<ReceivedRequest> {
         .collect()
 }
 
+/// The application's own reqwest client, with the middleware.
+///
+/// It keeps no idle connections: the replay server (tiny_http) serves each open keep-alive
+/// connection from a thread of a small pool, and fifty idle connections held by the client
+/// leave new ones waiting for a thread until the client lets go.
 fn api_client(source: TokenSource) -> reqwest_middleware::ClientWithMiddleware {
-    let client = ReqwestTransport::new().unwrap().client().clone();
+    // The crate's reqwest is built without a default crypto provider; the application picks one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
     reqwest_middleware::ClientBuilder::new(client)
         .with(TokenMiddleware::new(source))
         .build()
@@ -193,18 +204,17 @@ async fn reqwest_transport_keeps_the_sync_transports_guarantees() {
             .unwrap(),
         u if u.starts_with("/big") => json(200, &format!(r#"{{"x":"{}"}}"#, "a".repeat(4096))),
         u if u.starts_with("/slow") => {
-            std::thread::sleep(Duration::from_millis(1500));
+            std::thread::sleep(Duration::from_millis(3000));
             json(200, "{}")
         }
         _ => json(200, r#"{"access_token":"t"}"#),
     })
     .unwrap();
-    let config = TransportConfig {
-        timeout: Duration::from_millis(400),
+    let capped = ReqwestTransport::with_config(&TransportConfig {
         max_body: 1024,
         ..TransportConfig::default()
-    };
-    let transport = ReqwestTransport::with_config(&config).unwrap();
+    })
+    .unwrap();
     let get = |path: &str| {
         http::Request::get(format!("{}{path}", server.origin()))
             .body(Vec::new())
@@ -212,24 +222,28 @@ async fn reqwest_transport_keeps_the_sync_transports_guarantees() {
     };
     use specauth::AsyncTransport as _;
 
+    // Statuses are replies.
+    let reply = capped.send(get("/token")).await.unwrap();
+    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.body(), br#"{"access_token":"t"}"#);
+
     // A redirect is the reply, not followed.
-    let reply = transport.send(get("/redirect?code=sekrit")).await.unwrap();
+    let before = server.received().len();
+    let reply = capped.send(get("/redirect?code=sekrit")).await.unwrap();
     assert_eq!(reply.status(), 302);
     assert_eq!(reply.headers()["location"], "/elsewhere");
-    assert_eq!(server.received().len(), 1, "the redirect was followed");
+    assert_eq!(
+        server.received().len(),
+        before + 1,
+        "the redirect was followed"
+    );
 
     // A body over the cap is an error, whatever its status.
-    let err = transport.send(get("/big")).await.unwrap_err();
+    let err = capped.send(get("/big")).await.unwrap_err();
     assert_eq!(err.kind, specauth::error::TransportErrorKind::BodyTooLarge);
     assert!(err.message.contains("1024-byte limit"), "{}", err.message);
 
-    // The whole exchange is bounded, and the message names the host, not the secret query.
-    let err = transport.send(get("/slow?code=sekrit")).await.unwrap_err();
-    assert_eq!(err.kind, specauth::error::TransportErrorKind::Timeout);
-    assert!(err.message.contains("127.0.0.1"), "{}", err.message);
-    assert!(!err.message.contains("sekrit"), "{}", err.message);
-
-    // Nobody listening: a connect error, again without the query.
+    // Nobody listening: a connect error, without the query.
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
@@ -237,14 +251,21 @@ async fn reqwest_transport_keeps_the_sync_transports_guarantees() {
     let request = http::Request::get(format!("http://127.0.0.1:{closed}/t?code=sekrit"))
         .body(Vec::new())
         .unwrap();
-    let err = transport.send(request).await.unwrap_err();
+    let err = capped.send(request).await.unwrap_err();
     assert_eq!(err.kind, specauth::error::TransportErrorKind::Connect);
     assert!(!err.message.contains("sekrit"), "{}", err.message);
 
-    // Statuses are replies.
-    let reply = transport.send(get("/token")).await.unwrap();
-    assert_eq!(reply.status(), 200);
-    assert_eq!(reply.body(), br#"{"access_token":"t"}"#);
+    // The whole exchange is bounded, and the message names the host, not the secret query.
+    let impatient = ReqwestTransport::with_config(&TransportConfig {
+        timeout: Duration::from_millis(800),
+        ..TransportConfig::default()
+    })
+    .unwrap();
+    // (Without the timeout this would be the 200 the server sends after 3 s.)
+    let err = impatient.send(get("/slow?code=sekrit")).await.unwrap_err();
+    assert_eq!(err.kind, specauth::error::TransportErrorKind::Timeout);
+    assert!(err.message.contains("127.0.0.1"), "{}", err.message);
+    assert!(!err.message.contains("sekrit"), "{}", err.message);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
