@@ -160,7 +160,7 @@ const HEADER_NAME: &str = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
 /// An endpoint: `https://`, `http://` to a loopback host, or a template that renders one; no
 /// user name or password before the host.
 const ENDPOINT_URL: &str =
-    "^(https://|http://(localhost|127\\.[0-9.]+|\\[::1\\])([:/?#]|$)|\\{\\{)[^@]*$";
+    "^(https://|http://(localhost|127\\.[0-9.]+|\\[::1\\])([:/?#]|$)|\\{[{%])[^@]*$";
 
 /// The JSON Schema (draft 7) of the spec format, generated from the types the loader reads,
 /// then narrowed where the loader's rules are closed sets or patterns a schema can state.
@@ -226,9 +226,10 @@ fn narrow(root: &mut serde_json::Value) {
         root,
         Some("RequestDoc"),
         "body",
-        // A template over inputs (`{{ format }}`) renders one of the encodings at run time.
+        // A template over inputs (`{{ format }}`, `{% if … %}`) renders one of the encodings at
+        // run time.
         json!({
-            "if": { "pattern": "\\{\\{" },
+            "if": { "pattern": "\\{[{%]" },
             "else": { "enum": ["form", "json", "xml", "query", "none"] }
         }),
     );
