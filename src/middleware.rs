@@ -261,8 +261,7 @@ impl TokenSource {
         match outcome {
             Ok(token) => {
                 let token = Arc::new(token);
-                *self.current.write().unwrap_or_else(PoisonError::into_inner) =
-                    Some(token.clone());
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
                 *flight = None;
                 Ok(token)
             }
@@ -295,9 +294,7 @@ impl Failure {
         match self {
             Failure::Provider(p) => p.clone().into(),
             Failure::Transport(t) => t.clone().into(),
-            Failure::Other(message) => {
-                Error::Usage(format!("the token refresh failed: {message}"))
-            }
+            Failure::Other(message) => Error::Usage(format!("the token refresh failed: {message}")),
         }
     }
 }
@@ -343,13 +340,14 @@ impl TokenMiddleware {
 
 /// `Authorization: <type> <token>`, marked sensitive.
 fn authorize(request: &mut reqwest::Request, token: &Token) -> Result<(), Error> {
-    let mut value =
-        http::HeaderValue::from_str(&format!("{} {}", token.token_type, token.access_token.secret()))
-            .map_err(|_| {
-                Error::Usage(
-                    "the access token holds characters an HTTP header cannot carry".to_owned(),
-                )
-            })?;
+    let mut value = http::HeaderValue::from_str(&format!(
+        "{} {}",
+        token.token_type,
+        token.access_token.secret()
+    ))
+    .map_err(|_| {
+        Error::Usage("the access token holds characters an HTTP header cannot carry".to_owned())
+    })?;
     value.set_sensitive(true);
     request
         .headers_mut()

@@ -161,16 +161,16 @@ async fn async_client_exchanges_a_token_over_reqwest() {
     assert_eq!(token.access_token.secret(), "t1");
     assert_eq!(token.token_type, "Bearer");
     assert_eq!(token.expires_in, Some(3600));
-    assert_eq!(
-        token.refresh_token.as_ref().map(Secret::secret),
-        Some("r1")
-    );
+    assert_eq!(token.refresh_token.as_ref().map(Secret::secret), Some("r1"));
     let sent = token_requests(&server);
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].method, "POST");
     assert_eq!(sent[0].body, b"grant_type=client_credentials");
     // app:s3cret, as RFC 6749 §2.3.1 Basic.
-    assert_eq!(sent[0].header("authorization"), Some("Basic YXBwOnMzY3JldA=="));
+    assert_eq!(
+        sent[0].header("authorization"),
+        Some("Basic YXBwOnMzY3JldA==")
+    );
     assert!(
         sent[0]
             .header("user-agent")
@@ -344,12 +344,7 @@ async fn a_revoked_token_is_refreshed_once_and_the_request_retried_once() {
 
     // The provider revokes t1 before it expires.
     state.revoke_all();
-    let reply = http
-        .post(&url)
-        .body("payload")
-        .send()
-        .await
-        .unwrap();
+    let reply = http.post(&url).body("payload").send().await.unwrap();
     assert_eq!(reply.status(), 200);
     assert_eq!(state.token_requests.load(Ordering::SeqCst), 2);
     let api: Vec<_> = server

@@ -47,29 +47,74 @@ const CAUGHT: &[(&str, &str)] = &[
 
 /// Malformed fixtures no schema can catch, by number, and why.
 const NOT_A_SCHEMA_MATTER: &[(&str, &str)] = &[
-    ("08", "YAML syntax: the file does not parse, so there is no document to validate"),
+    (
+        "08",
+        "YAML syntax: the file does not parse, so there is no document to validate",
+    ),
     ("09", "YAML syntax"),
     ("10", "YAML syntax"),
     ("34", "YAML syntax"),
-    ("42", "a duplicate key: YAML parsers keep one value, the document never shows two"),
-    ("11", "whether a base spec exists is a fact of the file system / bundle"),
+    (
+        "42",
+        "a duplicate key: YAML parsers keep one value, the document never shows two",
+    ),
+    (
+        "11",
+        "whether a base spec exists is a fact of the file system / bundle",
+    ),
     ("12", "an `extends:` cycle spans files"),
     ("13", "an `extends:` cycle spans files"),
-    ("50", "where a relative `extends:` path leads is a fact of the file system"),
-    ("14", "template grammar (minijinja) is not a regular language"),
-    ("15", "a template's variables must be declared inputs: a cross-reference"),
-    ("16", "a template's variables must be declared inputs: a cross-reference"),
-    ("17", "JSONPath grammar past its first character is not checked by a pattern"),
+    (
+        "50",
+        "where a relative `extends:` path leads is a fact of the file system",
+    ),
+    (
+        "14",
+        "template grammar (minijinja) is not a regular language",
+    ),
+    (
+        "15",
+        "a template's variables must be declared inputs: a cross-reference",
+    ),
+    (
+        "16",
+        "a template's variables must be declared inputs: a cross-reference",
+    ),
+    (
+        "17",
+        "JSONPath grammar past its first character is not checked by a pattern",
+    ),
     ("46", "template grammar"),
     ("48", "template grammar"),
-    ("25", "`xml_root` may come from `request:` or the base spec: known only after merging"),
-    ("26", "an endpoint name must be declared under `endpoints:`, possibly by the base"),
+    (
+        "25",
+        "`xml_root` may come from `request:` or the base spec: known only after merging",
+    ),
+    (
+        "26",
+        "an endpoint name must be declared under `endpoints:`, possibly by the base",
+    ),
     ("28", "an example's grant must exist in the merged spec"),
-    ("29", "an example's inputs must be declared, possibly by the base"),
-    ("30", "a default must be one of the same input's enum values (data-dependent)"),
-    ("33", "the token path may come from the base spec: known only after merging"),
-    ("35", "client_id may be declared by the base spec: known only after merging"),
-    ("43", "the endpoint a grant uses may be declared by the base: known only after merging"),
+    (
+        "29",
+        "an example's inputs must be declared, possibly by the base",
+    ),
+    (
+        "30",
+        "a default must be one of the same input's enum values (data-dependent)",
+    ),
+    (
+        "33",
+        "the token path may come from the base spec: known only after merging",
+    ),
+    (
+        "35",
+        "client_id may be declared by the base spec: known only after merging",
+    ),
+    (
+        "43",
+        "the endpoint a grant uses may be declared by the base: known only after merging",
+    ),
 ];
 
 fn root() -> &'static Path {
@@ -257,9 +302,9 @@ fn every_property_has_a_description() {
             Value::Object(map) => {
                 if let Some(Value::Object(props)) = map.get("properties") {
                     for (name, prop) in props {
-                        let described = prop.get("description").is_some_and(|d| {
-                            d.as_str().is_some_and(|d| !d.trim().is_empty())
-                        });
+                        let described = prop
+                            .get("description")
+                            .is_some_and(|d| d.as_str().is_some_and(|d| !d.trim().is_empty()));
                         if !described {
                             missing.push(format!("{at}/{name}"));
                         }

@@ -10,8 +10,8 @@ use super::doc::{self, At, Paths, SpecDoc};
 use super::{
     Body, BodyEncoding, ClientAuth, ClientAuthMethod, DeviceMap, DurationUnit, Endpoint,
     ErrorCondition, ErrorMap, FieldDef, InputDef, OwnDeclarations, Path, RedirectMap, RequestKind,
-    RequestTemplate, Spec, SpecData, Test, TokenMap, authority_of, check_url, check_userinfo, is_loopback,
-    join,
+    RequestTemplate, Spec, SpecData, Test, TokenMap, authority_of, check_url, check_userinfo,
+    is_loopback, join,
 };
 use crate::error::{Pos, SpecError};
 use crate::template::{self, Classified, Piece, Tmpl};

@@ -269,7 +269,12 @@ fn narrow(root: &mut serde_json::Value) {
         "request",
         json!({ "enum": ["authorize", "device_authorization", "revoke", "introspect"] }),
     );
-    restrict(root, Some("Condition"), "path", json!({ "pattern": JSONPATH }));
+    restrict(
+        root,
+        Some("Condition"),
+        "path",
+        json!({ "pattern": JSONPATH }),
+    );
     // Exclusive keys: an example names a grant or another request; a reply has a JSON body or
     // a raw one; a condition makes exactly one test.
     if let Some(example) = definition(root, "ExampleDoc") {
@@ -308,12 +313,7 @@ fn property<'a>(
 }
 
 /// Adds `extra` to the schema a property's non-null value must meet.
-fn restrict(
-    root: &mut serde_json::Value,
-    def: Option<&str>,
-    name: &str,
-    extra: serde_json::Value,
-) {
+fn restrict(root: &mut serde_json::Value, def: Option<&str>, name: &str, extra: serde_json::Value) {
     if let Some(p) = property(root, def, name) {
         add(p, extra);
     }

@@ -120,10 +120,7 @@ fn tls_config() -> Result<rustls::ClientConfig, TransportError> {
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| {
-            TransportError::new(
-                TransportErrorKind::Other,
-                format!("cannot set up TLS: {e}"),
-            )
+            TransportError::new(TransportErrorKind::Other, format!("cannot set up TLS: {e}"))
         })?
         .with_root_certificates(roots)
         .with_no_client_auth();
