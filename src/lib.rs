@@ -25,14 +25,19 @@
 //!
 //! - The root holds the data path: [`Spec`], [`Loader`], [`RequestKind`], [`Inputs`],
 //!   [`TokenRequest`], [`Outcome`] and what it carries, [`Client`], [`Transport`], [`Error`].
+//!   A [`Spec`] is cheap to clone and `Send + Sync`.
 //! - [`spec`]: the format's read API, the JSON Schema, the bundled ids.
 //! - [`session`] (feature `session`): browser and device sign-in, the token store and
 //!   single-flight refresh, profiles and input precedence, logout and revocation policy.
 //! - [`discovery`]: RFC 8414 / OpenID metadata to a spec. [`examples`]: replaying a spec's
 //!   documented examples. [`testing`] (feature `replay`): a loopback server that stands in for a
 //!   provider. [`transport`], [`error`], [`inputs`]: the details of their root types.
-//! - Features: `cli` (default; the `specauth` binary), `session`, `replay`. With
-//!   `--no-default-features` only the interpreter core builds.
+//! - [`AsyncClient`] and [`AsyncTransport`]: the same over an async transport, for async
+//!   applications; `transport::ReqwestTransport` (feature `reqwest`) is the reqwest one, and
+//!   `middleware` (feature `middleware`) a reqwest-middleware middleware that adds the token
+//!   to each request and refreshes it single-flight.
+//! - Features: `cli` (default; the `specauth` binary), `session`, `replay`, `reqwest`,
+//!   `middleware`. With `--no-default-features` only the interpreter core builds.
 //!
 //! ## Use a bundled spec
 //!
@@ -125,6 +130,8 @@ pub mod inputs;
 mod jwt;
 #[cfg(any(feature = "session", feature = "replay"))]
 mod loopback;
+#[cfg(feature = "middleware")]
+pub mod middleware;
 mod normalise;
 mod render;
 mod reply;
@@ -138,11 +145,11 @@ pub mod testing;
 mod token;
 pub mod transport;
 
-pub use client::Client;
+pub use client::{AsyncClient, Client};
 pub use error::{Error, ErrorKind, ProviderError, SpecError, TransportError};
 pub use inputs::Inputs;
 pub use render::TokenRequest;
 pub use secret::{REDACTED, Secret};
 pub use spec::{Loader, RequestKind, Spec};
 pub use token::{DeviceAuthorization, Introspection, Outcome, PushedAuthorization, Token};
-pub use transport::{Transport, UreqTransport};
+pub use transport::{AsyncTransport, Transport, UreqTransport};

@@ -167,3 +167,63 @@ fn describe(e: &ureq::Error) -> String {
         None => s,
     }
 }
+
+/// A boxed future that is `Send`: what [`AsyncTransport::send`] returns.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// The reply of an [`AsyncTransport`].
+pub type AsyncReply<'a> = BoxFuture<'a, Result<http::Response<Vec<u8>>, TransportError>>;
+
+/// Sends one HTTP request without blocking the thread, and returns the reply whatever its
+/// status: the async twin of [`Transport`], used by [`crate::AsyncClient`].
+///
+/// `send` returns a boxed `Send` future rather than being an `async fn`: a trait with an
+/// `async fn` cannot be used as `dyn AsyncTransport`, and its futures cannot be required to
+/// be `Send` on stable Rust, which `tokio::spawn` needs. One allocation per token request is
+/// nothing beside a network round trip.
+///
+/// Implemented by [`ReqwestTransport`] (feature `reqwest`) and by any closure that takes the
+/// request and returns a `Send + 'static` future of the reply (`|req| async move { … }`), so
+/// tests and applications can bring their own HTTP stack.
+///
+/// ```
+/// use specauth::{AsyncTransport, TransportError};
+/// let fake = |req: http::Request<Vec<u8>>| async move {
+///     assert_eq!(req.method(), "POST");
+///     Ok::<_, TransportError>(http::Response::builder().status(200)
+///         .body(br#"{"access_token":"t"}"#.to_vec()).unwrap())
+/// };
+/// let transport: &dyn AsyncTransport = &fake;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let request = http::Request::post("https://x.test/token").body(vec![]).unwrap();
+/// let reply = transport.send(request).await.unwrap();
+/// assert_eq!(reply.status(), 200);
+/// # });
+/// ```
+pub trait AsyncTransport: Send + Sync {
+    /// Sends `request`. Non-2xx statuses are replies, not errors.
+    fn send(&self, request: http::Request<Vec<u8>>) -> AsyncReply<'_>;
+}
+
+impl<F, Fut> AsyncTransport for F
+where
+    F: Fn(http::Request<Vec<u8>>) -> Fut + Send + Sync,
+    Fut: std::future::Future<Output = Result<http::Response<Vec<u8>>, TransportError>>
+        + Send
+        + 'static,
+{
+    fn send(&self, request: http::Request<Vec<u8>>) -> AsyncReply<'_> {
+        Box::pin(self(request))
+    }
+}
+
+impl<T: AsyncTransport + ?Sized> AsyncTransport for std::sync::Arc<T> {
+    fn send(&self, request: http::Request<Vec<u8>>) -> AsyncReply<'_> {
+        (**self).send(request)
+    }
+}
+
+#[cfg(feature = "reqwest")]
+mod reqwest_transport;
+#[cfg(feature = "reqwest")]
+pub use reqwest_transport::ReqwestTransport;

@@ -10,8 +10,8 @@ use super::doc::{self, At, Paths, SpecDoc};
 use super::{
     Body, BodyEncoding, ClientAuth, ClientAuthMethod, DeviceMap, DurationUnit, Endpoint,
     ErrorCondition, ErrorMap, FieldDef, InputDef, OwnDeclarations, Path, RedirectMap, RequestKind,
-    RequestTemplate, Spec, Test, TokenMap, authority_of, check_url, check_userinfo, is_loopback,
-    join,
+    RequestTemplate, Spec, SpecData, Test, TokenMap, authority_of, check_url, check_userinfo,
+    is_loopback, join,
 };
 use crate::error::{Pos, SpecError};
 use crate::template::{self, Classified, Piece, Tmpl};
@@ -228,7 +228,7 @@ pub(crate) fn compile(
     let token = c.token_map(doc.token.as_ref().cloned().unwrap_or_default(), &file_pos)?;
     let errors = c.error_map(doc.errors.as_ref().cloned().unwrap_or_default())?;
 
-    let mut spec = Spec {
+    let mut spec = Spec::new(SpecData {
         id,
         name,
         docs: doc.docs.as_ref().map(|a| a.value.clone()),
@@ -248,12 +248,12 @@ pub(crate) fn compile(
         own,
         examples: super::Examples::default(),
         env: c.env,
-    };
+    });
     match examples_later {
-        Some(text) => spec.examples = super::Examples::later(text),
+        Some(text) => spec.data_mut().examples = super::Examples::later(text),
         None => {
             crate::examples::check(&spec, &doc.examples)?;
-            spec.examples =
+            spec.data_mut().examples =
                 super::Examples::read(doc.examples.into_iter().map(|a| a.value).collect());
         }
     }

@@ -302,22 +302,34 @@ document! {
         // base. `extends` is consumed by the loader.
         /// Identifier; defaults to the file stem.
         pub id: Patch<At<String>> => own,
+        /// Display name of the provider (defaults to the id).
         pub name: Patch<At<String>> => own,
         /// The spec this one builds on.
         pub extends: Patch<At<String>> => own,
         /// Where the provider documents its token endpoint.
         pub docs: Patch<At<String>> => own,
+        /// Free text about the provider or the spec, shown in listings.
         pub description: Patch<String> => own,
         /// The provider's kinds, from a fixed list (`identity`, `crm`, `finance`, …).
         pub categories: Patch<Vec<At<String>>> => own,
         /// The provider's own homepage.
         pub website: Patch<At<String>> => own,
+        /// URLs by name (`token`, `authorize`, `revocation`, `device_authorization`,
+        /// `introspection`, or your own): `https://`, or a template over inputs (`https://{{ tenant
+        /// }}.example.com/token`).
         pub endpoints: IndexMap<String, Patch<At<String>>>,
+        /// How the client authenticates at the token endpoint, for every grant: `basic` (default),
+        /// `post`, `both`, `none`, `private_key_jwt`, `client_secret_jwt`, or a map with renamed
+        /// keys.
         pub client_auth: Patch<ClientAuthDoc>,
+        /// The values callers supply (`client_id`, `code`, `tenant`…), by name: whether required or
+        /// secret, allowed values, a default, a description.
         pub inputs: IndexMap<String, Patch<InputDoc>>,
         /// Defaults shared by every grant's request.
         pub request: Patch<RequestDoc>,
-        /// Each grant keeps where it is written, for errors about the grant as a whole.
+        /// The grants, by name (`authorization_code`, `client_credentials`, or your own): each a
+        /// request template over the `request:` defaults; `null` removes one the base has.
+        // Each grant keeps where it is written, for errors about the grant as a whole.
         pub grants: IndexMap<String, Patch<At<RequestDoc>>>,
         /// The authorization request a browser is sent to (RFC 6749 §4.1.1).
         pub authorize: Patch<AuthorizeDoc>,
@@ -328,7 +340,10 @@ document! {
         pub device: Patch<DeviceDoc>,
         /// Where the introspection reply's values are.
         pub introspection: Patch<IntrospectionDoc>,
+        /// Where the token's parts are in a successful reply (JSONPaths), and how to read them.
         pub token: Patch<TokenDoc>,
+        /// How an error reply is recognised (even inside a 2xx reply), and where its code, message,
+        /// hint and URI are.
         pub errors: Patch<ErrorsDoc>,
         /// Not inherited: examples belong to the file that states them.
         #[serde(deserialize_with = "examples_or_skip")]
@@ -339,11 +354,18 @@ document! {
 document! {
     /// A declared input.
     pub struct InputDoc {
+        /// Every grant needs it (other inputs are needed when a grant's non-optional fields use
+        /// them).
         pub required: Patch<bool>,
+        /// Redacted in previews, logs, errors and snapshots (client secrets, passwords, codes,
+        /// tokens).
         pub secret: Patch<bool>,
+        /// The only values the input may take; others are refused, naming the input.
         #[serde(rename = "enum")]
         pub allowed: Patch<Vec<At<String>>>,
+        /// The value used when the caller gives none.
         pub default: Patch<At<String>>,
+        /// What the input is, for `--help`, listings and error messages.
         pub description: Patch<String>,
         /// Inserted into endpoint URLs as given, not percent-encoded: for inputs that are URLs
         /// or `host[:port][/path]` themselves. The rendered URL must still keep the template's
@@ -355,6 +377,7 @@ document! {
 document! {
     /// How the client authenticates: `basic`, `post`, `both` or `none`, or a map with renamed keys.
     pub struct ClientAuthMap {
+        /// `basic` (default), `post`, `both`, `none`, `private_key_jwt` or `client_secret_jwt`.
         pub method: Patch<At<String>>,
         /// Body key for the client id (`client_id` unless renamed).
         pub id_field: Patch<At<String>>,
@@ -414,8 +437,12 @@ document! {
         pub body: Patch<At<String>>,
         /// Root element of an XML body.
         pub xml_root: Patch<At<String>>,
+        /// This request's own client authentication, over the spec's `client_auth`.
         pub client_auth: Patch<ClientAuthDoc>,
+        /// Request headers by name: templates over inputs; `null` removes one the base sets.
         pub headers: IndexMap<String, Patch<Field>>,
+        /// Body (or query) fields by name: templates over inputs; `{ value, optional: true }`
+        /// leaves one out when its input is absent; `null` removes one the base sets.
         pub fields: IndexMap<String, Patch<Field>>,
     }
 }
@@ -433,6 +460,8 @@ document! {
     pub struct AuthorizeDoc {
         /// Name of the endpoint under `endpoints:` (default `authorize`).
         pub endpoint: Patch<At<String>>,
+        /// Query parameters of the authorization URL by name: templates over inputs, optional like
+        /// request fields.
         pub params: IndexMap<String, Patch<Field>>,
         /// What the redirect back carries besides `state`.
         pub redirect: Patch<RedirectDoc>,
@@ -453,11 +482,17 @@ document! {
 document! {
     /// Paths into a device authorization reply (RFC 8628 §3.2).
     pub struct DeviceDoc {
+        /// Where the device code is.
         pub device_code: Patch<Paths>,
+        /// Where the code the person types is.
         pub user_code: Patch<Paths>,
+        /// Where the URL the person opens is.
         pub verification_uri: Patch<Paths>,
+        /// Where the URL with the user code already in it is.
         pub verification_uri_complete: Patch<Paths>,
+        /// Where the lifetime of the device code (seconds) is.
         pub expires_in: Patch<Paths>,
+        /// Where the polling interval (seconds) is.
         pub interval: Patch<Paths>,
     }
 }
@@ -465,6 +500,7 @@ document! {
 document! {
     /// Paths into an introspection reply (RFC 7662 §2.2).
     pub struct IntrospectionDoc {
+        /// Where the `active` flag is.
         pub active: Patch<Paths>,
     }
 }
@@ -589,10 +625,13 @@ impl<'de> Deserialize<'de> for Paths {
 document! {
     /// How a reply becomes a token: where each value is, and how to read it.
     pub struct TokenDoc {
+        /// Where the access token is (required of every token reply).
         pub access_token: Patch<Paths>,
+        /// Where the token type is (`bearer` is normalised to `Bearer`).
         pub token_type: Patch<Paths>,
         /// Used when the reply has no token type.
         pub default_token_type: Patch<At<String>>,
+        /// Where the lifetime is: seconds (or `expires_in_unit`), a number or a numeric string.
         pub expires_in: Patch<Paths>,
         /// `seconds` (default) or `milliseconds`.
         pub expires_in_unit: Patch<At<String>>,
@@ -603,11 +642,15 @@ document! {
         pub issued_at: Patch<Paths>,
         /// Lifetime in seconds assumed when the reply states none.
         pub default_expires_in: Patch<At<u64>>,
+        /// Where the refresh token is; when a refresh reply has none, the one sent is kept.
         pub refresh_token: Patch<Paths>,
+        /// Where the refresh token's lifetime (seconds) is.
         pub refresh_token_expires_in: Patch<Paths>,
+        /// Where the granted scopes are: a string split on `scope_separator`, or a list.
         pub scope: Patch<Paths>,
         /// Characters that separate scopes in a string (default: a space; `" ,+"` accepts any of them).
         pub scope_separator: Patch<At<String>>,
+        /// Where the OpenID Connect ID token is.
         pub id_token: Patch<Paths>,
         /// Provider-specific values kept under `extra`.
         pub extras: IndexMap<String, Patch<Paths>>,
@@ -626,9 +669,13 @@ document! {
         /// Conditions a 2xx reply must all meet to be a success (`{ path: $.result, equals:
         /// success }`); a reply that misses one is the provider's refusal.
         pub success: Patch<Vec<Condition>>,
+        /// Where the machine-readable error code is (`invalid_grant`…).
         pub code: Patch<Paths>,
+        /// Where the human-readable message is.
         pub message: Patch<Paths>,
+        /// Where a hint on how to fix it is.
         pub hint: Patch<Paths>,
+        /// Where a link to documentation about the error is.
         pub uri: Patch<Paths>,
         /// The error code an HTTP status stands for when the reply names none (a bodiless
         /// `428` that means `authorization_pending`).
@@ -644,6 +691,7 @@ document! {
 #[derive(Clone, Debug, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
+    /// The JSONPath of the value tested.
     pub path: At<String>,
     /// The value equals this (`false` equals `"false"`: form and XML replies hold strings).
     #[serde(default)]
@@ -666,17 +714,20 @@ pub struct Condition {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExampleDoc {
+    /// What the example shows; names it in test reports.
     pub name: Option<String>,
     /// The grant the example performs…
     pub grant: Option<At<String>>,
     /// …or the other request it makes: `authorize` (the URL; no reply), `device_authorization`,
     /// `revoke` or `introspect`.
     pub request: Option<At<String>>,
+    /// The inputs the example passes, by name.
     pub inputs: IndexMap<String, At<ScalarString>>,
     /// The clock, in epoch seconds, used to normalise the reply (default 1700000000).
     pub now: Option<u64>,
     /// The provider's reply (every example but `request: authorize` has one).
     pub reply: Option<ReplyDoc>,
+    /// What the rendered request and the normalised outcome must be.
     pub expect: ExpectDoc,
 }
 
@@ -684,7 +735,9 @@ pub struct ExampleDoc {
 #[derive(Clone, Debug, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReplyDoc {
+    /// HTTP status (default 200).
     pub status: u16,
+    /// Reply headers by name (`Content-Type` decides how the body is parsed).
     pub headers: IndexMap<String, String>,
     /// A JSON body (sent with `Content-Type: application/json` unless headers say otherwise).
     pub json: Option<serde_json::Value>,
@@ -708,6 +761,7 @@ impl Default for ReplyDoc {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExpectDoc {
+    /// The parts of the rendered request that must match.
     pub request: Option<RequestExpect>,
     /// The normalised token, as the CLI prints it (listed keys are compared exactly).
     pub token: Option<serde_json::Value>,
@@ -727,7 +781,9 @@ pub struct ExpectDoc {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RequestExpect {
+    /// The HTTP method, exactly.
     pub method: Option<String>,
+    /// The whole URL, query included, exactly.
     pub url: Option<String>,
     /// Headers that must be present with exactly these values (others may be present too).
     pub headers: IndexMap<String, String>,

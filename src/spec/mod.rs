@@ -49,8 +49,48 @@ use crate::template::Tmpl;
 /// assert_eq!(spec.id(), "demo");
 /// assert!(spec.grant_names().any(|g| g == "client_credentials"));
 /// ```
-#[derive(Debug)]
+///
+/// A `Spec` is cheap to clone (the compiled form is shared behind an [`Arc`]) and is
+/// `Send + Sync`, so it can sit in an application's state and be handed to tasks as is.
+///
+/// ```
+/// fn shared<T: Clone + Send + Sync + 'static>(_: &T) {}
+/// let spec = specauth::Loader::new().load("oauth2").unwrap();
+/// shared(&spec);
+/// let copy = spec.clone(); // a reference count, not a recompile
+/// std::thread::spawn(move || assert_eq!(copy.id(), "oauth2")).join().unwrap();
+/// ```
+#[derive(Clone, Debug)]
 pub struct Spec {
+    inner: Arc<SpecData>,
+}
+
+impl Spec {
+    pub(crate) fn new(data: SpecData) -> Spec {
+        Spec {
+            inner: Arc::new(data),
+        }
+    }
+
+    /// The compiled form, for changing it: copied first when another clone shares it.
+    pub(crate) fn data_mut(&mut self) -> &mut SpecData {
+        Arc::make_mut(&mut self.inner)
+    }
+}
+
+// Internal reads (`spec.grants`, `spec.token`…) go through the shared compiled form.
+#[doc(hidden)]
+impl std::ops::Deref for Spec {
+    type Target = SpecData;
+    fn deref(&self) -> &SpecData {
+        &self.inner
+    }
+}
+
+/// The compiled form of a [`Spec`], shared by its clones; internal to the crate.
+#[doc(hidden)]
+#[derive(Clone, Debug)]
+pub struct SpecData {
     pub(crate) id: String,
     pub(crate) name: String,
     pub(crate) docs: Option<String>,
@@ -77,7 +117,7 @@ pub struct Spec {
 
 /// A spec's examples: read and checked with the spec ([`Loader::with_examples`]), or read from
 /// its text on first use.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Examples {
     read: std::sync::OnceLock<Result<Vec<doc::ExampleDoc>, crate::error::SpecError>>,
     /// The spec file's text, for examples not read yet.
@@ -137,7 +177,7 @@ impl Default for RedirectMap {
 
 /// What a spec's own file declares beyond the spec it `extends:`, as opposed to what it
 /// inherits: how listings tell a provider's quirks from the standard it builds on.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct OwnDeclarations {
     /// Grants its base does not have.
     pub(crate) grants: Vec<String>,
@@ -188,7 +228,7 @@ pub struct InputDef {
     pub verbatim: bool,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Endpoint {
     pub(crate) tmpl: Tmpl,
     /// The URL or template as written.
@@ -268,13 +308,13 @@ impl BodyEncoding {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Body {
     Fixed(BodyEncoding),
     Template(Tmpl),
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct FieldDef {
     pub(crate) name: String,
     pub(crate) tmpl: Tmpl,
@@ -285,7 +325,7 @@ pub(crate) struct FieldDef {
 }
 
 /// One request's template: a grant's, or another request's.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct RequestTemplate {
     pub(crate) method: http::Method,
     pub(crate) endpoint: String,
@@ -345,7 +385,7 @@ pub(crate) enum DurationUnit {
     Milliseconds,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct TokenMap {
     pub(crate) access_token: Vec<Path>,
     pub(crate) token_type: Vec<Path>,
@@ -366,7 +406,7 @@ pub(crate) struct TokenMap {
     pub(crate) secret_extras: Vec<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct DeviceMap {
     pub(crate) device_code: Vec<Path>,
     pub(crate) user_code: Vec<Path>,
@@ -376,7 +416,7 @@ pub(crate) struct DeviceMap {
     pub(crate) interval: Vec<Path>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Test {
     Equals(serde_json::Value),
     NotEquals(serde_json::Value),
@@ -385,13 +425,13 @@ pub(crate) enum Test {
     Matches(regex::Regex),
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct ErrorCondition {
     pub(crate) path: Path,
     pub(crate) test: Test,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct ErrorMap {
     pub(crate) when: Vec<ErrorCondition>,
     pub(crate) success: Vec<ErrorCondition>,
@@ -705,7 +745,7 @@ impl Spec {
             )));
         }
         check_url(url).map_err(Error::Usage)?;
-        self.endpoints.insert(
+        self.data_mut().endpoints.insert(
             name.to_owned(),
             Endpoint {
                 tmpl: Tmpl::Literal(url.to_owned()),
@@ -720,7 +760,7 @@ impl Spec {
     pub fn with_origin(mut self, origin: &str) -> Result<Spec, Error> {
         check_url(origin).map_err(Error::Usage)?;
         let origin = origin.trim_end_matches('/');
-        for endpoint in self.endpoints.values_mut() {
+        for endpoint in self.data_mut().endpoints.values_mut() {
             let path = endpoint
                 .text
                 .split_once("://")
