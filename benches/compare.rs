@@ -761,6 +761,7 @@ fn time_print_token(bin: &Path) -> Result<(Stats, Stats), String> {
             token,
             inputs,
             obtained_at: now,
+            endpoints: Default::default(),
         })
         .map_err(|e| format!("cannot seed the token cache: {e}"))?;
     let run = || -> Result<(), String> {

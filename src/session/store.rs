@@ -43,6 +43,11 @@ pub struct StoredToken {
     pub inputs: BTreeMap<String, String>,
     /// When it was obtained, epoch seconds.
     pub obtained_at: u64,
+    /// Endpoint URLs that replaced the spec's when the token was obtained (a sandbox's token
+    /// URL, by endpoint name), so its refreshes, revocation and introspection go to the same
+    /// server: apply them with [`Spec::with_endpoint`](crate::Spec::with_endpoint). Empty when
+    /// the spec's own were used.
+    pub endpoints: BTreeMap<String, String>,
 }
 
 impl StoredToken {
@@ -74,6 +79,7 @@ impl StoredToken {
             token,
             inputs,
             obtained_at: crate::client::now(),
+            endpoints: BTreeMap::new(),
         }
     }
 
@@ -96,13 +102,17 @@ impl StoredToken {
         if !self.token.secret_extras.is_empty() {
             token["secret_extras"] = json!(self.token.secret_extras);
         }
-        json!({
+        let mut entry = json!({
             "provider": self.provider,
             "profile": self.profile,
             "obtained_at": self.obtained_at,
             "inputs": self.inputs,
             "token": token,
-        })
+        });
+        if !self.endpoints.is_empty() {
+            entry["endpoints"] = json!(self.endpoints);
+        }
+        entry
     }
 
     fn from_json(v: &Value) -> Option<StoredToken> {
@@ -120,6 +130,15 @@ impl StoredToken {
                 })
                 .unwrap_or_default(),
             token: Token::from_json(v.get("token")?)?,
+            endpoints: v
+                .get("endpoints")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }
@@ -134,6 +153,7 @@ impl StoredToken {
 /// let saved = StoredToken {
 ///     provider: "acme".into(), profile: "default".into(), obtained_at: 1,
 ///     token: Token::bearer(Secret::new("t")), inputs: Default::default(),
+///     endpoints: Default::default(),
 /// };
 /// store.save(&saved).unwrap();
 /// assert_eq!(store.load("acme", "default").unwrap(), Some(saved));
