@@ -526,7 +526,11 @@ fn help_shows_the_commands_own_options_before_the_global_ones() {
         "introspect",
     ] {
         let help = stdout(&specauth(&[cmd, "--help"]));
-        let example = help
+        let examples = help
+            .split_once("\nExample")
+            .unwrap_or_else(|| panic!("{cmd}: no example\n{help}"))
+            .1;
+        let example = examples
             .lines()
             .find(|l| l.contains(&format!("specauth {cmd} ")))
             .unwrap_or_else(|| panic!("{cmd}: no example\n{help}"));
