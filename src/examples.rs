@@ -57,6 +57,7 @@ impl Spec {
                     request: String::new(),
                     outcome: json!({ "error": Error::Spec(e.clone()).to_json() }),
                     failures: vec![format!("the examples cannot be read: {e}")],
+                    pos: e.pos.clone(),
                 }];
             }
         };
