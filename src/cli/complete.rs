@@ -63,11 +63,20 @@ pub(crate) fn providers() -> Vec<CompletionCandidate> {
 pub(crate) fn grants() -> Vec<CompletionCandidate> {
     let words = words();
     let loader = loader(&words);
-    // The first word after the subcommand that is not a flag (or a flag's value) is the
+    // The first word after the subcommand that is neither a flag nor a flag's value is the
     // provider.
+    const TAKE_VALUES: &[&str] = &[
+        "--specs",
+        "--store",
+        "--config",
+        "--set",
+        "--endpoint",
+        "--profile",
+        "--timeout",
+    ];
     let mut positional = words.iter().enumerate().filter(|(i, w)| {
-        !w.starts_with('-')
-            && !(*i > 0 && words[i - 1].starts_with("--") && !words[i - 1].contains('='))
+        let value_of_flag = *i > 0 && TAKE_VALUES.contains(&words[i - 1].as_str());
+        !(w.starts_with('-') || value_of_flag)
     });
     let _command = positional.next();
     let Some((_, provider)) = positional.next() else {
