@@ -578,6 +578,8 @@ fn completion_is_computed_from_specs_and_profiles_at_each_tab() {
             .collect::<Vec<_>>()
     };
     let grants = values(&["token", "xee", ""]);
+    let grants = values(&["--json", "token", "--timeout", "5", "xee", ""]);
+    assert_eq!(grants, ["authorization_code", "refresh_token"]);
     assert_eq!(
         grants,
         ["authorization_code", "refresh_token"],
