@@ -622,3 +622,46 @@ fn endpoint_overrides_given_at_login_are_kept_for_refreshes() {
         cached.endpoints
     );
 }
+
+#[test]
+fn kube_signs_in_first_when_kubectl_says_a_person_is_there() {
+    let sb = Sandbox::new();
+    let server = ReplayServer::start().unwrap();
+    let origin = server.origin();
+    server.push(json_reply(serde_json::json!({
+        "device_code": "dc-1", "user_code": "WDJB-MJHT", "verification_uri": "https://github.com/login/device",
+        "expires_in": 900, "interval": 1
+    })));
+    server.push(json_reply(serde_json::json!({
+        "access_token": "gho_kube", "token_type": "bearer", "expires_in": 28800
+    })));
+    let mut cmd = sb.command(&[
+        "kube",
+        "github",
+        "--device",
+        "--set",
+        "client_id=Iv1.app",
+        "--endpoint",
+        &format!("device_authorization={origin}/device"),
+        "--endpoint",
+        &format!("token={origin}/token"),
+    ]);
+    cmd.env(
+        "KUBERNETES_EXEC_INFO",
+        r#"{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","spec":{"interactive":true}}"#,
+    );
+    let o = cmd.output().unwrap();
+    // The person reads the code on stderr; kubectl reads only the credential on stdout.
+    assert!(text(&o.stderr).contains("WDJB-MJHT"), "{}", text(&o.stderr));
+    let cred: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
+    assert_eq!(cred["status"]["token"], "gho_kube");
+    assert!(cred["status"]["expirationTimestamp"].is_string());
+    assert_eq!(
+        sb.cached("github", "default")
+            .unwrap()
+            .token
+            .access_token
+            .secret(),
+        "gho_kube"
+    );
+}
