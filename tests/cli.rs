@@ -578,13 +578,10 @@ fn completion_is_computed_from_specs_and_profiles_at_each_tab() {
             .collect::<Vec<_>>()
     };
     let grants = values(&["token", "xee", ""]);
+    assert_eq!(grants, ["authorization_code", "refresh_token"]);
+    // Flags before the provider, with and without values.
     let grants = values(&["--json", "token", "--timeout", "5", "xee", ""]);
     assert_eq!(grants, ["authorization_code", "refresh_token"]);
-    assert_eq!(
-        grants,
-        ["authorization_code", "refresh_token"],
-        "{grants:?}"
-    );
     let profiles = values(&["print-token", "gitlab", "--profile", ""]);
     assert_eq!(profiles, ["default", "work"], "{profiles:?}");
     // The script `completions` prints calls back into specauth.
