@@ -764,6 +764,7 @@ fn time_print_token(bin: &Path) -> Result<(Stats, Stats), String> {
             dpop_key: None,
             resources: Vec::new(),
             issuer: None,
+            endpoints: Default::default(),
         })
         .map_err(|e| format!("cannot seed the token cache: {e}"))?;
     let run = || -> Result<(), String> {

@@ -176,11 +176,14 @@ pub enum Error {
         /// What needs it.
         needed_by: String,
     },
-    /// No usable cached token for a provider and profile: never signed in, or the token
-    /// expired and cannot be refreshed.
-    #[error("{}", match reason {
-        NotSignedInReason::NoEntry => format!("no cached token for `{provider}` (profile `{profile}`)"),
-        NotSignedInReason::ExpiredWithoutRefresh => format!("the cached token for `{provider}` (profile `{profile}`) has expired and has no refresh token"),
+    /// No usable cached token for a provider and profile: never signed in, the token expired
+    /// and cannot be refreshed, or the provider refused its refresh token (`invalid_grant`:
+    /// expired or revoked). Signing in again is the way out.
+    #[error("{}", match (reason, refusal) {
+        (NotSignedInReason::NoEntry, _) => format!("no cached token for `{provider}` (profile `{profile}`)"),
+        (NotSignedInReason::ExpiredWithoutRefresh, _) => format!("the cached token for `{provider}` (profile `{profile}`) has expired and has no refresh token"),
+        (NotSignedInReason::RefreshRefused, Some(p)) => format!("the refresh token cached for `{provider}` (profile `{profile}`) is no longer accepted: {p}"),
+        (NotSignedInReason::RefreshRefused, None) => format!("the refresh token cached for `{provider}` (profile `{profile}`) is no longer accepted"),
     })]
     NotSignedIn {
         /// The provider id.
@@ -189,6 +192,8 @@ pub enum Error {
         profile: String,
         /// Why there is no usable token.
         reason: NotSignedInReason,
+        /// The provider's refusal, for [`NotSignedInReason::RefreshRefused`].
+        refusal: Option<Box<ProviderError>>,
     },
     /// Reading or writing a local file failed.
     #[error("cannot {action} {}: {source}", path.display())]
@@ -244,6 +249,9 @@ pub enum NotSignedInReason {
     NoEntry,
     /// The token expired and there is no refresh token.
     ExpiredWithoutRefresh,
+    /// The provider answered the refresh with `invalid_grant` (RFC 6749 §5.2: the refresh
+    /// token is invalid, expired or revoked).
+    RefreshRefused,
 }
 
 /// The kind of an [`Error`]: what the caller can do about it.
@@ -264,11 +272,13 @@ pub enum ErrorKind {
     Reply,
     /// The provider refused.
     Provider,
+    /// No usable cached token: sign in again ([`Error::NotSignedIn`]).
+    SignIn,
 }
 
 impl ErrorKind {
-    /// A short, stable name: `spec`, `input`, `usage`, `render`, `transport`, `reply` or
-    /// `provider`.
+    /// A short, stable name: `spec`, `input`, `usage`, `render`, `transport`, `reply`,
+    /// `provider` or `sign_in`.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Spec => "spec",
@@ -278,6 +288,7 @@ impl ErrorKind {
             ErrorKind::Transport => "transport",
             ErrorKind::Reply => "reply",
             ErrorKind::Provider => "provider",
+            ErrorKind::SignIn => "sign_in",
         }
     }
 }
@@ -300,10 +311,8 @@ impl Error {
         match self {
             Error::Spec(_) => ErrorKind::Spec,
             Error::Input { .. } | Error::MissingInput { .. } => ErrorKind::Input,
-            Error::Usage(_)
-            | Error::MissingEndpoint { .. }
-            | Error::NotSignedIn { .. }
-            | Error::Io { .. } => ErrorKind::Usage,
+            Error::Usage(_) | Error::MissingEndpoint { .. } | Error::Io { .. } => ErrorKind::Usage,
+            Error::NotSignedIn { .. } => ErrorKind::SignIn,
             Error::Render { .. } => ErrorKind::Render,
             Error::Transport(_) => ErrorKind::Transport,
             Error::Reply { .. } => ErrorKind::Reply,
@@ -324,6 +333,9 @@ impl Error {
         match self {
             Error::Reply { status, .. } => Some(*status),
             Error::Provider(p) => Some(p.status),
+            Error::NotSignedIn {
+                refusal: Some(p), ..
+            } => Some(p.status),
             _ => None,
         }
     }
@@ -358,6 +370,14 @@ impl Error {
                 p.hint.clone(),
                 p.uri.clone(),
             ),
+            Error::NotSignedIn {
+                refusal: Some(p), ..
+            } => (
+                p.code.clone(),
+                Some(with_advice(self.to_string())),
+                p.hint.clone(),
+                p.uri.clone(),
+            ),
             other => (
                 other.input_name().map(str::to_owned),
                 Some(with_advice(other.to_string())),
@@ -380,4 +400,28 @@ impl Error {
         }
         out
     }
+}
+
+/// `; did you mean `x`?` when one of `candidates` is close to `given` (a typo: a small edit
+/// distance for its length, a swap of two letters counting as one edit, or the same letters in another case), else nothing. For messages
+/// about unknown names: providers, grants, inputs.
+pub(crate) fn did_you_mean<'a>(
+    given: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> String {
+    let given_lower = given.to_lowercase();
+    let limit = (given.chars().count() / 3).clamp(1, 3);
+    candidates
+        .into_iter()
+        .filter(|c| *c != given)
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(&given_lower, &c.to_lowercase()),
+                c,
+            )
+        })
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, c)| (*distance, c.len()))
+        .map(|(_, c)| format!("; did you mean `{c}`?"))
+        .unwrap_or_default()
 }

@@ -30,6 +30,9 @@ pub struct ExampleReport {
     pub outcome: Value,
     /// Differences from `expect`; empty when the example passes.
     pub failures: Vec<String>,
+    /// Where the example is: the position of its `grant:` or `request:` (file, line and
+    /// column; line 0 when unknown).
+    pub pos: crate::error::Pos,
 }
 
 impl ExampleReport {
@@ -54,6 +57,7 @@ impl Spec {
                     request: String::new(),
                     outcome: json!({ "error": Error::Spec(e.clone()).to_json() }),
                     failures: vec![format!("the examples cannot be read: {e}")],
+                    pos: e.pos.clone(),
                 }];
             }
         };
@@ -105,6 +109,12 @@ impl Spec {
             request: String::new(),
             outcome: Value::Null,
             failures: Vec::new(),
+            pos: ex
+                .grant
+                .as_ref()
+                .or(ex.request.as_ref())
+                .map(|at| at.pos.clone())
+                .unwrap_or_default(),
         };
         let inputs = example_inputs(ex);
         match self.render(&kind, &inputs) {

@@ -356,9 +356,10 @@ impl Spec {
                 return Err(Error::Input {
                     name: name.to_owned(),
                     problem: format!(
-                        "not declared by spec `{}` (it declares: {})",
+                        "not declared by spec `{}` (it declares: {}){}",
                         self.id,
-                        join(self.inputs.keys())
+                        join(self.inputs.keys()),
+                        crate::error::did_you_mean(name, self.inputs.keys().map(String::as_str))
                     ),
                 });
             };

@@ -388,7 +388,207 @@ fn test_reports_each_example_and_fails_on_a_wrong_one() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stdout(&out),
-        "FAIL  wrong › client_credentials #1\n        token.access_token: expected \"[redacted]\", got \"[redacted]\" (secret values differ)\n0 passed, 1 failed\n"
+        format!(
+            "FAIL  wrong › client_credentials #1 ({}:4:12)\n        token.access_token: expected \"[redacted]\", got \"[redacted]\" (secret values differ)\n0 passed, 1 failed\n",
+            wrong.display()
+        )
+    );
+
+    // --json: one entry per example, with where it is and each difference.
+    let out = specauth(&["--json", "test", wrong.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(
+        report,
+        serde_json::json!({
+            "passed": 0, "failed": 1, "problems": [],
+            "examples": [{
+                "spec": "wrong", "name": "client_credentials #1",
+                "file": wrong.display().to_string(), "line": 4, "column": 12, "passed": false,
+                "differences": ["token.access_token: expected \"[redacted]\", got \"[redacted]\" (secret values differ)"]
+            }]
+        })
+    );
+}
+
+#[test]
+fn check_json_gives_file_line_column_and_message_per_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "id: bad\nextends: oauth2\nendpoints:\n  token: http://auth.example.com/token\n",
+    )
+    .unwrap();
+    let out = specauth(&["--json", "check", "specs/xee.yaml", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(
+        report,
+        serde_json::json!({
+            "ok": [{"file": "specs/xee.yaml", "id": "xee", "grants": 2, "examples": 7}],
+            "problems": [{
+                "file": bad.display().to_string(), "line": 4, "column": 10,
+                "message": "`http://auth.example.com/token` is plain http:// to `auth.example.com`, which is not a loopback host; use https://"
+            }]
+        })
+    );
+}
+
+#[test]
+fn new_scaffolds_a_spec_that_passes_check_and_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acme.yaml");
+    let out = specauth(&["new", "acme", "-o", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    assert!(yaml.starts_with("# yaml-language-server: $schema=spec.schema.json\n"));
+    assert!(yaml.contains("\nid: acme\n") && yaml.contains("\nextends: oauth2"));
+    assert!(yaml.contains("\nexamples:\n"));
+    // The schema the modeline names is written beside it, and is the one `schema` prints.
+    let schema = std::fs::read_to_string(dir.path().join("spec.schema.json")).unwrap();
+    assert_eq!(schema, stdout(&specauth(&["schema"])));
+    let out = specauth(&["check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let out = specauth(&["test", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).ends_with("1 passed, 0 failed\n"));
+    // An existing file is never overwritten; an id must be one.
+    let out = specauth(&["new", "acme", "-o", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = specauth(&["new", "Acme Corp"]);
+    assert_eq!(out.status.code(), Some(2));
+    // Without -o: stdout.
+    let out = specauth(&["new", "other"]);
+    assert!(stdout(&out).contains("\nid: other\n"));
+}
+
+#[test]
+fn unknown_names_get_a_suggestion_and_an_empty_stdin_secret_is_refused() {
+    let out = specauth(&["render", "gitlba", "authorization_code"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("did you mean `gitlab`?"),
+        "{}",
+        stderr(&out)
+    );
+    let out = specauth(&["render", "xee", "refesh_token"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("did you mean `refresh_token`?"),
+        "{}",
+        stderr(&out)
+    );
+    let out = specauth(&["render", "xee", "refresh_token", "--set", "client_ids=app"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("input `client_ids`")
+            && stderr(&out).contains("did you mean `client_id`?"),
+        "{}",
+        stderr(&out)
+    );
+    // Nothing near: no suggestion.
+    let out = specauth(&["render", "zzzzzzzz", "x"]);
+    assert!(!stderr(&out).contains("did you mean"), "{}", stderr(&out));
+
+    // `--set client_secret=-` with nothing on stdin names the input.
+    let out = Command::new(env!("CARGO_BIN_EXE_specauth"))
+        .args(["render", "xee", "refresh_token", "--set", "client_secret=-"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "specauth: input `client_secret`: `--set client_secret=-` read nothing from stdin\n"
+    );
+}
+
+#[test]
+fn help_shows_the_commands_own_options_before_the_global_ones() {
+    let out = specauth(&["print-token", "--help"]);
+    let help = stdout(&out);
+    let own = help.find("--format").expect("--format in help");
+    let global = help
+        .find("Global options:")
+        .expect("a Global options heading");
+    assert!(own < global, "{help}");
+    assert_eq!(help.matches("--store").count(), 1, "{help}");
+    // Examples name bundled providers.
+    let bundled = stdout(&specauth(&["providers", "--json"]));
+    for cmd in [
+        "token",
+        "render",
+        "login",
+        "print-token",
+        "logout",
+        "revoke",
+        "introspect",
+    ] {
+        let help = stdout(&specauth(&[cmd, "--help"]));
+        let examples = help
+            .split_once("\nExample")
+            .unwrap_or_else(|| panic!("{cmd}: no example\n{help}"))
+            .1;
+        let example = examples
+            .lines()
+            .find(|l| l.contains(&format!("specauth {cmd} ")))
+            .unwrap_or_else(|| panic!("{cmd}: no example\n{help}"));
+        let provider = example
+            .split_whitespace()
+            .skip_while(|w| !w.ends_with(cmd))
+            .nth(1)
+            .unwrap_or_else(|| panic!("{example}"))
+            .trim_end_matches([')', '"']);
+        assert!(
+            bundled.contains(&format!("\"id\":\"{provider}\"")),
+            "{cmd}: example provider `{provider}` is not bundled"
+        );
+    }
+}
+
+#[test]
+fn completion_is_computed_from_specs_and_profiles_at_each_tab() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("profiles.yaml"),
+        "gitlab:\n  work: { client_id: a }\n",
+    )
+    .unwrap();
+    let complete = |words: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_specauth"));
+        cmd.env("COMPLETE", "fish")
+            .env("SPECAUTH_CONFIG", dir.path().join("profiles.yaml"))
+            .env("SPECAUTH_STORE", dir.path().join("store"))
+            .arg("--")
+            .arg("specauth")
+            .args(words);
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap_or("").to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert!(complete(&["print-token", "gitl"]).contains(&"gitlab".to_owned()));
+    let values = |words: &[&str]| {
+        complete(words)
+            .into_iter()
+            .filter(|c| !c.starts_with('-'))
+            .collect::<Vec<_>>()
+    };
+    let grants = values(&["token", "xee", ""]);
+    assert_eq!(grants, ["authorization_code", "refresh_token"]);
+    // Flags before the provider, with and without values.
+    let grants = values(&["--json", "token", "--timeout", "5", "xee", ""]);
+    assert_eq!(grants, ["authorization_code", "refresh_token"]);
+    let profiles = values(&["print-token", "gitlab", "--profile", ""]);
+    assert_eq!(profiles, ["default", "work"], "{profiles:?}");
+    // The script `completions` prints calls back into specauth.
+    let script = stdout(&specauth(&["completions", "bash"]));
+    assert!(
+        script.contains("COMPLETE=\"bash\"") && script.contains("specauth"),
+        "{script}"
     );
 }
 
@@ -442,18 +642,44 @@ fn demo_runs_every_bundled_exchange_over_loopback() {
         stdout(&out),
         stderr(&out)
     );
+    // One screen: the three seed providers first, a row each, then the others in one row.
     let text = stdout(&out);
+    let rows: Vec<&str> = text.lines().filter(|l| l.contains('✓')).collect();
+    assert_eq!(rows.len(), 4, "{text}");
+    for (row, id) in rows.iter().zip(["xee ", "saasu ", "priava "]) {
+        assert!(row.starts_with(id), "{row}");
+    }
+    assert!(rows[3].contains(" more "), "{}", rows[3]);
+    assert!(text.lines().count() < 24, "more than one screen:\n{text}");
+    let last = text.lines().last().unwrap();
+    assert!(
+        last.contains(" exchanges over ") && last.ends_with("each matched its offline replay."),
+        "{last}"
+    );
+    // The transcript: `demo PROVIDER`, or every provider with -v.
+    let out = specauth(&["-v", "demo"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let full = stdout(&out);
     for id in ["xee", "saasu", "priava"] {
         assert!(
-            text.contains(&format!("━━ {id} ·")),
+            full.contains(&format!("━━ {id} ·")),
             "{id} missing from the demo"
         );
     }
-    assert!(text.contains("each matched its offline replay."), "{text}");
+    assert_eq!(full.lines().last(), Some(last), "the same count");
+    let xee = stdout(&specauth(&["demo", "xee"]));
     assert!(
-        !text.contains("s3cret") && !text.contains("StrongPassword"),
-        "a secret leaked into the demo"
+        xee.contains("━━ xee ·") && !xee.contains("━━ saasu ·"),
+        "{xee}"
     );
+    // Real expiry times: Xee's example token expires at 1382962374.
+    assert!(xee.contains("expires 2013-10-28T12:12:54Z"), "{xee}");
+    for text in [&text, &full] {
+        assert!(
+            !text.contains("s3cret") && !text.contains("StrongPassword"),
+            "a secret leaked into the demo"
+        );
+    }
 }
 
 #[test]
@@ -776,6 +1002,7 @@ fn a_spec_is_found_by_its_declared_id_and_yml_works_like_yaml() {
             resources: Vec::new(),
             issuer: None,
             obtained_at: 1,
+            endpoints: Default::default(),
         })
         .unwrap();
     server.push(json_reply(

@@ -444,10 +444,19 @@ fn browser_login_then_refresh_rotation_and_reuse_detection() {
         &["--json", "print-token", "peer", "--min-valid", "100000"],
         &env,
     );
-    assert_exit(&out, 1, "refresh with the revoked grant");
+    // A refresh token the provider no longer accepts: only a new sign-in helps (exit 4),
+    // and the provider's refusal stays in the error.
+    assert_exit(&out, 4, "refresh with the revoked grant");
+    let err = &out.json_error()["error"];
     assert_eq!(
-        out.json_error(),
-        provider_error(400, "invalid_grant", "grant request is invalid")
+        (&err["kind"], &err["status"], &err["code"]),
+        (&json!("sign_in"), &json!(400), &json!("invalid_grant"))
+    );
+    let message = err["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("grant request is invalid")
+            && message.ends_with("run `specauth login peer` again"),
+        "{message}"
     );
 }
 

@@ -527,6 +527,7 @@ impl Sandbox {
                 dpop_key: None,
                 resources: Vec::new(),
                 issuer: None,
+                endpoints: Default::default(),
             })
             .unwrap();
     }
@@ -999,12 +1000,14 @@ fn a_rotated_refresh_token_is_never_sent_again() {
         last_refresh
     );
 
-    // What the server does to a client that re-uses one: invalid_grant, exit 1.
+    // What the server does to a client that re-uses one: invalid_grant. Only a new sign-in
+    // helps: exit 4, naming the command.
     sb.seed("peer", "peer-access-0", "peer-refresh-0", now() - 1);
     let o = sb.run(&["print-token", "peer"], &with_secret());
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
     assert!(
-        text(&o.stderr).contains("invalid_grant"),
+        text(&o.stderr).contains("invalid_grant")
+            && text(&o.stderr).contains("run `specauth login peer` again"),
         "{}",
         text(&o.stderr)
     );
@@ -1379,9 +1382,10 @@ fn tokens_introspect_revoke_and_logout() {
     );
     let o = sb.run(&["tokens", "--json"], &[]);
     assert_eq!(text(&o.stdout).trim(), "[]");
-    // Nothing cached any more: introspect has nothing to act on (usage, 2); logout is a no-op.
+    // Nothing cached any more: introspect has nothing to act on (sign-in needed, 4); logout
+    // is a no-op.
     let o = sb.run(&["introspect", "peer"], &with_secret());
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
     let o = sb.run(&["logout", "peer"], &with_secret());
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
 
@@ -1492,6 +1496,13 @@ fn completions_and_help_cover_the_session_commands() {
     let emu = Emulator::start();
     let sb = Sandbox::new(&emu);
     let o = sb.run(&["completions", "bash"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    // The script calls back into specauth at each Tab; what it completes comes from there.
+    let o = Command::new(BIN)
+        .args(["--", "specauth", ""])
+        .env("COMPLETE", "fish")
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let script = text(&o.stdout);
     for cmd in [

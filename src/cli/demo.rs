@@ -1,65 +1,101 @@
 //! `specauth demo`: each provider's documented exchanges, live over loopback, no credentials.
+//!
+//! By default one screen: a row for each of the three seed providers, then the others in one
+//! row (and a row for any that did not match). `demo PROVIDER…` and `-v` print the full
+//! transcript: every request, redacted, with its normalised outcome.
 
-use specauth::testing::{ReplayServer, replay_live};
+use specauth::testing::{LiveExchange, ReplayServer, replay_live};
 use specauth::{Error, Loader, UreqTransport};
 
 use super::exit;
 
-pub(crate) fn run(loader: &Loader, providers: &[String]) -> Result<u8, Error> {
+/// The providers the demo opens with: the three the project was written against.
+const SEEDS: [&str; 3] = ["xee", "saasu", "priava"];
+
+/// What one provider's exchanges came to.
+struct Row {
+    id: String,
+    exchanges: usize,
+    mismatches: usize,
+}
+
+pub(crate) fn run(loader: &Loader, providers: &[String], verbose: bool) -> Result<u8, Error> {
     let server = ReplayServer::start()
         .map_err(|e| Error::Usage(format!("cannot start the local server: {e}")))?;
     let transport = UreqTransport::new();
+    let transcript = verbose || !providers.is_empty();
     let ids: Vec<String> = if providers.is_empty() {
-        loader.ids()
+        let all = loader.ids();
+        let seeds = SEEDS.iter().filter(|s| all.iter().any(|i| i == *s));
+        seeds
+            .map(|s| (*s).to_owned())
+            .chain(all.iter().filter(|i| !SEEDS.contains(&i.as_str())).cloned())
+            .collect()
     } else {
         providers.to_vec()
     };
-    outln!(
-        "specauth demo: a server on {} answers as each provider's docs show; every request below\n\
-         went through the real HTTP transport. Secrets are redacted.\n",
-        server.origin()
-    )?;
-    let (mut exchanges, mut mismatches) = (0usize, 0usize);
+    if transcript {
+        outln!(
+            "specauth demo: a server on {} answers as each provider's docs show; every request below\n\
+             went through the real HTTP transport. Secrets are redacted.\n",
+            server.origin()
+        )?;
+    } else {
+        outln!(
+            "specauth demo: a server on {} answers as each provider's docs show, and every documented\n\
+             exchange goes through the real HTTP transport. `specauth demo xee` shows one provider's\n\
+             requests and replies (secrets redacted), `specauth demo -v` all of them.\n",
+            server.origin()
+        )?;
+        outln!("{:<16} {:>9}  result", "provider", "exchanges")?;
+    }
+    let mut rows = Vec::new();
     for id in &ids {
         let spec = loader.load(id)?.with_origin(&server.origin())?;
         if spec.example_count() == 0 {
             continue;
         }
-        textln!("━━ {} · {} ━━", spec.id(), spec.name())?;
+        if transcript {
+            textln!("━━ {} · {} ━━", spec.id(), spec.name())?;
+        }
+        let mut row = Row {
+            id: spec.id().to_owned(),
+            exchanges: 0,
+            mismatches: 0,
+        };
         for (i, live) in replay_live(&spec, &server, &transport).iter().enumerate() {
-            exchanges += 1;
+            row.exchanges += 1;
+            if !live.matches() {
+                row.mismatches += 1;
+            }
+            if transcript {
+                show(i, live)?;
+            }
+        }
+        if transcript {
             outln!()?;
-            textln!("[{}] {} (grant {})", i + 1, live.name, live.kind.name())?;
-            for line in live.request.lines() {
-                textln!("    │ {line}")?;
-            }
-            match &live.outcome {
-                Err(why) => textln!("    ✗ {why}")?,
-                Ok(outcome) => {
-                    let shown = strip_nulls(outcome);
-                    let arrow = if shown.get("token").is_some() {
-                        "token"
-                    } else {
-                        "provider error"
-                    };
-                    textln!(
-                        "    → {arrow}: {}",
-                        shown.get("token").or(shown.get("error")).unwrap_or(&shown)
-                    )?;
-                }
-            }
-            if live.matches() {
-                continue;
-            }
-            mismatches += 1;
-            if !live.received_as_rendered && live.outcome.is_ok() {
-                outln!("    ✗ the server did not receive the request as rendered")?;
-            } else if live.outcome.is_ok() {
-                textln!("    ✗ differs from the offline replay: {}", live.offline)?;
-            }
+        } else if SEEDS.contains(&row.id.as_str()) || row.mismatches > 0 {
+            print_row(&row.id, row.exchanges, row.mismatches)?;
+        }
+        rows.push(row);
+    }
+    let exchanges: usize = rows.iter().map(|r| r.exchanges).sum();
+    let mismatches: usize = rows.iter().map(|r| r.mismatches).sum();
+    if !transcript {
+        let others: Vec<&Row> = rows
+            .iter()
+            .filter(|r| !SEEDS.contains(&r.id.as_str()))
+            .collect();
+        if !others.is_empty() {
+            print_row(
+                &format!("{} more", others.len()),
+                others.iter().map(|r| r.exchanges).sum(),
+                others.iter().map(|r| r.mismatches).sum(),
+            )?;
         }
         outln!()?;
     }
+    // The last line is what CI shows (`.ci/run` tails it).
     outln!(
         "{exchanges} exchanges over {} providers; {}",
         ids.len(),
@@ -74,6 +110,63 @@ pub(crate) fn run(loader: &Loader, providers: &[String]) -> Result<u8, Error> {
     } else {
         exit::REFUSED
     })
+}
+
+fn print_row(label: &str, exchanges: usize, mismatches: usize) -> Result<(), Error> {
+    let result = if mismatches == 0 {
+        "✓ each matched its offline replay".to_owned()
+    } else {
+        format!("✗ {mismatches} did not match (`specauth demo {label}` shows how)")
+    };
+    textln!("{label:<16} {exchanges:>9}  {result}")
+}
+
+/// One exchange of the transcript.
+fn show(i: usize, live: &LiveExchange) -> Result<(), Error> {
+    outln!()?;
+    textln!("[{}] {} (grant {})", i + 1, live.name, live.kind.name())?;
+    for line in live.request.lines() {
+        textln!("    │ {line}")?;
+    }
+    match &live.outcome {
+        Err(why) => textln!("    ✗ {why}")?,
+        Ok(outcome) => {
+            let shown = strip_nulls(outcome);
+            let arrow = if shown.get("token").is_some() {
+                "token"
+            } else {
+                "provider error"
+            };
+            textln!(
+                "    → {arrow}: {}",
+                shown.get("token").or(shown.get("error")).unwrap_or(&shown)
+            )?;
+            if let Some(at) = shown["token"]["expires_at"].as_u64() {
+                textln!("      expires {}", date(at))?;
+            }
+        }
+    }
+    if live.matches() {
+        return Ok(());
+    }
+    if !live.received_as_rendered && live.outcome.is_ok() {
+        outln!("    ✗ the server did not receive the request as rendered")?;
+    } else if live.outcome.is_ok() {
+        textln!("    ✗ differs from the offline replay: {}", live.offline)?;
+    }
+    Ok(())
+}
+
+/// Epoch seconds as an RFC 3339 UTC time (`2013-10-28T12:26:14Z`).
+fn date(epoch: u64) -> String {
+    i64::try_from(epoch)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("at {epoch} (epoch seconds)"))
 }
 
 /// Absent and null are the same to a reader of the demo.

@@ -4,7 +4,8 @@
 //! Scripts call `print-token` before every API request, so its start-up is most of its cost,
 //! and building clap's whole command tree was a third of that. This path understands only the
 //! plain forms of the flags `print-token` takes (`--profile`, `--min-valid`, `--timeout`,
-//! `--store`, `--specs`, `--config`, `--json`, each as `--flag VALUE` or `--flag=VALUE`). On
+//! `--format`, `--store`, `--specs`, `--config`, `--json`, each as `--flag VALUE` or
+//! `--flag=VALUE`). On
 //! anything else (another flag, a value it cannot read, a path spec, no fresh token, any
 //! error) it returns `None` and the full parser runs the command from the start, so behaviour,
 //! messages and exit codes stay exactly those of the full command.
@@ -19,6 +20,7 @@ struct Args {
     provider: String,
     profile: String,
     min_valid: u64,
+    format: super::format::TokenFormat,
     store: Option<PathBuf>,
 }
 
@@ -42,7 +44,7 @@ pub(crate) fn print_token(argv: &[OsString]) -> Option<std::process::ExitCode> {
     {
         return None;
     }
-    let code = match outln!("{}", super::printable(entry.token.access_token.secret())) {
+    let code = match out!("{}", super::format::render(&entry.token, args.format)) {
         Ok(()) => super::exit::OK,
         // The reader went away (`| head`): as the full command, exit 0 without a word.
         Err(_) if super::STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed) => {
@@ -63,6 +65,7 @@ fn parse(argv: &[OsString]) -> Option<Args> {
     let mut command = false;
     let mut profile = None;
     let mut min_valid = None;
+    let mut format = None;
     let mut store = None;
     while let Some(word) = words.next() {
         let word = word?;
@@ -81,6 +84,13 @@ fn parse(argv: &[OsString]) -> Option<Args> {
             "--profile" if command && profile.is_none() => profile = Some(value()?),
             "--min-valid" if command && min_valid.is_none() => {
                 min_valid = Some(value()?.parse::<u64>().ok()?);
+            }
+            "--format" if command && format.is_none() => {
+                let value = value()?;
+                format = Some(
+                    <super::format::TokenFormat as clap::ValueEnum>::from_str(&value, false)
+                        .ok()?,
+                );
             }
             "--timeout" if command => {
                 value()?.parse::<u64>().ok()?;
@@ -106,6 +116,7 @@ fn parse(argv: &[OsString]) -> Option<Args> {
         provider,
         profile,
         min_valid: min_valid.unwrap_or(60),
+        format: format.unwrap_or_default(),
         store: store.filter(|s| !s.as_os_str().is_empty()),
     })
 }
@@ -134,6 +145,8 @@ mod tests {
                 .expect("flags");
         assert_eq!((a.profile.as_str(), a.min_valid), ("work", 120));
         assert_eq!(a.store, Some(PathBuf::from("/s")));
+        let a = args("print-token gitlab --format=env").expect("format");
+        assert_eq!(a.format, crate::cli::format::TokenFormat::Env);
         let a = args("print-token --profile work gitlab --specs d --config=c").expect("order");
         assert_eq!(
             (a.provider.as_str(), a.profile.as_str()),
@@ -155,7 +168,8 @@ mod tests {
             "print-token gitlab other",
             "print-token gitlab -v",
             "print-token gitlab --help",
-            "print-token gitlab --format json",
+            "print-token gitlab --format yaml",
+            "print-token gitlab --format json --format env",
             "print-token specs/acme.yaml",
             "--profile x print-token gitlab",
             "print-token gitlab --json=1",

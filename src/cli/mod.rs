@@ -41,16 +41,25 @@ macro_rules! errln {
     };
 }
 
+mod adapters;
+mod complete;
+mod curl;
 mod demo;
 mod fast;
+mod format;
+mod output;
 mod session;
 mod signin;
 mod specs;
 
+pub(crate) use output::{
+    PrintableStderr, STDOUT_CLOSED, printable, printable_lines, write_err, write_out,
+};
+
 use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::{Args, CommandFactory as _, Parser, Subcommand};
@@ -59,39 +68,6 @@ use specauth::inputs::env_var_name;
 use specauth::session::{InputSources, Profiles, TokenStore};
 use specauth::transport::TransportConfig;
 use specauth::{Client, Error, Inputs, Loader, Spec, UreqTransport};
-
-/// Set when a write to stdout found its reader gone (`specauth … | head -1`).
-static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
-
-/// Writes to stdout, flushed, so a failure surfaces at the write that caused it. A failed write
-/// is an [`Error::Io`] the command returns with `?`, ending it; when the reader went away (a
-/// broken pipe), [`main`] then exits 0 without a word, as `head` and other pipe readers expect.
-///
-/// Rust ignores SIGPIPE, so `println!` would panic instead. Restoring SIGPIPE's default would
-/// make the kernel kill the process at any write to a closed pipe, stderr included: `-v` logging
-/// to a closed pipe could then kill a refresh between the provider rotating the refresh token
-/// and the cache saving the new one. Here the output stops only at stdout writes, and every
-/// command writes its result to stdout after its work is done and saved.
-pub(crate) fn write_out(args: std::fmt::Arguments<'_>) -> Result<(), Error> {
-    let mut out = std::io::stdout().lock();
-    out.write_fmt(args)
-        .and_then(|()| out.flush())
-        .map_err(|source| {
-            if source.kind() == std::io::ErrorKind::BrokenPipe {
-                STDOUT_CLOSED.store(true, Ordering::Relaxed);
-            }
-            Error::Io {
-                action: "write",
-                path: PathBuf::from("standard output"),
-                source,
-            }
-        })
-}
-
-/// Writes to stderr; a message that cannot be written there has nowhere else to go.
-pub(crate) fn write_err(args: std::fmt::Arguments<'_>) {
-    let _ = std::io::stderr().lock().write_fmt(args);
-}
 
 /// Exit codes: a public contract for scripts.
 pub(crate) mod exit {
@@ -103,6 +79,8 @@ pub(crate) mod exit {
     pub const USAGE: u8 = 2;
     /// Transport failure or unparseable reply.
     pub const TRANSPORT: u8 = 3;
+    /// Sign-in needed: no cached token, or its refresh token expired or was revoked.
+    pub const SIGN_IN: u8 = 4;
 }
 
 #[derive(Parser, Debug)]
@@ -111,23 +89,42 @@ pub(crate) mod exit {
     version,
     about = "A declarative OAuth 2 client: one YAML spec per provider, one interpreter.",
     after_help = "Exit codes: 0 success; 1 the provider refused (or examples failed); \
-                  2 bad usage, spec or input; 3 transport failure or unparseable reply."
+                  2 bad usage, spec or input; 3 transport failure or unparseable reply; \
+                  4 sign-in needed (no cached token, or its refresh token expired or was revoked)."
 )]
 struct Cli {
     /// Extra folders of specs, searched before the bundled ones (by `id:`, or file name ID.yaml).
-    #[arg(long = "specs", value_name = "DIR", global = true)]
+    #[arg(
+        long = "specs",
+        value_name = "DIR",
+        global = true,
+        help_heading = "Global options"
+    )]
     specs: Vec<PathBuf>,
-    /// Errors on stderr as one JSON object {"error": {kind, status, code, message, hint, uri}}.
-    #[arg(long, global = true)]
+    /// JSON output: errors on stderr as one object {"error": {kind, status, code, message, hint,
+    /// uri}}; `check`, `test`, `tokens` and `providers` print their results as JSON.
+    #[arg(long, global = true, help_heading = "Global options")]
     json: bool,
     /// Token cache folder (default: the platform data folder, e.g. ~/.local/share/specauth).
-    #[arg(long, value_name = "PATH", env = "SPECAUTH_STORE", global = true)]
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "SPECAUTH_STORE",
+        global = true,
+        help_heading = "Global options"
+    )]
     store: Option<PathBuf>,
     /// Profiles file (default: the platform config folder, e.g. ~/.config/specauth/profiles.yaml).
-    #[arg(long, value_name = "PATH", env = "SPECAUTH_CONFIG", global = true)]
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "SPECAUTH_CONFIG",
+        global = true,
+        help_heading = "Global options"
+    )]
     config: Option<PathBuf>,
     /// Log each HTTP exchange to stderr, secrets redacted.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     verbose: bool,
     #[command(subcommand)]
     command: Command,
@@ -137,12 +134,12 @@ struct Cli {
 enum Command {
     /// Perform a grant and print the normalised token as one JSON object.
     #[command(
-        after_help = "Example:\n  SPECAUTH_CLIENT_SECRET=… specauth token acme authorization_code \\\n      --set client_id=app --set code=abc"
+        after_help = "Example:\n  SPECAUTH_CLIENT_SECRET=… specauth token xee authorization_code \\\n      --set client_id=app --set code=abc"
     )]
     Token(GrantArgs),
     /// Print the exact HTTP request a grant would send (secrets redacted unless --reveal).
     #[command(
-        after_help = "Example:\n  specauth render acme refresh_token --set client_id=app \\\n      --set client_secret=s --set refresh_token=r"
+        after_help = "Example:\n  specauth render xee refresh_token --set client_id=app \\\n      --set client_secret=s --set refresh_token=r"
     )]
     Render {
         #[command(flatten)]
@@ -153,36 +150,63 @@ enum Command {
     },
     /// Sign in (authorization code + PKCE through the browser, or --device) and cache the token.
     #[command(
-        after_help = "Examples:\n  specauth login acme --set client_id=app\n  specauth login acme --device --profile work\n  specauth login acme --no-browser --port 8765"
+        after_help = "Examples:\n  specauth login gitlab --set client_id=app\n  specauth login github --device --profile work\n  specauth login gitlab --no-browser --port 8765"
     )]
     Login(session::LoginArgs),
     /// Print a valid access token for scripts, refreshing it first when it is about to expire.
     #[command(
         name = "print-token",
-        after_help = "Example:\n  curl -H \"Authorization: Bearer $(specauth print-token acme)\" https://api.acme.example/me"
+        after_help = "Example:\n  curl -H \"Authorization: Bearer $(specauth print-token gitlab)\" https://gitlab.com/api/v4/user\n  specauth print-token gitlab --format header | curl -H @- https://gitlab.com/api/v4/user\n  eval \"$(specauth print-token gitlab --format env)\""
     )]
     PrintToken(session::PrintTokenArgs),
+    /// git credential helper: answers git's `get` with the cached token (refreshed when due).
+    #[command(
+        after_help = "Example (git appends get, store or erase):\n  git config --global credential.https://gitlab.com.helper \\\n      '!specauth credential gitlab'"
+    )]
+    Credential(adapters::CredentialArgs),
+    /// kubectl exec credential plugin: prints an ExecCredential with the cached token.
+    #[command(
+        after_help = "Example (kubeconfig user):\n  exec:\n    apiVersion: client.authentication.k8s.io/v1\n    command: specauth\n    args: [kube, google]\n    interactiveMode: IfAvailable"
+    )]
+    Kube(adapters::KubeArgs),
+    /// Docker credential helper (also run as `docker-credential-specauth`): the server URL on
+    /// stdin, JSON out.
+    #[command(
+        name = "docker-credential",
+        after_help = "Example:\n  ln -s \"$(command -v specauth)\" ~/.local/bin/docker-credential-specauth\n  # ~/.docker/config.json: {\"credHelpers\": {\"registry.gitlab.com\": \"specauth\"}}\n  specauth login gitlab --profile registry.gitlab.com"
+    )]
+    DockerCredential(adapters::DockerArgs),
+    /// Run curl with an `Authorization` header carrying the cached token (refreshed when due);
+    /// exits with curl's exit code.
+    #[command(
+        after_help = "Example:\n  specauth curl gitlab -- -sf https://gitlab.com/api/v4/user\n\nThe header reaches curl through a pipe (-H @/dev/fd/N), never on its command line."
+    )]
+    Curl(curl::CurlArgs),
     /// List cached tokens (no secrets).
     #[command(after_help = "Example:\n  specauth tokens --json")]
     Tokens,
     /// Revoke the cached token at the provider (when the spec has a revocation endpoint) and forget it.
-    #[command(after_help = "Example:\n  specauth logout acme --profile work")]
+    #[command(after_help = "Example:\n  specauth logout gitlab --profile work")]
     Logout(session::LogoutArgs),
     /// Revoke a token at the provider (RFC 7009): the cached one, or --set token=….
-    #[command(after_help = "Example:\n  specauth revoke acme --which access")]
+    #[command(after_help = "Example:\n  specauth revoke gitlab --which access")]
     Revoke(session::TokenOpArgs),
     /// Ask the provider whether a token is active (RFC 7662) and print its answer.
-    #[command(after_help = "Example:\n  specauth introspect acme --which access")]
+    #[command(after_help = "Example:\n  specauth introspect gitlab --which access")]
     Introspect(session::TokenOpArgs),
     /// Validate spec files (or folders of them); errors name file:line:col.
-    #[command(after_help = "Example:\n  specauth check specs/ my-provider.yaml")]
+    #[command(
+        after_help = "Examples:\n  specauth check specs/ my-provider.yaml\n  specauth --json check my-specs/   # {\"ok\": [...], \"problems\": [{file, line, column, message}]}"
+    )]
     Check {
         /// Spec files or folders.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
     /// Replay each spec's documented examples offline and report pass/fail per example.
-    #[command(after_help = "Example:\n  specauth test my-specs/acme.yaml")]
+    #[command(
+        after_help = "Examples:\n  specauth test my-specs/acme.yaml\n  specauth --json test my-specs/   # per example: spec, name, file, line, column, passed, differences"
+    )]
     Test {
         /// Spec files or folders.
         #[arg(required = true)]
@@ -191,12 +215,24 @@ enum Command {
         #[arg(long = "show", short = 's')]
         show: bool,
     },
+    /// Write a new spec to fill in: the schema modeline, `extends: oauth2`, one example.
+    #[command(
+        after_help = "Example:\n  specauth new acme -o my-specs/acme.yaml && specauth check my-specs/acme.yaml"
+    )]
+    New {
+        /// The provider's id (lower case letters, digits and `-`).
+        id: String,
+        /// Write it to this file instead of stdout (refused when the file exists).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Run providers' documented exchanges against a local server through the real transport.
     #[command(
-        after_help = "Example:\n  specauth demo            # every bundled provider\n  specauth demo oauth2 acme"
+        after_help = "Examples:\n  specauth demo            # every bundled provider, one row per seed provider\n  specauth demo xee saasu  # the full transcript of these\n  specauth demo -v         # the full transcript of every provider"
     )]
     Demo {
-        /// Provider ids (default: every bundled spec).
+        /// Provider ids, shown in full (default: every bundled spec, summarised).
+        #[arg(add = clap_complete::ArgValueCandidates::new(complete::providers))]
         providers: Vec<String>,
     },
     /// List the providers that can be used (bundled and from --specs).
@@ -237,9 +273,10 @@ enum Command {
         after_help = "Example:\n  specauth schema > spec.schema.json\n  # then, first line of a spec: # yaml-language-server: $schema=spec.schema.json"
     )]
     Schema,
-    /// Print shell completions.
+    /// Print the shell script that completes commands, flags, provider ids, grants and
+    /// profile names (computed at each Tab, so new specs and profiles complete at once).
     #[command(
-        after_help = "Example:\n  specauth completions bash > /etc/bash_completion.d/specauth"
+        after_help = "Examples:\n  specauth completions bash > /etc/bash_completion.d/specauth\n  echo 'source <(specauth completions zsh)' >> ~/.zshrc"
     )]
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -250,8 +287,10 @@ enum Command {
 #[derive(Args, Debug)]
 struct GrantArgs {
     /// Bundled provider id, an id from a --specs folder, or a path to a spec file.
+    #[arg(add = clap_complete::ArgValueCandidates::new(complete::providers))]
     provider: String,
     /// Grant name (authorization_code, refresh_token, password, client_credentials, …).
+    #[arg(add = clap_complete::ArgValueCandidates::new(complete::grants))]
     grant: String,
     #[command(flatten)]
     inputs: InputArgs,
@@ -272,8 +311,19 @@ pub(crate) struct InputArgs {
     #[arg(long = "endpoint", value_name = "NAME=URL")]
     endpoint: Vec<String>,
     /// The profile: which cached token, and which inputs from the profiles file.
-    #[arg(long, default_value = "default")]
+    #[arg(long, default_value = "default", add = clap_complete::ArgValueCandidates::new(complete::profiles))]
     profile: String,
+}
+
+impl InputArgs {
+    /// No `--set` or `--endpoint`, and `profile`.
+    pub(crate) fn for_profile(profile: &str) -> InputArgs {
+        InputArgs {
+            set: Vec::new(),
+            endpoint: Vec::new(),
+            profile: profile.to_owned(),
+        }
+    }
 }
 
 /// What every command shares.
@@ -304,6 +354,44 @@ impl Ctx {
         }
     }
 
+    /// [`Ctx::spec_and_inputs`] for a command about a cached token: without `--endpoint`,
+    /// the endpoints given at login (kept with the token) apply, so a sandbox's token is
+    /// refreshed, revoked and introspected where it came from.
+    pub(crate) fn cached_spec_and_inputs(
+        &self,
+        provider: &str,
+        args: &InputArgs,
+    ) -> Result<(Spec, Inputs), Error> {
+        if args.endpoint.is_empty()
+            && !specauth::spec::is_path(provider)
+            && let Some(entry) = self.store()?.load(provider, &args.profile)?
+            && !entry.endpoints.is_empty()
+        {
+            let mut args = args.clone();
+            args.endpoint = entry
+                .endpoints
+                .iter()
+                .map(|(name, url)| format!("{name}={url}"))
+                .collect();
+            return self.spec_and_inputs(provider, &args);
+        }
+        self.spec_and_inputs(provider, args)
+    }
+
+    /// The `--endpoint NAME=URL` overrides, by name.
+    pub(crate) fn endpoints(
+        args: &InputArgs,
+    ) -> Result<std::collections::BTreeMap<String, String>, Error> {
+        args.endpoint
+            .iter()
+            .map(|e| {
+                e.split_once('=')
+                    .map(|(n, u)| (n.to_owned(), u.to_owned()))
+                    .ok_or_else(|| Error::Usage(format!("--endpoint `{e}` must be NAME=URL")))
+            })
+            .collect()
+    }
+
     /// The spec with `--endpoint` overrides applied, and its inputs gathered.
     pub(crate) fn spec_and_inputs(
         &self,
@@ -323,11 +411,30 @@ impl Ctx {
     }
 }
 
+/// The registration script of clap_complete's dynamic engine for `shell`: it runs
+/// `COMPLETE=SHELL specauth -- WORDS…` at each Tab (see [`complete`]).
+fn completions(shell: clap_complete::Shell) -> Result<u8, Error> {
+    let name = shell.to_string();
+    let shells = clap_complete::env::Shells::builtins();
+    let completer = shells
+        .completer(&name)
+        .ok_or_else(|| Error::Usage(format!("no completions for {name}")))?;
+    // Written to memory first: a failure to write stdout must not panic.
+    let mut script = Vec::new();
+    completer
+        .write_registration("COMPLETE", "specauth", "specauth", "specauth", &mut script)
+        .map_err(|e| Error::Usage(format!("cannot write the {name} script: {e}")))?;
+    out!("{}", String::from_utf8_lossy(&script))?;
+    Ok(exit::OK)
+}
+
 pub(crate) fn main() -> ExitCode {
-    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let argv = arguments();
     if let Some(code) = fast::print_token(&argv) {
         return code;
     }
+    // `COMPLETE=SHELL specauth -- WORDS…`: a shell asking for completions; answers and exits.
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     let cli = Cli::parse_from(argv);
     let verbose = cli.verbose;
     if verbose {
@@ -351,15 +458,27 @@ pub(crate) fn main() -> ExitCode {
         Command::Login(args) => session::login(&ctx, &args),
         Command::PrintToken(args) => session::print_token(&ctx, &args),
         Command::Tokens => session::tokens(&ctx),
+        Command::Credential(args) => adapters::credential(&ctx, &args),
+        Command::Kube(args) => adapters::kube(&ctx, &args),
+        Command::Curl(args) => curl::run(&ctx, &args),
+        Command::DockerCredential(args) => adapters::docker(&ctx, &args),
         Command::Logout(args) => session::logout(&ctx, &args),
         Command::Revoke(args) => session::revoke(&ctx, &args),
         Command::Introspect(args) => session::introspect(&ctx, &args),
         // Checking and replaying specs reads their examples; every other command skips them.
-        Command::Check { paths } => specs::check(&ctx.loader.clone().with_examples(), &paths),
-        Command::Test { paths, show } => {
-            specs::test(&ctx.loader.clone().with_examples(), &paths, show || verbose)
+        Command::Check { paths } => {
+            specs::check(&ctx.loader.clone().with_examples(), &paths, ctx.json)
         }
-        Command::Demo { providers } => demo::run(&ctx.loader.clone().with_examples(), &providers),
+        Command::Test { paths, show } => specs::test(
+            &ctx.loader.clone().with_examples(),
+            &paths,
+            show || verbose,
+            ctx.json,
+        ),
+        Command::New { id, output } => specs::new_spec(&ctx.loader, &id, output.as_deref()),
+        Command::Demo { providers } => {
+            demo::run(&ctx.loader.clone().with_examples(), &providers, verbose)
+        }
         Command::Providers {
             markdown,
             readme,
@@ -378,12 +497,7 @@ pub(crate) fn main() -> ExitCode {
             serde_json::to_string_pretty(&specauth::spec::schema()).unwrap_or_default()
         )
         .map(|()| exit::OK),
-        Command::Completions { shell } => {
-            // clap_complete panics when its writer fails: it writes to memory, then to stdout.
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "specauth", &mut script);
-            out!("{}", String::from_utf8_lossy(&script)).map(|()| exit::OK)
-        }
+        Command::Completions { shell } => completions(shell),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -396,11 +510,27 @@ pub(crate) fn main() -> ExitCode {
     }
 }
 
+/// The command line, with `docker-credential-specauth OP` (a link to this binary, the name
+/// Docker runs) read as `specauth docker-credential OP`.
+fn arguments() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let invoked_as = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_stem())
+        .and_then(|s| s.to_str())
+        .unwrap_or("");
+    if invoked_as == "docker-credential-specauth" {
+        args.insert(1, "docker-credential".into());
+    }
+    args
+}
+
 /// The exit code for an error.
 pub(crate) fn exit_code(e: &Error) -> u8 {
     match e {
         Error::Provider(_) => exit::REFUSED,
         Error::Transport(_) | Error::Reply { .. } => exit::TRANSPORT,
+        Error::NotSignedIn { .. } => exit::SIGN_IN,
         _ => exit::USAGE,
     }
 }
@@ -430,54 +560,27 @@ fn advice(e: &Error) -> Option<String> {
             format!("add it to the spec or pass --endpoint {endpoint}=URL")
         }
         Error::NotSignedIn {
-            provider, reason, ..
-        } => match reason {
-            NotSignedInReason::ExpiredWithoutRefresh => {
-                format!("run `specauth login {provider}` again")
+            provider,
+            profile,
+            reason,
+            ..
+        } => {
+            let login = login_command(provider, profile);
+            match reason {
+                NotSignedInReason::NoEntry => format!("run `{login}` first"),
+                _ => format!("run `{login}` again"),
             }
-            _ => format!("run `specauth login {provider}` first"),
-        },
+        }
         _ => return None,
     })
 }
 
-/// `text` safe for a terminal: C0 and C1 control characters and DEL (a line break splitting a
-/// one-line error, an escape sequence from a server) shown as `\u{…}` escapes. Every string
-/// that came from outside passes here before it is printed.
-pub(crate) fn printable(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Each line of `text` made [`printable`], line breaks kept: for text of several lines.
-pub(crate) fn printable_lines(text: &str) -> String {
-    text.split('\n')
-        .map(printable)
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// stderr for `-v` logs: the requests they show carry inputs and spec values, so each log
-/// line passes through [`printable`].
-struct PrintableStderr;
-
-impl std::io::Write for PrintableStderr {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        // The subscriber formats each event whole, then writes it in one call.
-        let text = printable_lines(&String::from_utf8_lossy(buf));
-        std::io::stderr().lock().write_all(text.as_bytes())?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().lock().flush()
+/// The command that signs in to `provider` under `profile` (named only when not `default`).
+pub(crate) fn login_command(provider: &str, profile: &str) -> String {
+    if profile == "default" {
+        format!("specauth login {provider}")
+    } else {
+        format!("specauth login {provider} --profile {profile}")
     }
 }
 
@@ -508,7 +611,15 @@ fn gather_inputs(
                     name: name.to_owned(),
                     problem: format!("reading it from stdin: {e}"),
                 })?;
-            buf.trim_end_matches(['\r', '\n']).to_owned()
+            let value = buf.trim_end_matches(['\r', '\n']);
+            if value.is_empty() {
+                // `--set client_secret=-` with nothing piped in is a mistake, never a value.
+                return Err(Error::Input {
+                    name: name.to_owned(),
+                    problem: format!("`--set {name}=-` read nothing from stdin"),
+                });
+            }
+            value.to_owned()
         } else if let Some(literal) = value.strip_prefix("@@") {
             format!("@{literal}")
         } else if let Some(path) = value.strip_prefix('@') {

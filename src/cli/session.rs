@@ -10,12 +10,16 @@ use specauth::session::{
 };
 use specauth::{Error, Outcome, RequestKind};
 
+use super::format::TokenFormat;
 use super::{Ctx, InputArgs, client, exit};
 
 #[derive(Args, Debug)]
 pub(crate) struct LoginArgs {
     /// Bundled provider id, an id from a --specs folder, or a path to a spec file.
-    #[arg(required_unless_present = "mcp")]
+    #[arg(
+        required_unless_present = "mcp",
+        add = clap_complete::ArgValueCandidates::new(super::complete::providers)
+    )]
     provider: Option<String>,
     #[command(flatten)]
     pub(crate) mcp: super::signin::McpArgs,
@@ -44,6 +48,7 @@ pub(crate) struct LoginArgs {
 #[derive(Args, Debug)]
 pub(crate) struct PrintTokenArgs {
     /// Provider id (or spec path).
+    #[arg(add = clap_complete::ArgValueCandidates::new(super::complete::providers))]
     provider: String,
     #[command(flatten)]
     inputs: InputArgs,
@@ -56,11 +61,16 @@ pub(crate) struct PrintTokenArgs {
     timeout: u64,
     #[command(flatten)]
     pub(crate) extra: super::signin::PrintTokenExtra,
+    /// How to print it: the bare token, an `Authorization:` header line, JSON with its type
+    /// and expiry, or shell `export` lines.
+    #[arg(long, value_enum, default_value_t = TokenFormat::Bare)]
+    format: TokenFormat,
 }
 
 #[derive(Args, Debug)]
 pub(crate) struct LogoutArgs {
     /// Provider id (or spec path).
+    #[arg(add = clap_complete::ArgValueCandidates::new(super::complete::providers))]
     provider: String,
     #[command(flatten)]
     inputs: InputArgs,
@@ -72,6 +82,7 @@ pub(crate) struct LogoutArgs {
 #[derive(Args, Debug)]
 pub(crate) struct ProfileArgs {
     /// Provider id (or spec path).
+    #[arg(add = clap_complete::ArgValueCandidates::new(super::complete::providers))]
     provider: String,
     #[command(flatten)]
     inputs: InputArgs,
@@ -80,6 +91,7 @@ pub(crate) struct ProfileArgs {
 #[derive(Args, Debug)]
 pub(crate) struct TokenOpArgs {
     /// Provider id (or spec path).
+    #[arg(add = clap_complete::ArgValueCandidates::new(super::complete::providers))]
     provider: String,
     #[command(flatten)]
     inputs: InputArgs,
@@ -102,8 +114,40 @@ pub(crate) fn summary(entry: &StoredToken) -> serde_json::Value {
 }
 
 pub(crate) fn login(ctx: &Ctx, args: &LoginArgs) -> Result<u8, Error> {
-    let Some(provider) = args.provider.as_deref() else {
+    if args.provider.is_none() {
         return super::signin::mcp_login(ctx, args);
+    }
+    let entry = sign_in_with(ctx, args)?;
+    outln!("{}", summary(&entry))?;
+    Ok(exit::OK)
+}
+
+/// Signs in as `specauth login PROVIDER [--device]` would with its defaults, for a command
+/// that finds no cached token while a person is there (`kube` run interactively). Talks to
+/// the person on stderr only: stdout belongs to the command.
+pub(crate) fn sign_in(
+    ctx: &Ctx,
+    provider: &str,
+    inputs: &InputArgs,
+    device: bool,
+) -> Result<StoredToken, Error> {
+    let args = LoginArgs {
+        provider: Some(provider.to_owned()),
+        mcp: Default::default(),
+        inputs: inputs.clone(),
+        port: None,
+        no_browser: false,
+        device,
+        timeout: 300,
+        slow_down_step: 5,
+        dpop: false,
+    };
+    sign_in_with(ctx, &args)
+}
+
+fn sign_in_with(ctx: &Ctx, args: &LoginArgs) -> Result<StoredToken, Error> {
+    let Some(provider) = args.provider.as_deref() else {
+        return Err(Error::Usage("give a provider, or --mcp URL".to_owned()));
     };
     let (spec, inputs) = ctx.spec_and_inputs(provider, &args.inputs)?;
     let store = ctx.store()?;
@@ -166,6 +210,8 @@ pub(crate) fn login(ctx: &Ctx, args: &LoginArgs) -> Result<u8, Error> {
     };
     let mut entry = StoredToken::new(&spec, &args.inputs.profile, token, &used);
     entry.dpop_key = dpop_key.map(|k| k.secret().clone());
+    // Refreshes go where the token came from.
+    entry.endpoints = Ctx::endpoints(&args.inputs)?;
     // Under the lock: a refresh in flight in another process must not overwrite this login.
     let lock = store.lock(&entry.provider, &entry.profile)?;
     store.save(&entry)?;
@@ -176,8 +222,7 @@ pub(crate) fn login(ctx: &Ctx, args: &LoginArgs) -> Result<u8, Error> {
         entry.profile,
         store.root().display()
     );
-    outln!("{}", summary(&entry))?;
-    Ok(exit::OK)
+    Ok(entry)
 }
 
 pub(crate) fn open_browser(url: &str) -> bool {
@@ -201,27 +246,41 @@ pub(crate) fn open_browser(url: &str) -> bool {
 }
 
 pub(crate) fn print_token(ctx: &Ctx, args: &PrintTokenArgs) -> Result<u8, Error> {
-    let store = ctx
-        .store()?
-        .with_lock_timeout(Duration::from_secs(args.timeout));
-    let profile = &args.inputs.profile;
-    // The fast path reads only the cache: no spec is loaded while the token is fresh.
-    if !specauth::spec::is_path(&args.provider)
-        && let Some(entry) = store.load(&args.provider, profile)?
-        && !entry.token.expires_within(session::now(), args.min_valid)
-    {
+    let entry = valid_token(
+        ctx,
+        &args.provider,
+        &args.inputs,
+        args.min_valid,
+        args.timeout,
+    )?;
+    if args.extra.resource.is_some() || args.extra.dpop.is_some() {
         return super::signin::print_entry(&entry, &args.extra);
     }
-    let (spec, inputs) = ctx.spec_and_inputs(&args.provider, &args.inputs)?;
-    let entry = session::fresh_token(
-        &client(args.timeout),
-        &spec,
-        &store,
-        profile,
-        &inputs,
-        args.min_valid,
-    )?;
-    super::signin::print_entry(&entry, &args.extra)
+    out!("{}", super::format::render(&entry.token, args.format))?;
+    Ok(exit::OK)
+}
+
+/// The cached token of `provider` (profile from `inputs`), valid for `min_valid` seconds more:
+/// refreshed first when needed. What `print-token` and every adapter (git, kube, docker, curl)
+/// serve.
+pub(crate) fn valid_token(
+    ctx: &Ctx,
+    provider: &str,
+    inputs: &InputArgs,
+    min_valid: u64,
+    timeout: u64,
+) -> Result<StoredToken, Error> {
+    let store = ctx.store()?.with_lock_timeout(Duration::from_secs(timeout));
+    let profile = &inputs.profile;
+    // The fast path reads only the cache: no spec is loaded while the token is fresh.
+    if !specauth::spec::is_path(provider)
+        && let Some(entry) = store.load(provider, profile)?
+        && !entry.token.expires_within(session::now(), min_valid)
+    {
+        return Ok(entry);
+    }
+    let (spec, inputs) = ctx.cached_spec_and_inputs(provider, inputs)?;
+    session::fresh_token(&client(timeout), &spec, &store, profile, &inputs, min_valid)
 }
 
 pub(crate) fn tokens(ctx: &Ctx) -> Result<u8, Error> {
@@ -260,7 +319,7 @@ pub(crate) fn tokens(ctx: &Ctx) -> Result<u8, Error> {
 }
 
 pub(crate) fn logout(ctx: &Ctx, args: &LogoutArgs) -> Result<u8, Error> {
-    let (spec, inputs) = ctx.spec_and_inputs(&args.provider, &args.inputs)?;
+    let (spec, inputs) = ctx.cached_spec_and_inputs(&args.provider, &args.inputs)?;
     let store = ctx.store()?;
     let profile = &args.inputs.profile;
     match session::logout(&client(30), &spec, &store, profile, &inputs, args.force)? {
@@ -294,7 +353,7 @@ fn which(args: &TokenOpArgs) -> WhichToken {
 }
 
 pub(crate) fn revoke(ctx: &Ctx, args: &TokenOpArgs) -> Result<u8, Error> {
-    let (spec, inputs) = ctx.spec_and_inputs(&args.provider, &args.inputs)?;
+    let (spec, inputs) = ctx.cached_spec_and_inputs(&args.provider, &args.inputs)?;
     let store = ctx.store()?;
     let profile = &args.inputs.profile;
     let inputs = session::token_request_inputs(&spec, &store, profile, &inputs, which(args))?;
@@ -304,7 +363,7 @@ pub(crate) fn revoke(ctx: &Ctx, args: &TokenOpArgs) -> Result<u8, Error> {
 }
 
 pub(crate) fn introspect(ctx: &Ctx, args: &TokenOpArgs) -> Result<u8, Error> {
-    let (spec, inputs) = ctx.spec_and_inputs(&args.provider, &args.inputs)?;
+    let (spec, inputs) = ctx.cached_spec_and_inputs(&args.provider, &args.inputs)?;
     let store = ctx.store()?;
     let inputs =
         session::token_request_inputs(&spec, &store, &args.inputs.profile, &inputs, which(args))?;

@@ -43,10 +43,36 @@ fn load(loader: &Loader, path: &Path) -> Result<Spec, Error> {
     loader.load_file(path)
 }
 
-pub(crate) fn check(loader: &Loader, paths: &[PathBuf]) -> Result<u8, Error> {
+/// One problem for `--json`: where it is and what it is (`line` and `column` 0 when the
+/// problem is not at a place in the file, such as a file that cannot be read).
+fn problem(file: &Path, e: &Error) -> serde_json::Value {
+    match e {
+        Error::Spec(se) => serde_json::json!({
+            "file": se.pos.file.as_ref(),
+            "line": se.pos.line,
+            "column": se.pos.column,
+            "message": se.message,
+        }),
+        other => serde_json::json!({
+            "file": file.display().to_string(),
+            "line": 0,
+            "column": 0,
+            "message": other.to_string(),
+        }),
+    }
+}
+
+pub(crate) fn check(loader: &Loader, paths: &[PathBuf], json: bool) -> Result<u8, Error> {
     let mut bad = 0;
+    let (mut checked, mut problems) = (Vec::new(), Vec::new());
     for file in spec_files(paths)? {
         match load(loader, &file) {
+            Ok(spec) if json => checked.push(serde_json::json!({
+                "file": file.display().to_string(),
+                "id": spec.id(),
+                "grants": spec.grant_names().count(),
+                "examples": spec.example_count(),
+            })),
             Ok(spec) => textln!(
                 "ok    {} ({}: {} grants, {} examples)",
                 file.display(),
@@ -56,31 +82,66 @@ pub(crate) fn check(loader: &Loader, paths: &[PathBuf]) -> Result<u8, Error> {
             )?,
             Err(e) => {
                 bad += 1;
-                textln!("error {e}")?;
+                if json {
+                    problems.push(problem(&file, &e));
+                } else {
+                    textln!("error {e}")?;
+                }
             }
         }
+    }
+    if json {
+        outln!(
+            "{}",
+            serde_json::json!({ "ok": checked, "problems": problems })
+        )?;
     }
     Ok(if bad == 0 { exit::OK } else { exit::USAGE })
 }
 
-pub(crate) fn test(loader: &Loader, paths: &[PathBuf], verbose: bool) -> Result<u8, Error> {
+pub(crate) fn test(
+    loader: &Loader,
+    paths: &[PathBuf],
+    verbose: bool,
+    json: bool,
+) -> Result<u8, Error> {
     let (mut passed, mut failed, mut broken) = (0, 0, 0);
+    let (mut examples, mut problems) = (Vec::new(), Vec::new());
     for file in spec_files(paths)? {
         let spec = match load(loader, &file) {
             Ok(s) => s,
             Err(e) => {
                 broken += 1;
-                textln!("error {e}")?;
+                if json {
+                    problems.push(problem(&file, &e));
+                } else {
+                    textln!("error {e}")?;
+                }
                 continue;
             }
         };
         for report in spec.run_examples() {
             if report.passed() {
                 passed += 1;
-                textln!("PASS  {} › {}", spec.id(), report.name)?;
             } else {
                 failed += 1;
-                textln!("FAIL  {} › {}", spec.id(), report.name)?;
+            }
+            if json {
+                examples.push(serde_json::json!({
+                    "spec": spec.id(),
+                    "name": report.name,
+                    "file": report.pos.file.as_ref(),
+                    "line": report.pos.line,
+                    "column": report.pos.column,
+                    "passed": report.passed(),
+                    "differences": report.failures,
+                }));
+                continue;
+            }
+            if report.passed() {
+                textln!("PASS  {} › {}", spec.id(), report.name)?;
+            } else {
+                textln!("FAIL  {} › {} ({})", spec.id(), report.name, report.pos)?;
                 for f in &report.failures {
                     textln!("        {f}")?;
                 }
@@ -93,7 +154,19 @@ pub(crate) fn test(loader: &Loader, paths: &[PathBuf], verbose: bool) -> Result<
             }
         }
     }
-    outln!("{passed} passed, {failed} failed")?;
+    if json {
+        outln!(
+            "{}",
+            serde_json::json!({
+                "passed": passed,
+                "failed": failed,
+                "examples": examples,
+                "problems": problems,
+            })
+        )?;
+    } else {
+        outln!("{passed} passed, {failed} failed")?;
+    }
     Ok(if broken > 0 {
         exit::USAGE
     } else if failed > 0 {
@@ -289,6 +362,104 @@ pub(crate) fn providers(
                 )?,
             }
         }
+    }
+    Ok(exit::OK)
+}
+
+/// The spec `specauth new ID` writes: everything a first spec needs, each line saying what
+/// to change. It passes `specauth check` and `specauth test` as written.
+const NEW_SPEC: &str = r#"# yaml-language-server: $schema=spec.schema.json
+# {{ID}}: written from <the provider's token endpoint docs>. The modeline above lets an editor
+# (VS Code with the YAML extension, Neovim with yaml-language-server…) complete and check this
+# file against spec.schema.json (`specauth schema > spec.schema.json`).
+# Check it with `specauth check {{ID}}.yaml`, replay its examples with `specauth test {{ID}}.yaml`.
+id: {{ID}}
+name: {{ID}}                     # the provider's name, as people know it
+extends: oauth2                  # the RFC 6749 defaults (grants, inputs, reply paths); say only what differs
+docs: https://example.com/docs/oauth   # where the provider documents its token endpoint
+
+endpoints:
+  token: https://example.com/oauth/token
+  authorize: https://example.com/oauth/authorize
+
+client_auth: basic               # basic | post | both | none | private_key_jwt | client_secret_jwt
+
+examples:
+  # One documented exchange: replace the inputs, the reply and what is expected with the
+  # provider's own example (its docs' request and response).
+  - name: code exchange (200)
+    grant: authorization_code
+    inputs:
+      client_id: app
+      client_secret: s3cret
+      code: abc
+      redirect_uri: https://app.example/callback
+    reply:
+      status: 200
+      json: { access_token: at-123, token_type: bearer, expires_in: 3600, refresh_token: rt-456 }
+    expect:
+      request:
+        method: POST
+        url: https://example.com/oauth/token
+        headers: { Authorization: "Basic YXBwOnMzY3JldA==" }
+        form: { grant_type: authorization_code, code: abc, redirect_uri: "https://app.example/callback" }
+      token:
+        access_token: at-123
+        token_type: Bearer
+        expires_in: 3600
+        refresh_token: rt-456
+"#;
+
+/// Whether `id` is a spec id: lower case letters, digits and `-`, starting with a letter.
+fn is_spec_id(id: &str) -> bool {
+    id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// `specauth new ID`: a spec to fill in, on stdout or in a new file (with the JSON Schema
+/// beside it when the folder has none, so the modeline works at once).
+pub(crate) fn new_spec(loader: &Loader, id: &str, output: Option<&Path>) -> Result<u8, Error> {
+    if !is_spec_id(id) {
+        return Err(Error::Usage(format!(
+            "`{id}` is not a spec id: use lower case letters, digits and `-`, starting with a letter"
+        )));
+    }
+    let yaml = NEW_SPEC.replace("{{ID}}", id);
+    // What is written must load, examples included.
+    let spec = Spec::from_yaml(&format!("{id}.yaml"), &yaml)?;
+    debug_assert!(spec.run_examples().iter().all(|r| r.passed()));
+    if loader.ids().iter().any(|known| known == id) {
+        errln!("Note: `{id}` is also a bundled provider; a spec in a --specs folder shadows it.");
+    }
+    let Some(path) = output else {
+        out!("{yaml}")?;
+        return Ok(exit::OK);
+    };
+    let write_new = |path: &Path, text: &str| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+            .map_err(|source| Error::Io {
+                action: "create",
+                path: path.to_path_buf(),
+                source,
+            })
+    };
+    write_new(path, &yaml)?;
+    errln!("Wrote {}.", path.display());
+    let schema_path = path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("spec.schema.json");
+    if !schema_path.exists() {
+        let schema = serde_json::to_string_pretty(&specauth::spec::schema()).unwrap_or_default();
+        write_new(&schema_path, &format!("{schema}\n"))?;
+        errln!("Wrote {} for the modeline.", schema_path.display());
     }
     Ok(exit::OK)
 }

@@ -65,7 +65,9 @@ pub fn now() -> u64 {
 /// Refresh is single-flight across processes: the store's lock is taken, the cache read again
 /// (another process may have refreshed while this one waited), and only then is the refresh
 /// grant sent. `secrets` supplies the secret inputs the refresh needs (`client_secret`); the
-/// non-secret ones come from the cache entry.
+/// non-secret ones come from the cache entry. A refresh the provider refuses with
+/// `invalid_grant` is [`Error::NotSignedIn`] with
+/// [`RefreshRefused`](crate::error::NotSignedInReason::RefreshRefused): sign in again.
 pub fn fresh_token<T: Transport>(
     client: &Client<T>,
     spec: &Spec,
@@ -79,6 +81,7 @@ pub fn fresh_token<T: Transport>(
         provider: key.to_owned(),
         profile: profile.to_owned(),
         reason: NotSignedInReason::NoEntry,
+        refusal: None,
     };
     let entry = store.load(key, profile)?.ok_or_else(missing)?;
     if !entry.token.expires_within(now(), min_valid) {
@@ -100,16 +103,34 @@ pub fn fresh_token<T: Transport>(
             provider: key.to_owned(),
             profile: profile.to_owned(),
             reason: NotSignedInReason::ExpiredWithoutRefresh,
+            refusal: None,
         });
     };
     let mut inputs = entry.inputs_with(secrets);
     inputs.set("refresh_token", refresh.secret());
     // A DPoP-bound refresh token is refreshed with the same key (RFC 9449 §5).
-    let token = match entry.dpop()? {
-        Some(key) => crate::dpop::send(client, spec, "refresh_token", &inputs, &key, &mut None)?
-            .into_token()
-            .ok_or_else(|| Error::Usage("the refresh returned no token".to_owned()))?,
-        None => client.token(spec, "refresh_token", &inputs)?,
+    let sent = match entry.dpop()? {
+        Some(key) => crate::dpop::send(client, spec, "refresh_token", &inputs, &key, &mut None)
+            .and_then(|outcome| {
+                outcome
+                    .into_token()
+                    .ok_or_else(|| Error::Usage("the refresh returned no token".to_owned()))
+            }),
+        None => client.token(spec, "refresh_token", &inputs),
+    };
+    let token = match sent {
+        Ok(token) => token,
+        // RFC 6749 §5.2: the refresh token is invalid, expired or revoked. Only signing in
+        // again helps; the entry stays, so a later login under the lock replaces it.
+        Err(Error::Provider(p)) if p.code.as_deref() == Some("invalid_grant") => {
+            return Err(Error::NotSignedIn {
+                provider: key.to_owned(),
+                profile: profile.to_owned(),
+                reason: NotSignedInReason::RefreshRefused,
+                refusal: Some(p),
+            });
+        }
+        Err(e) => return Err(e),
     };
     let updated = StoredToken {
         token,
@@ -151,6 +172,7 @@ pub fn token_request_inputs(
             provider: spec.id().to_owned(),
             profile: profile.to_owned(),
             reason: NotSignedInReason::NoEntry,
+            refusal: None,
         })?;
     let (token, hint) = match (which, &entry.token.refresh_token) {
         (WhichToken::Access, _) | (WhichToken::Preferred, None) => {

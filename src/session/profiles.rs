@@ -64,6 +64,14 @@ impl Profiles {
             })
     }
 
+    /// Every profile name in the file, of any provider (for completion), sorted, once each.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.map.values().flat_map(|p| p.keys().cloned()).collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// The inputs of `provider` + `profile` (empty when the file has none).
     pub fn inputs(&self, provider: &str, profile: &str) -> BTreeMap<String, String> {
         self.map
@@ -154,8 +162,9 @@ impl InputSources {
                     return Err(Error::Input {
                         name: name.clone(),
                         problem: format!(
-                            "is in the profiles file but not declared by spec `{}`",
-                            spec.id()
+                            "is in the profiles file but not declared by spec `{}`{}",
+                            spec.id(),
+                            crate::error::did_you_mean(name, spec.inputs().map(|(n, _)| n))
                         ),
                     });
                 }

@@ -51,6 +51,11 @@ pub struct StoredToken {
     pub resources: Vec<String>,
     /// The issuer that issued it, when known (checked at login, RFC 9207).
     pub issuer: Option<String>,
+    /// Endpoint URLs that replaced the spec's when the token was obtained (a sandbox's token
+    /// URL, by endpoint name), so its refreshes, revocation and introspection go to the same
+    /// server: apply them with [`Spec::with_endpoint`](crate::Spec::with_endpoint). Empty when
+    /// the spec's own were used.
+    pub endpoints: BTreeMap<String, String>,
 }
 
 impl StoredToken {
@@ -97,6 +102,7 @@ impl StoredToken {
             dpop_key: None,
             resources,
             issuer,
+            endpoints: BTreeMap::new(),
         }
     }
 
@@ -147,7 +153,7 @@ impl StoredToken {
         if !self.token.secret_extras.is_empty() {
             token["secret_extras"] = json!(self.token.secret_extras);
         }
-        json!({
+        let mut entry = json!({
             "provider": self.provider,
             "profile": self.profile,
             "obtained_at": self.obtained_at,
@@ -156,7 +162,11 @@ impl StoredToken {
             "dpop_key": self.dpop_key.as_ref().map(Secret::secret),
             "resources": self.resources,
             "issuer": self.issuer,
-        })
+        });
+        if !self.endpoints.is_empty() {
+            entry["endpoints"] = json!(self.endpoints);
+        }
+        entry
     }
 
     fn from_json(v: &Value) -> Option<StoredToken> {
@@ -186,6 +196,15 @@ impl StoredToken {
                 })
                 .unwrap_or_default(),
             issuer: v.get("issuer").and_then(Value::as_str).map(str::to_owned),
+            endpoints: v
+                .get("endpoints")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }
@@ -201,6 +220,7 @@ impl StoredToken {
 ///     provider: "acme".into(), profile: "default".into(), obtained_at: 1,
 ///     token: Token::bearer(Secret::new("t")), inputs: Default::default(),
 ///     dpop_key: None, resources: Vec::new(), issuer: None,
+///     endpoints: Default::default(),
 /// };
 /// store.save(&saved).unwrap();
 /// assert_eq!(store.load("acme", "default").unwrap(), Some(saved));

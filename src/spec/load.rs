@@ -105,7 +105,7 @@ impl Loader {
                 self.compile(Arc::from(bundled_name(id)), SpecText::Static(text))
             }
             None => Err(Error::Usage(format!(
-                "no spec `{id_or_path}`: not a file, not in {}the bundled specs",
+                "no spec `{id_or_path}`: not a file, not in {}the bundled specs{}",
                 if self.dirs.is_empty() {
                     String::new()
                 } else {
@@ -117,7 +117,8 @@ impl Loader {
                             .collect::<Vec<_>>()
                             .join(", ")
                     )
-                }
+                },
+                crate::error::did_you_mean(id_or_path, self.ids().iter().map(String::as_str))
             ))),
         }
     }

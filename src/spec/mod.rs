@@ -571,10 +571,12 @@ impl Spec {
                 RequestKind::Grant(_) => self.grants.keys().cloned().collect(),
                 _ => self.requests.keys().map(|k| k.name().to_owned()).collect(),
             };
+            let given = kind.name();
             Error::Usage(format!(
-                "spec `{}` has no {kind} (it has: {})",
+                "spec `{}` has no {kind} (it has: {}){}",
                 self.id,
-                join(have.iter())
+                join(have.iter()),
+                crate::error::did_you_mean(given, have.iter().map(String::as_str))
             ))
         })
     }

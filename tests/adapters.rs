@@ -1,0 +1,667 @@
+//! The token where tools need it: `print-token --format`, and the adapters for git, kubectl,
+//! Docker and curl, run as processes against a token cache in a temporary folder and, where the
+//! machine has them, the real tools (git, curl).
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+mod common;
+
+use common::now;
+use specauth::session::{StoredToken, TokenStore};
+use specauth::testing::ReplayServer;
+use specauth::{Secret, Token};
+
+const BIN: &str = env!("CARGO_BIN_EXE_specauth");
+
+/// A token cache and a profiles file in a temporary folder.
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn store_dir(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Caches `access` for `provider` + `profile`, expiring at `expires_at`.
+    fn seed(&self, provider: &str, profile: &str, access: &str, expires_at: Option<u64>) {
+        let token = Token {
+            expires_at,
+            expires_in: expires_at.map(|_| 3600),
+            refresh_token: Some(Secret::new("refresh-never-shown")),
+            ..Token::bearer(Secret::new(access))
+        };
+        TokenStore::new(self.store_dir())
+            .save(&StoredToken {
+                provider: provider.into(),
+                profile: profile.into(),
+                token,
+                inputs: [("client_id".to_owned(), "app".to_owned())].into(),
+                obtained_at: now(),
+                endpoints: Default::default(),
+            })
+            .unwrap();
+    }
+
+    fn cached(&self, provider: &str, profile: &str) -> Option<StoredToken> {
+        TokenStore::new(self.store_dir())
+            .load(provider, profile)
+            .unwrap()
+    }
+
+    /// `specauth --store … --config … ARGS` with no inherited SPECAUTH_* variables.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--store").arg(self.store_dir());
+        cmd.arg("--config").arg(self.path("profiles.yaml"));
+        cmd.args(args);
+        scrub_env(&mut cmd);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("the binary runs")
+    }
+
+    /// Runs with `input` on stdin.
+    fn run_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        let mut cmd = self.command(args);
+        cmd.stdin(Stdio::piped());
+        feed(cmd, input)
+    }
+}
+
+fn scrub_env(cmd: &mut Command) {
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("SPECAUTH_")
+            || k.starts_with("KUBERNETES_")
+            || k.to_ascii_lowercase().ends_with("_proxy")
+        {
+            cmd.env_remove(k);
+        }
+    }
+}
+
+fn feed(mut cmd: Command, input: &str) -> Output {
+    cmd.stdin(Stdio::piped());
+    let mut child = cmd.spawn().expect("the command starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(o: &Output) -> String {
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", text(&o.stderr));
+    text(&o.stdout)
+}
+
+#[test]
+fn print_token_formats_for_headers_json_and_shells() {
+    let sb = Sandbox::new();
+    let at = now() + 3000;
+    sb.seed("gitlab", "default", "glat-123", Some(at));
+    let run = |format: &str| ok(&sb.run(&["print-token", "gitlab", "--format", format]));
+    // `bare` is the default, byte for byte.
+    assert_eq!(ok(&sb.run(&["print-token", "gitlab"])), "glat-123\n");
+    assert_eq!(run("bare"), "glat-123\n");
+    assert_eq!(run("header"), "Authorization: Bearer glat-123\n");
+    let json: serde_json::Value = serde_json::from_str(&run("json")).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"access_token": "glat-123", "token_type": "Bearer", "expires_at": at})
+    );
+    let env = run("env");
+    assert_eq!(
+        env,
+        format!("export SPECAUTH_TOKEN='glat-123'\nexport SPECAUTH_TOKEN_EXPIRES_AT={at}\n")
+    );
+    // The shell reads back exactly what was cached.
+    let sh = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{env}printf '%s|%s' \"$SPECAUTH_TOKEN\" \"$SPECAUTH_TOKEN_EXPIRES_AT\""
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(text(&sh.stdout), format!("glat-123|{at}"));
+    let o = sb.run(&["print-token", "gitlab", "--format", "yaml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+}
+
+#[test]
+fn sign_in_needed_exits_4_naming_the_login_command() {
+    let sb = Sandbox::new();
+    let o = sb.run(&["print-token", "gitlab", "--profile", "work"]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stderr),
+        "specauth: no cached token for `gitlab` (profile `work`); run `specauth login gitlab --profile work` first\n"
+    );
+    let o = sb.run(&["--json", "print-token", "gitlab"]);
+    assert_eq!(o.status.code(), Some(4));
+    let err: serde_json::Value = serde_json::from_str(text(&o.stderr).trim()).unwrap();
+    assert_eq!(err["error"]["kind"], "sign_in");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("run `specauth login gitlab` first"),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// git
+// ---------------------------------------------------------------------------------------------
+
+/// `git ARGS` with only the configuration given here: no system or global file, no prompt,
+/// and `credential.helper` set to `specauth credential gitlab` on the sandbox's cache.
+fn git(sb: &Sandbox, args: &[&str]) -> Command {
+    let helper = format!(
+        "!'{BIN}' --store '{}' --config '{}' credential gitlab",
+        sb.store_dir().display(),
+        sb.path("profiles.yaml").display()
+    );
+    let mut cmd = Command::new("git");
+    cmd.args(["-c", "credential.helper=", "-c"])
+        .arg(format!("credential.helper={helper}"))
+        .args(args);
+    scrub_env(&mut cmd);
+    cmd.env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("HOME", sb.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn git_ok(cmd: &mut Command) -> String {
+    let o = cmd
+        .output()
+        .expect("git runs (Debian: apt-get install git)");
+    ok(&o)
+}
+
+#[test]
+fn git_credential_fill_gets_the_cached_token_from_the_real_git() {
+    let sb = Sandbox::new();
+    let at = now() + 3000;
+    sb.seed("gitlab", "default", "glat-git", Some(at));
+    // A git without the bearer capability: the token as the password of user `oauth2`.
+    let o = feed(
+        git(&sb, &["credential", "fill"]),
+        "protocol=https\nhost=gitlab.com\n\n",
+    );
+    assert_eq!(
+        ok(&o),
+        format!(
+            "protocol=https\nhost=gitlab.com\nusername=oauth2\npassword=glat-git\npassword_expiry_utc={at}\n"
+        )
+    );
+    // A user name git already has is kept.
+    let o = feed(
+        git(&sb, &["credential", "fill"]),
+        "protocol=https\nhost=gitlab.com\nusername=alice\n\n",
+    );
+    assert!(ok(&o).contains("username=alice\npassword=glat-git\n"));
+    // A caller that offers `authtype` gets the token as a bearer credential, no password.
+    let o = feed(
+        git(&sb, &["credential", "fill"]),
+        "capability[]=authtype\nprotocol=https\nhost=gitlab.com\n\n",
+    );
+    let out = ok(&o);
+    assert!(
+        out.starts_with("capability[]=authtype\n")
+            && out.contains("authtype=Bearer\ncredential=glat-git\n")
+            && out.contains(&format!("password_expiry_utc={at}\n"))
+            && !out.contains("password="),
+        "{out}"
+    );
+    // git's `approve` (store) changes nothing; `reject` (erase) of another token neither.
+    let o = feed(
+        git(&sb, &["credential", "approve"]),
+        "protocol=https\nhost=gitlab.com\nusername=oauth2\npassword=glat-git\n\n",
+    );
+    ok(&o);
+    let o = feed(
+        git(&sb, &["credential", "reject"]),
+        "protocol=https\nhost=gitlab.com\nusername=oauth2\npassword=someone-else\n\n",
+    );
+    ok(&o);
+    assert_eq!(
+        sb.cached("gitlab", "default").unwrap().token.expires_at,
+        Some(at)
+    );
+    // `reject` of the token served: the cache stops serving it (the next use refreshes).
+    let o = feed(
+        git(&sb, &["credential", "reject"]),
+        "protocol=https\nhost=gitlab.com\nusername=oauth2\npassword=glat-git\n\n",
+    );
+    ok(&o);
+    let cached = sb.cached("gitlab", "default").unwrap();
+    assert_eq!(cached.token.expires_at, Some(0));
+    assert!(
+        cached.token.refresh_token.is_some(),
+        "the refresh token stays"
+    );
+}
+
+/// A smart-HTTP git server on 127.0.0.1 serving one repository to requests that carry
+/// `token`, and asking for credentials (401) otherwise.
+fn git_server(sb: &Sandbox, token: &'static str) -> ReplayServer {
+    let repo = sb.path("repo");
+    let init = |args: &[&str]| {
+        let o = Command::new("git")
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .expect("git runs (Debian: apt-get install git)");
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        o.stdout
+    };
+    init(&["init", "-q", "-b", "main", repo.to_str().unwrap()]);
+    init(&[
+        "-C",
+        repo.to_str().unwrap(),
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "one",
+    ]);
+    let refs = init(&[
+        "upload-pack",
+        "--stateless-rpc",
+        "--advertise-refs",
+        repo.join(".git").to_str().unwrap(),
+    ]);
+    let mut advert = b"001e# service=git-upload-pack\n0000".to_vec();
+    advert.extend(refs);
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("oauth2:{token}")
+        )
+    );
+    let bearer = format!("Bearer {token}");
+    ReplayServer::with_handler(move |req| {
+        let auth = req.header("authorization").unwrap_or("");
+        if auth == basic || auth == bearer {
+            http::Response::builder()
+                .status(200)
+                .header(
+                    "content-type",
+                    "application/x-git-upload-pack-advertisement",
+                )
+                .header("cache-control", "no-cache")
+                .body(advert.clone())
+                .unwrap()
+        } else {
+            http::Response::builder()
+                .status(401)
+                .header("www-authenticate", "Basic realm=\"git\"")
+                .body(Vec::new())
+                .unwrap()
+        }
+    })
+    .unwrap()
+}
+
+#[test]
+fn git_fetches_over_http_with_the_token_and_forgets_a_refused_one() {
+    let sb = Sandbox::new();
+    sb.seed("gitlab", "default", "glat-http", Some(now() + 3000));
+    let server = git_server(&sb, "glat-http");
+    let url = format!("{}/group/repo.git", server.origin());
+    let refs = git_ok(&mut git(&sb, &["ls-remote", &url]));
+    assert!(refs.contains("\trefs/heads/main"), "{refs}");
+    let sent: Vec<String> = server
+        .received()
+        .iter()
+        .filter_map(|r| r.header("authorization").map(str::to_owned))
+        .collect();
+    assert!(!sent.is_empty(), "git sent no credentials");
+    // A server that refuses the token: git erases it, and the cache stops serving it.
+    sb.seed("gitlab", "default", "glat-revoked", Some(now() + 3000));
+    let o = git(&sb, &["ls-remote", &url]).output().unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    assert_eq!(
+        sb.cached("gitlab", "default").unwrap().token.expires_at,
+        Some(0),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// kubectl
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn kube_prints_an_exec_credential_as_kubernetes_documents_it() {
+    let sb = Sandbox::new();
+    sb.seed("google", "default", "ya29.kube", Some(4_102_444_800)); // 2100-01-01T00:00:00Z
+    let run = |info: Option<&str>| {
+        let mut cmd = sb.command(&["kube", "google", "--min-valid", "0"]);
+        if let Some(info) = info {
+            cmd.env("KUBERNETES_EXEC_INFO", info);
+        }
+        cmd.output().unwrap()
+    };
+    // The shape of the example in the Kubernetes docs ("client-go credential plugins"):
+    // {"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
+    //  "status": {"token": "my-bearer-token", "expirationTimestamp": "2018-03-05T17:30:20-08:00"}}
+    let o = run(Some(
+        r#"{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","spec":{"interactive":false}}"#,
+    ));
+    let cred: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
+    assert_eq!(
+        cred,
+        serde_json::json!({
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "kind": "ExecCredential",
+            "status": {"token": "ya29.kube", "expirationTimestamp": "2100-01-01T00:00:00Z"}
+        })
+    );
+    let stamp = cred["status"]["expirationTimestamp"].as_str().unwrap();
+    let parsed =
+        time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339).unwrap();
+    assert_eq!(parsed.unix_timestamp(), 4_102_444_800);
+    // Without KUBERNETES_EXEC_INFO (kubectl before 1.22 sets none): v1.
+    let cred: serde_json::Value = serde_json::from_str(&ok(&run(None))).unwrap();
+    assert_eq!(cred["apiVersion"], "client.authentication.k8s.io/v1");
+    // kubectl asking for v1beta1 gets v1beta1.
+    let o = run(Some(
+        r#"{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential","spec":{"interactive":false}}"#,
+    ));
+    let cred: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
+    assert_eq!(cred["apiVersion"], "client.authentication.k8s.io/v1beta1");
+    assert_eq!(cred["status"]["token"], "ya29.kube");
+    // Not interactive and no token: exit 4 with the login command, and nothing on stdout.
+    let mut cmd = sb.command(&["kube", "google", "--profile", "prod"]);
+    cmd.env(
+        "KUBERNETES_EXEC_INFO",
+        r#"{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","spec":{"interactive":false}}"#,
+    );
+    let o = cmd.output().unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "");
+    assert!(text(&o.stderr).contains("specauth login google --profile prod"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Docker
+// ---------------------------------------------------------------------------------------------
+
+/// `docker-credential-specauth`, a link to the binary as Docker would run it.
+fn docker_helper(sb: &Sandbox, op: &str, input: &str) -> Output {
+    let link = sb.path("docker-credential-specauth");
+    if !link.exists() {
+        std::os::unix::fs::symlink(BIN, &link).unwrap();
+    }
+    let mut cmd = Command::new(&link);
+    cmd.arg(op);
+    scrub_env(&mut cmd);
+    cmd.env("SPECAUTH_STORE", sb.store_dir())
+        .env("SPECAUTH_CONFIG", sb.path("profiles.yaml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    feed(cmd, input)
+}
+
+#[test]
+fn docker_credential_helper_speaks_the_documented_protocol() {
+    let sb = Sandbox::new();
+    sb.seed(
+        "gitlab",
+        "registry.gitlab.com",
+        "glat-docker",
+        Some(now() + 3000),
+    );
+    sb.seed("gitlab", "default", "not-for-docker", Some(now() + 3000));
+    // get: the server URL on stdin, {"ServerURL","Username","Secret"} out (the protocol's
+    // example: `echo "https://index.docker.io/v1/" | docker-credential-osxkeychain get`).
+    let o = docker_helper(&sb, "get", "https://registry.gitlab.com/v2/\n");
+    let cred: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
+    assert_eq!(
+        cred,
+        serde_json::json!({"ServerURL": "https://registry.gitlab.com/v2/",
+            "Username": "oauth2accesstoken", "Secret": "glat-docker"})
+    );
+    // A bare host works as well.
+    let o = docker_helper(&sb, "get", "registry.gitlab.com");
+    assert!(ok(&o).contains("\"Secret\":\"glat-docker\""));
+    // Unknown registry: the exact message Docker's client treats as "no credentials".
+    let o = docker_helper(&sb, "get", "https://index.docker.io/v1/\n");
+    assert_ne!(o.status.code(), Some(0));
+    assert_eq!(
+        text(&o.stdout),
+        "credentials not found in native keychain\n"
+    );
+    assert!(
+        text(&o.stderr).contains("--profile index.docker.io"),
+        "{}",
+        text(&o.stderr)
+    );
+    // list: {"ServerURL": "Username"} of the registries served.
+    let o = docker_helper(&sb, "list", "");
+    let listed: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
+    assert_eq!(
+        listed,
+        serde_json::json!({"https://registry.gitlab.com": "oauth2accesstoken"})
+    );
+    // store: what `get` served is accepted as is; a password of its own is refused.
+    let o = docker_helper(
+        &sb,
+        "store",
+        r#"{"ServerURL":"https://registry.gitlab.com","Username":"oauth2accesstoken","Secret":"glat-docker"}"#,
+    );
+    ok(&o);
+    let o = docker_helper(
+        &sb,
+        "store",
+        r#"{"ServerURL":"https://registry.gitlab.com","Username":"david","Secret":"passw0rd1"}"#,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!text(&o.stdout).contains("passw0rd1") && !text(&o.stderr).contains("passw0rd1"));
+    // erase (`docker logout`): the token stays for `specauth logout` to revoke.
+    ok(&docker_helper(
+        &sb,
+        "erase",
+        "https://registry.gitlab.com\n",
+    ));
+    assert!(sb.cached("gitlab", "registry.gitlab.com").is_some());
+    // The same through `specauth docker-credential`, provider and profile given.
+    let o = sb.run_with_stdin(
+        &[
+            "docker-credential",
+            "get",
+            "--provider",
+            "gitlab",
+            "--profile",
+            "default",
+        ],
+        "https://anything.example\n",
+    );
+    assert!(ok(&o).contains("\"Secret\":\"not-for-docker\""));
+}
+
+// ---------------------------------------------------------------------------------------------
+// curl
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn curl_sends_the_header_and_exits_with_curls_code() {
+    let sb = Sandbox::new();
+    sb.seed("gitlab", "default", "glat-curl", Some(now() + 3000));
+    let server = ReplayServer::with_handler(|req| {
+        let (status, body) = match (req.url.as_str(), req.header("authorization")) {
+            ("/api/v4/user", Some("Bearer glat-curl")) => (200, "{\"username\":\"alice\"}"),
+            ("/api/v4/user", _) => (401, "no token"),
+            _ => (404, "not found"),
+        };
+        http::Response::builder()
+            .status(status)
+            .body(body.as_bytes().to_vec())
+            .unwrap()
+    })
+    .unwrap();
+    let url = format!("{}/api/v4/user", server.origin());
+    let o = sb.run(&["curl", "gitlab", "--", "-sS", "-f", &url]);
+    assert_eq!(ok(&o), "{\"username\":\"alice\"}");
+    assert_eq!(
+        server.received()[0].header("authorization"),
+        Some("Bearer glat-curl")
+    );
+    // curl's own exit code comes through: 22 is `-f` on an HTTP error.
+    let missing = format!("{}/nope", server.origin());
+    let o = sb.run(&["curl", "gitlab", "--", "-s", "-f", &missing]);
+    assert_eq!(o.status.code(), Some(22), "{}", text(&o.stderr));
+    // The user's stdin stays the user's: `-d @-` still reads the request body from it.
+    let mut cmd = sb.command(&["curl", "gitlab", "--", "-s", "-d", "@-", &url]);
+    cmd.stdin(Stdio::piped());
+    let o = feed(cmd, "name=x");
+    assert_eq!(ok(&o), "{\"username\":\"alice\"}");
+    assert_eq!(server.received()[2].body, b"name=x");
+    // No cached token: curl is not run, exit 4.
+    let o = sb.run(&["curl", "github", "--", "-s", &url]);
+    assert_eq!(o.status.code(), Some(4));
+    assert_eq!(server.received().len(), 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// --endpoint at login
+// ---------------------------------------------------------------------------------------------
+
+fn json_reply(body: serde_json::Value) -> http::Response<Vec<u8>> {
+    http::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(body.to_string().into_bytes())
+        .unwrap()
+}
+
+#[test]
+fn endpoint_overrides_given_at_login_are_kept_for_refreshes() {
+    let sb = Sandbox::new();
+    let server = ReplayServer::start().unwrap();
+    let origin = server.origin();
+    server.push(json_reply(serde_json::json!({
+        "device_code": "dc-1", "user_code": "WDJB-MJHT", "verification_uri": "https://github.com/login/device",
+        "expires_in": 900, "interval": 1
+    })));
+    // Lives 30 s: `print-token --min-valid 60` refreshes at once.
+    server.push(json_reply(serde_json::json!({
+        "access_token": "gho_first", "token_type": "bearer", "expires_in": 30, "refresh_token": "ghr_first"
+    })));
+    let o = sb.run(&[
+        "login",
+        "github",
+        "--device",
+        "--set",
+        "client_id=Iv1.app",
+        "--endpoint",
+        &format!("device_authorization={origin}/device"),
+        "--endpoint",
+        &format!("token={origin}/token"),
+    ]);
+    ok(&o);
+    let cached = sb.cached("github", "default").unwrap();
+    assert_eq!(
+        cached.endpoints.get("token").map(String::as_str),
+        Some(format!("{origin}/token").as_str())
+    );
+    // The refresh goes to the sandbox's token endpoint without --endpoint.
+    server.push(json_reply(serde_json::json!({
+        "access_token": "gho_second", "token_type": "bearer", "expires_in": 28800, "refresh_token": "ghr_second"
+    })));
+    let o = sb.run(&["print-token", "github", "--min-valid", "60"]);
+    assert_eq!(ok(&o), "gho_second\n");
+    let received = server.received();
+    assert_eq!(received.len(), 3);
+    assert_eq!(received[2].url, "/token");
+    assert!(
+        String::from_utf8_lossy(&received[2].body).contains("refresh_token=ghr_first"),
+        "{:?}",
+        String::from_utf8_lossy(&received[2].body)
+    );
+    // Kept across the refresh.
+    assert_eq!(
+        sb.cached("github", "default").unwrap().endpoints,
+        cached.endpoints
+    );
+}
+
+#[test]
+fn kube_signs_in_first_when_kubectl_says_a_person_is_there() {
+    let sb = Sandbox::new();
+    let server = ReplayServer::start().unwrap();
+    let origin = server.origin();
+    server.push(json_reply(serde_json::json!({
+        "device_code": "dc-1", "user_code": "WDJB-MJHT", "verification_uri": "https://github.com/login/device",
+        "expires_in": 900, "interval": 1
+    })));
+    server.push(json_reply(serde_json::json!({
+        "access_token": "gho_kube", "token_type": "bearer", "expires_in": 28800
+    })));
+    let mut cmd = sb.command(&[
+        "kube",
+        "github",
+        "--device",
+        "--set",
+        "client_id=Iv1.app",
+        "--endpoint",
+        &format!("device_authorization={origin}/device"),
+        "--endpoint",
+        &format!("token={origin}/token"),
+    ]);
+    cmd.env(
+        "KUBERNETES_EXEC_INFO",
+        r#"{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","spec":{"interactive":true}}"#,
+    );
+    let o = cmd.output().unwrap();
+    // The person reads the code on stderr; kubectl reads only the credential on stdout.
+    assert!(text(&o.stderr).contains("WDJB-MJHT"), "{}", text(&o.stderr));
+    let cred: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
+    assert_eq!(cred["status"]["token"], "gho_kube");
+    assert!(cred["status"]["expirationTimestamp"].is_string());
+    assert_eq!(
+        sb.cached("github", "default")
+            .unwrap()
+            .token
+            .access_token
+            .secret(),
+        "gho_kube"
+    );
+}
