@@ -45,6 +45,7 @@ mod demo;
 mod fast;
 mod session;
 mod specs;
+mod store;
 
 use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
@@ -119,7 +120,8 @@ struct Cli {
     /// Errors on stderr as one JSON object {"error": {kind, status, code, message, hint, uri}}.
     #[arg(long, global = true)]
     json: bool,
-    /// Token cache folder (default: the platform data folder, e.g. ~/.local/share/specauth).
+    /// Token cache folder (default: the platform data folder, e.g. ~/.local/share/specauth), or
+    /// `sqlite:PATH` or `postgres://…` (builds with the `sqlite` / `postgres` features).
     #[arg(long, value_name = "PATH", env = "SPECAUTH_STORE", global = true)]
     store: Option<PathBuf>,
     /// Profiles file (default: the platform config folder, e.g. ~/.config/specauth/profiles.yaml).
@@ -283,14 +285,14 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    pub(crate) fn store(&self) -> Result<TokenStore, Error> {
+    pub(crate) fn store(&self) -> Result<store::CliStore, Error> {
         self.store
             .clone()
             .or_else(TokenStore::default_root)
-            .map(TokenStore::new)
+            .map(store::CliStore::open)
             .ok_or_else(|| {
                 Error::Usage("no platform data folder: give --store PATH or SPECAUTH_STORE".into())
-            })
+            })?
     }
 
     fn profiles(&self) -> Result<Profiles, Error> {

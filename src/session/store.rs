@@ -225,7 +225,11 @@ impl TokenStore {
     }
 
     /// The entry from a file's text: plain, or sealed (`{"sealed", "key_id", …}`).
-    fn parse_entry(&self, text: &str, provider: Option<(&str, &str)>) -> Option<Result<StoredToken, Error>> {
+    fn parse_entry(
+        &self,
+        text: &str,
+        provider: Option<(&str, &str)>,
+    ) -> Option<Result<StoredToken, Error>> {
         let v = serde_json::from_str::<Value>(text).ok()?;
         let Some(body) = v.get("sealed").and_then(Value::as_str) else {
             return StoredToken::from_json(&v).map(Ok);
@@ -572,7 +576,9 @@ impl crate::store::Store for TokenStore {
         for (owner, _) in self.owner_folders() {
             let handle = crate::store::Store::for_owner(self, &owner)?;
             for e in handle.list()? {
-                if e.token.refresh_token.is_some() && e.token.expires_at.is_some_and(|t| t <= before) {
+                if e.token.refresh_token.is_some()
+                    && e.token.expires_at.is_some_and(|t| t <= before)
+                {
                     out.push(crate::store::Connection {
                         owner: owner.clone(),
                         provider: e.provider,

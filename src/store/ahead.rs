@@ -133,8 +133,7 @@ impl<'a, T: Transport + Sync, S: Store> RefreshAhead<'a, T, S> {
     /// Refreshes connections of `spec`'s provider, with `secrets` (the `client_secret`…)
     /// added to each entry's stored inputs. Connections of providers not given are skipped.
     pub fn provider(mut self, spec: &'a Spec, secrets: Inputs) -> Self {
-        self.providers
-            .insert(spec.id().to_owned(), (spec, secrets));
+        self.providers.insert(spec.id().to_owned(), (spec, secrets));
         self
     }
 
@@ -210,7 +209,9 @@ impl<'a, T: Transport + Sync, S: Store> RefreshAhead<'a, T, S> {
                 tracing::warn!("refresh-ahead pass failed: {e}");
             }
             while !stop.load(Ordering::Relaxed) && started.elapsed() < every {
-                std::thread::sleep((every - started.elapsed().min(every)).min(Duration::from_millis(100)));
+                std::thread::sleep(
+                    (every - started.elapsed().min(every)).min(Duration::from_millis(100)),
+                );
             }
         }
     }
@@ -284,9 +285,8 @@ impl<'a, T: Transport + Sync, S: Store> RefreshAhead<'a, T, S> {
                         .backoff
                         .saturating_mul(1 << attempt.min(16))
                         .min(MAX_BACKOFF);
-                    let jitter = Duration::from_millis(super::jitter(
-                        wait.as_millis().max(1) as u64,
-                    ));
+                    let jitter =
+                        Duration::from_millis(super::jitter(wait.as_millis().max(1) as u64));
                     std::thread::sleep((wait + jitter).min(MAX_BACKOFF));
                     attempt += 1;
                 }
@@ -315,7 +315,11 @@ impl<'a, T: Transport + Sync, S: Store> RefreshAhead<'a, T, S> {
         let start = {
             let mut next = next_start.lock().unwrap_or_else(PoisonError::into_inner);
             let now = Instant::now();
-            let slot = next.get(provider).copied().filter(|t| *t > now).unwrap_or(now);
+            let slot = next
+                .get(provider)
+                .copied()
+                .filter(|t| *t > now)
+                .unwrap_or(now);
             next.insert(provider.to_owned(), slot + self.pace);
             slot
         };
@@ -352,7 +356,8 @@ impl<'a, T: Transport + Sync, S: Store> RefreshAhead<'a, T, S> {
 /// A failure on the way that a later try may not meet: no reply, a 5xx, a 429.
 fn transient(e: &Error) -> bool {
     matches!(e, Error::Transport(_))
-        || e.status().is_some_and(|s| s == 429 || (500..=599).contains(&s))
+        || e.status()
+            .is_some_and(|s| s == 429 || (500..=599).contains(&s))
 }
 
 /// A failure only a new sign-in fixes.

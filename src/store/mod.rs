@@ -294,7 +294,10 @@ mod tests {
     #[test]
     fn a_plain_record_round_trips_and_is_bound_to_its_key() {
         let r = Record::encode("", &entry(), None).unwrap();
-        assert_eq!((r.expires_at, r.refreshable, r.key_id.as_deref()), (Some(10), true, None));
+        assert_eq!(
+            (r.expires_at, r.refreshable, r.key_id.as_deref()),
+            (Some(10), true, None)
+        );
         assert_eq!(r.decode("", "acme", "default", None).unwrap(), entry());
         let e = r.decode("", "acme", "work", None).unwrap_err().to_string();
         assert!(e.contains("names another provider or profile"), "{e}");

@@ -160,9 +160,7 @@ impl PostgresStore {
         self.name.to_str().unwrap_or("postgresql")
     }
 
-    fn conn(
-        &self,
-    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, Error> {
+    fn conn(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, Error> {
         self.pool
             .get()
             .map_err(|e| Error::io("connect to", &self.name, std::io::Error::other(e)))

@@ -7,9 +7,9 @@
 //! key id, never garbage.
 
 #[cfg(feature = "encryption")]
-pub use imp::{Key, KeySource, Keys};
-#[cfg(feature = "encryption")]
 pub(crate) use imp::Sealer;
+#[cfg(feature = "encryption")]
+pub use imp::{Key, KeySource, Keys};
 
 /// Without the `encryption` feature no store can be given keys: a value of this type cannot
 /// exist, and a sealed record is reported as such.
@@ -19,7 +19,11 @@ pub(crate) enum Sealer {}
 
 #[cfg(not(feature = "encryption"))]
 impl Sealer {
-    pub(crate) fn seal(&self, _aad: &[u8], _plain: &[u8]) -> Result<(String, String), crate::Error> {
+    pub(crate) fn seal(
+        &self,
+        _aad: &[u8],
+        _plain: &[u8],
+    ) -> Result<(String, String), crate::Error> {
         match *self {}
     }
     pub(crate) fn open(&self, _id: &str, _aad: &[u8], _body: &str) -> Result<Vec<u8>, String> {
@@ -114,7 +118,10 @@ mod imp {
     impl fmt::Debug for Keys {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.debug_struct("Keys")
-                .field("ids", &self.keys.iter().map(|(id, _)| id).collect::<Vec<_>>())
+                .field(
+                    "ids",
+                    &self.keys.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+                )
                 .finish()
         }
     }
@@ -158,7 +165,10 @@ mod imp {
                         n + 1
                     )));
                 };
-                let bytes = STANDARD.decode(b64).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
+                let bytes = STANDARD
+                    .decode(b64)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok());
                 let Some(bytes) = bytes else {
                     return Err(Error::Usage(format!(
                         "store key `{id}` is not 32 bytes of standard base64"
@@ -202,7 +212,11 @@ mod imp {
             Ok((id.clone(), key.clone()))
         }
         fn key(&self, id: &str) -> Result<Option<Key>, Error> {
-            Ok(self.keys.iter().find(|(k, _)| k == id).map(|(_, k)| k.clone()))
+            Ok(self
+                .keys
+                .iter()
+                .find(|(k, _)| k == id)
+                .map(|(_, k)| k.clone()))
         }
     }
 

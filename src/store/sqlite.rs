@@ -13,8 +13,7 @@ use super::seal::Sealer;
 use super::{Connection, Record, Store, check_name, from_db, to_db};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is the number applied.
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE specauth_tokens (
+const MIGRATIONS: &[&str] = &["CREATE TABLE specauth_tokens (
         owner TEXT NOT NULL,
         provider TEXT NOT NULL,
         profile TEXT NOT NULL,
@@ -33,8 +32,7 @@ const MIGRATIONS: &[&str] = &[
         holder TEXT NOT NULL,
         until_ms INTEGER NOT NULL,
         PRIMARY KEY (owner, provider, profile)
-    );",
-];
+    );"];
 
 /// How long a statement waits for another writer before it fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -228,7 +226,9 @@ fn create_private(path: &Path) -> Result<(), Error> {
         use std::os::unix::fs::OpenOptionsExt as _;
         o.mode(0o600);
     }
-    o.open(path).map(|_| ()).map_err(|e| Error::io("create", path, e))
+    o.open(path)
+        .map(|_| ())
+        .map_err(|e| Error::io("create", path, e))
 }
 
 /// The lease row of one connection; deleted (if still ours) when dropped.
