@@ -8,6 +8,7 @@
 //! in the tests. Nothing here asserts a timing.
 
 #[path = "../tests/store/pg.rs"]
+#[allow(dead_code)]
 mod pg;
 
 use std::hint::black_box;
