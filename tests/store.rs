@@ -782,12 +782,13 @@ fn ten_thousand<S: Store>(name: &str, store: &S) {
     let provider = Provider::start(3600, Duration::from_millis(3));
     let spec = provider.spec();
     let base = now();
-    // Expiries staggered over 12 s, starting 12 s from now; refresh-ahead margin 10 s.
+    // Expiries staggered over 12 s, starting 60 s from now; refresh-ahead margin 60 s: every
+    // connection is due within 12 s and must be refreshed before its own expiry.
     for o in 0..100 {
         let owner = store.for_owner(&format!("u{o}")).unwrap();
         for p in 0..N / 100 {
             let i = o * (N / 100) + p;
-            let e = provider.entry(&format!("c{p}"), base + 12 + (i as u64 % 12));
+            let e = provider.entry(&format!("c{p}"), base + 60 + (i as u64 % 12));
             owner.save(&e).unwrap();
         }
     }
@@ -795,7 +796,7 @@ fn ten_thousand<S: Store>(name: &str, store: &S) {
     let events = Mutex::new((0usize, 0usize));
     let ahead = RefreshAhead::new(&client, store)
         .provider(&spec, secrets())
-        .margin(10)
+        .margin(60)
         .concurrency(4)
         .on_event(|e| {
             let mut ev = events.lock().unwrap();
@@ -841,7 +842,7 @@ fn ten_thousand<S: Store>(name: &str, store: &S) {
     assert_eq!(*events.lock().unwrap(), (N, 0), "{name}");
     drop(st);
     // Nothing is due any more.
-    assert!(store.expiring(now() + 10, 10).unwrap().is_empty());
+    assert!(store.expiring(now() + 60, 10).unwrap().is_empty());
 }
 
 #[test]
