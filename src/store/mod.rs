@@ -220,6 +220,7 @@ impl Record {
 
 /// Polls `try_take` until it succeeds or `timeout` passes, sleeping a little (jittered, so
 /// waiters do not march in step) between attempts.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) fn wait_for<T>(
     timeout: Duration,
     what: &str,
@@ -250,11 +251,13 @@ pub(crate) fn jitter(bound: u64) -> u64 {
 }
 
 /// A random holder id for a lease row.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) fn nonce() -> Result<String, Error> {
     crate::session::random_string(24)
 }
 
 /// Milliseconds since the Unix epoch.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -264,10 +267,12 @@ pub(crate) fn now_ms() -> i64 {
 
 /// Epoch seconds as a database integer (they fit: u64 seconds beyond i64 are 292 billion
 /// years away), and back.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) fn to_db(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) fn from_db(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
