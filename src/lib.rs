@@ -139,6 +139,8 @@ mod secret;
 #[cfg(feature = "session")]
 pub mod session;
 pub mod spec;
+#[cfg(feature = "session")]
+pub mod store;
 mod template;
 #[cfg(feature = "replay")]
 pub mod testing;

@@ -139,31 +139,34 @@ impl ReplayServer {
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
                             .push(recorded.clone());
-                        let reply =
-                            if too_big {
-                                None
-                            } else {
-                                queue
-                                    .lock()
-                                    .unwrap_or_else(PoisonError::into_inner)
-                                    .pop_front()
-                                    .or_else(|| {
-                                        // A panicking handler answers 500 instead of ending the server.
-                                        handler.as_ref().map(|h| {
-                                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-                                                || h(&recorded),
-                                            ))
-                                            .unwrap_or_else(|_| {
-                                                let mut r = http::Response::new(
-                                                    b"the handler panicked".to_vec(),
-                                                );
-                                                *r.status_mut() =
-                                                    http::StatusCode::INTERNAL_SERVER_ERROR;
-                                                r
-                                            })
-                                        })
+                        // The queue's lock is released before the handler runs, so handlers
+                        // run in parallel.
+                        let queued = if too_big {
+                            None
+                        } else {
+                            queue
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .pop_front()
+                        };
+                        let reply = if too_big {
+                            None
+                        } else {
+                            queued.or_else(|| {
+                                // A panicking handler answers 500 instead of ending the server.
+                                handler.as_ref().map(|h| {
+                                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                        h(&recorded)
+                                    }))
+                                    .unwrap_or_else(|_| {
+                                        let mut r =
+                                            http::Response::new(b"the handler panicked".to_vec());
+                                        *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                                        r
                                     })
-                            };
+                                })
+                            })
+                        };
                         let response = match reply {
                         Some(reply) => to_tiny(reply),
                         None => tiny_http::Response::from_data(

@@ -35,6 +35,12 @@ pub(crate) fn print_token(argv: &[OsString]) -> Option<std::process::ExitCode> {
                 .map(PathBuf::from)
         })
         .or_else(TokenStore::default_root)?;
+    // A database store (`sqlite:PATH`, `postgres://…`) is the full command's to open.
+    if root.to_str().is_none_or(|r| {
+        r.starts_with("sqlite:") || r.starts_with("postgres:") || r.starts_with("postgresql:")
+    }) {
+        return None;
+    }
     let entry = TokenStore::new(root)
         .load(&args.provider, &args.profile)
         .ok()??;

@@ -51,6 +51,7 @@ mod output;
 mod session;
 mod signin;
 mod specs;
+mod store;
 
 pub(crate) use output::{
     PrintableStderr, STDOUT_CLOSED, printable, printable_lines, write_err, write_out,
@@ -105,7 +106,8 @@ struct Cli {
     /// uri}}; `check`, `test`, `tokens` and `providers` print their results as JSON.
     #[arg(long, global = true, help_heading = "Global options")]
     json: bool,
-    /// Token cache folder (default: the platform data folder, e.g. ~/.local/share/specauth).
+    /// Token cache folder (default: the platform data folder, e.g. ~/.local/share/specauth), or
+    /// `sqlite:PATH` or `postgres://…` (builds with the `sqlite` / `postgres` features).
     #[arg(
         long,
         value_name = "PATH",
@@ -337,14 +339,14 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    pub(crate) fn store(&self) -> Result<TokenStore, Error> {
+    pub(crate) fn store(&self) -> Result<store::CliStore, Error> {
         self.store
             .clone()
             .or_else(TokenStore::default_root)
-            .map(TokenStore::new)
+            .map(store::CliStore::open)
             .ok_or_else(|| {
                 Error::Usage("no platform data folder: give --store PATH or SPECAUTH_STORE".into())
-            })
+            })?
     }
 
     fn profiles(&self) -> Result<Profiles, Error> {

@@ -8,6 +8,7 @@ use serde_json::json;
 use specauth::session::{
     self, BrowserOptions, DeviceOptions, LoggedOut, StoredToken, SystemClock, WhichToken,
 };
+use specauth::store::Store as _;
 use specauth::{Error, Outcome, RequestKind};
 
 use super::format::TokenFormat;

@@ -7,7 +7,8 @@
 //! - [`mcp_login`]: signing in to an MCP server from its URL alone (RFC 9728 discovery,
 //!   dynamic registration, PKCE, resource indicators, the `iss` check).
 //! - [`fresh_token`]: a cached token that stays valid for a while, refreshed single-flight
-//!   across processes through the [`TokenStore`]'s lock.
+//!   across processes through a [`Store`]'s lock: the CLI's [`TokenStore`] (a folder of
+//!   files), or SQLite and PostgreSQL for applications ([`crate::store`]).
 //! - [`logout`] and [`revoke`]: revocation at the provider, and what the cache keeps after it.
 //! - [`InputSources`]: where inputs come from (given values, `SPECAUTH_<NAME>` variables, the
 //!   [`Profiles`] file) and in which order.
@@ -39,6 +40,7 @@ use crate::client::Client;
 use crate::error::{Error, NotSignedInReason};
 use crate::inputs::Inputs;
 use crate::spec::{RequestKind, Spec};
+use crate::store::Store;
 use crate::transport::Transport;
 
 pub use device::{Clock, DeviceOptions, SystemClock, device_login};
@@ -68,14 +70,30 @@ pub fn now() -> u64 {
 /// non-secret ones come from the cache entry. A refresh the provider refuses with
 /// `invalid_grant` is [`Error::NotSignedIn`] with
 /// [`RefreshRefused`](crate::error::NotSignedInReason::RefreshRefused): sign in again.
-pub fn fresh_token<T: Transport>(
+///
+/// `store` is any [`Store`]: the CLI's [`TokenStore`], or an application's SQLite or PostgreSQL
+/// store (one owner's handle).
+pub fn fresh_token<T: Transport, S: Store + ?Sized>(
     client: &Client<T>,
     spec: &Spec,
-    store: &TokenStore,
+    store: &S,
     profile: &str,
     secrets: &Inputs,
     min_valid: u64,
 ) -> Result<StoredToken, Error> {
+    refresh_if_needed(client, spec, store, profile, secrets, min_valid).map(|(entry, _)| entry)
+}
+
+/// [`fresh_token`], and whether this call sent the refresh (`false` when the cached token, or
+/// one another caller refreshed meanwhile, was used).
+pub(crate) fn refresh_if_needed<T: Transport, S: Store + ?Sized>(
+    client: &Client<T>,
+    spec: &Spec,
+    store: &S,
+    profile: &str,
+    secrets: &Inputs,
+    min_valid: u64,
+) -> Result<(StoredToken, bool), Error> {
     let key = spec.id();
     let missing = || Error::NotSignedIn {
         provider: key.to_owned(),
@@ -85,7 +103,7 @@ pub fn fresh_token<T: Transport>(
     };
     let entry = store.load(key, profile)?.ok_or_else(missing)?;
     if !entry.token.expires_within(now(), min_valid) {
-        return Ok(entry);
+        return Ok((entry, false));
     }
     let seen = entry.token.access_token;
     let _lock = store.lock(key, profile)?;
@@ -96,7 +114,7 @@ pub fn fresh_token<T: Transport>(
     let replaced = entry.token.access_token != seen && !entry.token.expires_within(now(), 0);
     if replaced || !entry.token.expires_within(now(), min_valid) {
         tracing::debug!("another process refreshed {key}@{profile} while this one waited");
-        return Ok(entry);
+        return Ok((entry, false));
     }
     let Some(refresh) = entry.token.refresh_token.clone() else {
         return Err(Error::NotSignedIn {
@@ -138,7 +156,7 @@ pub fn fresh_token<T: Transport>(
         ..entry
     };
     store.save(&updated)?;
-    Ok(updated)
+    Ok((updated, true))
 }
 
 /// Which of a cached entry's tokens a revoke or introspect request is about.
@@ -156,9 +174,9 @@ pub enum WhichToken {
 /// The inputs for a revoke or introspect request about a cached token: the entry's stored
 /// inputs under `given`, with `token` (and `token_type_hint`, where the spec takes one) set.
 /// When `given` already carries a `token`, it is used as it is and no cache is needed.
-pub fn token_request_inputs(
+pub fn token_request_inputs<S: Store + ?Sized>(
     spec: &Spec,
-    store: &TokenStore,
+    store: &S,
     profile: &str,
     given: &Inputs,
     which: WhichToken,
@@ -193,10 +211,10 @@ pub fn token_request_inputs(
 /// Revokes a token at the provider (RFC 7009). When it was the cached entry's token, the cache
 /// forgets it: a revoked refresh token takes the whole entry with it (the access token goes
 /// with it at most providers), a revoked access token leaves the entry's refresh token.
-pub fn revoke<T: Transport>(
+pub fn revoke<T: Transport, S: Store + ?Sized>(
     client: &Client<T>,
     spec: &Spec,
-    store: &TokenStore,
+    store: &S,
     profile: &str,
     inputs: &Inputs,
 ) -> Result<(), Error> {
@@ -252,10 +270,10 @@ pub enum LoggedOut {
 ///
 /// Runs under the store's lock, so a refresh in flight finishes first and the token it saves is
 /// the one revoked.
-pub fn logout<T: Transport>(
+pub fn logout<T: Transport, S: Store + ?Sized>(
     client: &Client<T>,
     spec: &Spec,
-    store: &TokenStore,
+    store: &S,
     profile: &str,
     inputs: &Inputs,
     force: bool,

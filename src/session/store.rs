@@ -10,6 +10,11 @@
 //! - The folder must be the user's own and not writable by group or others (a planted entry
 //!   could otherwise redirect the next refresh); no symbolic link is followed at the cache, lock
 //!   or temporary paths; cache files are read only when regular and at most 1 MiB.
+//! - It implements [`Store`](crate::store::Store), so [`fresh_token`](super::fresh_token) and
+//!   [`RefreshAhead`](crate::store::RefreshAhead) work over it as over the database stores. The
+//!   owners of [`Store::for_owner`](crate::store::Store::for_owner) are sub-folders
+//!   `owners/OWNER` (the CLI uses the default owner, the folder itself), and with the
+//!   `encryption` feature the tokens can be sealed ([`TokenStore::with_encryption`]).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -148,7 +153,8 @@ impl StoredToken {
         inputs
     }
 
-    fn to_json(&self) -> Value {
+    /// The serialised form every store keeps (all of the entry, secrets included).
+    pub(crate) fn to_json(&self) -> Value {
         let mut token = self.token.to_json(true);
         if !self.token.secret_extras.is_empty() {
             token["secret_extras"] = json!(self.token.secret_extras);
@@ -169,7 +175,8 @@ impl StoredToken {
         entry
     }
 
-    fn from_json(v: &Value) -> Option<StoredToken> {
+    /// The entry back from [`StoredToken::to_json`]'s form.
+    pub(crate) fn from_json(v: &Value) -> Option<StoredToken> {
         Some(StoredToken {
             provider: v.get("provider")?.as_str()?.to_owned(),
             profile: v.get("profile")?.as_str()?.to_owned(),
@@ -227,23 +234,57 @@ impl StoredToken {
 /// ```
 #[derive(Clone, Debug)]
 pub struct TokenStore {
+    /// The folder of the default owner, holding `owners/OWNER` folders.
+    base: PathBuf,
+    /// The folder of this handle's owner.
     root: PathBuf,
+    owner: String,
     lock_timeout: Duration,
+    sealer: Option<crate::store::seal::Sealer>,
 }
 
-/// An exclusive lock on one provider + profile's cache entry; released when dropped.
-#[derive(Debug)]
+/// An exclusive refresh lock on one provider + profile's entry, from any
+/// [`Store`](crate::store::Store); released when dropped.
 pub struct StoreLock {
-    _file: File,
+    _guard: Box<dyn Send + Sync>,
+}
+
+impl StoreLock {
+    /// A lock released when `guard` is dropped: for [`Store`](crate::store::Store)
+    /// implementations outside this crate.
+    pub fn new(guard: impl Send + Sync + 'static) -> StoreLock {
+        StoreLock {
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreLock")
+    }
 }
 
 impl TokenStore {
     /// A store in `root` (created on first save, with mode 0700).
     pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
         TokenStore {
-            root: root.into(),
+            base: root.clone(),
+            root,
+            owner: String::new(),
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            sealer: None,
         }
+    }
+
+    /// Seals the tokens of entries this store writes with `keys` (the current key), and opens
+    /// sealed entries with any of them. Provider, profile and expiry stay readable in the file;
+    /// the tokens, inputs and extras are sealed. Plain entries written before still load.
+    #[cfg(feature = "encryption")]
+    pub fn with_encryption(mut self, keys: impl crate::store::KeySource + 'static) -> Self {
+        self.sealer = Some(crate::store::seal::Sealer(std::sync::Arc::new(keys)));
+        self
     }
 
     /// How long [`TokenStore::lock`] waits for another process before it gives up (default
@@ -265,20 +306,50 @@ impl TokenStore {
     }
 
     fn file(&self, provider: &str, profile: &str, ext: &str) -> Result<PathBuf, Error> {
-        for (what, name) in [("provider", provider), ("profile", profile)] {
-            let ok = !name.is_empty()
-                && name.len() <= 128
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-                && !name.starts_with('.');
-            if !ok {
-                return Err(Error::Usage(format!(
-                    "{what} name `{name}` may only use letters, digits, `-`, `_` and `.`"
-                )));
-            }
-        }
+        crate::store::check_name("provider", provider, false)?;
+        crate::store::check_name("profile", profile, false)?;
         Ok(self.root.join(format!("{provider}@{profile}.{ext}")))
+    }
+
+    /// The entry from a file's text: plain, or sealed (`{"sealed", "key_id", …}`).
+    fn parse_entry(
+        &self,
+        text: &str,
+        provider: Option<(&str, &str)>,
+    ) -> Option<Result<StoredToken, Error>> {
+        let v = serde_json::from_str::<Value>(text).ok()?;
+        let Some(body) = v.get("sealed").and_then(Value::as_str) else {
+            return StoredToken::from_json(&v).map(Ok);
+        };
+        let (p, q) = match provider {
+            Some(pq) => pq,
+            None => (v.get("provider")?.as_str()?, v.get("profile")?.as_str()?),
+        };
+        let record = crate::store::Record {
+            expires_at: None,
+            refreshable: false,
+            obtained_at: 0,
+            key_id: Some(v.get("key_id")?.as_str()?.to_owned()),
+            body: body.to_owned(),
+        };
+        Some(record.decode(&self.owner, p, q, self.sealer.as_ref()))
+    }
+
+    /// What a file holds for `entry`: the entry, or its record when the store seals.
+    fn serialise(&self, entry: &StoredToken) -> Result<Value, Error> {
+        let Some(sealer) = &self.sealer else {
+            return Ok(entry.to_json());
+        };
+        let r = crate::store::Record::encode(&self.owner, entry, Some(sealer))?;
+        Ok(json!({
+            "provider": entry.provider,
+            "profile": entry.profile,
+            "obtained_at": r.obtained_at,
+            "expires_at": r.expires_at,
+            "refreshable": r.refreshable,
+            "key_id": r.key_id,
+            "sealed": r.body,
+        }))
     }
 
     /// The cached token of `provider` + `profile`, if any. A file that cannot be read as a
@@ -291,22 +362,21 @@ impl TokenStore {
         let Some(text) = crate::files::read_text_no_follow(&path, MAX_ENTRY_BYTES)? else {
             return Ok(None);
         };
-        serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| StoredToken::from_json(&v))
-            .map(Some)
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "{} is not a specauth token file; remove it or log in again",
-                    path.display()
-                ))
-            })
+        match self.parse_entry(&text, Some((provider, profile))) {
+            Some(Ok(entry)) => Ok(Some(entry)),
+            Some(Err(e)) => Err(e),
+            None => Err(Error::Usage(format!(
+                "{} is not a specauth token file; remove it or log in again",
+                path.display()
+            ))),
+        }
     }
 
     /// Saves atomically: a temporary file in the same folder is written, synced and renamed
     /// over the old one.
     pub fn save(&self, entry: &StoredToken) -> Result<(), Error> {
         let path = self.file(&entry.provider, &entry.profile, "json")?;
+        let content = self.serialise(entry)?;
         self.ensure_root()?;
         let tmp = self.root.join(format!(
             ".{}@{}.{}.tmp",
@@ -319,7 +389,7 @@ impl TokenStore {
             // written through.
             let _ = fs::remove_file(&tmp);
             let mut f = private(true).create_new(true).open(&tmp)?;
-            f.write_all(entry.to_json().to_string().as_bytes())?;
+            f.write_all(content.to_string().as_bytes())?;
             f.write_all(b"\n")?;
             f.sync_all()?;
             fs::rename(&tmp, &path)?;
@@ -362,7 +432,7 @@ impl TokenStore {
         let deadline = std::time::Instant::now() + self.lock_timeout;
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(StoreLock { _file: file }),
+                Ok(()) => return Ok(StoreLock::new(file)),
                 Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
@@ -406,8 +476,7 @@ impl TokenStore {
                     .ok()
                     .flatten()
             })
-            .filter_map(|t| serde_json::from_str::<Value>(&t).ok())
-            .filter_map(|v| StoredToken::from_json(&v))
+            .filter_map(|t| self.parse_entry(&t, None).and_then(Result::ok))
             .collect();
         out.sort_by(|a, b| (&a.provider, &a.profile).cmp(&(&b.provider, &b.profile)));
         Ok(out)
@@ -444,7 +513,39 @@ impl TokenStore {
         }
     }
 
+    /// The folders of every owner: `(owner, folder)`, the default owner first.
+    fn owner_folders(&self) -> Vec<(String, PathBuf)> {
+        let mut out = vec![(String::new(), self.base.clone())];
+        if let Ok(rd) = fs::read_dir(self.base.join("owners")) {
+            let mut owners: Vec<_> = rd
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .filter(|n| crate::store::check_name("owner", n, false).is_ok())
+                .collect();
+            owners.sort();
+            out.extend(owners.into_iter().map(|o| {
+                let dir = self.base.join("owners").join(&o);
+                (o, dir)
+            }));
+        }
+        out
+    }
+
     fn ensure_root(&self) -> Result<(), Error> {
+        if !self.owner.is_empty() {
+            // The owners' parent folder is private too.
+            let parent = self.base.join("owners");
+            let mut builder = fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt as _;
+                builder.mode(0o700);
+            }
+            builder
+                .create(&parent)
+                .map_err(|e| Error::io("create", &parent, e))?;
+        }
         let mut builder = fs::DirBuilder::new();
         builder.recursive(true);
         #[cfg(unix)]
@@ -523,4 +624,59 @@ fn private(truncate: bool) -> OpenOptions {
         o.mode(0o600);
     }
     o
+}
+
+impl crate::store::Store for TokenStore {
+    fn load(&self, provider: &str, profile: &str) -> Result<Option<StoredToken>, Error> {
+        TokenStore::load(self, provider, profile)
+    }
+    fn save(&self, entry: &StoredToken) -> Result<(), Error> {
+        TokenStore::save(self, entry)
+    }
+    fn remove(&self, provider: &str, profile: &str) -> Result<bool, Error> {
+        TokenStore::remove(self, provider, profile)
+    }
+    fn list(&self) -> Result<Vec<StoredToken>, Error> {
+        TokenStore::list(self)
+    }
+    fn lock(&self, provider: &str, profile: &str) -> Result<StoreLock, Error> {
+        TokenStore::lock(self, provider, profile)
+    }
+    fn owner(&self) -> &str {
+        &self.owner
+    }
+    fn for_owner(&self, owner: &str) -> Result<Self, Error> {
+        crate::store::check_name("owner", owner, true)?;
+        let root = if owner.is_empty() {
+            self.base.clone()
+        } else {
+            self.base.join("owners").join(owner)
+        };
+        Ok(TokenStore {
+            root,
+            owner: owner.to_owned(),
+            ..self.clone()
+        })
+    }
+    fn expiring(&self, before: u64, limit: usize) -> Result<Vec<crate::store::Connection>, Error> {
+        let mut out = Vec::new();
+        for (owner, _) in self.owner_folders() {
+            let handle = crate::store::Store::for_owner(self, &owner)?;
+            for e in handle.list()? {
+                if e.token.refresh_token.is_some()
+                    && e.token.expires_at.is_some_and(|t| t <= before)
+                {
+                    out.push(crate::store::Connection {
+                        owner: owner.clone(),
+                        provider: e.provider,
+                        profile: e.profile,
+                        expires_at: e.token.expires_at,
+                    });
+                }
+            }
+        }
+        out.sort_by_key(|c| c.expires_at);
+        out.truncate(limit);
+        Ok(out)
+    }
 }

@@ -1,0 +1,965 @@
+//! Token stores: one shared suite run against the file, SQLite and PostgreSQL stores, and the
+//! proofs of issue 17 (single-flight refresh across processes, kill -9 mid-refresh, 10,000
+//! connections with refresh-ahead, no plaintext at rest). PostgreSQL is a real server from the
+//! Debian package (tests/store/pg.rs); the provider is a loopback server with rotating,
+//! single-use refresh tokens.
+
+#[path = "store/pg.rs"]
+mod pg;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use specauth::session::{self, StoredToken, TokenStore};
+use specauth::store::{Key, Keys, PostgresStore, RefreshAhead, RefreshEvent, SqliteStore, Store};
+use specauth::testing::ReplayServer;
+use specauth::{Client, Inputs, Loader, Secret, Spec, Token};
+
+fn now() -> u64 {
+    session::now()
+}
+
+// ---------------------------------------------------------------------------------------------
+// A provider with rotating, single-use refresh tokens
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Default)]
+struct ProviderState {
+    /// Refresh tokens the provider accepts, with the expiry of the access token they came with.
+    valid: HashMap<String, u64>,
+    /// Refresh tokens already used (a second use is `invalid_grant`).
+    used: HashSet<String>,
+    /// Access token → the refresh token issued with it.
+    issued: HashMap<String, String>,
+    refreshes: usize,
+    invalid_grants: usize,
+    /// Refreshes that arrived after the old access token had expired.
+    late: usize,
+    inflight: usize,
+    max_inflight: usize,
+    seq: u64,
+}
+
+struct Provider {
+    /// Kept so the server runs as long as the provider.
+    _server: ReplayServer,
+    state: Arc<Mutex<ProviderState>>,
+    specs: tempfile::TempDir,
+}
+
+impl Provider {
+    /// A provider issuing access tokens that live `lifetime` seconds, answering after `delay`.
+    fn start(lifetime: u64, delay: Duration) -> Provider {
+        let state: Arc<Mutex<ProviderState>> = Arc::default();
+        let s = state.clone();
+        let server = ReplayServer::with_handler(move |req| {
+            let form: HashMap<String, String> =
+                form_urlencoded::parse(&req.body).into_owned().collect();
+            let refresh = form.get("refresh_token").cloned().unwrap_or_default();
+            {
+                let mut st = s.lock().unwrap();
+                st.inflight += 1;
+                st.max_inflight = st.max_inflight.max(st.inflight);
+            }
+            std::thread::sleep(delay);
+            let mut st = s.lock().unwrap();
+            st.inflight -= 1;
+            let fresh = st.valid.get(&refresh).copied();
+            match fresh {
+                Some(old_expiry) if !st.used.contains(&refresh) => {
+                    st.used.insert(refresh.clone());
+                    st.valid.remove(&refresh);
+                    st.refreshes += 1;
+                    if now() >= old_expiry && old_expiry > 0 {
+                        st.late += 1;
+                    }
+                    st.seq += 1;
+                    let (access, new_refresh) = (
+                        format!("at-{}-{}", st.seq, rand()),
+                        format!("rt-{}-{}", st.seq, rand()),
+                    );
+                    st.valid.insert(new_refresh.clone(), now() + lifetime);
+                    st.issued.insert(access.clone(), new_refresh.clone());
+                    json(
+                        200,
+                        &serde_json::json!({"access_token": access, "token_type": "bearer",
+                            "expires_in": lifetime, "refresh_token": new_refresh})
+                        .to_string(),
+                    )
+                }
+                _ => {
+                    st.invalid_grants += 1;
+                    json(400, r#"{"error":"invalid_grant"}"#)
+                }
+            }
+        })
+        .unwrap();
+        let specs = tempfile::tempdir().unwrap();
+        std::fs::write(
+            specs.path().join("peer.yaml"),
+            format!(
+                "id: peer\nname: Peer\nextends: oauth2\nendpoints:\n  token: {}/token\n",
+                server.origin()
+            ),
+        )
+        .unwrap();
+        Provider {
+            _server: server,
+            state,
+            specs,
+        }
+    }
+
+    fn spec(&self) -> Spec {
+        Loader::new()
+            .with_dir(self.specs.path())
+            .load("peer")
+            .unwrap()
+    }
+
+    /// A pair the provider accepts, as a cache entry that expires at `expires_at`.
+    fn entry(&self, profile: &str, expires_at: u64) -> StoredToken {
+        let mut st = self.state.lock().unwrap();
+        st.seq += 1;
+        let (access, refresh) = (format!("seed-at-{}", st.seq), format!("seed-rt-{}", st.seq));
+        st.valid.insert(refresh.clone(), expires_at);
+        st.issued.insert(access.clone(), refresh.clone());
+        StoredToken {
+            provider: "peer".into(),
+            profile: profile.into(),
+            token: Token {
+                expires_at: Some(expires_at),
+                refresh_token: Some(Secret::new(refresh)),
+                ..Token::bearer(Secret::new(access))
+            },
+            inputs: [("client_id".to_owned(), "app".to_owned())].into(),
+            obtained_at: now(),
+        }
+    }
+}
+
+fn secrets() -> Inputs {
+    Inputs::new().with("client_secret", "s3cret")
+}
+
+fn json(status: u16, body: &str) -> http::Response<Vec<u8>> {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body.as_bytes().to_vec())
+        .unwrap()
+}
+
+fn rand() -> u64 {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).unwrap();
+    u64::from_le_bytes(b) % 1_000_000_000
+}
+
+fn entry(provider: &str, profile: &str, access: &str, expires_at: Option<u64>) -> StoredToken {
+    StoredToken {
+        provider: provider.into(),
+        profile: profile.into(),
+        token: Token {
+            expires_at,
+            refresh_token: Some(Secret::new(format!("{access}-refresh"))),
+            id_token: Some(Secret::new(format!("{access}-id"))),
+            scope: Some(vec!["read".into()]),
+            ..Token::bearer(Secret::new(access))
+        },
+        inputs: [("client_id".to_owned(), "app".to_owned())].into(),
+        obtained_at: 7,
+    }
+}
+
+fn keys(id: &str, seed: u8) -> Keys {
+    Keys::new(id, Key::new([seed; 32])).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stores under test
+// ---------------------------------------------------------------------------------------------
+
+/// Describes a store so a child process can open the same one: `file:DIR`, `sqlite:PATH` or
+/// `postgres:URL`, with an optional lease in milliseconds and encryption key seed.
+#[derive(Clone, Debug)]
+struct StoreSpec {
+    kind: String,
+    place: String,
+    lease_ms: u64,
+    key_seed: Option<u8>,
+}
+
+impl StoreSpec {
+    fn encode(&self) -> String {
+        format!(
+            "{}|{}|{}|{}",
+            self.kind,
+            self.lease_ms,
+            self.key_seed.map(|k| k.to_string()).unwrap_or_default(),
+            self.place
+        )
+    }
+
+    fn decode(s: &str) -> StoreSpec {
+        let mut it = s.splitn(4, '|');
+        let kind = it.next().unwrap().to_owned();
+        let lease_ms = it.next().unwrap().parse().unwrap();
+        let key_seed = it.next().unwrap().parse().ok();
+        let place = it.next().unwrap().to_owned();
+        StoreSpec {
+            kind,
+            place,
+            lease_ms,
+            key_seed,
+        }
+    }
+
+    fn open(&self) -> Box<dyn Store> {
+        let lease = Duration::from_millis(self.lease_ms);
+        let keys = self.key_seed.map(|k| keys("k1", k));
+        match self.kind.as_str() {
+            "file" => {
+                let s = TokenStore::new(&self.place).with_lock_timeout(Duration::from_secs(30));
+                Box::new(match keys {
+                    Some(k) => s.with_encryption(k),
+                    None => s,
+                })
+            }
+            "sqlite" => {
+                let s = SqliteStore::open(&self.place)
+                    .unwrap()
+                    .with_lease(lease)
+                    .with_lock_timeout(Duration::from_secs(30));
+                Box::new(match keys {
+                    Some(k) => s.with_encryption(k),
+                    None => s,
+                })
+            }
+            "postgres" => {
+                let s = PostgresStore::connect(&self.place)
+                    .unwrap()
+                    .with_lease(lease)
+                    .with_lock_timeout(Duration::from_secs(30));
+                Box::new(match keys {
+                    Some(k) => s.with_encryption(k),
+                    None => s,
+                })
+            }
+            other => panic!("unknown store kind {other}"),
+        }
+    }
+}
+
+fn sqlite_spec(dir: &Path, lease_ms: u64) -> StoreSpec {
+    StoreSpec {
+        kind: "sqlite".into(),
+        place: dir.join("tokens.db").display().to_string(),
+        lease_ms,
+        key_seed: None,
+    }
+}
+
+fn postgres_spec(lease_ms: u64) -> StoreSpec {
+    StoreSpec {
+        kind: "postgres".into(),
+        place: pg::server().database(),
+        lease_ms,
+        key_seed: None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shared suite
+// ---------------------------------------------------------------------------------------------
+
+/// What every store must do. `open(keys)` opens the same storage with the given keys.
+fn shared_suite<S: Store + 'static>(name: &str, open: impl Fn(Option<Keys>) -> S, has_lease: bool) {
+    let store = open(None);
+    // Save, load, list, remove.
+    assert_eq!(store.load("acme", "default").unwrap(), None, "{name}");
+    let a = entry("acme", "default", "a1", Some(now() + 3600));
+    let mut b = entry("zeta", "work", "b1", Some(now() + 10));
+    b.token
+        .extra
+        .insert("bot_token".into(), serde_json::json!("xoxb"));
+    b.token.secret_extras.push("bot_token".into());
+    store.save(&a).unwrap();
+    store.save(&b).unwrap();
+    assert_eq!(
+        store.load("acme", "default").unwrap().as_ref(),
+        Some(&a),
+        "{name}"
+    );
+    assert_eq!(
+        store.load("zeta", "work").unwrap().as_ref(),
+        Some(&b),
+        "{name}"
+    );
+    assert_eq!(store.list().unwrap(), vec![a.clone(), b.clone()], "{name}");
+    let a2 = entry("acme", "default", "a2", Some(now() + 7200));
+    store.save(&a2).unwrap();
+    assert_eq!(
+        store.load("acme", "default").unwrap().as_ref(),
+        Some(&a2),
+        "{name}"
+    );
+    assert_eq!(store.list().unwrap().len(), 2, "{name}");
+
+    // Owners are separate.
+    let alice = store.for_owner("alice").unwrap();
+    assert_eq!(alice.owner(), "alice");
+    assert_eq!(alice.load("acme", "default").unwrap(), None, "{name}");
+    let c = entry("acme", "default", "c1", Some(now() + 5));
+    alice.save(&c).unwrap();
+    assert_eq!(alice.list().unwrap(), vec![c.clone()], "{name}");
+    assert_eq!(
+        store.load("acme", "default").unwrap().as_ref(),
+        Some(&a2),
+        "{name}"
+    );
+    assert!(store.for_owner("../evil").is_err(), "{name}");
+    assert!(store.load("acme", "a/b").is_err(), "{name}");
+
+    // Expiring: every owner, refreshable only, soonest first, bounded.
+    let mut no_refresh = entry("acme", "norefresh", "n1", Some(now()));
+    no_refresh.token.refresh_token = None;
+    store.save(&no_refresh).unwrap();
+    let due = store.expiring(now() + 60, 10).unwrap();
+    let keys_of = |v: &[specauth::store::Connection]| {
+        v.iter()
+            .map(|c| format!("{}/{}/{}", c.owner, c.provider, c.profile))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        keys_of(&due),
+        ["alice/acme/default", "/zeta/work"],
+        "{name}"
+    );
+    assert_eq!(
+        keys_of(&store.expiring(now() + 60, 1).unwrap()),
+        ["alice/acme/default"]
+    );
+
+    // Remove.
+    assert!(store.remove("zeta", "work").unwrap(), "{name}");
+    assert!(!store.remove("zeta", "work").unwrap(), "{name}");
+    assert_eq!(store.load("zeta", "work").unwrap(), None, "{name}");
+
+    // The lock excludes, across handles, and is released on drop.
+    let held = store.lock("acme", "default").unwrap();
+    let other = open(None);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        let started = Instant::now();
+        let _l = other.lock("acme", "default").unwrap();
+        tx.send(started.elapsed()).unwrap();
+    });
+    // (Within the lease: the database stores' lease is 300 ms here.)
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(
+        rx.try_recv().is_err(),
+        "{name}: a second holder got the lock"
+    );
+    drop(held);
+    let waited = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(waited >= Duration::from_millis(100), "{name}: {waited:?}");
+    t.join().unwrap();
+    // Another connection's lock is independent.
+    let _x = store.lock("acme", "other").unwrap();
+    let _y = alice.lock("acme", "default").unwrap();
+    drop((_x, _y));
+
+    // A holder that vanished without releasing blocks others for at most the lease.
+    if has_lease {
+        std::mem::forget(store.lock("acme", "crashy").unwrap());
+        let started = Instant::now();
+        let _l = open(None).lock("acme", "crashy").unwrap();
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(100) && waited < Duration::from_secs(5),
+            "{name}: waited {waited:?} for an abandoned lease"
+        );
+    }
+
+    // Encryption: sealed at rest, opened with the key, a wrong key is a clear error, old keys
+    // still open after a rotation, and plain entries written before still load.
+    let sealed = open(Some(keys("k1", 1))).for_owner("enc").unwrap();
+    let e = entry("acme", "default", "sealed-access", Some(now() + 100));
+    sealed.save(&e).unwrap();
+    assert_eq!(
+        sealed.load("acme", "default").unwrap().as_ref(),
+        Some(&e),
+        "{name}"
+    );
+    let wrong = open(Some(keys("k1", 2))).for_owner("enc").unwrap();
+    let err = wrong.load("acme", "default").unwrap_err().to_string();
+    assert!(
+        err.contains("key `k1`") && err.contains("wrong"),
+        "{name}: {err}"
+    );
+    assert!(!err.contains("sealed-access"), "{name}: {err}");
+    let no_keys = open(None).for_owner("enc").unwrap();
+    let err = no_keys.load("acme", "default").unwrap_err().to_string();
+    assert!(
+        err.contains("encrypted") && err.contains("no keys"),
+        "{name}: {err}"
+    );
+    let rotated = open(Some(
+        Keys::new("k2", Key::new([3; 32]))
+            .unwrap()
+            .with_old("k1", Key::new([1; 32]))
+            .unwrap(),
+    ))
+    .for_owner("enc")
+    .unwrap();
+    assert_eq!(
+        rotated.load("acme", "default").unwrap().as_ref(),
+        Some(&e),
+        "{name}"
+    );
+    let err = open(Some(keys("k2", 3)))
+        .for_owner("enc")
+        .unwrap()
+        .load("acme", "default")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not among the store's keys"), "{name}: {err}");
+    rotated.save(&e).unwrap();
+    assert_eq!(
+        open(Some(keys("k2", 3)))
+            .for_owner("enc")
+            .unwrap()
+            .load("acme", "default")
+            .unwrap(),
+        Some(e.clone()),
+        "{name}: a re-save seals with the current key"
+    );
+    let sealed_default = open(Some(keys("k1", 1)));
+    assert_eq!(
+        sealed_default.load("acme", "default").unwrap().as_ref(),
+        Some(&a2),
+        "{name}: a plain entry written before encryption still loads"
+    );
+
+    // fresh_token over the store: one refresh, then the cache.
+    let provider = Provider::start(3600, Duration::ZERO);
+    let spec = provider.spec();
+    let client = Client::new();
+    let fresh = store.for_owner("fresh").unwrap();
+    fresh.save(&provider.entry("default", now() - 1)).unwrap();
+    let t1 = session::fresh_token(&client, &spec, &fresh, "default", &secrets(), 60).unwrap();
+    let t2 = session::fresh_token(&client, &spec, &fresh, "default", &secrets(), 60).unwrap();
+    assert_eq!(t1, t2, "{name}");
+    assert_eq!(provider.state.lock().unwrap().refreshes, 1, "{name}");
+    assert_eq!(fresh.load("peer", "default").unwrap(), Some(t1), "{name}");
+}
+
+#[test]
+fn the_file_store_passes_the_shared_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("files");
+    shared_suite(
+        "file",
+        |keys| {
+            let s = TokenStore::new(&root).with_lock_timeout(Duration::from_secs(20));
+            match keys {
+                Some(k) => s.with_encryption(k),
+                None => s,
+            }
+        },
+        false,
+    );
+}
+
+#[test]
+fn the_sqlite_store_passes_the_shared_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.db");
+    shared_suite(
+        "sqlite",
+        |keys| {
+            let s = SqliteStore::open(&path)
+                .unwrap()
+                .with_lease(Duration::from_millis(300));
+            match keys {
+                Some(k) => s.with_encryption(k),
+                None => s,
+            }
+        },
+        true,
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
+
+#[test]
+fn the_postgres_store_passes_the_shared_suite() {
+    let url = pg::server().database();
+    shared_suite(
+        "postgres",
+        |keys| {
+            let s = PostgresStore::connect(&url)
+                .unwrap()
+                .with_lease(Duration::from_millis(300));
+            match keys {
+                Some(k) => s.with_encryption(k),
+                None => s,
+            }
+        },
+        true,
+    );
+    // Connecting again finds the schema migrated and keeps the data.
+    let again = PostgresStore::connect(&url).unwrap();
+    assert_eq!(again.list().unwrap().len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Proof 1: 4 processes × 16 threads, one expired connection, rotating refresh tokens
+// ---------------------------------------------------------------------------------------------
+
+const CHILD: &str = "SPECAUTH_STORE_TEST_CHILD";
+
+/// Not a test of its own: the entry point of the child processes the proofs start (this test
+/// binary re-invoked with `SPECAUTH_STORE_TEST_CHILD` set). Without it, it does nothing.
+#[test]
+fn child_process_entry() {
+    let Ok(job) = std::env::var(CHILD) else {
+        return;
+    };
+    let v: serde_json::Value = serde_json::from_str(&job).unwrap();
+    let store = StoreSpec::decode(v["store"].as_str().unwrap()).open();
+    let spec = Loader::new()
+        .with_dir(v["specs"].as_str().unwrap())
+        .load("peer")
+        .unwrap();
+    let threads = v["threads"].as_u64().unwrap();
+    let until = Instant::now() + Duration::from_millis(v["run_ms"].as_u64().unwrap());
+    let start_at = v["start_at_ms"].as_u64().unwrap();
+    let client = Client::new();
+    let out = Mutex::new(Vec::new());
+    // Every thread of every process starts at the same moment.
+    let wait = start_at.saturating_sub(now_ms());
+    std::thread::sleep(Duration::from_millis(wait));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let line = match session::fresh_token(
+                        &client,
+                        &spec,
+                        &*store,
+                        "default",
+                        &secrets(),
+                        0,
+                    ) {
+                        Ok(e) => format!(
+                            "ok {} {} {}",
+                            e.token.access_token.secret(),
+                            e.token.expires_at.unwrap_or(0),
+                            now()
+                        ),
+                        Err(e) => format!("err {e}"),
+                    };
+                    out.lock().unwrap().push(line);
+                    if Instant::now() >= until {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+        }
+    });
+    for line in out.into_inner().unwrap() {
+        println!("CHILD {line}");
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn child(
+    store: &StoreSpec,
+    provider: &Provider,
+    threads: u64,
+    run_ms: u64,
+    start_at_ms: u64,
+) -> Command {
+    let job = serde_json::json!({
+        "store": store.encode(),
+        "specs": provider.specs.path(),
+        "threads": threads,
+        "run_ms": run_ms,
+        "start_at_ms": start_at_ms,
+    });
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "child_process_entry",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ])
+    .env(CHILD, job.to_string())
+    .stdin(Stdio::null());
+    cmd
+}
+
+/// 4 processes × 16 threads keep asking for one connection whose access token lives 1 s, for
+/// 3 s: every expiry is refreshed exactly once, nobody sees `invalid_grant`, every caller gets
+/// a live token the provider issued.
+fn single_flight_across_processes(name: &str, store: StoreSpec) {
+    let provider = Provider::start(1, Duration::from_millis(30));
+    store
+        .open()
+        .save(&provider.entry("default", now() - 5))
+        .unwrap();
+    let start_at = now_ms() + 1500;
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            child(&store, &provider, 16, 3000, start_at)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut calls = 0;
+    let mut tokens = HashSet::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Some(rest) = line.strip_prefix("CHILD ") else {
+                continue;
+            };
+            calls += 1;
+            let parts: Vec<_> = rest.split(' ').collect();
+            assert_eq!(parts[0], "ok", "{name}: a caller failed: {rest}");
+            let (access, expires_at, at): (&str, u64, u64) = (
+                parts[1],
+                parts[2].parse().unwrap(),
+                parts[3].parse().unwrap(),
+            );
+            assert!(
+                expires_at > at - 1,
+                "{name}: an expired token was handed out"
+            );
+            tokens.insert(access.to_owned());
+        }
+    }
+    let st = provider.state.lock().unwrap();
+    for t in &tokens {
+        assert!(st.issued.contains_key(t), "{name}: {t} was never issued");
+    }
+    eprintln!(
+        "{name}: 4 processes x 16 threads, {calls} calls over 3 s: {} refreshes, {} distinct \
+         tokens handed out, {} invalid_grant",
+        st.refreshes,
+        tokens.len(),
+        st.invalid_grants
+    );
+    assert_eq!(st.invalid_grants, 0, "{name}");
+    // Every thread of every process got its token (at least once).
+    assert!(calls >= 64, "{name}: only {calls} calls");
+    // One refresh per expiry: the provider issued exactly the tokens that were used (each
+    // refresh token once), and a 1 s lifetime over ~3 s gives a handful of generations.
+    assert!(
+        (1..=8).contains(&st.refreshes),
+        "{name}: {} refreshes",
+        st.refreshes
+    );
+    assert_eq!(st.used.len(), st.refreshes, "{name}");
+    // Each refresh's token reached callers: no refresh was wasted on an expiry already handled.
+    assert_eq!(tokens.len(), st.refreshes, "{name}");
+}
+
+#[test]
+fn sqlite_refreshes_once_per_expiry_across_4_processes_of_16_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    single_flight_across_processes("sqlite", sqlite_spec(dir.path(), 10_000));
+}
+
+#[test]
+fn postgres_refreshes_once_per_expiry_across_4_processes_of_16_threads() {
+    single_flight_across_processes("postgres", postgres_spec(10_000));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Proof 2: kill -9 of the refreshing process at random moments
+// ---------------------------------------------------------------------------------------------
+
+/// The refreshing process is killed at a random moment, 100 times: the store always holds the
+/// old pair or the pair the provider issued, and the lease lets the next caller lock it.
+fn killed_mid_refresh(name: &str, store: StoreSpec) {
+    let provider = Provider::start(3600, Duration::from_millis(10));
+    let local = store.open();
+    let lease = Duration::from_millis(store.lease_ms);
+    let started = Instant::now();
+    let (mut kept_old, mut got_new, mut max_wait) = (0, 0, Duration::ZERO);
+    for i in 0..100u64 {
+        let seeded = provider.entry("default", now() - 5);
+        local.save(&seeded).unwrap();
+        let mut c = child(&store, &provider, 1, 0, 0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(10 + rand() % 60));
+        let _ = c.kill();
+        c.wait().unwrap();
+
+        let e = local
+            .load("peer", "default")
+            .unwrap_or_else(|e| panic!("{name} round {i}: unreadable: {e}"))
+            .unwrap_or_else(|| panic!("{name} round {i}: the entry is gone"));
+        let access = e.token.access_token.secret().to_owned();
+        let refresh = e
+            .token
+            .refresh_token
+            .as_ref()
+            .map(|s| s.secret().to_owned());
+        if e == seeded {
+            kept_old += 1;
+        } else {
+            let issued = provider.state.lock().unwrap().issued.get(&access).cloned();
+            assert_eq!(
+                issued, refresh,
+                "{name} round {i}: a pair the provider never issued"
+            );
+            got_new += 1;
+        }
+        // The next caller gets the lock within the lease.
+        let t = Instant::now();
+        drop(local.lock("peer", "default").unwrap());
+        let waited = t.elapsed();
+        max_wait = max_wait.max(waited);
+        assert!(
+            waited < lease + Duration::from_secs(2),
+            "{name} round {i}: {waited:?}"
+        );
+    }
+    eprintln!(
+        "{name}: killed 100 times in {:?}: {kept_old} kept the old pair, {got_new} had the new \
+         one; the next caller waited at most {max_wait:?} (lease {lease:?})",
+        started.elapsed()
+    );
+    assert_eq!(kept_old + got_new, 100);
+}
+
+#[test]
+fn sqlite_survives_kill_9_mid_refresh_100_times() {
+    let dir = tempfile::tempdir().unwrap();
+    killed_mid_refresh("sqlite", sqlite_spec(dir.path(), 250));
+}
+
+#[test]
+fn postgres_survives_kill_9_mid_refresh_100_times() {
+    killed_mid_refresh("postgres", postgres_spec(250));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Proof 3: 10,000 connections, staggered expiries, refresh-ahead
+// ---------------------------------------------------------------------------------------------
+
+fn ten_thousand<S: Store>(name: &str, store: &S) {
+    const N: usize = 10_000;
+    let provider = Provider::start(3600, Duration::from_millis(3));
+    let spec = provider.spec();
+    let base = now();
+    // Expiries staggered over 12 s, starting 60 s from now; refresh-ahead margin 60 s: every
+    // connection is due within 12 s and must be refreshed before its own expiry.
+    for o in 0..100 {
+        let owner = store.for_owner(&format!("u{o}")).unwrap();
+        for p in 0..N / 100 {
+            let i = o * (N / 100) + p;
+            let e = provider.entry(&format!("c{p}"), base + 60 + (i as u64 % 12));
+            owner.save(&e).unwrap();
+        }
+    }
+    let client = Client::new();
+    let events = Mutex::new((0usize, 0usize));
+    let ahead = RefreshAhead::new(&client, store)
+        .provider(&spec, secrets())
+        .margin(60)
+        .concurrency(4)
+        .on_event(|e| {
+            let mut ev = events.lock().unwrap();
+            match e {
+                RefreshEvent::Refreshed { .. } => ev.0 += 1,
+                _ => ev.1 += 1,
+            }
+        });
+    let started = Instant::now();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| ahead.run(Duration::from_millis(200), &stop));
+        while provider.state.lock().unwrap().refreshes < N
+            && started.elapsed() < Duration::from_secs(60)
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    let st = provider.state.lock().unwrap();
+    eprintln!(
+        "{name}: {N} connections refreshed ahead in {:?}: {} refreshes, {} late, max {} in \
+         flight (bound 4), {} invalid_grant, events {:?}",
+        started.elapsed(),
+        st.refreshes,
+        st.late,
+        st.max_inflight,
+        st.invalid_grants,
+        events.lock().unwrap()
+    );
+    assert_eq!(st.refreshes, N, "{name}: every connection refreshed once");
+    assert_eq!(st.used.len(), N, "{name}: no refresh token used twice");
+    assert_eq!(st.invalid_grants, 0, "{name}");
+    assert_eq!(
+        st.late, 0,
+        "{name}: every token refreshed before it expired"
+    );
+    assert!(
+        st.max_inflight <= 4,
+        "{name}: {} in flight",
+        st.max_inflight
+    );
+    assert_eq!(*events.lock().unwrap(), (N, 0), "{name}");
+    drop(st);
+    // Nothing is due any more.
+    assert!(store.expiring(now() + 60, 10).unwrap().is_empty());
+}
+
+#[test]
+fn sqlite_refresh_ahead_keeps_10000_connections_fresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.db");
+    ten_thousand("sqlite", &SqliteStore::open(&path).unwrap());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Proof 4: no token in plain text at rest
+// ---------------------------------------------------------------------------------------------
+
+const CANARY: &str = "CANARY7f3a9";
+
+fn canary_entry(profile: &str) -> StoredToken {
+    let mut e = entry(
+        "acme",
+        profile,
+        &format!("{CANARY}-access"),
+        Some(4_000_000_000),
+    );
+    e.token.refresh_token = Some(Secret::new(format!("{CANARY}-refresh")));
+    e.token.id_token = Some(Secret::new(format!("{CANARY}-id")));
+    e.token
+        .extra
+        .insert("bot".into(), serde_json::json!(format!("{CANARY}-extra")));
+    e.token.secret_extras.push("bot".into());
+    e
+}
+
+fn files_contain(dir: &Path, needle: &[u8]) -> bool {
+    walk(dir).iter().any(|p| {
+        std::fs::read(p)
+            .map(|b| b.windows(needle.len()).any(|w| w == needle))
+            .unwrap_or(false)
+    })
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn no_token_is_stored_in_plain_text_when_encrypted() {
+    let needle = CANARY.as_bytes();
+    // SQLite: the database, its WAL and shared-memory files.
+    let dir = tempfile::tempdir().unwrap();
+    let sealed = SqliteStore::open(dir.path().join("sealed.db"))
+        .unwrap()
+        .with_encryption(keys("k1", 9));
+    for i in 0..20 {
+        sealed.save(&canary_entry(&format!("p{i}"))).unwrap();
+    }
+    assert!(
+        !files_contain(dir.path(), needle),
+        "sqlite: a token in plain text on disk"
+    );
+    assert_eq!(sealed.load("acme", "p3").unwrap(), Some(canary_entry("p3")));
+    // The scan finds plaintext when there is some.
+    let plain_dir = tempfile::tempdir().unwrap();
+    let plain = SqliteStore::open(plain_dir.path().join("plain.db")).unwrap();
+    plain.save(&canary_entry("p0")).unwrap();
+    assert!(
+        files_contain(plain_dir.path(), needle),
+        "the scan finds plaintext"
+    );
+
+    // The file store, opted in.
+    let fdir = tempfile::tempdir().unwrap();
+    let files = TokenStore::new(fdir.path().join("t")).with_encryption(keys("k1", 9));
+    files.save(&canary_entry("p0")).unwrap();
+    assert!(!files_contain(fdir.path(), needle), "file store: plaintext");
+    assert_eq!(files.load("acme", "p0").unwrap(), Some(canary_entry("p0")));
+
+    // PostgreSQL: a dump of the database and the table read back.
+    let url = pg::server().database();
+    let pgs = PostgresStore::connect(&url)
+        .unwrap()
+        .with_encryption(keys("k1", 9));
+    for i in 0..20 {
+        pgs.save(&canary_entry(&format!("p{i}"))).unwrap();
+    }
+    let dump = pg::server().dump(&url);
+    assert!(dump.contains("specauth_tokens"), "the dump has the table");
+    assert!(
+        !dump.contains(CANARY),
+        "postgres: a token in plain text in the dump"
+    );
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    for row in c
+        .query("SELECT body, key_id FROM specauth_tokens", &[])
+        .unwrap()
+    {
+        let body: String = row.get(0);
+        let key: Option<String> = row.get(1);
+        assert!(!body.contains(CANARY));
+        assert_eq!(key.as_deref(), Some("k1"));
+    }
+    assert_eq!(pgs.load("acme", "p3").unwrap(), Some(canary_entry("p3")));
+    // And the server's own files.
+    assert!(
+        !files_contain(&pg::server().data_dir(), needle),
+        "postgres: plaintext in its files"
+    );
+    // Listing and refresh-ahead see plain metadata without the keys.
+    let bare = PostgresStore::connect(&url).unwrap();
+    assert_eq!(bare.expiring(4_000_000_000, 100).unwrap().len(), 20);
+    assert!(bare.load("acme", "p0").is_err());
+}
