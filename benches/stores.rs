@@ -47,6 +47,10 @@ fn measure(name: &str, store: &dyn Store, reads: usize) {
                 },
                 inputs: [("client_id".to_owned(), "app".to_owned())].into(),
                 obtained_at: session::now(),
+                dpop_key: None,
+                resources: Vec::new(),
+                issuer: None,
+                endpoints: Default::default(),
             })
             .unwrap();
     }

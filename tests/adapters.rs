@@ -51,6 +51,9 @@ impl Sandbox {
                 inputs: [("client_id".to_owned(), "app".to_owned())].into(),
                 obtained_at: now(),
                 endpoints: Default::default(),
+                dpop_key: None,
+                resources: Vec::new(),
+                issuer: None,
             })
             .unwrap();
     }

@@ -138,6 +138,10 @@ impl Provider {
             },
             inputs: [("client_id".to_owned(), "app".to_owned())].into(),
             obtained_at: now(),
+            dpop_key: None,
+            resources: Vec::new(),
+            issuer: None,
+            endpoints: Default::default(),
         }
     }
 }
@@ -173,6 +177,10 @@ fn entry(provider: &str, profile: &str, access: &str, expires_at: Option<u64>) -
         },
         inputs: [("client_id".to_owned(), "app".to_owned())].into(),
         obtained_at: 7,
+        dpop_key: None,
+        resources: Vec::new(),
+        issuer: None,
+        endpoints: Default::default(),
     }
 }
 

@@ -8,7 +8,8 @@ use clap::Args;
 use serde_json::json;
 use specauth::Error;
 use specauth::error::NotSignedInReason;
-use specauth::session::{StoredToken, TokenStore};
+use specauth::session::StoredToken;
+use specauth::store::Store;
 
 use super::format::scheme;
 use super::session::valid_token;
@@ -166,7 +167,7 @@ fn provider_key(ctx: &Ctx, provider: &str) -> Result<String, Error> {
 /// the next use refreshes it (or asks for a sign-in when it cannot be refreshed). A token
 /// specauth did not serve is left alone. Whether it was the cached one.
 fn forget_access_token(
-    store: &TokenStore,
+    store: &(impl Store + ?Sized),
     provider: &str,
     profile: &str,
     rejected: &str,

@@ -67,6 +67,7 @@ use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use specauth::error::NotSignedInReason;
 use specauth::inputs::env_var_name;
 use specauth::session::{InputSources, Profiles, TokenStore};
+use specauth::store::Store as _;
 use specauth::transport::TransportConfig;
 use specauth::{Client, Error, Inputs, Loader, Spec, UreqTransport};
 

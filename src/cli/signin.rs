@@ -4,6 +4,7 @@
 use clap::Args;
 use specauth::Error;
 use specauth::session::StoredToken;
+use specauth::store::Store as _;
 
 use super::exit;
 

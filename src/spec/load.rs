@@ -407,7 +407,64 @@ pub(crate) fn parse(
     text: &str,
     skip_examples: bool,
 ) -> Result<SpecDoc, SpecError> {
+    // Blanking the block spares the YAML parser two thirds of a typical spec; where that is not
+    // safe, the parser skips the examples itself.
+    let blanked = if skip_examples {
+        without_examples(text)
+    } else {
+        None
+    };
+    let text = blanked.as_deref().unwrap_or(text);
     doc::with_examples_skipped(skip_examples, || parse_as::<SpecDoc>(file, text))
+}
+
+/// `text` with its top-level `examples:` block turned into blank lines, when that can be done
+/// safely by lines: one block-style `examples:` key at column 0, no alias elsewhere that could
+/// refer to an anchor inside it, no second document. Lines are kept, so every position after
+/// the block is unchanged. `None` when it cannot be done safely: the YAML parser then skips the
+/// examples itself (slower, same result).
+fn without_examples(text: &str) -> Option<String> {
+    let mut start = None;
+    let mut end = None;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let at = offset;
+        offset += line.len();
+        let body = line.trim_end_matches(['\n', '\r']);
+        if body.starts_with("---") || body.starts_with("...") {
+            return None;
+        }
+        let top_level_key =
+            !body.is_empty() && !body.starts_with([' ', '\t', '#', '-']) && !body.starts_with("- ");
+        if start.is_some() && end.is_none() && top_level_key {
+            end = Some(at);
+        }
+        if let Some(rest) = body.strip_prefix("examples:") {
+            let rest = rest.trim_start();
+            if start.is_some() || !(rest.is_empty() || rest.starts_with('#')) {
+                // A second `examples:` (a duplicate the parser must report), or a flow value.
+                return None;
+            }
+            start = Some(at);
+            end = None;
+        }
+    }
+    let start = start?;
+    let end = end.unwrap_or(text.len());
+    let outside = [&text[..start], &text[end..]];
+    let alias = |s: &str| {
+        s.as_bytes()
+            .windows(2)
+            .any(|w| w[0] == b'*' && (w[1].is_ascii_alphanumeric() || w[1] == b'_'))
+    };
+    if outside.iter().any(|s| alias(s)) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    out.push_str(&text[..start]);
+    out.extend(text[start..end].matches('\n').map(|_| '\n'));
+    out.push_str(&text[end..]);
+    Some(out)
 }
 
 fn parse_as<T: serde::de::DeserializeOwned>(file: &Arc<str>, text: &str) -> Result<T, SpecError> {
@@ -558,4 +615,33 @@ fn found_at(source: &str, line: u64, column: u64) -> Option<String> {
         shown.push('…');
     }
     Some(format!("`{shown}`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_examples;
+
+    #[test]
+    fn the_examples_block_becomes_blank_lines() {
+        let text = "id: a\nexamples:\n- grant: g\n  reply:\n    json: { a: 1 }\n# note\ntoken: { access_token: $.a }\n";
+        let out = without_examples(text).expect("a block that can be blanked");
+        assert_eq!(out, "id: a\n\n\n\n\n\ntoken: { access_token: $.a }\n");
+        assert_eq!(out.lines().count(), text.lines().count());
+        // Indented items, and a block at the end of the file.
+        let text = "id: a\nexamples:\n  - grant: g\n";
+        assert_eq!(without_examples(text).as_deref(), Some("id: a\n\n\n"));
+    }
+
+    #[test]
+    fn anything_unusual_is_left_to_the_parser() {
+        for text in [
+            "id: a\n",                                        // no examples
+            "examples: [{ grant: g }]\n",                     // a flow value
+            "examples:\n- grant: g\nexamples:\n- grant: h\n", // a duplicate key
+            "examples:\n- &e { grant: g }\ntoken: *e\n",      // an alias to inside it
+            "examples:\n- grant: g\n---\nid: b\n",            // a second document
+        ] {
+            assert_eq!(without_examples(text), None, "{text:?}");
+        }
+    }
 }

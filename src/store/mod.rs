@@ -293,6 +293,10 @@ mod tests {
             },
             inputs: Default::default(),
             obtained_at: 1,
+            dpop_key: None,
+            resources: Vec::new(),
+            issuer: None,
+            endpoints: Default::default(),
         }
     }
 
