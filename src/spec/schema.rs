@@ -197,7 +197,7 @@ fn narrow(root: &mut serde_json::Value) {
     restrict_values(root, None, "endpoints", json!({ "pattern": ENDPOINT_URL }));
     if let Some(requests) = property(root, None, "requests") {
         requests["propertyNames"] =
-            json!({ "enum": ["device_authorization", "revoke", "introspect"] });
+            json!({ "enum": ["device_authorization", "revoke", "introspect", "par"] });
     }
     restrict(
         root,
@@ -271,7 +271,7 @@ fn narrow(root: &mut serde_json::Value) {
         root,
         Some("ExampleDoc"),
         "request",
-        json!({ "enum": ["authorize", "device_authorization", "revoke", "introspect"] }),
+        json!({ "enum": ["authorize", "device_authorization", "revoke", "introspect", "par"] }),
     );
     restrict(
         root,
