@@ -437,7 +437,15 @@ fn hostile(serve: impl Fn(std::net::TcpStream) + Send + 'static) -> String {
     std::thread::spawn(move || {
         // One connection is all a test makes; the thread ends with it.
         if let Ok((stream, _)) = listener.accept() {
+            let rest = stream.try_clone();
             serve(stream);
+            // Read what the client sent and `serve` did not, until it hangs up: closing a
+            // socket with unread data resets the connection, and the client would see "peer
+            // disconnected" instead of the limit the test is about.
+            if let Ok(mut rest) = rest {
+                let _ = rest.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+                let _ = std::io::copy(&mut rest, &mut std::io::sink());
+            }
         }
     });
     origin
