@@ -8,8 +8,8 @@ use crate::error::Error;
 use crate::inputs::Inputs;
 use crate::secret::{REDACTED, Scrubber};
 use crate::spec::{
-    Body, BodyEncoding, ClientAuthMethod, FieldDef, RequestKind, RequestTemplate, Spec, check_uri,
-    join,
+    Body, BodyEncoding, ClientAuthMethod, FieldDef, FieldType, RequestKind, RequestTemplate, Spec,
+    check_uri, join,
 };
 use crate::template::{Tmpl, basic_credentials};
 
@@ -33,15 +33,18 @@ struct Preview {
     xml_root: Option<String>,
     headers: Vec<Part>,
     fields: Vec<Part>,
+    /// Fields sent in the query string whatever the body encoding (`in: query`).
+    query: Vec<Part>,
     /// Values of the secret inputs, scrubbed from the text whatever path they took.
     secrets: Vec<String>,
 }
 
 impl Preview {
     fn text(&self) -> String {
+        let shown_url = with_query(&self.url, &encode_form(&self.query, true));
         let shown_url = match self.encoding {
-            BodyEncoding::Query => with_query(&self.url, &encode_form(&self.fields, true)),
-            _ => self.url.clone(),
+            BodyEncoding::Query => with_query(&shown_url, &encode_form(&self.fields, true)),
+            _ => shown_url,
         };
         let body = match self.encoding {
             BodyEncoding::Form => encode_form(&self.fields, true),
@@ -130,6 +133,27 @@ struct Part {
     /// What a preview shows for a secret value instead of `[redacted]` (a signed assertion's
     /// header and claims, its signature redacted).
     shown: Option<String>,
+    /// The value as a JSON number, boolean or value, for a typed field in a JSON body.
+    typed: Option<serde_json::Value>,
+    /// Sent in the query string whatever the body encoding.
+    in_query: bool,
+    /// Not percent-encoded.
+    raw: bool,
+}
+
+impl Part {
+    fn plain(name: impl Into<String>, value: impl Into<String>, secret: bool) -> Part {
+        Part {
+            name: name.into(),
+            value: value.into(),
+            secret,
+            input: None,
+            shown: None,
+            typed: None,
+            in_query: false,
+            raw: false,
+        }
+    }
 }
 
 impl Spec {
@@ -205,24 +229,35 @@ impl Spec {
         let mut headers = self.render_parts(&g.headers, &values, "header", &mut size)?;
 
         let auth = &g.client_auth;
+        let method = match &auth.chosen_by {
+            None => auth.method,
+            Some(t) => {
+                let name = self.render_tmpl(t, &values, || "client_auth.method".to_owned())?;
+                ClientAuthMethod::from_name(name.trim()).ok_or_else(|| Error::Input {
+                    name: t.vars().join(", "),
+                    problem: format!(
+                        "selects client auth `{}`; expected basic, post, both, none, private_key_jwt or client_secret_jwt",
+                        name.trim()
+                    ),
+                })?
+            }
+        };
         let secret = values.get("client_secret").copied();
         let id = values.get("client_id").copied();
-        let wants_basic = matches!(
-            auth.method,
-            ClientAuthMethod::Basic | ClientAuthMethod::Both
-        );
-        let wants_post = matches!(auth.method, ClientAuthMethod::Post | ClientAuthMethod::Both);
+        let wants_basic = matches!(method, ClientAuthMethod::Basic | ClientAuthMethod::Both);
+        let wants_post = matches!(method, ClientAuthMethod::Post | ClientAuthMethod::Both);
         if let Some(id) = id {
             match (wants_basic, secret) {
                 (true, Some(secret)) => headers.push(Part {
-                    name: "Authorization".into(),
-                    value: format!(
-                        "Basic {}",
-                        basic_credentials(id, secret, auth.form_encode_basic)
-                    ),
-                    secret: true,
                     input: Some("client_id".into()),
-                    shown: None,
+                    ..Part::plain(
+                        "Authorization",
+                        format!(
+                            "Basic {}",
+                            basic_credentials(id, secret, auth.form_encode_basic)
+                        ),
+                        true,
+                    )
                 }),
                 // A public client has no secret to put in a Basic header: it identifies itself in
                 // the body (RFC 6749 §3.2.1).
@@ -237,10 +272,10 @@ impl Spec {
             }
         }
         if matches!(
-            auth.method,
+            method,
             ClientAuthMethod::PrivateKeyJwt | ClientAuthMethod::ClientSecretJwt
         ) {
-            let assertion = self.client_assertion(grant, auth, &values, &url)?;
+            let assertion = self.client_assertion(grant, auth, method, &values, &url)?;
             set_part(&mut fields, &auth.id_field, id.unwrap_or(""), false);
             set_part(
                 &mut fields,
@@ -266,27 +301,29 @@ impl Spec {
                 .iter()
                 .any(|h| h.name.eq_ignore_ascii_case("content-type"))
         {
-            headers.push(Part {
-                name: "Content-Type".into(),
-                value: ct.into(),
-                secret: false,
-                input: None,
-                shown: None,
-            });
+            headers.push(Part::plain("Content-Type", ct, false));
         }
 
+        let (query, fields): (Vec<Part>, Vec<Part>) = fields.into_iter().partition(|p| p.in_query);
+        let url_with_query = with_query(&url, &encode_form(&query, false));
         let (full_url, body) = match encoding {
-            BodyEncoding::Query => (with_query(&url, &encode_form(&fields, false)), Vec::new()),
-            BodyEncoding::None => (url.clone(), Vec::new()),
-            BodyEncoding::Form => (url.clone(), encode_form(&fields, false).into_bytes()),
-            BodyEncoding::Json => (url.clone(), encode_json(&fields, false).into_bytes()),
+            BodyEncoding::Query => (
+                with_query(&url_with_query, &encode_form(&fields, false)),
+                Vec::new(),
+            ),
+            BodyEncoding::None => (url_with_query, Vec::new()),
+            BodyEncoding::Form => (url_with_query, encode_form(&fields, false).into_bytes()),
+            BodyEncoding::Json => (url_with_query, encode_json(&fields, false).into_bytes()),
             BodyEncoding::Xml => {
                 let root = g.xml_root.as_deref().ok_or_else(|| {
                     Error::Usage(format!(
                         "grant `{grant}` selected an xml body but the spec has no `xml_root`"
                     ))
                 })?;
-                (url.clone(), encode_xml(root, &fields, false).into_bytes())
+                (
+                    url_with_query,
+                    encode_xml(root, &fields, false).into_bytes(),
+                )
             }
         };
         // Parsed once: checked here, then handed to the request as it is.
@@ -323,6 +360,7 @@ impl Spec {
                 xml_root: g.xml_root.clone(),
                 headers,
                 fields,
+                query,
                 secrets,
             },
             redacted: std::sync::OnceLock::new(),
@@ -403,16 +441,17 @@ impl Spec {
         &self,
         grant: &str,
         auth: &crate::spec::ClientAuth,
+        method: ClientAuthMethod,
         values: &Values<'_>,
         url: &str,
     ) -> Result<String, Error> {
-        let key_input = match auth.method {
+        let key_input = match method {
             ClientAuthMethod::ClientSecretJwt => "client_secret",
             _ => "private_key",
         };
         let missing = |name: &str| Error::MissingInput {
             name: name.to_owned(),
-            needed_by: format!("grant `{grant}` ({})", auth.method.as_str()),
+            needed_by: format!("grant `{grant}` ({})", method.as_str()),
             spec: self.id.clone(),
             description: self.inputs.get(name).and_then(|d| d.description.clone()),
             allowed: None,
@@ -441,7 +480,11 @@ impl Spec {
         crate::jwt::sign(
             &claims,
             &crate::jwt::Signing {
-                alg: &auth.alg,
+                alg: match (auth.alg.as_str(), method) {
+                    ("", ClientAuthMethod::ClientSecretJwt) => "HS256",
+                    ("", _) => "RS256",
+                    (alg, _) => alg,
+                },
                 key,
                 kid: values.get("key_id").copied(),
                 x5t_s256: values.get("x5t_s256").copied(),
@@ -575,13 +618,44 @@ impl Spec {
             } else {
                 vec![value]
             };
+            let input = f.tmpl.vars().first().cloned();
+            let refuse = |problem: &str| Error::Input {
+                name: input.clone().unwrap_or_else(|| f.name.clone()),
+                problem: format!("its value for {kind} `{}` {problem}", f.name),
+            };
             for value in items {
+                if f.raw
+                    && value
+                        .bytes()
+                        .any(|b| matches!(b, b'&' | b'=' | b'#' | b'%') || !b.is_ascii_graphic())
+                {
+                    return Err(refuse(
+                        "is sent unencoded (`raw: true`) and has a character that would change the request's meaning (&, =, #, %, a space, a control or non-ASCII)",
+                    ));
+                }
+                let typed = match f.kind {
+                    FieldType::String => None,
+                    FieldType::Number => Some(
+                        serde_json::from_str::<serde_json::Number>(value.trim())
+                            .map(serde_json::Value::Number)
+                            .map_err(|_| refuse("is not a number"))?,
+                    ),
+                    FieldType::Boolean => match value.trim() {
+                        "true" => Some(serde_json::Value::Bool(true)),
+                        "false" => Some(serde_json::Value::Bool(false)),
+                        _ => return Err(refuse("is not `true` or `false`")),
+                    },
+                    FieldType::Json => Some(
+                        serde_json::from_str::<serde_json::Value>(&value)
+                            .map_err(|e| refuse(&format!("is not JSON ({e})")))?,
+                    ),
+                };
                 out.push(Part {
-                    name: f.name.clone(),
-                    value,
-                    secret: f.secret,
-                    input: f.tmpl.vars().first().cloned(),
-                    shown: None,
+                    input: input.clone(),
+                    typed,
+                    in_query: f.in_query,
+                    raw: f.raw,
+                    ..Part::plain(f.name.clone(), value, f.secret)
                 });
             }
         }
@@ -636,14 +710,9 @@ fn set_part(parts: &mut Vec<Part>, name: &str, value: &str, secret: bool) {
     if let Some(p) = parts.iter_mut().find(|p| p.name == name) {
         p.value = value.to_owned();
         p.secret |= secret;
+        p.typed = None;
     } else {
-        parts.push(Part {
-            name: name.to_owned(),
-            value: value.to_owned(),
-            secret,
-            input: None,
-            shown: None,
-        });
+        parts.push(Part::plain(name, value, secret));
     }
 }
 
@@ -656,11 +725,20 @@ fn shown(p: &Part, redact: bool) -> &str {
 }
 
 fn encode_form(parts: &[Part], redact: bool) -> String {
-    let mut s = form_urlencoded::Serializer::new(String::new());
+    let mut out = String::new();
     for p in parts {
-        s.append_pair(&p.name, shown(p, redact));
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.extend(form_urlencoded::byte_serialize(p.name.as_bytes()));
+        out.push('=');
+        let value = shown(p, redact);
+        if p.raw && !(redact && p.secret) {
+            out.push_str(value);
+        } else {
+            out.extend(form_urlencoded::byte_serialize(value.as_bytes()));
+        }
     }
-    let out = s.finish();
     if redact {
         out.replace("%5Bredacted%5D", REDACTED)
     } else {
@@ -672,20 +750,39 @@ fn encode_json(parts: &[Part], redact: bool) -> String {
     let map: serde_json::Map<String, serde_json::Value> = parts
         .iter()
         .map(|p| {
-            (
-                p.name.clone(),
-                serde_json::Value::String(shown(p, redact).to_owned()),
-            )
+            let value = match &p.typed {
+                Some(typed) if !(redact && p.secret) => typed.clone(),
+                _ => serde_json::Value::String(shown(p, redact).to_owned()),
+            };
+            (p.name.clone(), value)
         })
         .collect();
     serde_json::Value::Object(map).to_string()
 }
 
+/// An XML body: a field named `a/b` is element `b` inside element `a`; consecutive fields
+/// under the same parent share it (`Credentials/User`, `Credentials/Password`).
 fn encode_xml(root: &str, parts: &[Part], redact: bool) -> String {
     let mut out = format!("<{root}>");
+    let mut open: Vec<&str> = Vec::new();
     for p in parts {
+        let mut path: Vec<&str> = p.name.split('/').filter(|s| !s.is_empty()).collect();
+        let Some(leaf) = path.pop() else { continue };
+        let shared = open.iter().zip(&path).take_while(|(a, b)| a == b).count();
+        while open.len() > shared {
+            if let Some(name) = open.pop() {
+                let _ = write!(out, "</{name}>");
+            }
+        }
+        for name in &path[shared..] {
+            let _ = write!(out, "<{name}>");
+            open.push(name);
+        }
         let v = quick_xml::escape::escape(shown(p, redact));
-        let _ = write!(out, "<{n}>{v}</{n}>", n = p.name);
+        let _ = write!(out, "<{leaf}>{v}</{leaf}>");
+    }
+    while let Some(name) = open.pop() {
+        let _ = write!(out, "</{name}>");
     }
     let _ = write!(out, "</{root}>");
     out

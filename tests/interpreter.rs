@@ -969,3 +969,207 @@ fn private_key_jwt_and_client_secret_jwt_sign_an_assertion() {
     assert_eq!(e.input_name(), Some("private_key"), "{e}");
     assert!(!e.to_string().contains("not-a-key-AAAA"), "{e}");
 }
+
+#[test]
+fn typed_json_fields_query_beside_the_body_and_raw_values() {
+    let s = with(
+        r#"inputs:
+  account_id: {}
+  days: {}
+  scopes: {}
+grants:
+  client_credentials:
+    body: json
+    fields:
+      count: { value: "{{ days }}", type: number }
+      offline: { value: "true", type: boolean }
+      scopes: { value: "{{ scopes }}", type: json }
+      nested: { value: '{"a": {"b": [1, "{{ days }}"]}}', type: json }
+      account: { value: "{{ account_id }}", in: query }
+      scope_list: { value: "read+write,admin", in: query, raw: true }
+"#,
+    );
+    let inputs = Inputs::new()
+        .with("client_id", "app")
+        .with("client_secret", "sec")
+        .with("account_id", "a 1")
+        .with("days", "30")
+        .with("scopes", r#"["a", "b"]"#);
+    let req = s.render("client_credentials", &inputs).unwrap();
+    assert_eq!(
+        req.http().uri(),
+        "https://auth.example.com/token?account=a+1&scope_list=read+write,admin"
+    );
+    let body: serde_json::Value = serde_json::from_slice(req.http().body()).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "grant_type": "client_credentials",
+            "count": 30,
+            "offline": true,
+            "scopes": ["a", "b"],
+            "nested": {"a": {"b": [1, "30"]}}
+        })
+    );
+    assert!(
+        req.redacted().starts_with(
+            "POST https://auth.example.com/token?account=a+1&scope_list=read+write,admin\n"
+        ),
+        "{}",
+        req.redacted()
+    );
+    // A value that is not what its type says is refused, naming the input.
+    let e = s
+        .render("client_credentials", &inputs.clone().with("days", "thirty"))
+        .unwrap_err();
+    match e {
+        Error::Input { name, problem } => {
+            assert_eq!(name, "days");
+            assert!(
+                problem.contains("field `count` is not a number"),
+                "{problem}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // A raw value cannot smuggle in another parameter.
+    let raw = with(
+        "inputs: { region: {} }\ngrants:\n  client_credentials:\n    fields: { region: { value: \"{{ region }}\", raw: true } }\n",
+    );
+    let e = raw
+        .render(
+            "client_credentials",
+            &Inputs::new()
+                .with("client_id", "a")
+                .with("region", "eu&admin=1"),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Input { name, .. } if name == "region"),
+        "{e:?}"
+    );
+    // Types, places and raw are for fields: a header that sets one is a spec error.
+    let e = Spec::from_yaml(
+        "test.yaml",
+        &format!("{BASE}grants:\n  client_credentials:\n    headers: {{ X-N: {{ value: \"1\", type: number }} }}\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("test.yaml:5:") && e.contains("is sent as text"),
+        "{e}"
+    );
+    let e = Spec::from_yaml(
+        "test.yaml",
+        &format!("{BASE}grants:\n  client_credentials:\n    fields: {{ n: {{ value: \"1\", type: integer }} }}\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("test.yaml:5:") && e.contains("unknown type `integer`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn nested_xml_elements_from_slashed_field_names() {
+    let s = with(
+        r#"inputs: { username: {}, password: { secret: true } }
+grants:
+  password:
+    body: xml
+    xml_root: Request
+    client_auth: none
+    fields:
+      grant_type: password
+      username: null
+      password: null
+      Credentials/User: "{{ username }}"
+      Credentials/Secret/Password: "{{ password }}"
+      Options/Remember: "yes"
+"#,
+    );
+    let req = s
+        .render(
+            "password",
+            &Inputs::new()
+                .with("username", "ann")
+                .with("password", "p<w>"),
+        )
+        .unwrap();
+    assert_eq!(
+        body(&req),
+        "<Request><grant_type>password</grant_type><Credentials><User>ann</User><Secret><Password>p&lt;w&gt;</Password></Secret></Credentials><Options><Remember>yes</Remember></Options></Request>"
+    );
+    assert!(!req.redacted().contains("p&lt;w"), "{}", req.redacted());
+}
+
+#[test]
+fn client_auth_chosen_by_an_input() {
+    let s = with(
+        "client_auth: \"{{ auth_method }}\"\ninputs:\n  auth_method: { enum: [basic, post], default: basic }\n",
+    );
+    let inputs = Inputs::new()
+        .with("client_id", "app")
+        .with("client_secret", "sec");
+    let req = s.render("client_credentials", &inputs).unwrap();
+    assert_eq!(header(&req, "authorization"), Some("Basic YXBwOnNlYw=="));
+    assert_eq!(body(&req), "grant_type=client_credentials");
+    let req = s
+        .render(
+            "client_credentials",
+            &inputs.clone().with("auth_method", "post"),
+        )
+        .unwrap();
+    assert_eq!(header(&req, "authorization"), None);
+    assert_eq!(
+        body(&req),
+        "grant_type=client_credentials&client_id=app&client_secret=sec"
+    );
+    // Without an enum, a name that is no method is refused when rendered, naming the input.
+    let open = with("client_auth: \"{{ auth_method }}\"\ninputs: { auth_method: {} }\n");
+    let e = open
+        .render(
+            "client_credentials",
+            &inputs.clone().with("auth_method", "header"),
+        )
+        .unwrap_err();
+    match e {
+        Error::Input { name, problem } => {
+            assert_eq!(name, "auth_method");
+            assert!(
+                problem.contains("selects client auth `header`"),
+                "{problem}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // And it is needed, like any input a request uses.
+    assert!(matches!(
+        open.render("client_credentials", &inputs).unwrap_err(),
+        Error::MissingInput { name, .. } if name == "auth_method"
+    ));
+}
+
+#[test]
+fn a_null_map_removes_every_entry_the_base_has() {
+    let s = spec(
+        "extends: oauth2\nendpoints: { token: \"https://auth.example.com/token\", revocation: \"https://auth.example.com/revoke\" }\nrequests: null\ngrants:\n  client_credentials:\n    headers: null\n    fields: null\n",
+    );
+    assert!(
+        s.render(
+            specauth::RequestKind::Revocation,
+            &Inputs::new().with("client_id", "a").with("token", "t")
+        )
+        .is_err()
+    );
+    let req = s
+        .render("client_credentials", &Inputs::new().with("client_id", "a"))
+        .unwrap();
+    // No `grant_type`: only the public client's id, which client auth adds.
+    assert_eq!(body(&req), "client_id=a");
+    assert_eq!(header(&req, "accept"), None);
+    // Entries written after the null are the child's own.
+    let s = with("grants: null\n");
+    assert_eq!(s.grant_names().collect::<Vec<_>>(), Vec::<&str>::new());
+}

@@ -9,12 +9,10 @@ use specauth::{Error, Loader, UreqTransport};
 
 use super::exit;
 
-/// The providers the demo opens with: the three the project was written against.
-const SEEDS: [&str; 3] = ["xee", "saasu", "priava"];
-
 /// What one provider's exchanges came to.
 struct Row {
     id: String,
+    featured: bool,
     exchanges: usize,
     mismatches: usize,
 }
@@ -24,16 +22,20 @@ pub(crate) fn run(loader: &Loader, providers: &[String], verbose: bool) -> Resul
         .map_err(|e| Error::Usage(format!("cannot start the local server: {e}")))?;
     let transport = UreqTransport::new();
     let transcript = verbose || !providers.is_empty();
-    let ids: Vec<String> = if providers.is_empty() {
-        let all = loader.ids();
-        let seeds = SEEDS.iter().filter(|s| all.iter().any(|i| i == *s));
-        seeds
-            .map(|s| (*s).to_owned())
-            .chain(all.iter().filter(|i| !SEEDS.contains(&i.as_str())).cloned())
-            .collect()
+    // Specs that say `featured: N` open the demo, in that order, each on its own row; the
+    // others follow in the catalogue's order.
+    let mut specs = Vec::new();
+    let ids = if providers.is_empty() {
+        loader.ids()
     } else {
         providers.to_vec()
     };
+    for id in &ids {
+        specs.push(loader.load(id)?.with_origin(&server.origin())?);
+    }
+    if providers.is_empty() {
+        specs.sort_by_key(|s| s.featured().unwrap_or(u64::MAX));
+    }
     if transcript {
         outln!(
             "specauth demo: a server on {} answers as each provider's docs show; every request below\n\
@@ -50,8 +52,7 @@ pub(crate) fn run(loader: &Loader, providers: &[String], verbose: bool) -> Resul
         outln!("{:<16} {:>9}  result", "provider", "exchanges")?;
     }
     let mut rows = Vec::new();
-    for id in &ids {
-        let spec = loader.load(id)?.with_origin(&server.origin())?;
+    for spec in &specs {
         if spec.example_count() == 0 {
             continue;
         }
@@ -60,10 +61,11 @@ pub(crate) fn run(loader: &Loader, providers: &[String], verbose: bool) -> Resul
         }
         let mut row = Row {
             id: spec.id().to_owned(),
+            featured: spec.featured().is_some(),
             exchanges: 0,
             mismatches: 0,
         };
-        for (i, live) in replay_live(&spec, &server, &transport).iter().enumerate() {
+        for (i, live) in replay_live(spec, &server, &transport).iter().enumerate() {
             row.exchanges += 1;
             if !live.matches() {
                 row.mismatches += 1;
@@ -74,7 +76,7 @@ pub(crate) fn run(loader: &Loader, providers: &[String], verbose: bool) -> Resul
         }
         if transcript {
             outln!()?;
-        } else if SEEDS.contains(&row.id.as_str()) || row.mismatches > 0 {
+        } else if row.featured || row.mismatches > 0 {
             print_row(&row.id, row.exchanges, row.mismatches)?;
         }
         rows.push(row);
@@ -82,10 +84,7 @@ pub(crate) fn run(loader: &Loader, providers: &[String], verbose: bool) -> Resul
     let exchanges: usize = rows.iter().map(|r| r.exchanges).sum();
     let mismatches: usize = rows.iter().map(|r| r.mismatches).sum();
     if !transcript {
-        let others: Vec<&Row> = rows
-            .iter()
-            .filter(|r| !SEEDS.contains(&r.id.as_str()))
-            .collect();
+        let others: Vec<&Row> = rows.iter().filter(|r| !r.featured).collect();
         if !others.is_empty() {
             print_row(
                 &format!("{} more", others.len()),

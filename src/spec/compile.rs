@@ -9,9 +9,9 @@ use indexmap::IndexMap;
 use super::doc::{self, At, Paths, SpecDoc};
 use super::{
     Body, BodyEncoding, ClientAuth, ClientAuthMethod, DeviceMap, DurationUnit, Endpoint,
-    ErrorCondition, ErrorMap, FieldDef, InputDef, OwnDeclarations, Path, RedirectMap, RequestKind,
-    RequestTemplate, Spec, SpecData, Test, TokenMap, authority_of, check_url, check_userinfo,
-    is_loopback, join,
+    ErrorCondition, ErrorMap, FieldDef, FieldType, InputDef, OwnDeclarations, Path, RedirectMap,
+    RequestKind, RequestTemplate, Spec, SpecData, Test, TokenMap, authority_of, check_url,
+    check_userinfo, is_loopback, join,
 };
 use crate::error::{Pos, SpecError};
 use crate::template::{self, Classified, Piece, Tmpl};
@@ -235,6 +235,7 @@ pub(crate) fn compile(
         description: doc.description.as_ref().cloned(),
         categories,
         website: doc.website.as_ref().map(|a| a.value.clone()),
+        featured: doc.featured.as_ref().map(|a| a.value),
         source,
         inputs: c.inputs,
         endpoints,
@@ -395,16 +396,19 @@ impl Compiler {
     }
 
     fn client_auth(&mut self, doc: &doc::ClientAuthMap, file_pos: &Pos) -> Result<ClientAuth> {
+        let mut chosen_by = None;
         let method = match doc.method.as_ref() {
             None => ClientAuthMethod::Basic,
-            Some(m) => match m.value.as_str() {
-                "basic" => ClientAuthMethod::Basic,
-                "post" => ClientAuthMethod::Post,
-                "both" => ClientAuthMethod::Both,
-                "none" => ClientAuthMethod::None,
-                "private_key_jwt" => ClientAuthMethod::PrivateKeyJwt,
-                "client_secret_jwt" => ClientAuthMethod::ClientSecretJwt,
-                other => {
+            // Chosen by an input, for a provider that takes either: compiled like any template,
+            // checked when rendered. Until then it counts as Basic (the client id is needed).
+            Some(m) if m.value.contains("{{") => {
+                chosen_by = Some(self.template("client_auth.method", m)?);
+                ClientAuthMethod::Basic
+            }
+            Some(m) => match ClientAuthMethod::from_name(&m.value) {
+                Some(method) => method,
+                None => {
+                    let other = &m.value;
                     let pos = if m.pos.line == 0 { file_pos } else { &m.pos };
                     return Err(SpecError::new(
                         pos,
@@ -430,6 +434,8 @@ impl Compiler {
         };
         let alg = match (doc.alg.as_ref(), method) {
             (Some(a), _) => a.value.clone(),
+            // Decided when the method is.
+            (None, _) if chosen_by.is_some() => String::new(),
             (None, ClientAuthMethod::ClientSecretJwt) => "HS256".to_owned(),
             (None, _) => "RS256".to_owned(),
         };
@@ -445,6 +451,7 @@ impl Compiler {
         };
         Ok(ClientAuth {
             method,
+            chosen_by,
             alg,
             audience,
             id_field: doc
@@ -571,6 +578,9 @@ impl Compiler {
             doc::Merge::merge(&mut auth_doc, over.clone());
         }
         let client_auth = self.client_auth(&auth_doc.0, grant_pos)?;
+        if let Some(t) = &client_auth.chosen_by {
+            need(t.vars());
+        }
         if client_auth.method != ClientAuthMethod::None {
             need(&["client_id".to_owned()]);
             if !self.inputs.contains_key("client_id") {
@@ -606,12 +616,49 @@ impl Compiler {
                 if !f.optional {
                     need(tmpl.vars());
                 }
+                let field_kind = match f.kind.as_ref().map(|k| (k.value.as_str(), &k.pos)) {
+                    None | Some(("string", _)) => FieldType::String,
+                    Some(("number", _)) => FieldType::Number,
+                    Some(("boolean", _)) => FieldType::Boolean,
+                    Some(("json", _)) => FieldType::Json,
+                    Some((other, pos)) => {
+                        return Err(SpecError::new(
+                            pos,
+                            format!(
+                                "grant `{gname}` {kind} `{fname}`: unknown type `{other}`; expected string, number, boolean or json"
+                            ),
+                        ));
+                    }
+                };
+                let in_query = match f.place.as_ref().map(|p| (p.value.as_str(), &p.pos)) {
+                    None | Some(("body", _)) => false,
+                    Some(("query", _)) => true,
+                    Some((other, pos)) => {
+                        return Err(SpecError::new(
+                            pos,
+                            format!(
+                                "grant `{gname}` {kind} `{fname}`: unknown place `in: {other}`; expected body or query"
+                            ),
+                        ));
+                    }
+                };
+                if kind == "headers" && (f.kind.is_some() || f.place.is_some() || f.raw) {
+                    return Err(SpecError::new(
+                        &f.value.pos,
+                        format!(
+                            "grant `{gname}`: header `{fname}` is sent as text; `type`, `in` and `raw` are for body and query fields"
+                        ),
+                    ));
+                }
                 out.push(FieldDef {
                     name: fname.clone(),
                     tmpl,
                     optional: f.optional,
                     secret,
                     repeat: f.repeat,
+                    kind: field_kind,
+                    in_query,
+                    raw: f.raw,
                 });
             }
             Ok(out)

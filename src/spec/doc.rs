@@ -230,6 +230,83 @@ impl<T: Merge> Merge for IndexMap<String, Patch<T>> {
     }
 }
 
+/// A map of named entries (`grants:`, `headers:`, `extras:`…) a child merges key by key: a
+/// key set to `null` removes that entry, and the whole map set to `null` removes every entry
+/// the base has (`requests: null`) before the child's own are added.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entries<T> {
+    pub map: IndexMap<String, Patch<T>>,
+    /// Written as `null`: nothing of the base's map is kept.
+    pub cleared: bool,
+}
+
+impl<T> Default for Entries<T> {
+    fn default() -> Self {
+        Entries {
+            map: IndexMap::new(),
+            cleared: false,
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Entries<T> {
+    type Target = IndexMap<String, Patch<T>>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl<T> std::ops::DerefMut for Entries<T> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.map
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Entries<T> {
+    type Item = (&'a String, &'a Patch<T>);
+    type IntoIter = indexmap::map::Iter<'a, String, Patch<T>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.map.iter()
+    }
+}
+
+impl<T> FromIterator<(String, Patch<T>)> for Entries<T> {
+    fn from_iter<I: IntoIterator<Item = (String, Patch<T>)>>(iter: I) -> Self {
+        Entries {
+            map: iter.into_iter().collect(),
+            cleared: false,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Entries<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(
+            match Option::<IndexMap<String, Patch<T>>>::deserialize(d)? {
+                Some(map) => Entries {
+                    map,
+                    cleared: false,
+                },
+                None => Entries {
+                    map: IndexMap::new(),
+                    cleared: true,
+                },
+            },
+        )
+    }
+}
+
+impl<T: Merge> Merge for Entries<T> {
+    fn merge(&mut self, over: Self) {
+        if over.cleared {
+            // The base's entries are gone, tombstones included: the child starts afresh.
+            *self = over;
+        } else {
+            self.map.merge(over.map);
+        }
+    }
+}
+
 /// Values that a child replaces whole instead of merging.
 macro_rules! replace_on_merge {
     ($($t:ty),*) => {$(
@@ -314,28 +391,31 @@ document! {
         pub categories: Patch<Vec<At<String>>> => own,
         /// The provider's own homepage.
         pub website: Patch<At<String>> => own,
+        /// Shown first, in this rank (1 first), where a tool shows a few providers before the
+        /// rest: the demo's opening rows.
+        pub featured: Patch<At<u64>> => own,
         /// URLs by name (`token`, `authorize`, `revocation`, `device_authorization`,
         /// `introspection`, or your own): `https://`, or a template over inputs (`https://{{ tenant
         /// }}.example.com/token`).
-        pub endpoints: IndexMap<String, Patch<At<String>>>,
+        pub endpoints: Entries<At<String>>,
         /// How the client authenticates at the token endpoint, for every grant: `basic` (default),
         /// `post`, `both`, `none`, `private_key_jwt`, `client_secret_jwt`, or a map with renamed
         /// keys.
         pub client_auth: Patch<ClientAuthDoc>,
         /// The values callers supply (`client_id`, `code`, `tenant`…), by name: whether required or
         /// secret, allowed values, a default, a description.
-        pub inputs: IndexMap<String, Patch<InputDoc>>,
+        pub inputs: Entries<InputDoc>,
         /// Defaults shared by every grant's request.
         pub request: Patch<RequestDoc>,
         /// The grants, by name (`authorization_code`, `client_credentials`, or your own): each a
         /// request template over the `request:` defaults; `null` removes one the base has.
         // Each grant keeps where it is written, for errors about the grant as a whole.
-        pub grants: IndexMap<String, Patch<At<RequestDoc>>>,
+        pub grants: Entries<At<RequestDoc>>,
         /// The authorization request a browser is sent to (RFC 6749 §4.1.1).
         pub authorize: Patch<AuthorizeDoc>,
         /// Requests that are not grants: `device_authorization` (RFC 8628), `revoke` (RFC 7009),
         /// `introspect` (RFC 7662). Each is available when its endpoint is declared.
-        pub requests: IndexMap<String, Patch<At<RequestDoc>>>,
+        pub requests: Entries<At<RequestDoc>>,
         /// Where the device authorization reply's values are.
         pub device: Patch<DeviceDoc>,
         /// Where the introspection reply's values are.
@@ -440,10 +520,10 @@ document! {
         /// This request's own client authentication, over the spec's `client_auth`.
         pub client_auth: Patch<ClientAuthDoc>,
         /// Request headers by name: templates over inputs; `null` removes one the base sets.
-        pub headers: IndexMap<String, Patch<Field>>,
+        pub headers: Entries<Field>,
         /// Body (or query) fields by name: templates over inputs; `{ value, optional: true }`
         /// leaves one out when its input is absent; `null` removes one the base sets.
-        pub fields: IndexMap<String, Patch<Field>>,
+        pub fields: Entries<Field>,
     }
 }
 
@@ -462,7 +542,7 @@ document! {
         pub endpoint: Patch<At<String>>,
         /// Query parameters of the authorization URL by name: templates over inputs, optional like
         /// request fields.
-        pub params: IndexMap<String, Patch<Field>>,
+        pub params: Entries<Field>,
         /// What the redirect back carries besides `state`.
         pub redirect: Patch<RedirectDoc>,
     }
@@ -475,7 +555,7 @@ document! {
         /// The query parameter that carries the code (default `code`).
         pub code: Patch<At<String>>,
         /// Input name → the query parameter it is taken from (`realm_id: realmId`).
-        pub inputs: IndexMap<String, Patch<At<String>>>,
+        pub inputs: Entries<At<String>>,
     }
 }
 
@@ -505,14 +585,27 @@ document! {
     }
 }
 
-/// A header or body field: a template, or `{ value: template, optional: true }`.
-#[derive(Clone, Debug, PartialEq)]
+/// A header or body field: a template, or `{ value: template, optional: true, … }`.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Field {
     pub value: At<String>,
     pub optional: bool,
     /// The value is a space-separated list, sent as one parameter per item (RFC 8707's
     /// repeated `resource`); form and query encodings only.
     pub repeat: bool,
+    /// `string` (default), `number`, `boolean` or `json`: what the rendered text becomes in a
+    /// JSON body.
+    pub kind: Option<At<String>>,
+    /// `query`: sent in the URL's query string whatever the body encoding is.
+    pub place: Option<At<String>>,
+    /// Sent as rendered, not percent-encoded (form and query).
+    pub raw: bool,
+}
+
+impl Default for At<String> {
+    fn default() -> Self {
+        At::new(String::new(), Pos::default())
+    }
 }
 
 impl ShortOrLong for Field {
@@ -528,16 +621,28 @@ impl ShortOrLong for Field {
             optional: bool,
             #[serde(default)]
             repeat: bool,
+            #[serde(default, rename = "type")]
+            kind: Option<At<String>>,
+            #[serde(default, rename = "in")]
+            place: Option<At<String>>,
+            #[serde(default)]
+            raw: bool,
         }
         let FieldMap {
             value,
             optional,
             repeat,
+            kind,
+            place,
+            raw,
         } = FieldMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
         Ok(Field {
             value: At::new(value.value.0, value.pos),
             optional,
             repeat,
+            kind,
+            place,
+            raw,
         })
     }
 }
@@ -548,8 +653,7 @@ impl<'de> Deserialize<'de> for Field {
         Ok(match at.value {
             Written::Short(template) => Field {
                 value: At::new(template, at.pos),
-                optional: false,
-                repeat: false,
+                ..Field::default()
             },
             Written::Long(field) => field,
         })
@@ -653,9 +757,9 @@ document! {
         /// Where the OpenID Connect ID token is.
         pub id_token: Patch<Paths>,
         /// Provider-specific values kept under `extra`.
-        pub extras: IndexMap<String, Patch<Paths>>,
+        pub extras: Entries<Paths>,
         /// Further token sets in the same reply (a user token beside a bot token), by name.
-        pub also: IndexMap<String, Patch<TokenDoc>>,
+        pub also: Entries<TokenDoc>,
         /// Names under `extras` whose values are secrets (webhook tokens…): redacted like tokens.
         pub secret_extras: Patch<Vec<At<String>>>,
     }
@@ -681,7 +785,7 @@ document! {
         /// `428` that means `authorization_pending`).
         pub status_codes: Patch<IndexMap<u16, At<String>>>,
         /// Further values kept on the provider error (trace ids, sub-codes), by name.
-        pub extras: IndexMap<String, Patch<Paths>>,
+        pub extras: Entries<Paths>,
     }
 }
 
@@ -883,6 +987,7 @@ docs: https://base.example/docs
 description: the base
 categories: [crm]
 website: https://base.example
+featured: 1
 endpoints: { token: "https://base.example/token" }
 client_auth: basic
 inputs: { tenant: { description: base } }
@@ -904,6 +1009,7 @@ docs: https://child.example/docs
 description: the child
 categories: [finance]
 website: https://child.example
+featured: 2
 endpoints: { token: "https://child.example/token" }
 client_auth: post
 inputs: { tenant: { description: child } }

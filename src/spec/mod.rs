@@ -97,6 +97,7 @@ pub struct SpecData {
     pub(crate) description: Option<String>,
     pub(crate) categories: Vec<String>,
     pub(crate) website: Option<String>,
+    pub(crate) featured: Option<u64>,
     pub(crate) source: Arc<str>,
     pub(crate) inputs: IndexMap<String, InputDef>,
     pub(crate) endpoints: IndexMap<String, Endpoint>,
@@ -266,11 +267,28 @@ impl ClientAuthMethod {
             ClientAuthMethod::ClientSecretJwt => "client_secret_jwt",
         }
     }
+
+    /// The method a spec names (`basic`, `post`, …).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "basic" => ClientAuthMethod::Basic,
+            "post" => ClientAuthMethod::Post,
+            "both" => ClientAuthMethod::Both,
+            "none" => ClientAuthMethod::None,
+            "private_key_jwt" => ClientAuthMethod::PrivateKeyJwt,
+            "client_secret_jwt" => ClientAuthMethod::ClientSecretJwt,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Clone, Debug)]
 pub(crate) struct ClientAuth {
+    /// The method, or where the method is chosen from an input, what it is without one.
     pub(crate) method: ClientAuthMethod,
+    /// The template that names the method from inputs (`"{{ auth_method }}"`), when chosen
+    /// by the caller.
+    pub(crate) chosen_by: Option<Tmpl>,
     pub(crate) id_field: String,
     pub(crate) secret_field: String,
     pub(crate) form_encode_basic: bool,
@@ -322,6 +340,22 @@ pub(crate) struct FieldDef {
     pub(crate) secret: bool,
     /// Sent as one parameter per space-separated item.
     pub(crate) repeat: bool,
+    /// What the text becomes in a JSON body.
+    pub(crate) kind: FieldType,
+    /// Sent in the URL's query string whatever the body encoding.
+    pub(crate) in_query: bool,
+    /// Not percent-encoded.
+    pub(crate) raw: bool,
+}
+
+/// What a field's rendered text becomes in a JSON body.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum FieldType {
+    #[default]
+    String,
+    Number,
+    Boolean,
+    Json,
 }
 
 /// One request's template: a grant's, or another request's.
@@ -494,6 +528,11 @@ impl Spec {
     /// The provider's homepage.
     pub fn website(&self) -> Option<&str> {
         self.website.as_deref()
+    }
+
+    /// The rank under `featured:` (1 first), for tools that show a few providers first.
+    pub fn featured(&self) -> Option<u64> {
+        self.featured
     }
 
     /// The file the spec was loaded from.

@@ -8,7 +8,9 @@ use std::borrow::Cow;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 
-use super::doc::{At, ClientAuthDoc, ClientAuthMap, Field, Patch, Paths, ScalarString, SpecDoc};
+use super::doc::{
+    At, ClientAuthDoc, ClientAuthMap, Entries, Field, Patch, Paths, ScalarString, SpecDoc,
+};
 
 impl<T: JsonSchema> JsonSchema for At<T> {
     fn inline_schema() -> bool {
@@ -34,6 +36,19 @@ impl<T: JsonSchema> JsonSchema for Patch<T> {
     }
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         nullable(generator.subschema_for::<T>())
+    }
+}
+
+/// A map of entries, or `null`: every entry of the base's map removed.
+impl<T: JsonSchema> JsonSchema for Entries<T> {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        format!("Entries_{}", T::schema_name()).into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        nullable(generator.subschema_for::<indexmap::IndexMap<String, Patch<T>>>())
     }
 }
 
@@ -99,7 +114,7 @@ impl JsonSchema for Field {
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "A template (`{{ code }}`), or { value, optional, repeat } where an optional field is left out when an input it uses is absent, and a repeated one is sent once per space-separated item",
+            "description": "A template (`{{ code }}`), or { value, optional, repeat, type, in, raw } where an optional field is left out when an input it uses is absent, a repeated one is sent once per space-separated item, a typed one becomes a JSON number, boolean or value, one `in: query` goes in the URL whatever the body is, and a raw one is not percent-encoded",
             "if": { "type": "object" },
             "then": {
                 "type": "object",
@@ -114,6 +129,18 @@ impl JsonSchema for Field {
                     },
                     "repeat": {
                         "description": "Send the field once per space-separated item of its value (e.g. one `resource` per URI, RFC 8707)",
+                        "type": "boolean"
+                    },
+                    "type": {
+                        "description": "What the rendered text becomes in a JSON body: `string` (default), `number`, `boolean`, or `json` (any JSON value: a list, an object)",
+                        "enum": ["string", "number", "boolean", "json"]
+                    },
+                    "in": {
+                        "description": "`query`: send the field in the URL's query string, whatever the body encoding (`body`, the default, follows the request's `body:`)",
+                        "enum": ["body", "query"]
+                    },
+                    "raw": {
+                        "description": "Send the value as rendered, not percent-encoded (form and query: `+`, `,` and `:` stay as they are; a value with `&`, `=`, `#`, `%`, spaces, controls or non-ASCII is refused)",
                         "type": "boolean"
                     }
                 },
@@ -134,7 +161,7 @@ impl JsonSchema for ClientAuthDoc {
         json_schema!({
             "description": "How the client proves who it is: a method name, or a map with `method` and renamed keys",
             "if": { "type": "string" },
-            "then": { "enum": CLIENT_AUTH_METHODS },
+            "then": client_auth_method(),
             "else": map
         })
     }
@@ -152,6 +179,20 @@ const CLIENT_AUTH_METHODS: [&str; 6] = [
     "private_key_jwt",
     "client_secret_jwt",
 ];
+
+/// A client auth method's name, or a template over an input that names one.
+fn client_auth_method() -> serde_json::Value {
+    serde_json::json!({
+        "anyOf": [
+            { "enum": CLIENT_AUTH_METHODS },
+            {
+                "description": "A template over an input that names the method (`\"{{ auth_method }}\"`), for a provider that accepts several",
+                "type": "string",
+                "pattern": "\\{\\{"
+            }
+        ]
+    })
+}
 
 /// HTTP methods a request may use (the loader reads any case; the schema offers two).
 const HTTP_METHODS: [&str; 10] = [
@@ -199,12 +240,7 @@ fn narrow(root: &mut serde_json::Value) {
         requests["propertyNames"] =
             json!({ "enum": ["device_authorization", "revoke", "introspect", "par"] });
     }
-    restrict(
-        root,
-        Some("ClientAuthMap"),
-        "method",
-        json!({ "enum": CLIENT_AUTH_METHODS }),
-    );
+    restrict(root, Some("ClientAuthMap"), "method", client_auth_method());
     restrict(
         root,
         Some("ClientAuthMap"),
