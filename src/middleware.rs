@@ -233,7 +233,7 @@ impl TokenSource {
 
     fn usable(&self) -> Option<Arc<Token>> {
         self.held()
-            .filter(|t| !t.expires_within(now(), self.min_valid))
+            .filter(|t| !t.expires_within(now(), self.min_valid.max(self.spec.refresh_margin())))
     }
 
     /// Runs the grant (the caller holds the flight) and keeps its token, or its failure.

@@ -11,7 +11,7 @@ use crate::error::{Error, ProviderError};
 use crate::inputs::Inputs;
 use crate::reply::parse_body;
 use crate::secret::{Scrubber, Secret};
-use crate::spec::{DurationUnit, ErrorMap, Path, RequestKind, Spec, Test};
+use crate::spec::{DateFormat, DurationUnit, ErrorMap, Path, RequestKind, Spec, Test};
 use crate::token::{DeviceAuthorization, Introspection, Outcome, PushedAuthorization, Token};
 
 /// Interval between device-flow polls when the provider states none (RFC 8628 §3.2).
@@ -310,18 +310,38 @@ impl Spec {
                     .ok_or_else(|| bad(format!("{field} `{v}` is not {expected}"))),
             }
         };
-        const AN_INSTANT: &str = "epoch seconds, epoch milliseconds or an ISO 8601 date";
-        let mut expires_in = number_at(
-            &map.expires_in,
-            "expires_in",
-            &format!("a number of {}", unit.name()),
-            &|v| duration(v, unit),
-        )?;
-        let mut expires_at = number_at(&map.expires_at, "expires_at", AN_INSTANT, &instant)?;
-        if expires_in.is_none() && expires_at.is_none() {
+        let an_instant = match &map.date_format {
+            Some(DateFormat { items: Some(_), .. }) => {
+                "epoch seconds, epoch milliseconds, an ISO 8601 date or a date in the spec's `date_format`"
+            }
+            _ => "epoch seconds, epoch milliseconds or an ISO 8601 date",
+        };
+        let date = |v: &Value| instant_in(v, map.date_format.as_ref());
+        // A value the spec declares to mean "never expires" (`0`, `-1`) is no expiry at all.
+        let never = |paths: &[Path]| {
+            first(paths, value)
+                .is_some_and(|v| map.never_expires.iter().any(|n| loosely_equal(v, n)))
+        };
+        let never_expires = never(&map.expires_in) || never(&map.expires_at);
+        let mut expires_in = if never_expires {
+            None
+        } else {
+            number_at(
+                &map.expires_in,
+                "expires_in",
+                &format!("a number of {}", unit.name()),
+                &|v| duration(v, unit),
+            )?
+        };
+        let mut expires_at = if never_expires {
+            None
+        } else {
+            number_at(&map.expires_at, "expires_at", an_instant, &date)?
+        };
+        if expires_in.is_none() && expires_at.is_none() && !never_expires {
             expires_in = map.default_expires_in;
         }
-        let issued_at = number_at(&map.issued_at, "issued_at", AN_INSTANT, &instant)?;
+        let issued_at = number_at(&map.issued_at, "issued_at", an_instant, &date)?;
         match (expires_in, expires_at) {
             (Some(i), None) => expires_at = Some(issued_at.unwrap_or(now).saturating_add(i)),
             (None, Some(a)) => expires_in = Some(a.saturating_sub(now)),
@@ -332,12 +352,16 @@ impl Spec {
             // A refresh reply without a refresh token: the one just used stays valid.
             _ => inputs.get("refresh_token").map(Secret::new),
         };
-        let refresh_token_expires_in = number_at(
-            &map.refresh_token_expires_in,
-            "refresh_token_expires_in",
-            "a number of seconds",
-            &|v| duration(v, DurationUnit::Seconds),
-        )?;
+        let refresh_token_expires_in = if never(&map.refresh_token_expires_in) {
+            None
+        } else {
+            number_at(
+                &map.refresh_token_expires_in,
+                "refresh_token_expires_in",
+                "a number of seconds",
+                &|v| duration(v, DurationUnit::Seconds),
+            )?
+        };
         let scope = first(&map.scope, value).and_then(|v| split_scope(v, &map.scope_separator));
         let id_token = first(&map.id_token, value)
             .and_then(scalar_string)
@@ -614,6 +638,39 @@ fn instant(v: &Value) -> Option<u64> {
         })
         .ok()?;
     u64::try_from(parsed.unix_timestamp()).ok()
+}
+
+/// Epoch seconds from a date in the spec's declared format (tried first, so `20241231` is a
+/// date, not an epoch), else from any form [`instant`] reads; a date that states no offset is
+/// in the declared time zone.
+fn instant_in(v: &Value, format: Option<&DateFormat>) -> Option<u64> {
+    let Some(format) = format else {
+        return instant(v);
+    };
+    let text = v.as_str().map(str::trim);
+    let stamp = |t: time::OffsetDateTime| u64::try_from(t.unix_timestamp()).ok();
+    if let (Some(items), Some(s)) = (&format.items, text) {
+        if let Ok(t) = time::OffsetDateTime::parse(s, items) {
+            return stamp(t);
+        }
+        if let Ok(t) = time::PrimitiveDateTime::parse(s, items) {
+            return stamp(t.assume_offset(format.offset));
+        }
+        if let Ok(d) = time::Date::parse(s, items) {
+            return stamp(d.midnight().assume_offset(format.offset));
+        }
+    }
+    if let Some(s) = text
+        && let Ok(t) = time::PrimitiveDateTime::parse(
+            s,
+            &time::format_description::well_known::Iso8601::DEFAULT,
+        )
+        && time::OffsetDateTime::parse(s, &time::format_description::well_known::Iso8601::DEFAULT)
+            .is_err()
+    {
+        return stamp(t.assume_offset(format.offset));
+    }
+    instant(v)
 }
 
 fn split_scope(v: &Value, separators: &str) -> Option<Vec<String>> {

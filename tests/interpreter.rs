@@ -1173,3 +1173,112 @@ fn a_null_map_removes_every_entry_the_base_has() {
     let s = with("grants: null\n");
     assert_eq!(s.grant_names().collect::<Vec<_>>(), Vec::<&str>::new());
 }
+
+#[test]
+fn dates_in_a_declared_format_and_zone_never_expiring_values_and_a_refresh_margin() {
+    let json = |body: &str| reply(200, "application/json", body);
+    let none = Inputs::new();
+    // A 12-hour clock with a month name, in a declared zone (+10:00).
+    let s = with(
+        "token:\n  expires_at: $.expiry\n  issued_at: $.issued\n  date_format: \"%B %d, %Y %I:%M:%S %p\"\n  timezone: \"+10:00\"\n",
+    );
+    let t = token(
+        &s,
+        "client_credentials",
+        &none,
+        json(r#"{"access_token":"a","expiry":"November 30, 2026 01:15:00 PM"}"#),
+    );
+    // 2026-11-30T13:15:00+10:00 = 2026-11-30T03:15:00Z.
+    assert_eq!(t.expires_at, Some(1_796_008_500));
+    // ISO dates still read, and one without an offset is in the declared zone.
+    let t = token(
+        &s,
+        "client_credentials",
+        &none,
+        json(r#"{"access_token":"a","expiry":"2026-11-30T13:15:00"}"#),
+    );
+    assert_eq!(t.expires_at, Some(1_796_008_500));
+    // A date only, day first: midnight in the zone; tried before epoch numbers.
+    let s = with("token:\n  expires_at: $.expiry\n  date_format: \"%d%m%Y\"\n");
+    let t = token(
+        &s,
+        "client_credentials",
+        &none,
+        json(r#"{"access_token":"a","expiry":"30112026"}"#),
+    );
+    assert_eq!(t.expires_at, Some(1_795_996_800));
+    // A date that fits no form is an unusable reply naming the field.
+    let e = s
+        .normalise_token(
+            "client_credentials",
+            &none,
+            &json(r#"{"access_token":"a","expiry":"next week"}"#),
+            1_000_000,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("expires_at `\"next week\"`") && e.contains("date_format"),
+        "{e}"
+    );
+    // A bad format or zone is a spec error at its place.
+    let e = Spec::from_yaml(
+        "test.yaml",
+        &format!("{BASE}token:\n  date_format: \"%Q\"\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("test.yaml:4:") && e.contains("bad date_format"),
+        "{e}"
+    );
+    let e = Spec::from_yaml("test.yaml", &format!("{BASE}token:\n  timezone: Sydney\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("test.yaml:4:") && e.contains("is not a UTC offset"),
+        "{e}"
+    );
+
+    // `0` and `-1` declared to mean "never": no expiry, and no default lifetime either.
+    let s = with(
+        "token:\n  never_expires: [0, -1]\n  default_expires_in: 3600\n  refresh_token_expires_in: $.refresh_token_expires_in\n",
+    );
+    let t = token(
+        &s,
+        "client_credentials",
+        &none,
+        json(
+            r#"{"access_token":"a","expires_in":0,"refresh_token":"r","refresh_token_expires_in":"-1"}"#,
+        ),
+    );
+    assert_eq!(
+        (t.expires_in, t.expires_at, t.refresh_token_expires_in),
+        (None, None, None)
+    );
+    let t = token(
+        &s,
+        "client_credentials",
+        &none,
+        json(r#"{"access_token":"a","expires_in":60,"refresh_token_expires_in":7200}"#),
+    );
+    assert_eq!(
+        (t.expires_at, t.refresh_token_expires_in),
+        (Some(1_000_060), Some(7200))
+    );
+    // Without the declaration, 0 is "expires now" as before.
+    let t = token(
+        &with(""),
+        "client_credentials",
+        &none,
+        json(r#"{"access_token":"a","expires_in":0}"#),
+    );
+    assert_eq!(t.expires_at, Some(1_000_000));
+
+    // The margin is the spec's, read by whoever decides whether a cached token is fresh.
+    assert_eq!(
+        with("token: { refresh_margin: 300 }\n").refresh_margin(),
+        300
+    );
+    assert_eq!(with("").refresh_margin(), 0);
+}

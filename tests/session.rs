@@ -528,6 +528,7 @@ impl Sandbox {
                 resources: Vec::new(),
                 issuer: None,
                 endpoints: Default::default(),
+                refresh_margin: 0,
             })
             .unwrap();
     }
@@ -951,6 +952,51 @@ fn print_token_refreshes_a_token_about_to_expire_once() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout).trim(), new);
     assert_eq!(emu.seen().len(), 1);
+}
+
+/// A spec's `token.refresh_margin` refreshes early: a token with 300 s left is refreshed when
+/// the spec asks for 600, though `--min-valid` (60) would take it; the new entry keeps the
+/// margin, so the cache-only path honours it too.
+#[test]
+fn print_token_refreshes_early_when_the_spec_sets_a_refresh_margin() {
+    let emu = Emulator::start();
+    let sb = Sandbox::new(&emu);
+    let o = &emu.origin;
+    std::fs::write(
+        sb.dir.path().join("specs").join("early.yaml"),
+        format!(
+            "id: early\nname: Early\nextends: oauth2\nendpoints:\n  token: {o}/token\ntoken: {{ refresh_margin: 600 }}\n"
+        ),
+    )
+    .unwrap();
+    emu.register_pair("early-access-old", "early-refresh-old");
+    sb.seed(
+        "early",
+        "early-access-old",
+        "early-refresh-old",
+        now() + 300,
+    );
+    let mut entry = sb.cached("early").unwrap();
+    entry.refresh_margin = 600;
+    sb.store().save(&entry).unwrap();
+
+    let o = sb.run(
+        &["print-token", "early", "--min-valid", "60"],
+        &with_secret(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let seen = emu.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].get("refresh_token"), Some("early-refresh-old"));
+    let new = text(&o.stdout).trim().to_owned();
+    assert_ne!(new, "early-access-old");
+    assert_eq!(sb.cached("early").unwrap().refresh_margin, 600);
+
+    // The emulator's tokens live an hour: fresh under a 600 s margin, so served from the cache.
+    let o = sb.run(&["print-token", "early"], &with_secret());
+    assert_eq!(text(&o.stdout).trim(), new);
+    assert_eq!(emu.seen().len(), 1);
+    emu.assert_no_violations();
 }
 
 #[test]

@@ -44,10 +44,10 @@ pub(crate) fn print_token(argv: &[OsString]) -> Option<std::process::ExitCode> {
     let entry = TokenStore::new(root)
         .load(&args.provider, &args.profile)
         .ok()??;
-    if entry
-        .token
-        .expires_within(specauth::session::now(), args.min_valid)
-    {
+    if entry.token.expires_within(
+        specauth::session::now(),
+        args.min_valid.max(entry.refresh_margin),
+    ) {
         return None;
     }
     let code = match out!("{}", super::format::render(&entry.token, args.format)) {

@@ -276,7 +276,9 @@ pub(crate) fn valid_token(
     // The fast path reads only the cache: no spec is loaded while the token is fresh.
     if !specauth::spec::is_path(provider)
         && let Some(entry) = store.load(provider, profile)?
-        && !entry.token.expires_within(session::now(), min_valid)
+        && !entry
+            .token
+            .expires_within(session::now(), min_valid.max(entry.refresh_margin))
     {
         return Ok(entry);
     }

@@ -95,6 +95,8 @@ pub(crate) fn refresh_if_needed<T: Transport, S: Store + ?Sized>(
     min_valid: u64,
 ) -> Result<(StoredToken, bool), Error> {
     let key = spec.id();
+    // The spec may ask for tokens to be refreshed early (`token.refresh_margin`).
+    let min_valid = min_valid.max(spec.refresh_margin());
     let missing = || Error::NotSignedIn {
         provider: key.to_owned(),
         profile: profile.to_owned(),

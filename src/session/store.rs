@@ -61,6 +61,10 @@ pub struct StoredToken {
     /// server: apply them with [`Spec::with_endpoint`](crate::Spec::with_endpoint). Empty when
     /// the spec's own were used.
     pub endpoints: BTreeMap<String, String>,
+    /// Seconds before expiry at which the token counts as expired: the spec's
+    /// `token.refresh_margin` when it was obtained, so a reader of the cache that does not load
+    /// the spec (`print-token`'s fast path) refreshes as early as the spec asks.
+    pub refresh_margin: u64,
 }
 
 impl StoredToken {
@@ -108,6 +112,7 @@ impl StoredToken {
             resources,
             issuer,
             endpoints: BTreeMap::new(),
+            refresh_margin: spec.refresh_margin(),
         }
     }
 
@@ -172,6 +177,9 @@ impl StoredToken {
         if !self.endpoints.is_empty() {
             entry["endpoints"] = json!(self.endpoints);
         }
+        if self.refresh_margin > 0 {
+            entry["refresh_margin"] = json!(self.refresh_margin);
+        }
         entry
     }
 
@@ -212,6 +220,7 @@ impl StoredToken {
                         .collect()
                 })
                 .unwrap_or_default(),
+            refresh_margin: v.get("refresh_margin").and_then(Value::as_u64).unwrap_or(0),
         })
     }
 }
@@ -228,6 +237,7 @@ impl StoredToken {
 ///     token: Token::bearer(Secret::new("t")), inputs: Default::default(),
 ///     dpop_key: None, resources: Vec::new(), issuer: None,
 ///     endpoints: Default::default(),
+///     refresh_margin: 0,
 /// };
 /// store.save(&saved).unwrap();
 /// assert_eq!(store.load("acme", "default").unwrap(), Some(saved));

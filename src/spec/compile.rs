@@ -777,7 +777,37 @@ impl Compiler {
                 ));
             }
         }
+        let offset = match doc.timezone.as_ref() {
+            None => time::UtcOffset::UTC,
+            Some(tz) => parse_offset(&tz.value).ok_or_else(|| {
+                SpecError::new(
+                    &tz.pos,
+                    format!(
+                        "timezone `{}` is not a UTC offset; write it as `UTC` or `+10:00` / `-05:30`",
+                        tz.value
+                    ),
+                )
+            })?,
+        };
+        let date_format = match doc.date_format.as_ref() {
+            Some(f) => Some(super::DateFormat {
+                items: Some(
+                    time::format_description::parse_strftime_owned(&f.value).map_err(|e| {
+                        SpecError::new(&f.pos, format!("bad date_format `{}`: {e}", f.value))
+                    })?,
+                ),
+                offset,
+            }),
+            None if doc.timezone.as_ref().is_some() => Some(super::DateFormat {
+                items: None,
+                offset,
+            }),
+            None => None,
+        };
         Ok(TokenMap {
+            date_format,
+            never_expires: doc.never_expires.as_ref().cloned().unwrap_or_default(),
+            refresh_margin: doc.refresh_margin.as_ref().map_or(0, |a| a.value),
             also,
             secret_extras,
             access_token,
@@ -886,6 +916,30 @@ fn condition(what: &str, cond: &doc::Condition) -> Result<ErrorCondition> {
             ),
         )),
     }
+}
+
+/// `UTC`, `Z`, `+10:00`, `-0530` or `+10` as an offset.
+fn parse_offset(text: &str) -> Option<time::UtcOffset> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("utc") || t.eq_ignore_ascii_case("z") || t.eq_ignore_ascii_case("gmt")
+    {
+        return Some(time::UtcOffset::UTC);
+    }
+    let (sign, rest) = match t.as_bytes().first()? {
+        b'+' => (1i8, &t[1..]),
+        b'-' => (-1i8, &t[1..]),
+        _ => return None,
+    };
+    let digits: String = rest.chars().filter(|c| *c != ':').collect();
+    if !digits.bytes().all(|b| b.is_ascii_digit()) || !matches!(digits.len(), 2 | 4) {
+        return None;
+    }
+    let hours: i8 = digits.get(..2)?.parse().ok()?;
+    let minutes: i8 = digits
+        .get(2..)
+        .filter(|m| !m.is_empty())
+        .map_or(Some(0), |m| m.parse().ok())?;
+    time::UtcOffset::from_hms(sign * hours, sign * minutes, 0).ok()
 }
 
 fn compile_path(what: &str, p: &At<String>) -> Result<Path> {

@@ -325,6 +325,7 @@ replace_on_merge!(
     Field,
     Vec<At<String>>,
     Vec<Condition>,
+    Vec<serde_json::Value>,
     IndexMap<u16, At<String>>
 );
 
@@ -739,8 +740,20 @@ document! {
         pub expires_in: Patch<Paths>,
         /// `seconds` (default) or `milliseconds`.
         pub expires_in_unit: Patch<At<String>>,
-        /// Absolute expiry: epoch seconds, epoch milliseconds or an ISO 8601 / RFC 3339 date.
+        /// Absolute expiry: epoch seconds, epoch milliseconds or an ISO 8601 / RFC 3339 date
+        /// (or a date in `date_format`).
         pub expires_at: Patch<Paths>,
+        /// How `expires_at` and `issued_at` dates are written when not ISO 8601: a strftime
+        /// format (`"%d/%m/%Y %I:%M:%S %p"`, `"%B %d, %Y %H:%M"`).
+        pub date_format: Patch<At<String>>,
+        /// The UTC offset of dates that state none (`"+10:00"`; default `UTC`).
+        pub timezone: Patch<At<String>>,
+        /// Values of `expires_in`, `expires_at` or `refresh_token_expires_in` that mean the
+        /// token never expires (`[0]`, `[-1]`), rather than that it expired.
+        pub never_expires: Patch<Vec<serde_json::Value>>,
+        /// Seconds before expiry at which a cached token counts as expired and is refreshed
+        /// (default 0; `print-token --min-valid` asks for more when it is larger).
+        pub refresh_margin: Patch<At<u64>>,
         /// When the provider issued the token (epoch seconds or milliseconds, or an ISO date): a
         /// relative `expires_in` counts from here instead of from the local clock.
         pub issued_at: Patch<Paths>,
@@ -1057,6 +1070,10 @@ default_token_type: Bearer
 expires_in: $.a
 expires_in_unit: seconds
 expires_at: $.a
+date_format: "%d/%m/%Y"
+timezone: "+10:00"
+never_expires: [0]
+refresh_margin: 60
 issued_at: $.a
 default_expires_in: 3600
 refresh_token: $.a
@@ -1075,6 +1092,10 @@ default_token_type: bearer
 expires_in: $.b
 expires_in_unit: milliseconds
 expires_at: $.b
+date_format: "%Y-%m-%d"
+timezone: UTC
+never_expires: [-1]
+refresh_margin: 300
 issued_at: $.b
 default_expires_in: 60
 refresh_token: $.b

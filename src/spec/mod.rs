@@ -413,6 +413,13 @@ impl Path {
     }
 }
 
+/// A declared date format: strftime items, and the offset of dates that state none.
+#[derive(Clone, Debug)]
+pub(crate) struct DateFormat {
+    pub(crate) items: Option<time::format_description::OwnedFormatItem>,
+    pub(crate) offset: time::UtcOffset,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum DurationUnit {
     Seconds,
@@ -427,6 +434,12 @@ pub(crate) struct TokenMap {
     pub(crate) expires_in: Vec<Path>,
     pub(crate) expires_in_unit: Option<DurationUnit>,
     pub(crate) expires_at: Vec<Path>,
+    /// How `expires_at` and `issued_at` dates are written, when not ISO 8601.
+    pub(crate) date_format: Option<DateFormat>,
+    /// Values meaning "never expires".
+    pub(crate) never_expires: Vec<serde_json::Value>,
+    /// Seconds before expiry at which a cached token is refreshed.
+    pub(crate) refresh_margin: u64,
     pub(crate) issued_at: Vec<Path>,
     pub(crate) default_expires_in: Option<u64>,
     pub(crate) refresh_token: Vec<Path>,
@@ -533,6 +546,12 @@ impl Spec {
     /// The rank under `featured:` (1 first), for tools that show a few providers first.
     pub fn featured(&self) -> Option<u64> {
         self.featured
+    }
+
+    /// Seconds before expiry at which a cached token of this provider counts as expired
+    /// (`token.refresh_margin`; 0 when the spec sets none).
+    pub fn refresh_margin(&self) -> u64 {
+        self.token.refresh_margin
     }
 
     /// The file the spec was loaded from.

@@ -297,6 +297,7 @@ mod tests {
             resources: Vec::new(),
             issuer: None,
             endpoints: Default::default(),
+            refresh_margin: 0,
         }
     }
 
