@@ -1882,3 +1882,160 @@ fn login_takes_the_code_and_values_from_the_redirect_as_the_spec_says() {
         Some("eu-2")
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// How a spec refreshes and revokes, through the library
+// ---------------------------------------------------------------------------------------------
+
+/// A client whose transport records each request's form body and answers with `answer`.
+fn recording_client(
+    answer: impl Fn(&BTreeMap<String, String>) -> http::Response<Vec<u8>> + Send + Sync + 'static,
+) -> (
+    specauth::Client<impl specauth::Transport>,
+    Arc<Mutex<Vec<(String, BTreeMap<String, String>)>>>,
+) {
+    let seen: Arc<Mutex<Vec<(String, BTreeMap<String, String>)>>> = Arc::default();
+    let log = seen.clone();
+    let client = specauth::Client::with_transport(
+        move |req: http::Request<Vec<u8>>| -> Result<_, specauth::TransportError> {
+            let form: BTreeMap<String, String> =
+                form_urlencoded::parse(req.body()).into_owned().collect();
+            let reply = answer(&form);
+            log.lock().unwrap().push((req.uri().to_string(), form));
+            Ok(reply)
+        },
+    );
+    (client, seen)
+}
+
+fn json_reply(status: u16, body: Value) -> http::Response<Vec<u8>> {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body.to_string().into_bytes())
+        .unwrap()
+}
+
+fn entry(
+    spec: &specauth::Spec,
+    access: &str,
+    refresh: Option<&str>,
+    expires_at: u64,
+) -> StoredToken {
+    let token = Token {
+        expires_at: Some(expires_at),
+        refresh_token: refresh.map(Secret::new),
+        ..Token::bearer(Secret::new(access))
+    };
+    StoredToken::new(
+        spec,
+        "default",
+        token,
+        &specauth::Inputs::new().with("client_id", "app"),
+    )
+}
+
+/// `tokens: [access_token]` on `revoke`: logout sends only the access token, and `revoke`
+/// picks it even when a refresh token is cached.
+#[test]
+fn a_revocation_that_takes_access_tokens_only_is_never_sent_a_refresh_token() {
+    let spec = specauth::Spec::from_yaml(
+        "t.yaml",
+        "extends: oauth2\nendpoints:\n  token: https://a.example/token\n  revocation: https://a.example/revoke\nrequests:\n  revoke: { tokens: [access_token] }\n",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = TokenStore::new(dir.path());
+    let (client, seen) = recording_client(|_| json_reply(200, json!({})));
+    let secrets = specauth::Inputs::new().with("client_secret", "s");
+
+    store
+        .save(&entry(&spec, "at-1", Some("rt-1"), now() + 3600))
+        .unwrap();
+    let inputs = specauth::session::token_request_inputs(
+        &spec,
+        &store,
+        "default",
+        &secrets,
+        specauth::session::WhichToken::Preferred,
+        &specauth::RequestKind::Revocation,
+    )
+    .unwrap();
+    assert_eq!(inputs.get("token"), Some("at-1"));
+    let refused = specauth::session::token_request_inputs(
+        &spec,
+        &store,
+        "default",
+        &secrets,
+        specauth::session::WhichToken::Refresh,
+        &specauth::RequestKind::Revocation,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(refused.contains("takes no refresh tokens"), "{refused}");
+
+    specauth::session::logout(&client, &spec, &store, "default", &secrets, false).unwrap();
+    let seen = seen.lock().unwrap();
+    let sent: Vec<&str> = seen.iter().map(|(_, f)| f["token"].as_str()).collect();
+    assert_eq!(sent, ["at-1"]);
+    assert!(store.load("t", "default").unwrap().is_none());
+}
+
+/// A refresh that exchanges the current access token (no refresh token exists): the grant
+/// sends `access_token` from the cache, and the new token replaces it.
+#[test]
+fn a_spec_can_refresh_by_exchanging_the_access_token() {
+    let spec = specauth::Spec::from_yaml(
+        "t.yaml",
+        r#"extends: oauth2
+endpoints: { token: https://a.example/token }
+inputs: { access_token: { secret: true } }
+token: { refresh_margin: 600 }
+grants:
+  refresh_token:
+    fields:
+      grant_type: fb_exchange_token
+      refresh_token: null
+      fb_exchange_token: "{{ access_token }}"
+"#,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = TokenStore::new(dir.path());
+    let (client, seen) = recording_client(|form| {
+        assert_eq!(
+            form.get("fb_exchange_token").map(String::as_str),
+            Some("at-old")
+        );
+        json_reply(
+            200,
+            json!({"access_token": "at-new", "expires_in": 5_184_000}),
+        )
+    });
+    // 300 s left, under the spec's 600 s margin: refreshed.
+    store
+        .save(&entry(&spec, "at-old", None, now() + 300))
+        .unwrap();
+    let fresh = specauth::session::fresh_token(
+        &client,
+        &spec,
+        &store,
+        "default",
+        &specauth::Inputs::new().with("client_secret", "s"),
+        60,
+    )
+    .unwrap();
+    assert_eq!(fresh.token.access_token.secret(), "at-new");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(seen.lock().unwrap()[0].1["grant_type"], "fb_exchange_token");
+    assert_eq!(
+        store
+            .load("t", "default")
+            .unwrap()
+            .unwrap()
+            .token
+            .access_token
+            .secret(),
+        "at-new"
+    );
+}

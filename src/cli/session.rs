@@ -359,7 +359,14 @@ pub(crate) fn revoke(ctx: &Ctx, args: &TokenOpArgs) -> Result<u8, Error> {
     let (spec, inputs) = ctx.cached_spec_and_inputs(&args.provider, &args.inputs)?;
     let store = ctx.store()?;
     let profile = &args.inputs.profile;
-    let inputs = session::token_request_inputs(&spec, &store, profile, &inputs, which(args))?;
+    let inputs = session::token_request_inputs(
+        &spec,
+        &store,
+        profile,
+        &inputs,
+        which(args),
+        &RequestKind::Revocation,
+    )?;
     session::revoke(&client(30), &spec, &store, profile, &inputs)?;
     errln!("Revoked.");
     Ok(exit::OK)
@@ -368,8 +375,14 @@ pub(crate) fn revoke(ctx: &Ctx, args: &TokenOpArgs) -> Result<u8, Error> {
 pub(crate) fn introspect(ctx: &Ctx, args: &TokenOpArgs) -> Result<u8, Error> {
     let (spec, inputs) = ctx.cached_spec_and_inputs(&args.provider, &args.inputs)?;
     let store = ctx.store()?;
-    let inputs =
-        session::token_request_inputs(&spec, &store, &args.inputs.profile, &inputs, which(args))?;
+    let inputs = session::token_request_inputs(
+        &spec,
+        &store,
+        &args.inputs.profile,
+        &inputs,
+        which(args),
+        &RequestKind::Introspection,
+    )?;
     match client(30).send(&spec, RequestKind::Introspection, &inputs)? {
         Outcome::Introspection(i) => outln!("{}", i.claims)?,
         other => outln!("{}", other.to_json(false))?,

@@ -118,16 +118,30 @@ pub(crate) fn refresh_if_needed<T: Transport, S: Store + ?Sized>(
         tracing::debug!("another process refreshed {key}@{profile} while this one waited");
         return Ok((entry, false));
     }
-    let Some(refresh) = entry.token.refresh_token.clone() else {
+    // A spec whose `refresh_token` grant sends the current access token rather than a refresh
+    // token (it declares an `access_token` input and its refresh does not need a refresh token)
+    // refreshes by exchanging the access token.
+    let takes_access = spec.inputs().any(|(name, _)| name == "access_token");
+    let exchanges_access = takes_access
+        && spec
+            .required_inputs("refresh_token")
+            .is_some_and(|needed| !needed.contains(&"refresh_token"));
+    let refresh = entry.token.refresh_token.clone();
+    if refresh.is_none() && !exchanges_access {
         return Err(Error::NotSignedIn {
             provider: key.to_owned(),
             profile: profile.to_owned(),
             reason: NotSignedInReason::ExpiredWithoutRefresh,
             refusal: None,
         });
-    };
+    }
     let mut inputs = entry.inputs_with(secrets);
-    inputs.set("refresh_token", refresh.secret());
+    if let Some(refresh) = &refresh {
+        inputs.set("refresh_token", refresh.secret());
+    }
+    if takes_access {
+        inputs.set("access_token", entry.token.access_token.secret());
+    }
     // A DPoP-bound refresh token is refreshed with the same key (RFC 9449 §5).
     let sent = match entry.dpop()? {
         Some(key) => crate::dpop::send(client, spec, "refresh_token", &inputs, &key, &mut None)
@@ -182,6 +196,7 @@ pub fn token_request_inputs<S: Store + ?Sized>(
     profile: &str,
     given: &Inputs,
     which: WhichToken,
+    kind: &RequestKind,
 ) -> Result<Inputs, Error> {
     if given.contains("token") {
         return Ok(given.clone());
@@ -194,15 +209,35 @@ pub fn token_request_inputs<S: Store + ?Sized>(
             reason: NotSignedInReason::NoEntry,
             refusal: None,
         })?;
-    let (token, hint) = match (which, &entry.token.refresh_token) {
-        (WhichToken::Access, _) | (WhichToken::Preferred, None) => {
+    // The spec's `tokens:` says which types the endpoint takes (an endpoint that revokes
+    // access tokens only must never be sent a refresh token).
+    let takes_refresh = spec.takes_token(kind, "refresh_token");
+    let takes_access = spec.takes_token(kind, "access_token");
+    let refresh = entry.token.refresh_token.as_ref().filter(|_| takes_refresh);
+    let (token, hint) = match (which, refresh) {
+        (WhichToken::Access, _) | (WhichToken::Preferred, None) if takes_access => {
             (entry.token.access_token.clone(), "access_token")
         }
-        (_, Some(r)) => (r.clone(), "refresh_token"),
-        (WhichToken::Refresh, None) => {
+        (WhichToken::Refresh | WhichToken::Preferred, Some(r)) => (r.clone(), "refresh_token"),
+        (WhichToken::Refresh, None) if takes_refresh => {
             return Err(Error::Usage(
                 "the cached token has no refresh token".to_owned(),
             ));
+        }
+        (which, _) => {
+            let wanted = match which {
+                WhichToken::Refresh => "refresh",
+                _ => "access",
+            };
+            return Err(Error::Usage(format!(
+                "spec `{}`: its {kind} takes no {wanted} tokens (its `tokens:` names {})",
+                spec.id(),
+                if takes_access {
+                    "access_token"
+                } else {
+                    "refresh_token"
+                }
+            )));
         }
     };
     let mut inputs = entry.inputs_with(given);
@@ -296,6 +331,9 @@ pub fn logout<T: Transport, S: Store + ?Sized>(
         ];
         for (hint, token) in tokens {
             let Some(token) = token else { continue };
+            if !spec.takes_token(&RequestKind::Revocation, hint) {
+                continue;
+            }
             let mut req = entry.inputs_with(inputs);
             set_token(spec, &mut req, token.secret(), hint);
             if let Err(e) = client.send(spec, RequestKind::Revocation, &req) {

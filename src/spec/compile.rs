@@ -686,7 +686,25 @@ impl Compiler {
                 ));
             }
         }
+        let tokens = match doc.tokens.as_ref() {
+            None => None,
+            Some(list) => {
+                for t in list {
+                    if !matches!(t.value.as_str(), "access_token" | "refresh_token") {
+                        return Err(SpecError::new(
+                            &t.pos,
+                            format!(
+                                "`{path}.tokens` names `{}`; expected access_token or refresh_token",
+                                t.value
+                            ),
+                        ));
+                    }
+                }
+                Some(list.iter().map(|t| t.value.clone()).collect())
+            }
+        };
         Ok(RequestTemplate {
+            tokens,
             method,
             endpoint,
             body,

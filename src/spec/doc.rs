@@ -525,6 +525,9 @@ document! {
         /// Body (or query) fields by name: templates over inputs; `{ value, optional: true }`
         /// leaves one out when its input is absent; `null` removes one the base sets.
         pub fields: Entries<Field>,
+        /// For `revoke` and `introspect`: the token types the endpoint takes (`access_token`,
+        /// `refresh_token`; default both), so `logout` and `revoke` never send another.
+        pub tokens: Patch<Vec<At<String>>>,
     }
 }
 
@@ -1046,8 +1049,8 @@ examples: [{ grant: h }]
             "{ method: post, id_field: client_key, secret_field: app_secret, basic_encoding: raw, alg: ES256, audience: b }",
         );
         child_overrides_every_field::<RequestDoc>(
-            "{ method: POST, endpoint: token, body: form, xml_root: a, client_auth: basic, headers: { Accept: a }, fields: { f: a } }",
-            "{ method: GET, endpoint: other, body: json, xml_root: b, client_auth: post, headers: { Accept: b }, fields: { f: b } }",
+            "{ method: POST, endpoint: token, body: form, xml_root: a, client_auth: basic, headers: { Accept: a }, fields: { f: a }, tokens: [access_token] }",
+            "{ method: GET, endpoint: other, body: json, xml_root: b, client_auth: post, headers: { Accept: b }, fields: { f: b }, tokens: [refresh_token] }",
         );
         child_overrides_every_field::<AuthorizeDoc>(
             "{ endpoint: authorize, params: { p: a }, redirect: { code: a } }",

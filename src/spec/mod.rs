@@ -370,6 +370,8 @@ pub(crate) struct RequestTemplate {
     pub(crate) fields: Vec<FieldDef>,
     /// Inputs without which this grant cannot be rendered (besides its endpoint's).
     pub(crate) required: Vec<String>,
+    /// The token types a revocation or introspection takes; `None`: both.
+    pub(crate) tokens: Option<Vec<String>>,
 }
 
 /// A compiled JSONPath with its source text. Identical paths share one parse
@@ -647,6 +649,15 @@ impl Spec {
     /// Declared endpoints' names.
     pub fn endpoint_names(&self) -> impl Iterator<Item = &str> {
         self.endpoints.keys().map(String::as_str)
+    }
+
+    /// Whether `kind` of request (a revocation, an introspection) takes a token of type `hint`
+    /// (`access_token`, `refresh_token`): what its `tokens:` says, both when it says nothing.
+    pub fn takes_token(&self, kind: &RequestKind, hint: &str) -> bool {
+        self.template(kind)
+            .ok()
+            .and_then(|t| t.tokens.as_ref())
+            .is_none_or(|types| types.iter().any(|t| t == hint))
     }
 
     /// The client authentication method of a grant.
