@@ -352,16 +352,27 @@ impl Spec {
             // A refresh reply without a refresh token: the one just used stays valid.
             _ => inputs.get("refresh_token").map(Secret::new),
         };
-        let refresh_token_expires_in = if never(&map.refresh_token_expires_in) {
-            None
-        } else {
-            number_at(
-                &map.refresh_token_expires_in,
-                "refresh_token_expires_in",
-                "a number of seconds",
-                &|v| duration(v, DurationUnit::Seconds),
-            )?
-        };
+        let refresh_token_expires_in =
+            if never(&map.refresh_token_expires_in) || never(&map.refresh_token_expires_at) {
+                None
+            } else {
+                match number_at(
+                    &map.refresh_token_expires_in,
+                    "refresh_token_expires_in",
+                    "a number of seconds",
+                    &|v| duration(v, DurationUnit::Seconds),
+                )? {
+                    Some(i) => Some(i),
+                    // An absolute expiry, as a lifetime from now.
+                    None => number_at(
+                        &map.refresh_token_expires_at,
+                        "refresh_token_expires_at",
+                        an_instant,
+                        &date,
+                    )?
+                    .map(|at| at.saturating_sub(now)),
+                }
+            };
         let scope = first(&map.scope, value).and_then(|v| split_scope(v, &map.scope_separator));
         let id_token = first(&map.id_token, value)
             .and_then(scalar_string)

@@ -841,6 +841,10 @@ impl Compiler {
                 "token.refresh_token_expires_in",
                 doc.refresh_token_expires_in.as_ref(),
             )?,
+            refresh_token_expires_at: self.paths(
+                "token.refresh_token_expires_at",
+                doc.refresh_token_expires_at.as_ref(),
+            )?,
             scope: self.paths("token.scope", doc.scope.as_ref())?,
             scope_separator,
             id_token: self.paths("token.id_token", doc.id_token.as_ref())?,

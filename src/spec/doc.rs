@@ -766,6 +766,8 @@ document! {
         pub refresh_token: Patch<Paths>,
         /// Where the refresh token's lifetime (seconds) is.
         pub refresh_token_expires_in: Patch<Paths>,
+        /// Where the refresh token's absolute expiry is (a date, read like `expires_at`).
+        pub refresh_token_expires_at: Patch<Paths>,
         /// Where the granted scopes are: a string split on `scope_separator`, or a list.
         pub scope: Patch<Paths>,
         /// Characters that separate scopes in a string (default: a space; `" ,+"` accepts any of them).
@@ -1081,6 +1083,7 @@ issued_at: $.a
 default_expires_in: 3600
 refresh_token: $.a
 refresh_token_expires_in: $.a
+refresh_token_expires_at: $.a
 scope: $.a
 scope_separator: " "
 id_token: $.a
@@ -1103,6 +1106,7 @@ issued_at: $.b
 default_expires_in: 60
 refresh_token: $.b
 refresh_token_expires_in: $.b
+refresh_token_expires_at: $.b
 scope: $.b
 scope_separator: ","
 id_token: $.b

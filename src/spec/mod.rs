@@ -446,6 +446,7 @@ pub(crate) struct TokenMap {
     pub(crate) default_expires_in: Option<u64>,
     pub(crate) refresh_token: Vec<Path>,
     pub(crate) refresh_token_expires_in: Vec<Path>,
+    pub(crate) refresh_token_expires_at: Vec<Path>,
     pub(crate) scope: Vec<Path>,
     pub(crate) scope_separator: String,
     pub(crate) id_token: Vec<Path>,
@@ -761,8 +762,19 @@ impl Spec {
         if let Some(d) = self.token.default_expires_in {
             push(format!("default lifetime {d} s"));
         }
-        if !self.token.refresh_token_expires_in.is_empty() {
+        if !self.token.refresh_token_expires_in.is_empty()
+            || !self.token.refresh_token_expires_at.is_empty()
+        {
             push("refresh-token expiry".into());
+        }
+        if self.token.date_format.is_some() {
+            push("dates in a declared format".into());
+        }
+        if !self.token.never_expires.is_empty() {
+            push("values that mean \"never expires\"".into());
+        }
+        if self.token.refresh_margin > 0 {
+            push(format!("refreshed {} s early", self.token.refresh_margin));
         }
         if self.token.scope_separator != " " {
             push(format!("scopes split on `{}`", self.token.scope_separator));
