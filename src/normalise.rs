@@ -11,7 +11,9 @@ use crate::error::{Error, ProviderError};
 use crate::inputs::Inputs;
 use crate::reply::parse_body;
 use crate::secret::{Scrubber, Secret};
-use crate::spec::{DateFormat, DurationUnit, ErrorMap, Path, RequestKind, Spec, Test};
+use std::borrow::Cow;
+
+use crate::spec::{DateFormat, DurationUnit, ErrorMap, Path, RequestKind, Source, Spec, Test};
 use crate::token::{DeviceAuthorization, Introspection, Outcome, PushedAuthorization, Token};
 
 /// Interval between device-flow polls when the provider states none (RFC 8628 §3.2).
@@ -61,7 +63,7 @@ impl Spec {
                 let token = self.token_from(
                     &self.token,
                     reply.status().as_u16(),
-                    &value,
+                    self.view(&value, reply),
                     reply.body(),
                     inputs,
                     now,
@@ -128,14 +130,15 @@ impl Spec {
                 });
             }
         };
+        let view = self.view(&value, reply);
         let refused = !reply.status().is_success()
-            || self.errors.when.iter().any(|c| c.matches(&value))
-            || !self.errors.success.iter().all(|c| c.matches(&value));
+            || self.errors.when.iter().any(|c| c.matches(view))
+            || !self.errors.success.iter().all(|c| c.matches(view));
         if refused {
             return Err(Error::from(provider_error(
                 &self.errors,
                 status,
-                &value,
+                view,
                 &self.scrubber(inputs),
             )));
         }
@@ -161,9 +164,11 @@ impl Spec {
         reply: &http::Response<Vec<u8>>,
     ) -> Result<DeviceAuthorization, Error> {
         let value = self.successful_reply(inputs, reply)?;
+        let view = self.view(&value, reply);
         let map = &self.device;
         let text = |paths, what: &str| -> Result<String, Error> {
-            first(paths, &value)
+            first(paths, view)
+                .as_deref()
                 .and_then(scalar_string)
                 .filter(|s| !s.is_empty())
                 .ok_or_else(|| {
@@ -178,10 +183,12 @@ impl Spec {
             device_code: Secret::new(text(&map.device_code, "device_code")?),
             user_code: text(&map.user_code, "user_code")?,
             verification_uri: text(&map.verification_uri, "verification_uri")?,
-            verification_uri_complete: first(&map.verification_uri_complete, &value)
+            verification_uri_complete: first(&map.verification_uri_complete, view)
+                .as_deref()
                 .and_then(scalar_string),
-            expires_in: first(&map.expires_in, &value).and_then(number),
-            interval: first(&map.interval, &value)
+            expires_in: first(&map.expires_in, view).as_deref().and_then(number),
+            interval: first(&map.interval, view)
+                .as_deref()
                 .and_then(number)
                 .unwrap_or(DEFAULT_INTERVAL),
         })
@@ -217,7 +224,7 @@ impl Spec {
         reply: &http::Response<Vec<u8>>,
     ) -> Result<Introspection, Error> {
         let value = self.successful_reply(inputs, reply)?;
-        let active = match first(&self.introspection_active, &value) {
+        let active = match first(&self.introspection_active, self.view(&value, reply)).as_deref() {
             Some(Value::Bool(b)) => *b,
             Some(Value::String(s)) => s == "true",
             _ => {
@@ -254,7 +261,7 @@ impl Spec {
         &self,
         map: &crate::spec::TokenMap,
         status: u16,
-        value: &Value,
+        view: View<'_>,
         body: &[u8],
         inputs: &Inputs,
         now: u64,
@@ -264,7 +271,7 @@ impl Spec {
             problem,
             excerpt: self.scrubber(inputs).excerpt(body),
         };
-        let access_token = match first(&map.access_token, value) {
+        let access_token = match first(&map.access_token, view).as_deref() {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             Some(other) if !other.is_null() && !other.is_string() => {
                 return Err(bad(format!(
@@ -279,7 +286,10 @@ impl Spec {
                 )));
             }
         };
-        let token_type = match first(&map.token_type, value).and_then(scalar_string) {
+        let token_type = match first(&map.token_type, view)
+            .as_deref()
+            .and_then(scalar_string)
+        {
             Some(t) => normalise_token_type(&t),
             None => map
                 .default_token_type
@@ -303,7 +313,7 @@ impl Spec {
                          expected: &str,
                          read: &dyn Fn(&Value) -> Option<u64>|
          -> Result<Option<u64>, Error> {
-            match first(paths, value) {
+            match first(paths, view).as_deref() {
                 None | Some(Value::Null) => Ok(None),
                 Some(v) => read(v)
                     .map(Some)
@@ -319,8 +329,8 @@ impl Spec {
         let date = |v: &Value| instant_in(v, map.date_format.as_ref());
         // A value the spec declares to mean "never expires" (`0`, `-1`) is no expiry at all.
         let never = |paths: &[Path]| {
-            first(paths, value)
-                .is_some_and(|v| map.never_expires.iter().any(|n| loosely_equal(v, n)))
+            first(paths, view)
+                .is_some_and(|v| map.never_expires.iter().any(|n| loosely_equal(&v, n)))
         };
         let never_expires = never(&map.expires_in) || never(&map.expires_at);
         let mut expires_in = if never_expires {
@@ -347,7 +357,10 @@ impl Spec {
             (None, Some(a)) => expires_in = Some(a.saturating_sub(now)),
             _ => {}
         }
-        let refresh_token = match first(&map.refresh_token, value).and_then(scalar_string) {
+        let refresh_token = match first(&map.refresh_token, view)
+            .as_deref()
+            .and_then(scalar_string)
+        {
             Some(r) if !r.is_empty() => Some(Secret::new(r)),
             // A refresh reply without a refresh token: the one just used stays valid.
             _ => inputs.get("refresh_token").map(Secret::new),
@@ -373,21 +386,24 @@ impl Spec {
                     .map(|at| at.saturating_sub(now)),
                 }
             };
-        let scope = first(&map.scope, value).and_then(|v| split_scope(v, &map.scope_separator));
-        let id_token = first(&map.id_token, value)
+        let scope = first(&map.scope, view)
+            .as_deref()
+            .and_then(|v| split_scope(v, &map.scope_separator));
+        let id_token = first(&map.id_token, view)
+            .as_deref()
             .and_then(scalar_string)
             .map(Secret::new);
         let mut extra = Map::new();
         for (name, paths) in &map.extras {
-            if let Some(v) = first(paths, value) {
-                extra.insert(name.clone(), v.clone());
+            if let Some(v) = first(paths, view) {
+                extra.insert(name.clone(), v.into_owned());
             }
         }
         let mut also = std::collections::BTreeMap::new();
         for (name, sub) in &map.also {
             // A further token set is optional: absent when the reply has no access token for it.
-            if first(&sub.access_token, value).is_some_and(|v| !v.is_null()) {
-                let token = self.token_from(sub, status, value, body, &Inputs::new(), now)?;
+            if first(&sub.access_token, view).is_some_and(|v| !v.is_null()) {
+                let token = self.token_from(sub, status, view, body, &Inputs::new(), now)?;
                 also.insert(name.clone(), token);
             }
         }
@@ -443,8 +459,9 @@ impl DurationUnit {
 }
 
 impl crate::spec::ErrorCondition {
-    fn matches(&self, value: &Value) -> bool {
-        let found = query(&self.path, value);
+    fn matches(&self, view: View<'_>) -> bool {
+        let found = first(std::slice::from_ref(&self.path), view);
+        let found = found.as_deref();
         match &self.test {
             Test::Exists(want) => found.is_some_and(|v| !v.is_null()) == *want,
             Test::Equals(expected) => found.is_some_and(|v| loosely_equal(v, expected)),
@@ -483,11 +500,13 @@ fn loosely_equal(found: &Value, expected: &Value) -> bool {
 fn provider_error(
     map: &ErrorMap,
     status: u16,
-    value: &Value,
+    view: View<'_>,
     scrubber: &Scrubber,
 ) -> ProviderError {
+    let value = view.body;
     let get = |paths: &[Path]| {
-        first(paths, value)
+        first(paths, view)
+            .as_deref()
             .and_then(scalar_string)
             .filter(|s| !s.is_empty())
             .map(|s| scrubber.scrub(&s))
@@ -506,10 +525,10 @@ fn provider_error(
     });
     let mut extra = Map::new();
     for (name, paths) in &map.extras {
-        if let Some(v) = first(paths, value).filter(|v| !v.is_null()) {
-            let v = match v {
-                Value::String(s) => Value::String(scrubber.scrub(s)),
-                other => other.clone(),
+        if let Some(v) = first(paths, view).filter(|v| !v.is_null()) {
+            let v = match v.into_owned() {
+                Value::String(s) => Value::String(scrubber.scrub(&s)),
+                other => other,
             };
             extra.insert(name.clone(), v);
         }
@@ -524,9 +543,93 @@ fn provider_error(
     }
 }
 
+/// A reply as a spec's paths read it: the parsed body for JSONPaths, the headers for
+/// `header:` and `cookie:` paths, and the engine for `template:` ones.
+#[derive(Clone, Copy)]
+pub(crate) struct View<'a> {
+    pub(crate) body: &'a Value,
+    headers: Option<&'a http::HeaderMap>,
+    env: Option<&'a minijinja::Environment<'static>>,
+}
+
+impl Spec {
+    fn view<'a>(&'a self, body: &'a Value, reply: &'a http::Response<Vec<u8>>) -> View<'a> {
+        View {
+            body,
+            headers: Some(reply.headers()),
+            env: Some(&self.env),
+        }
+    }
+}
+
+/// The most headers and cookies a `template:` path sees (a reply's headers are already
+/// bounded by the transport; this bounds the copy).
+const MAX_TEMPLATE_HEADERS: usize = 256;
+
 /// The first path that finds a value, and that value.
-pub(crate) fn first<'a>(paths: &[Path], value: &'a Value) -> Option<&'a Value> {
-    paths.iter().find_map(|p| query(p, value))
+pub(crate) fn first<'a>(paths: &[Path], view: View<'a>) -> Option<Cow<'a, Value>> {
+    paths.iter().find_map(|p| find(p, view))
+}
+
+fn find<'a>(path: &Path, view: View<'a>) -> Option<Cow<'a, Value>> {
+    match &path.source {
+        Source::Body => query(path, view.body).map(Cow::Borrowed),
+        Source::Header(name) => view
+            .headers?
+            .get(name.as_ref())
+            .and_then(|v| v.to_str().ok())
+            .map(|v| Cow::Owned(Value::String(v.trim().to_owned()))),
+        Source::Cookie(name) => cookies(view.headers?)
+            .find(|(n, _)| *n == name.as_ref())
+            .map(|(_, v)| Cow::Owned(Value::String(v.to_owned()))),
+        Source::Template(template) => {
+            let env = view.env?;
+            let headers: Map<String, Value> = view
+                .headers
+                .into_iter()
+                .flat_map(|h| h.iter())
+                .take(MAX_TEMPLATE_HEADERS)
+                .filter_map(|(k, v)| {
+                    Some((
+                        k.as_str().to_owned(),
+                        Value::String(v.to_str().ok()?.to_owned()),
+                    ))
+                })
+                .collect();
+            let cookies: Map<String, Value> = view
+                .headers
+                .into_iter()
+                .flat_map(cookies)
+                .take(MAX_TEMPLATE_HEADERS)
+                .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+                .collect();
+            let rendered = env
+                .get_template(template)
+                .and_then(|t| {
+                    t.render(minijinja::context! {
+                        body => minijinja::Value::from(minijinja::value::Serde(view.body)),
+                        headers => minijinja::Value::from(minijinja::value::Serde(&headers)),
+                        cookies => minijinja::Value::from(minijinja::value::Serde(&cookies)),
+                    })
+                })
+                .ok()?;
+            let rendered = rendered.trim();
+            // Nothing rendered (an absent claim, a pattern that did not match) is no value.
+            (!rendered.is_empty() && rendered != "none")
+                .then(|| Cow::Owned(Value::String(rendered.to_owned())))
+        }
+    }
+}
+
+/// The `name=value` pairs of a reply's `Set-Cookie` headers (RFC 6265 §5.2: the part before
+/// the first `;`).
+fn cookies(headers: &http::HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    headers
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|c| c.split(';').next()?.split_once('='))
+        .map(|(n, v)| (n.trim(), v.trim().trim_matches('"')))
 }
 
 fn query<'a>(path: &Path, value: &'a Value) -> Option<&'a Value> {

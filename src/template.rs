@@ -182,6 +182,41 @@ pub(crate) fn environment() -> Environment<'static> {
             encode_digest(&mac.finalize().into_bytes(), encoding)
         },
     );
+    // `token | jwt_claims`: the claims of a JWT found in a reply, decoded but not verified (the
+    // provider issued it; the client only reads its `exp` or `sub`). Not a JWT: no claims.
+    env.add_filter("jwt_claims", |token: &str| -> Value {
+        let claims = token
+            .split('.')
+            .nth(1)
+            .and_then(|payload| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(payload.trim_end_matches('='))
+                    .ok()
+            })
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .filter(serde_json::Value::is_object);
+        match claims {
+            Some(c) => Value::from(minijinja::value::Serde(c)),
+            None => Value::UNDEFINED,
+        }
+    });
+    // `text | regex_capture(pattern, group=1)`: the group's text where the pattern matches,
+    // nothing where it does not (the regex crate: linear time, bounded size).
+    env.add_filter(
+        "regex_capture",
+        |text: &str, pattern: &str, group: Option<usize>| -> Result<Value, minijinja::Error> {
+            let re = regex::RegexBuilder::new(pattern)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| {
+                    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
+                })?;
+            Ok(re
+                .captures(text)
+                .and_then(|c| c.get(group.unwrap_or(1)))
+                .map_or(Value::UNDEFINED, |m| Value::from(m.as_str())))
+        },
+    );
     env.add_function("uuid", fresh_uuid);
     env.add_function("nonce", |len: Option<usize>| {
         let len = len.unwrap_or(32).clamp(8, 128);

@@ -1282,3 +1282,88 @@ fn dates_in_a_declared_format_and_zone_never_expiring_values_and_a_refresh_margi
     );
     assert_eq!(with("").refresh_margin(), 0);
 }
+
+#[test]
+fn values_from_headers_cookies_jwt_claims_and_templates() {
+    use base64::Engine as _;
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    // An unsigned JWT-shaped access token whose claims say when it expires and whose it is.
+    let jwt = format!(
+        "{}.{}.sig",
+        b64(serde_json::json!({"alg": "RS256"})),
+        b64(serde_json::json!({"exp": 1_000_900, "sub": "user-42"}))
+    );
+    let s = with(
+        r#"token:
+  access_token: [$.access_token, header:X-Auth-Token]
+  expires_at: "template:{{ (body.access_token | jwt_claims).exp }}"
+  extras:
+    session: cookie:sid
+    subject: "template:{{ (body.access_token | jwt_claims).sub }}"
+    account: "template:{{ body.composite | regex_capture('^acct-(\\d+):') }}"
+    region: "template:{{ (body.composite | split(':'))[1] }}"
+    trace: header:X-Trace-Id
+"#,
+    );
+    let r = http::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .header("x-trace-id", " t-77 ")
+        .header("set-cookie", "other=1; Path=/")
+        .header("set-cookie", "sid=abc123; HttpOnly; Secure")
+        .body(
+            serde_json::json!({"access_token": jwt, "composite": "acct-991:eu:x"})
+                .to_string()
+                .into_bytes(),
+        )
+        .unwrap();
+    let t = token(&s, "client_credentials", &Inputs::new(), r);
+    assert_eq!(t.access_token.secret(), jwt);
+    assert_eq!(t.expires_at, Some(1_000_900));
+    assert_eq!(t.expires_in, Some(900));
+    assert_eq!(
+        serde_json::Value::Object(t.extra.clone()),
+        serde_json::json!({
+            "session": "abc123",
+            "subject": "user-42",
+            "account": "991",
+            "region": "eu",
+            "trace": "t-77"
+        })
+    );
+    // A token only in a header, and a claim that is absent: no expiry, no extra, no error.
+    let r = http::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .header("x-auth-token", "opaque-1")
+        .body(br#"{"composite": "nothing here"}"#.to_vec())
+        .unwrap();
+    let t = token(&s, "client_credentials", &Inputs::new(), r);
+    assert_eq!(t.access_token.secret(), "opaque-1");
+    assert_eq!(t.expires_at, None);
+    assert!(!t.extra.contains_key("account"), "{:?}", t.extra);
+    assert!(!t.extra.contains_key("subject"), "{:?}", t.extra);
+    // A reply template sees the reply, not the inputs.
+    let e = Spec::from_yaml(
+        "test.yaml",
+        &format!("{BASE}token:\n  extras:\n    x: \"template:{{{{ client_secret }}}}\"\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("test.yaml:5:") && e.contains("sees `body`"),
+        "{e}"
+    );
+    let e = Spec::from_yaml(
+        "test.yaml",
+        &format!("{BASE}token:\n  access_token: \"header:bad name\"\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("test.yaml:4:") && e.contains("is not a header name"),
+        "{e}"
+    );
+}

@@ -10,7 +10,7 @@ use super::doc::{self, At, Paths, SpecDoc};
 use super::{
     Body, BodyEncoding, ClientAuth, ClientAuthMethod, DeviceMap, DurationUnit, Endpoint,
     ErrorCondition, ErrorMap, FieldDef, FieldType, InputDef, OwnDeclarations, Path, RedirectMap,
-    RequestKind, RequestTemplate, Spec, SpecData, Test, TokenMap, authority_of, check_url,
+    RequestKind, RequestTemplate, Source, Spec, SpecData, Test, TokenMap, authority_of, check_url,
     check_userinfo, is_loopback, join,
 };
 use crate::error::{Pos, SpecError};
@@ -716,14 +716,74 @@ impl Compiler {
         })
     }
 
-    fn paths(&self, what: &str, paths: Option<&Paths>) -> Result<Vec<Path>> {
+    fn paths(&mut self, what: &str, paths: Option<&Paths>) -> Result<Vec<Path>> {
         let Some(paths) = paths else {
             return Ok(Vec::new());
         };
-        paths.0.iter().map(|p| compile_path(what, p)).collect()
+        paths.0.iter().map(|p| self.path(what, p)).collect()
     }
 
-    fn token_map(&self, doc: doc::TokenDoc, file_pos: &Pos) -> Result<TokenMap> {
+    /// A JSONPath into the body, or a value from elsewhere in the reply: `header:NAME`,
+    /// `cookie:NAME`, or `template:TEXT` over `body`, `headers` and `cookies`.
+    fn path(&mut self, what: &str, p: &At<String>) -> Result<Path> {
+        let text = p.value.as_str();
+        let elsewhere = |source: Source| -> Result<Path> {
+            let mut path = compile_path(what, &At::new("$".to_owned(), p.pos.clone()))?;
+            path.text = Arc::from(text);
+            path.source = source;
+            Ok(path)
+        };
+        if let Some(name) = text.strip_prefix("header:") {
+            let name = name.trim();
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(SpecError::new(
+                    &p.pos,
+                    format!("`{text}` in {what}: `{name}` is not a header name"),
+                ));
+            }
+            return elsewhere(Source::Header(Arc::from(name.to_ascii_lowercase())));
+        }
+        if let Some(name) = text.strip_prefix("cookie:") {
+            let name = name.trim();
+            if name.is_empty() || name.contains(['=', ';', ' ']) {
+                return Err(SpecError::new(
+                    &p.pos,
+                    format!("`{text}` in {what}: `{name}` is not a cookie name"),
+                ));
+            }
+            return elsewhere(Source::Cookie(Arc::from(name)));
+        }
+        if let Some(template) = text.strip_prefix("template:") {
+            self.counter += 1;
+            let name = format!("{what}#{}", self.counter);
+            self.env
+                .add_template_owned(name.clone(), template.trim().to_owned())
+                .map_err(|e| {
+                    let detail = without_template_name(&template::describe(&e), &name);
+                    SpecError::new(&p.pos, format!("bad template in {what}: {detail}"))
+                })?;
+            let compiled = self
+                .env
+                .get_template(&name)
+                .map_err(|e| SpecError::new(&p.pos, format!("bad template in {what}: {e}")))?;
+            for v in compiled.undeclared_variables(false) {
+                let known = matches!(v.as_str(), "body" | "headers" | "cookies")
+                    || self.env.globals().any(|(g, _)| g == v);
+                if !known {
+                    return Err(SpecError::new(
+                        &p.pos,
+                        format!(
+                            "template in {what} uses `{v}`; a reply template sees `body` (the parsed reply), `headers` and `cookies`"
+                        ),
+                    ));
+                }
+            }
+            return elsewhere(Source::Template(Arc::from(name)));
+        }
+        compile_path(what, p)
+    }
+
+    fn token_map(&mut self, doc: doc::TokenDoc, file_pos: &Pos) -> Result<TokenMap> {
         let access_token = self.paths("token.access_token", doc.access_token.as_ref())?;
         if access_token.is_empty() {
             return Err(SpecError::new(
@@ -852,7 +912,7 @@ impl Compiler {
         })
     }
 
-    fn device_map(&self, doc: doc::DeviceDoc) -> Result<DeviceMap> {
+    fn device_map(&mut self, doc: doc::DeviceDoc) -> Result<DeviceMap> {
         Ok(DeviceMap {
             device_code: self.paths("device.device_code", doc.device_code.as_ref())?,
             user_code: self.paths("device.user_code", doc.user_code.as_ref())?,
@@ -867,7 +927,7 @@ impl Compiler {
         })
     }
 
-    fn error_map(&self, doc: doc::ErrorsDoc) -> Result<ErrorMap> {
+    fn error_map(&mut self, doc: doc::ErrorsDoc) -> Result<ErrorMap> {
         let conditions = |what: &str, list: Option<&Vec<doc::Condition>>| {
             list.map(Vec::as_slice)
                 .unwrap_or(&[])

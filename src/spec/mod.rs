@@ -380,6 +380,23 @@ pub(crate) struct RequestTemplate {
 pub(crate) struct Path {
     pub(crate) text: Arc<str>,
     pub(crate) query: Arc<JpQuery>,
+    /// Where in the reply the value is: the body (`query` applies), or elsewhere.
+    pub(crate) source: Source,
+}
+
+/// Where a path reads its value from.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum Source {
+    /// The parsed body, through the JSONPath.
+    #[default]
+    Body,
+    /// A reply header (`header:X-Auth-Token`), by lowercase name.
+    Header(Arc<str>),
+    /// A `Set-Cookie` cookie (`cookie:session_id`).
+    Cookie(Arc<str>),
+    /// A template over `body`, `headers` and `cookies` (`template:{{ … }}`), by its name in
+    /// the spec's engine.
+    Template(Arc<str>),
 }
 
 impl Path {
@@ -401,11 +418,13 @@ impl Path {
             return Ok(Path {
                 text: text.clone(),
                 query: query.clone(),
+                source: Source::Body,
             });
         }
         let path = Path {
             text: Arc::from(text),
             query: Arc::new(jsonpath_rust::parser::parse_json_path(text)?),
+            source: Source::Body,
         };
         let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
         if cache.len() < Self::CACHED {

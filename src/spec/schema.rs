@@ -100,10 +100,10 @@ impl JsonSchema for Paths {
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "A JSONPath (`$.access_token`), or a list of them where the first that matches wins",
+            "description": "Where a value is in a reply: a JSONPath into the body (`$.access_token`), a header (`header:X-Auth-Token`), a Set-Cookie cookie (`cookie:session`) or a template over `body`, `headers` and `cookies` (`template:{{ (body.access_token | jwt_claims).exp }}`); or a list of them where the first that finds a value wins",
             "if": { "type": "array" },
-            "then": { "items": { "type": "string", "pattern": JSONPATH } },
-            "else": { "type": "string", "pattern": JSONPATH }
+            "then": { "items": { "type": "string", "pattern": VALUE_PATH } },
+            "else": { "type": "string", "pattern": VALUE_PATH }
         })
     }
 }
@@ -170,6 +170,9 @@ impl JsonSchema for ClientAuthDoc {
 /// A JSONPath starts at the root.
 const JSONPATH: &str = "^\\$([.\\[]|$)";
 
+/// Where a value is: a JSONPath, or a header, cookie or template.
+const VALUE_PATH: &str = "^(\\$([.\\[]|$)|header:|cookie:|template:)";
+
 /// The names `client_auth` (and `client_auth.method`) take.
 const CLIENT_AUTH_METHODS: [&str; 6] = [
     "basic",
@@ -182,15 +185,13 @@ const CLIENT_AUTH_METHODS: [&str; 6] = [
 
 /// A client auth method's name, or a template over an input that names one.
 fn client_auth_method() -> serde_json::Value {
+    // A template is told apart first, so a misspelt name is reported as "not one of" them.
     serde_json::json!({
-        "anyOf": [
-            { "enum": CLIENT_AUTH_METHODS },
-            {
-                "description": "A template over an input that names the method (`\"{{ auth_method }}\"`), for a provider that accepts several",
-                "type": "string",
-                "pattern": "\\{\\{"
-            }
-        ]
+        "if": { "type": "string", "pattern": "\\{\\{" },
+        "then": {
+            "description": "A template over an input that names the method (`\"{{ auth_method }}\"`), for a provider that accepts several"
+        },
+        "else": { "enum": CLIENT_AUTH_METHODS }
     })
 }
 
