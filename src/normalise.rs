@@ -279,6 +279,7 @@ impl Spec {
                     paths_text(&map.access_token)
                 )));
             }
+            _ if map.access_token_optional => String::new(),
             _ => {
                 return Err(bad(format!(
                     "a {status} reply without an access token at {}",
@@ -299,7 +300,7 @@ impl Spec {
         // Both go into `Authorization:` lines and scripts' command lines as they are: a control
         // character, a space or a non-ASCII byte would split or corrupt the header.
         for (what, text) in [("access token", &access_token), ("token type", &token_type)] {
-            if !is_token_string(text) {
+            if !is_token_string(text) && !(text.is_empty() && map.access_token_optional) {
                 return Err(bad(format!(
                     "the {what} has characters a token cannot have (controls, spaces or non-ASCII)"
                 )));

@@ -105,9 +105,16 @@ impl Token {
         }
     }
 
+    /// Whether the reply carried an access token: always, unless the spec says a reply may
+    /// come without one (`token.access_token_optional`), in which case it is empty.
+    pub fn has_access_token(&self) -> bool {
+        !self.access_token.secret().is_empty()
+    }
+
     /// The token as one JSON object, keys as the CLI prints them (`access_token`, `token_type`,
     /// and when known `expires_in`, `expires_at`, `refresh_token`, `refresh_token_expires_in`,
     /// `scope`, `id_token`, `extra`, `also`). Secret values are `[redacted]` unless `reveal` is set.
+    /// `access_token` is `null` when the reply carried none.
     pub fn to_json(&self, reveal: bool) -> Value {
         let show = |s: &Secret| -> Value {
             if reveal {
@@ -117,7 +124,13 @@ impl Token {
             }
         };
         let mut m = Map::new();
-        m.insert("access_token".into(), show(&self.access_token));
+        // A reply the spec allows to carry no access token (`access_token_optional`).
+        let access = if self.has_access_token() {
+            show(&self.access_token)
+        } else {
+            Value::Null
+        };
+        m.insert("access_token".into(), access);
         m.insert("token_type".into(), Value::String(self.token_type.clone()));
         if let Some(v) = self.expires_in {
             m.insert("expires_in".into(), json!(v));
@@ -167,7 +180,10 @@ impl Token {
             _ => Default::default(),
         };
         Some(Token {
-            access_token: Secret::new(text("access_token")?),
+            access_token: Secret::new(match o.get("access_token")? {
+                Value::Null => String::new(),
+                v => v.as_str()?.to_owned(),
+            }),
             token_type: text("token_type").unwrap_or_else(|| "Bearer".to_owned()),
             expires_in: num("expires_in"),
             expires_at: num("expires_at"),

@@ -1367,3 +1367,38 @@ fn values_from_headers_cookies_jwt_claims_and_templates() {
         "{e}"
     );
 }
+
+#[test]
+fn a_reply_without_an_access_token_where_the_spec_allows_one() {
+    let body = r#"{"access_token":null,"token_type":"Bearer","user":{"id":42}}"#;
+    let strict = with("token: { extras: { user: $.user } }\n");
+    let e = strict
+        .normalise_token(
+            "client_credentials",
+            &Inputs::new(),
+            &reply(200, "application/json", body),
+            0,
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::Reply { status: 200, .. }), "{e:?}");
+    let lenient = with("token: { access_token_optional: true, extras: { user: $.user } }\n");
+    let t = token(
+        &lenient,
+        "client_credentials",
+        &Inputs::new(),
+        reply(200, "application/json", body),
+    );
+    assert!(!t.has_access_token());
+    assert_eq!(
+        t.to_json(true),
+        serde_json::json!({"access_token": null, "token_type": "Bearer", "extra": {"user": {"id": 42}}})
+    );
+    // A token that is there is still checked like any other.
+    let t = token(
+        &lenient,
+        "client_credentials",
+        &Inputs::new(),
+        reply(200, "application/json", r#"{"access_token":"t-1"}"#),
+    );
+    assert!(t.has_access_token());
+}

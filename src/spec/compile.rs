@@ -883,6 +883,7 @@ impl Compiler {
             None => None,
         };
         Ok(TokenMap {
+            access_token_optional: doc.access_token_optional.as_ref().copied().unwrap_or(false),
             date_format,
             never_expires: doc.never_expires.as_ref().cloned().unwrap_or_default(),
             refresh_margin: doc.refresh_margin.as_ref().map_or(0, |a| a.value),

@@ -733,8 +733,12 @@ impl<'de> Deserialize<'de> for Paths {
 document! {
     /// How a reply becomes a token: where each value is, and how to read it.
     pub struct TokenDoc {
-        /// Where the access token is (required of every token reply).
+        /// Where the access token is (required of every token reply unless
+        /// `access_token_optional`).
         pub access_token: Patch<Paths>,
+        /// A successful reply may carry no access token (a flow that only identifies the user):
+        /// the token's `access_token` is then empty (`null` in JSON).
+        pub access_token_optional: Patch<bool>,
         /// Where the token type is (`bearer` is normalised to `Bearer`).
         pub token_type: Patch<Paths>,
         /// Used when the reply has no token type.
@@ -1070,6 +1074,7 @@ examples: [{ grant: h }]
         child_overrides_every_field::<TokenDoc>(
             r#"
 access_token: $.a
+access_token_optional: false
 token_type: $.a
 default_token_type: Bearer
 expires_in: $.a
@@ -1093,6 +1098,7 @@ secret_extras: [x]
 "#,
             r#"
 access_token: $.b
+access_token_optional: true
 token_type: $.b
 default_token_type: bearer
 expires_in: $.b

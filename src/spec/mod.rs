@@ -450,6 +450,8 @@ pub(crate) enum DurationUnit {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TokenMap {
     pub(crate) access_token: Vec<Path>,
+    /// A success may carry no access token.
+    pub(crate) access_token_optional: bool,
     pub(crate) token_type: Vec<Path>,
     pub(crate) default_token_type: Option<String>,
     pub(crate) expires_in: Vec<Path>,
