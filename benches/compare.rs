@@ -765,6 +765,7 @@ fn time_print_token(bin: &Path) -> Result<(Stats, Stats), String> {
             resources: Vec::new(),
             issuer: None,
             endpoints: Default::default(),
+            client_auth: Vec::new(),
         })
         .map_err(|e| format!("cannot seed the token cache: {e}"))?;
     let run = || -> Result<(), String> {

@@ -51,6 +51,7 @@ fn measure(name: &str, store: &dyn Store, reads: usize) {
                 resources: Vec::new(),
                 issuer: None,
                 endpoints: Default::default(),
+                client_auth: Vec::new(),
             })
             .unwrap();
     }

@@ -178,7 +178,40 @@ impl Spec {
         kind: impl Into<RequestKind>,
         inputs: &Inputs,
     ) -> Result<TokenRequest, Error> {
-        let kind = kind.into();
+        self.render_inner(kind.into(), inputs, None)
+    }
+
+    /// [`Spec::render`], with the client authenticating by `method` instead of the spec's:
+    /// how a caller carries out `client_auth: auto`, which renders Basic unless told
+    /// otherwise (the [`Client`](crate::Client) retries with
+    /// [`Post`](ClientAuthMethod::Post) after an `invalid_client` refusal).
+    ///
+    /// ```
+    /// use specauth::spec::ClientAuthMethod;
+    /// let spec = specauth::Spec::from_yaml("demo.yaml", r#"
+    /// extends: oauth2
+    /// endpoints: { token: "https://auth.example.com/token" }
+    /// client_auth: auto
+    /// "#).unwrap();
+    /// let inputs = specauth::Inputs::new().with("client_id", "app").with("client_secret", "s3cret");
+    /// let req = spec.render_with_client_auth("client_credentials", &inputs, ClientAuthMethod::Post).unwrap();
+    /// assert_eq!(req.http().body(), b"grant_type=client_credentials&client_id=app&client_secret=s3cret");
+    /// ```
+    pub fn render_with_client_auth(
+        &self,
+        kind: impl Into<RequestKind>,
+        inputs: &Inputs,
+        method: ClientAuthMethod,
+    ) -> Result<TokenRequest, Error> {
+        self.render_inner(kind.into(), inputs, Some(method))
+    }
+
+    fn render_inner(
+        &self,
+        kind: RequestKind,
+        inputs: &Inputs,
+        client_auth: Option<ClientAuthMethod>,
+    ) -> Result<TokenRequest, Error> {
         let g = self.template(&kind)?;
         let grant = kind.name();
         let values = self.resolve_inputs(grant, g, inputs)?;
@@ -205,13 +238,14 @@ impl Spec {
         let mut headers = self.render_parts(&g.headers, &values, "header", &mut size)?;
 
         let auth = &g.client_auth;
+        let method = client_auth.unwrap_or(auth.method);
         let secret = values.get("client_secret").copied();
         let id = values.get("client_id").copied();
         let wants_basic = matches!(
-            auth.method,
-            ClientAuthMethod::Basic | ClientAuthMethod::Both
+            method,
+            ClientAuthMethod::Basic | ClientAuthMethod::Both | ClientAuthMethod::Auto
         );
-        let wants_post = matches!(auth.method, ClientAuthMethod::Post | ClientAuthMethod::Both);
+        let wants_post = matches!(method, ClientAuthMethod::Post | ClientAuthMethod::Both);
         if let Some(id) = id {
             match (wants_basic, secret) {
                 (true, Some(secret)) => headers.push(Part {
@@ -237,10 +271,10 @@ impl Spec {
             }
         }
         if matches!(
-            auth.method,
+            method,
             ClientAuthMethod::PrivateKeyJwt | ClientAuthMethod::ClientSecretJwt
         ) {
-            let assertion = self.client_assertion(grant, auth, &values, &url)?;
+            let assertion = self.client_assertion(grant, auth, method, &values, &url)?;
             set_part(&mut fields, &auth.id_field, id.unwrap_or(""), false);
             set_part(
                 &mut fields,
@@ -403,16 +437,17 @@ impl Spec {
         &self,
         grant: &str,
         auth: &crate::spec::ClientAuth,
+        method: ClientAuthMethod,
         values: &Values<'_>,
         url: &str,
     ) -> Result<String, Error> {
-        let key_input = match auth.method {
+        let key_input = match method {
             ClientAuthMethod::ClientSecretJwt => "client_secret",
             _ => "private_key",
         };
         let missing = |name: &str| Error::MissingInput {
             name: name.to_owned(),
-            needed_by: format!("grant `{grant}` ({})", auth.method.as_str()),
+            needed_by: format!("grant `{grant}` ({})", method.as_str()),
             spec: self.id.clone(),
             description: self.inputs.get(name).and_then(|d| d.description.clone()),
             allowed: None,
@@ -441,7 +476,12 @@ impl Spec {
         crate::jwt::sign(
             &claims,
             &crate::jwt::Signing {
-                alg: &auth.alg,
+                // A method chosen by the caller over the spec's signs with that method's key.
+                alg: match (method, auth.method) {
+                    (ClientAuthMethod::ClientSecretJwt, m) if m != method => "HS256",
+                    (ClientAuthMethod::PrivateKeyJwt, m) if m != method => "RS256",
+                    _ => &auth.alg,
+                },
                 key,
                 kid: values.get("key_id").copied(),
                 x5t_s256: values.get("x5t_s256").copied(),

@@ -51,6 +51,7 @@ impl Sandbox {
                 inputs: [("client_id".to_owned(), "app".to_owned())].into(),
                 obtained_at: now(),
                 endpoints: Default::default(),
+                client_auth: Vec::new(),
                 dpop_key: None,
                 resources: Vec::new(),
                 issuer: None,

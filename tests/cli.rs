@@ -1003,6 +1003,7 @@ fn a_spec_is_found_by_its_declared_id_and_yml_works_like_yaml() {
             issuer: None,
             obtained_at: 1,
             endpoints: Default::default(),
+            client_auth: Vec::new(),
         })
         .unwrap();
     server.push(json_reply(

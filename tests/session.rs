@@ -528,6 +528,7 @@ impl Sandbox {
                 resources: Vec::new(),
                 issuer: None,
                 endpoints: Default::default(),
+                client_auth: Vec::new(),
             })
             .unwrap();
     }

@@ -142,6 +142,7 @@ impl Provider {
             resources: Vec::new(),
             issuer: None,
             endpoints: Default::default(),
+            client_auth: Vec::new(),
         }
     }
 }
@@ -181,6 +182,7 @@ fn entry(provider: &str, profile: &str, access: &str, expires_at: Option<u64>) -
         resources: Vec::new(),
         issuer: None,
         endpoints: Default::default(),
+        client_auth: Vec::new(),
     }
 }
 

@@ -382,7 +382,7 @@ endpoints:
   token: https://example.com/oauth/token
   authorize: https://example.com/oauth/authorize
 
-client_auth: basic               # basic | post | both | none | private_key_jwt | client_secret_jwt
+client_auth: basic               # basic | post | both | none | auto | private_key_jwt | client_secret_jwt
 
 examples:
   # One documented exchange: replace the inputs, the reply and what is expected with the

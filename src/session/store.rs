@@ -61,6 +61,11 @@ pub struct StoredToken {
     /// server: apply them with [`Spec::with_endpoint`](crate::Spec::with_endpoint). Empty when
     /// the spec's own were used.
     pub endpoints: BTreeMap<String, String>,
+    /// What `client_auth: auto` learned the token endpoint accepts for this entry's client (Basic
+    /// or body credentials), so the next process goes straight to it: see
+    /// [`StoredToken::keep_client_auth`] and [`StoredToken::recall_client_auth`]. Empty for the
+    /// other methods, and in entries written before it existed.
+    pub client_auth: Vec<crate::spec::LearnedClientAuth>,
 }
 
 impl StoredToken {
@@ -108,6 +113,27 @@ impl StoredToken {
             resources,
             issuer,
             endpoints: BTreeMap::new(),
+            client_auth: Vec::new(),
+        }
+    }
+
+    /// Keeps what `client` learned under `client_auth: auto` for this entry's client id.
+    pub fn keep_client_auth<T>(&mut self, client: &crate::client::Client<T>) {
+        let id = self.inputs.get("client_id");
+        for learned in client.learned_client_auth() {
+            if Some(&learned.client_id) == id {
+                self.client_auth.retain(|l| {
+                    l.token_url != learned.token_url || l.client_id != learned.client_id
+                });
+                self.client_auth.push(learned);
+            }
+        }
+    }
+
+    /// Teaches `client` what this entry learned under `client_auth: auto`.
+    pub fn recall_client_auth<T>(&self, client: &crate::client::Client<T>) {
+        for learned in &self.client_auth {
+            client.learn_client_auth(learned.clone());
         }
     }
 
@@ -172,6 +198,15 @@ impl StoredToken {
         if !self.endpoints.is_empty() {
             entry["endpoints"] = json!(self.endpoints);
         }
+        if !self.client_auth.is_empty() {
+            entry["client_auth"] = self
+                .client_auth
+                .iter()
+                .map(|l| {
+                    json!({"token_url": l.token_url, "client_id": l.client_id, "method": l.method.as_str()})
+                })
+                .collect();
+        }
         entry
     }
 
@@ -212,6 +247,25 @@ impl StoredToken {
                         .collect()
                 })
                 .unwrap_or_default(),
+            // Absent in entries written before `client_auth: auto`; an entry it cannot read
+            // is dropped (the next request probes again).
+            client_auth: v
+                .get("client_auth")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|l| {
+                            Some(crate::spec::LearnedClientAuth {
+                                token_url: l.get("token_url")?.as_str()?.to_owned(),
+                                client_id: l.get("client_id")?.as_str()?.to_owned(),
+                                method: crate::spec::ClientAuthMethod::from_name(
+                                    l.get("method")?.as_str()?,
+                                )?,
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }
@@ -228,6 +282,7 @@ impl StoredToken {
 ///     token: Token::bearer(Secret::new("t")), inputs: Default::default(),
 ///     dpop_key: None, resources: Vec::new(), issuer: None,
 ///     endpoints: Default::default(),
+///     client_auth: Vec::new(),
 /// };
 /// store.save(&saved).unwrap();
 /// assert_eq!(store.load("acme", "default").unwrap(), Some(saved));

@@ -397,19 +397,15 @@ impl Compiler {
     fn client_auth(&mut self, doc: &doc::ClientAuthMap, file_pos: &Pos) -> Result<ClientAuth> {
         let method = match doc.method.as_ref() {
             None => ClientAuthMethod::Basic,
-            Some(m) => match m.value.as_str() {
-                "basic" => ClientAuthMethod::Basic,
-                "post" => ClientAuthMethod::Post,
-                "both" => ClientAuthMethod::Both,
-                "none" => ClientAuthMethod::None,
-                "private_key_jwt" => ClientAuthMethod::PrivateKeyJwt,
-                "client_secret_jwt" => ClientAuthMethod::ClientSecretJwt,
-                other => {
+            Some(m) => match ClientAuthMethod::from_name(&m.value) {
+                Some(method) => method,
+                None => {
+                    let other = &m.value;
                     let pos = if m.pos.line == 0 { file_pos } else { &m.pos };
                     return Err(SpecError::new(
                         pos,
                         format!(
-                            "unknown client_auth method `{other}`; expected basic, post, both, none, private_key_jwt or client_secret_jwt"
+                            "unknown client_auth method `{other}`; expected basic, post, both, none, auto, private_key_jwt or client_secret_jwt"
                         ),
                     ));
                 }

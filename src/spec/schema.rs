@@ -144,11 +144,12 @@ impl JsonSchema for ClientAuthDoc {
 const JSONPATH: &str = "^\\$([.\\[]|$)";
 
 /// The names `client_auth` (and `client_auth.method`) take.
-const CLIENT_AUTH_METHODS: [&str; 6] = [
+const CLIENT_AUTH_METHODS: [&str; 7] = [
     "basic",
     "post",
     "both",
     "none",
+    "auto",
     "private_key_jwt",
     "client_secret_jwt",
 ];

@@ -297,6 +297,7 @@ mod tests {
             resources: Vec::new(),
             issuer: None,
             endpoints: Default::default(),
+            client_auth: Vec::new(),
         }
     }
 

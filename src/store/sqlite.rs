@@ -58,7 +58,7 @@ const POOL_SIZE: u32 = 8;
 /// let entry = StoredToken {
 ///     provider: "acme".into(), profile: "default".into(), obtained_at: 1,
 ///     token: Token::bearer(Secret::new("t")), inputs: Default::default(),
-///     dpop_key: None, resources: Vec::new(), issuer: None, endpoints: Default::default(),
+///     dpop_key: None, resources: Vec::new(), issuer: None, endpoints: Default::default(), client_auth: Vec::new(),
 /// };
 /// alice.save(&entry)?;
 /// assert_eq!(alice.load("acme", "default")?, Some(entry));
