@@ -13,7 +13,7 @@ use indexmap::IndexMap;
 use jsonpath_rust::parser::model::JpQuery;
 
 pub use kind::RequestKind;
-pub use load::{Loader, bundled_ids, is_path};
+pub use load::{Loader, bundled_ids, is_bundled_base, is_path};
 
 /// The JSON Schema (draft 7) of the spec format, generated from the types the loader reads.
 /// `specauth schema` prints it; `schema/spec.schema.json` is this, committed.
