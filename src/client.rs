@@ -96,7 +96,7 @@ impl<T: Transport> Client<T> {
                 .after(spec, &kind, inputs, &mut auto, outcome)?
             {
                 Next::Done(outcome) => return outcome,
-                Next::Retry(again) => request = again,
+                Next::Retry(again) => request = *again,
             }
         }
     }
@@ -202,7 +202,7 @@ impl<T: AsyncTransport> AsyncClient<T> {
                 .after(spec, &kind, inputs, &mut auto, outcome)?
             {
                 Next::Done(outcome) => return outcome,
-                Next::Retry(again) => request = again,
+                Next::Retry(again) => request = *again,
             }
         }
     }
@@ -225,7 +225,7 @@ struct Auto {
 /// After a reply: the outcome, or the request to send instead.
 enum Next {
     Done(Result<Outcome, Error>),
-    Retry(TokenRequest),
+    Retry(Box<TokenRequest>),
 }
 
 impl AuthMemory {
@@ -344,11 +344,11 @@ impl AuthMemory {
             a.token_url
         );
         a.sent = ClientAuthMethod::Post;
-        Ok(Next::Retry(spec.render_with_client_auth(
+        Ok(Next::Retry(Box::new(spec.render_with_client_auth(
             kind,
             inputs,
             ClientAuthMethod::Post,
-        )?))
+        )?)))
     }
 }
 
