@@ -291,3 +291,39 @@ fn cache_entries_written_before_auto_still_load() {
     assert!(loaded.client_auth.is_empty());
     assert_eq!(loaded.token, entry.token);
 }
+
+#[test]
+fn the_async_client_retries_and_remembers_the_same_way() {
+    use specauth::{AsyncClient, Transport as _, UreqTransport};
+    let server = server(Accepts::Body);
+    let spec = spec(&server);
+    // The real HTTP exchange, run inside the future (a test has no async HTTP stack to spare).
+    let ureq = UreqTransport::new();
+    let client = AsyncClient::with_transport(move |req: http::Request<Vec<u8>>| {
+        let reply = ureq.send(req);
+        async move { reply }
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let token = client
+            .token(&spec, "client_credentials", &inputs(SECRET))
+            .await
+            .unwrap();
+        assert_eq!(token.access_token.secret(), "at-0");
+        client
+            .token(&spec, "client_credentials", &inputs(SECRET))
+            .await
+            .unwrap();
+    });
+    assert_eq!(
+        server.received().len(),
+        3,
+        "Basic, the body; then the body at once"
+    );
+    assert_eq!(
+        client.learned_client_auth()[0].method,
+        ClientAuthMethod::Post
+    );
+}
