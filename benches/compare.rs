@@ -766,6 +766,7 @@ fn time_print_token(bin: &Path) -> Result<(Stats, Stats), String> {
             issuer: None,
             endpoints: Default::default(),
             refresh_margin: 0,
+            client_auth: Vec::new(),
         })
         .map_err(|e| format!("cannot seed the token cache: {e}"))?;
     let run = || -> Result<(), String> {

@@ -52,6 +52,7 @@ fn measure(name: &str, store: &dyn Store, reads: usize) {
                 issuer: None,
                 endpoints: Default::default(),
                 refresh_margin: 0,
+                client_auth: Vec::new(),
             })
             .unwrap();
     }

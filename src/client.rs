@@ -1,8 +1,11 @@
 //! render → send → normalise in one call.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use crate::error::Error;
 use crate::inputs::Inputs;
-use crate::spec::{RequestKind, Spec};
+use crate::render::TokenRequest;
+use crate::spec::{ClientAuthMethod, LearnedClientAuth, RequestKind, Spec};
 use crate::token::{Outcome, Token};
 use crate::transport::{AsyncTransport, Transport, UreqTransport};
 
@@ -18,24 +21,47 @@ use crate::transport::{AsyncTransport, Transport, UreqTransport};
 /// println!("expires at {:?}", token.expires_at);
 /// # Ok::<(), specauth::Error>(())
 /// ```
+///
+/// Under `client_auth: auto` the client sends Basic first and, when the provider refuses it
+/// with `invalid_client` (HTTP 400 or 401), the credentials in the body once; what worked is
+/// remembered per token URL and client id (shared by clones of the client, and readable with
+/// [`Client::learned_client_auth`] to keep it across processes), so later requests go straight
+/// to it.
 #[derive(Clone, Debug, Default)]
 pub struct Client<T = UreqTransport> {
     transport: T,
+    learned: AuthMemory,
 }
 
 impl Client<UreqTransport> {
     /// A client over the default [`UreqTransport`].
     pub fn new() -> Self {
-        Client {
-            transport: UreqTransport::new(),
-        }
+        Client::with_transport(UreqTransport::new())
+    }
+}
+
+impl<T> Client<T> {
+    /// What `client_auth: auto` learned: the method each token endpoint accepted, per client
+    /// id.
+    pub fn learned_client_auth(&self) -> Vec<LearnedClientAuth> {
+        self.learned.all()
+    }
+
+    /// Teaches the client what worked before (a cached token's
+    /// [`client_auth`](crate::session::StoredToken::client_auth)), so a `client_auth: auto`
+    /// request goes straight to it.
+    pub fn learn_client_auth(&self, learned: LearnedClientAuth) {
+        self.learned.set(learned);
     }
 }
 
 impl<T: Transport> Client<T> {
     /// A client over any transport (a closure in tests, your own HTTP stack in an application).
     pub fn with_transport(transport: T) -> Self {
-        Client { transport }
+        Client {
+            transport,
+            learned: AuthMemory::default(),
+        }
     }
 
     /// The transport.
@@ -59,11 +85,20 @@ impl<T: Transport> Client<T> {
         inputs: &Inputs,
     ) -> Result<Outcome, Error> {
         let kind = kind.into();
-        let request = spec.render(&kind, inputs)?;
-        tracing::debug!("→ {}\n{}", kind.name(), request.redacted());
-        let reply = self.transport.send(request.into_http())?;
-        tracing::debug!("← HTTP {}", reply.status());
-        spec.normalise(&kind, inputs, &reply, now())
+        let (mut request, mut auto) = self.learned.plan(spec, &kind, inputs)?;
+        loop {
+            tracing::debug!("→ {}\n{}", kind.name(), request.redacted());
+            let reply = self.transport.send(request.into_http())?;
+            tracing::debug!("← HTTP {}", reply.status());
+            let outcome = spec.normalise(&kind, inputs, &reply, now());
+            match self
+                .learned
+                .after(spec, &kind, inputs, &mut auto, outcome)?
+            {
+                Next::Done(outcome) => return outcome,
+                Next::Retry(again) => request = *again,
+            }
+        }
     }
 }
 
@@ -100,6 +135,7 @@ impl<T: Transport> Client<T> {
 #[derive(Clone, Debug, Default)]
 pub struct AsyncClient<T> {
     transport: T,
+    learned: AuthMemory,
 }
 
 #[cfg(feature = "reqwest")]
@@ -107,9 +143,9 @@ impl AsyncClient<crate::transport::ReqwestTransport> {
     /// A client over the default [`ReqwestTransport`](crate::transport::ReqwestTransport)
     /// (feature `reqwest`). Fails only when the TLS backend cannot be set up.
     pub fn new() -> Result<Self, Error> {
-        Ok(AsyncClient {
-            transport: crate::transport::ReqwestTransport::new()?,
-        })
+        Ok(AsyncClient::with_transport(
+            crate::transport::ReqwestTransport::new()?,
+        ))
     }
 }
 
@@ -117,7 +153,20 @@ impl<T: AsyncTransport> AsyncClient<T> {
     /// A client over any async transport (an async closure in tests, your own HTTP stack in an
     /// application).
     pub fn with_transport(transport: T) -> Self {
-        AsyncClient { transport }
+        AsyncClient {
+            transport,
+            learned: AuthMemory::default(),
+        }
+    }
+
+    /// What `client_auth: auto` learned (see [`Client::learned_client_auth`]).
+    pub fn learned_client_auth(&self) -> Vec<LearnedClientAuth> {
+        self.learned.all()
+    }
+
+    /// Teaches the client what worked before (see [`Client::learn_client_auth`]).
+    pub fn learn_client_auth(&self, learned: LearnedClientAuth) {
+        self.learned.set(learned);
     }
 
     /// The transport.
@@ -142,11 +191,164 @@ impl<T: AsyncTransport> AsyncClient<T> {
         inputs: &Inputs,
     ) -> Result<Outcome, Error> {
         let kind = kind.into();
-        let request = spec.render(&kind, inputs)?;
-        tracing::debug!("→ {}\n{}", kind.name(), request.redacted());
-        let reply = self.transport.send(request.into_http()).await?;
-        tracing::debug!("← HTTP {}", reply.status());
-        spec.normalise(&kind, inputs, &reply, now())
+        let (mut request, mut auto) = self.learned.plan(spec, &kind, inputs)?;
+        loop {
+            tracing::debug!("→ {}\n{}", kind.name(), request.redacted());
+            let reply = self.transport.send(request.into_http()).await?;
+            tracing::debug!("← HTTP {}", reply.status());
+            let outcome = spec.normalise(&kind, inputs, &reply, now());
+            match self
+                .learned
+                .after(spec, &kind, inputs, &mut auto, outcome)?
+            {
+                Next::Done(outcome) => return outcome,
+                Next::Retry(again) => request = *again,
+            }
+        }
+    }
+}
+
+/// What `client_auth: auto` learned, per token URL and client id; shared by a client's clones.
+#[derive(Clone, Debug, Default)]
+struct AuthMemory(Arc<Mutex<Vec<LearnedClientAuth>>>);
+
+/// Where a `client_auth: auto` request stands.
+struct Auto {
+    token_url: String,
+    client_id: String,
+    /// The method remembered when the request was planned.
+    remembered: Option<ClientAuthMethod>,
+    /// The method of the request in flight.
+    sent: ClientAuthMethod,
+}
+
+/// After a reply: the outcome, or the request to send instead.
+enum Next {
+    Done(Result<Outcome, Error>),
+    Retry(Box<TokenRequest>),
+}
+
+impl AuthMemory {
+    fn all(&self) -> Vec<LearnedClientAuth> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn get(&self, token_url: &str, client_id: &str) -> Option<ClientAuthMethod> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|l| l.token_url == token_url && l.client_id == client_id)
+            .map(|l| l.method)
+    }
+
+    fn set(&self, learned: LearnedClientAuth) {
+        let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        all.retain(|l| l.token_url != learned.token_url || l.client_id != learned.client_id);
+        all.push(learned);
+    }
+
+    fn forget(&self, token_url: &str, client_id: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|l| l.token_url != token_url || l.client_id != client_id);
+    }
+
+    /// The first request to send, and, under `client_auth: auto`, what to learn from its reply.
+    fn plan(
+        &self,
+        spec: &Spec,
+        kind: &RequestKind,
+        inputs: &Inputs,
+    ) -> Result<(TokenRequest, Option<Auto>), Error> {
+        let request = spec.render(kind, inputs)?;
+        let auto = spec
+            .template(kind)
+            .is_ok_and(|g| g.client_auth.method == ClientAuthMethod::Auto);
+        let default_id = || {
+            spec.inputs()
+                .find(|(n, _)| *n == "client_id")
+                .and_then(|(_, d)| d.default.as_deref())
+        };
+        let Some(client_id) = inputs.get("client_id").or_else(default_id).filter(|_| auto) else {
+            return Ok((request, None));
+        };
+        let uri = request.http().uri();
+        let token_url = format!(
+            "{}://{}{}",
+            uri.scheme_str().unwrap_or("https"),
+            uri.authority().map_or("", |a| a.as_str()),
+            uri.path()
+        );
+        let remembered = self.get(&token_url, client_id);
+        let (request, sent) = match remembered {
+            Some(m) if m != ClientAuthMethod::Basic => {
+                (spec.render_with_client_auth(kind, inputs, m)?, m)
+            }
+            _ => (request, ClientAuthMethod::Basic),
+        };
+        let auto = Auto {
+            token_url,
+            client_id: client_id.to_owned(),
+            remembered,
+            sent,
+        };
+        Ok((request, Some(auto)))
+    }
+
+    /// Learns from `outcome`; under `client_auth: auto`, a first Basic refused with
+    /// `invalid_client` is retried once with the credentials in the body.
+    fn after(
+        &self,
+        spec: &Spec,
+        kind: &RequestKind,
+        inputs: &Inputs,
+        auto: &mut Option<Auto>,
+        outcome: Result<Outcome, Error>,
+    ) -> Result<Next, Error> {
+        let Some(a) = auto.as_mut() else {
+            return Ok(Next::Done(outcome));
+        };
+        let refused = matches!(&outcome, Err(Error::Provider(p))
+            if matches!(p.status, 400 | 401) && p.code.as_deref() == Some("invalid_client"));
+        if !refused {
+            if outcome.is_ok() && a.remembered != Some(a.sent) {
+                tracing::debug!(
+                    "client_auth auto: {} works at {}",
+                    a.sent.as_str(),
+                    a.token_url
+                );
+                self.set(LearnedClientAuth {
+                    token_url: a.token_url.clone(),
+                    client_id: a.client_id.clone(),
+                    method: a.sent,
+                });
+            }
+            return Ok(Next::Done(outcome));
+        }
+        // What was remembered no longer works (a rotated secret, a reconfigured client): the
+        // next request probes again.
+        if a.remembered.is_some() {
+            self.forget(&a.token_url, &a.client_id);
+            return Ok(Next::Done(outcome));
+        }
+        if a.sent != ClientAuthMethod::Basic || !inputs.contains("client_secret") {
+            return Ok(Next::Done(outcome));
+        }
+        tracing::debug!(
+            "client_auth auto: Basic refused with invalid_client at {}; retrying with the credentials in the body",
+            a.token_url
+        );
+        a.sent = ClientAuthMethod::Post;
+        Ok(Next::Retry(Box::new(spec.render_with_client_auth(
+            kind,
+            inputs,
+            ClientAuthMethod::Post,
+        )?)))
     }
 }
 

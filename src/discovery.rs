@@ -214,6 +214,28 @@ pub fn import_spec<T: Transport>(
     url: &str,
     id: Option<&str>,
 ) -> Result<(String, String, String), Error> {
+    import_spec_for(transport, url, id, ClientCredential::Secret)
+}
+
+/// What the client will prove itself with: [`spec_from_metadata_for`] picks the strongest
+/// method the server offers that it can satisfy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientCredential {
+    /// A client secret (or none, for a public client).
+    #[default]
+    Secret,
+    /// A private key (`private_key_jwt`), and a secret when the server offers no key method.
+    PrivateKey,
+}
+
+/// [`import_spec`], with the client authentication chosen for `credential`.
+pub fn import_spec_for<T: Transport>(
+    transport: &T,
+    url: &str,
+    id: Option<&str>,
+    credential: ClientCredential,
+) -> Result<(String, String, String), Error> {
     let id = id.map_or_else(|| id_from_issuer(url), str::to_owned);
     // An authorization server that names itself is one. Anything else may be a protected
     // resource whose origin serves a copy of its authorization server's metadata (the MCP SDK
@@ -231,7 +253,7 @@ pub fn import_spec<T: Transport>(
     let (prm_url, prm) = match (as_server, as_resource) {
         (_, Some(Ok(found))) => found,
         (Ok((source, metadata)), _) => {
-            let yaml = spec_from_metadata(&id, &metadata, &source)?;
+            let yaml = spec_from_metadata_for(&id, &metadata, &source, &[], credential)?;
             return Ok((source, id, yaml));
         }
         (Err(as_issuer), Some(Err(as_resource))) => {
@@ -260,7 +282,7 @@ pub fn import_spec<T: Transport>(
     if let Some(s) = scopes.as_deref().filter(|s| !s.is_empty()) {
         defaults.push(("scope", s));
     }
-    let yaml = spec_from_metadata_with(&id, &metadata, &source, &defaults)?.replacen(
+    let yaml = spec_from_metadata_for(&id, &metadata, &source, &defaults, credential)?.replacen(
         "# Written by `specauth import` from",
         &format!(
             "# Written by `specauth import` for the protected resource {url} ({prm_url}), from"
@@ -291,7 +313,8 @@ const GRANTS: &[(&str, &str)] = &[
 /// checks the redirect's `iss` with (RFC 9207), and `require_pushed_authorization_requests`
 /// the input that makes `login` refuse to run without pushing; client
 /// authentication from `token_endpoint_auth_methods_supported` (Basic when offered, as RFC 6749
-/// prefers, else body credentials); grants from `grant_types_supported`; PKCE parameters are
+/// prefers, else body credentials, else `client_secret_jwt`; see [`spec_from_metadata_for`]
+/// for a client with a private key); grants from `grant_types_supported`; PKCE parameters are
 /// removed when `code_challenge_methods_supported` does not offer `S256`.
 pub fn spec_from_metadata(id: &str, metadata: &Value, source: &str) -> Result<String, Error> {
     spec_from_metadata_with(id, metadata, source, &[])
@@ -304,6 +327,69 @@ pub fn spec_from_metadata_with(
     metadata: &Value,
     source: &str,
     defaults: &[(&str, &str)],
+) -> Result<String, Error> {
+    spec_from_metadata_for(id, metadata, source, defaults, ClientCredential::Secret)
+}
+
+/// The `client_auth` for a server offering `methods` (its
+/// `token_endpoint_auth_methods_supported`; RFC 8414 §2: absent means `client_secret_basic`),
+/// signing with one of `algs` (its `token_endpoint_auth_signing_alg_values_supported`): the
+/// strongest method the client can satisfy with `credential`. A private key signs
+/// (`private_key_jwt`) when the server offers it; a secret goes in a Basic header, then in the
+/// body, then signs (`client_secret_jwt`); a server offering only key-based methods gets
+/// `private_key_jwt` (the spec then needs a key).
+///
+/// ```
+/// use specauth::discovery::{ClientCredential, client_auth_for};
+/// let offered = ["client_secret_post", "client_secret_basic", "private_key_jwt"];
+/// assert_eq!(client_auth_for(&offered, &[], ClientCredential::PrivateKey), "private_key_jwt");
+/// assert_eq!(client_auth_for(&offered, &[], ClientCredential::Secret), "basic");
+/// assert_eq!(client_auth_for(&["private_key_jwt"], &["ES256"], ClientCredential::PrivateKey),
+///            "{ method: private_key_jwt, alg: ES256 }");
+/// ```
+pub fn client_auth_for(methods: &[&str], algs: &[&str], credential: ClientCredential) -> String {
+    let offers = |m: &str| methods.contains(&m);
+    // RS256 is every signer's default (OpenID Connect Core §9); another only when it is not
+    // offered and the server names what it takes.
+    let signed =
+        |method: &str, default: &str, known: &[&str]| match algs.iter().find(|a| known.contains(a))
+        {
+            Some(alg) if !algs.is_empty() && !algs.contains(&default) => {
+                format!("{{ method: {method}, alg: {alg} }}")
+            }
+            _ => method.to_owned(),
+        };
+    const KEY_ALGS: &[&str] = &[
+        "RS256", "PS256", "ES256", "EdDSA", "RS384", "RS512", "PS384", "PS512", "ES384",
+    ];
+    const SECRET_ALGS: &[&str] = &["HS256", "HS384", "HS512"];
+    if credential == ClientCredential::PrivateKey && offers("private_key_jwt") {
+        return signed("private_key_jwt", "RS256", KEY_ALGS);
+    }
+    if offers("client_secret_basic") {
+        "basic".to_owned()
+    } else if offers("client_secret_post") {
+        "post".to_owned()
+    } else if offers("client_secret_jwt") {
+        signed("client_secret_jwt", "HS256", SECRET_ALGS)
+    } else if offers("private_key_jwt") {
+        signed("private_key_jwt", "RS256", KEY_ALGS)
+    } else if offers("none") {
+        "none".to_owned()
+    } else {
+        // tls_client_auth and the like are beyond what a spec can say today.
+        "basic".to_owned()
+    }
+}
+
+/// [`spec_from_metadata_with`], with the client authentication chosen for `credential`
+/// ([`client_auth_for`]).
+pub fn spec_from_metadata_for(
+    id: &str,
+    metadata: &Value,
+    source: &str,
+    defaults: &[(&str, &str)],
+    credential: ClientCredential,
 ) -> Result<String, Error> {
     let text = |k: &str| metadata.get(k).and_then(Value::as_str);
     // Metadata is data: a value that would be read as template syntax in the spec (and could
@@ -351,16 +437,8 @@ pub fn spec_from_metadata_with(
     // RFC 8414 §2: absent means client_secret_basic.
     let methods = list("token_endpoint_auth_methods_supported")
         .unwrap_or_else(|| vec!["client_secret_basic"]);
-    let auth = if methods.contains(&"client_secret_basic") {
-        "basic"
-    } else if methods.contains(&"client_secret_post") {
-        "post"
-    } else if methods.contains(&"none") {
-        "none"
-    } else {
-        // private_key_jwt and the like are beyond what a spec can say today.
-        "basic"
-    };
+    let algs = list("token_endpoint_auth_signing_alg_values_supported").unwrap_or_default();
+    let auth = client_auth_for(&methods, &algs, credential);
     let _ = writeln!(out, "\nclient_auth: {auth}");
     let _ = writeln!(out, "\ninputs:\n  token_url: null");
     // RFC 9207: the redirect's `iss` is checked against the issuer the metadata names.
@@ -506,6 +584,55 @@ mod tests {
             e.to_string(),
             "the metadata at https://a.example has no token_endpoint"
         );
+    }
+
+    #[test]
+    fn import_picks_the_strongest_client_auth_the_client_can_satisfy() {
+        use crate::spec::ClientAuthMethod as M;
+        let load = |methods: serde_json::Value, algs: serde_json::Value, credential| {
+            let metadata = json!({
+                "token_endpoint": "https://a.example/t",
+                "token_endpoint_auth_methods_supported": methods,
+                "token_endpoint_auth_signing_alg_values_supported": algs,
+            });
+            let yaml = spec_from_metadata_for("k", &metadata, "https://a.example", &[], credential)
+                .unwrap();
+            let spec =
+                crate::Spec::from_yaml("k.yaml", &yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+            (spec.client_auth("authorization_code").unwrap(), yaml)
+        };
+        let all = json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "client_secret_jwt",
+            "private_key_jwt"
+        ]);
+        let key = ClientCredential::PrivateKey;
+        let secret = ClientCredential::Secret;
+        assert_eq!(load(all.clone(), json!(null), key).0, M::PrivateKeyJwt);
+        assert_eq!(load(all, json!(null), secret).0, M::Basic);
+        assert_eq!(
+            load(json!(["client_secret_post"]), json!(null), key).0,
+            M::Post
+        );
+        assert_eq!(
+            load(json!(["client_secret_jwt"]), json!(null), secret).0,
+            M::ClientSecretJwt
+        );
+        assert_eq!(
+            load(json!(["private_key_jwt"]), json!(null), secret).0,
+            M::PrivateKeyJwt
+        );
+        assert_eq!(load(json!(["none"]), json!(null), key).0, M::None);
+        // A server that does not take RS256 gets what it names.
+        let (method, yaml) = load(json!(["private_key_jwt"]), json!(["ES256", "HS256"]), key);
+        assert_eq!(method, M::PrivateKeyJwt);
+        assert!(
+            yaml.contains("client_auth: { method: private_key_jwt, alg: ES256 }"),
+            "{yaml}"
+        );
+        let (_, yaml) = load(json!(["private_key_jwt"]), json!(["RS256", "ES256"]), key);
+        assert!(yaml.contains("client_auth: private_key_jwt\n"), "{yaml}");
     }
 
     #[test]

@@ -300,7 +300,8 @@ impl Spec {
         // Both go into `Authorization:` lines and scripts' command lines as they are: a control
         // character, a space or a non-ASCII byte would split or corrupt the header.
         for (what, text) in [("access token", &access_token), ("token type", &token_type)] {
-            if !is_token_string(text) && !(text.is_empty() && map.access_token_optional) {
+            let allowed_empty = text.is_empty() && map.access_token_optional;
+            if !(is_token_string(text) || allowed_empty) {
                 return Err(bad(format!(
                     "the {what} has characters a token cannot have (controls, spaces or non-ASCII)"
                 )));

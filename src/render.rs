@@ -202,7 +202,40 @@ impl Spec {
         kind: impl Into<RequestKind>,
         inputs: &Inputs,
     ) -> Result<TokenRequest, Error> {
-        let kind = kind.into();
+        self.render_inner(kind.into(), inputs, None)
+    }
+
+    /// [`Spec::render`], with the client authenticating by `method` instead of the spec's:
+    /// how a caller carries out `client_auth: auto`, which renders Basic unless told
+    /// otherwise (the [`Client`](crate::Client) retries with
+    /// [`Post`](ClientAuthMethod::Post) after an `invalid_client` refusal).
+    ///
+    /// ```
+    /// use specauth::spec::ClientAuthMethod;
+    /// let spec = specauth::Spec::from_yaml("demo.yaml", r#"
+    /// extends: oauth2
+    /// endpoints: { token: "https://auth.example.com/token" }
+    /// client_auth: auto
+    /// "#).unwrap();
+    /// let inputs = specauth::Inputs::new().with("client_id", "app").with("client_secret", "s3cret");
+    /// let req = spec.render_with_client_auth("client_credentials", &inputs, ClientAuthMethod::Post).unwrap();
+    /// assert_eq!(req.http().body(), b"grant_type=client_credentials&client_id=app&client_secret=s3cret");
+    /// ```
+    pub fn render_with_client_auth(
+        &self,
+        kind: impl Into<RequestKind>,
+        inputs: &Inputs,
+        method: ClientAuthMethod,
+    ) -> Result<TokenRequest, Error> {
+        self.render_inner(kind.into(), inputs, Some(method))
+    }
+
+    fn render_inner(
+        &self,
+        kind: RequestKind,
+        inputs: &Inputs,
+        client_auth: Option<ClientAuthMethod>,
+    ) -> Result<TokenRequest, Error> {
         let g = self.template(&kind)?;
         let grant = kind.name();
         let values = self.resolve_inputs(grant, g, inputs)?;
@@ -229,22 +262,27 @@ impl Spec {
         let mut headers = self.render_parts(&g.headers, &values, "header", &mut size)?;
 
         let auth = &g.client_auth;
-        let method = match &auth.chosen_by {
+        let spec_method = match &auth.chosen_by {
             None => auth.method,
             Some(t) => {
                 let name = self.render_tmpl(t, &values, || "client_auth.method".to_owned())?;
                 ClientAuthMethod::from_name(name.trim()).ok_or_else(|| Error::Input {
                     name: t.vars().join(", "),
                     problem: format!(
-                        "selects client auth `{}`; expected basic, post, both, none, private_key_jwt or client_secret_jwt",
+                        "selects client auth `{}`; expected basic, post, both, none, auto, private_key_jwt or client_secret_jwt",
                         name.trim()
                     ),
                 })?
             }
         };
+        // The caller's choice (what `client_auth: auto` learned) over the spec's.
+        let method = client_auth.unwrap_or(spec_method);
         let secret = values.get("client_secret").copied();
         let id = values.get("client_id").copied();
-        let wants_basic = matches!(method, ClientAuthMethod::Basic | ClientAuthMethod::Both);
+        let wants_basic = matches!(
+            method,
+            ClientAuthMethod::Basic | ClientAuthMethod::Both | ClientAuthMethod::Auto
+        );
         let wants_post = matches!(method, ClientAuthMethod::Post | ClientAuthMethod::Both);
         if let Some(id) = id {
             match (wants_basic, secret) {
@@ -480,9 +518,21 @@ impl Spec {
         crate::jwt::sign(
             &claims,
             &crate::jwt::Signing {
+                // No `alg:`: the method's own default. A method chosen by the caller over the
+                // spec's signs with that method's default too.
                 alg: match (auth.alg.as_str(), method) {
                     ("", ClientAuthMethod::ClientSecretJwt) => "HS256",
                     ("", _) => "RS256",
+                    (_, ClientAuthMethod::ClientSecretJwt)
+                        if auth.chosen_by.is_none() && method != auth.method =>
+                    {
+                        "HS256"
+                    }
+                    (_, ClientAuthMethod::PrivateKeyJwt)
+                        if auth.chosen_by.is_none() && method != auth.method =>
+                    {
+                        "RS256"
+                    }
                     (alg, _) => alg,
                 },
                 key,

@@ -52,6 +52,7 @@ impl Sandbox {
                 obtained_at: now(),
                 endpoints: Default::default(),
                 refresh_margin: 0,
+                client_auth: Vec::new(),
                 dpop_key: None,
                 resources: Vec::new(),
                 issuer: None,

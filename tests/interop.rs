@@ -6,10 +6,15 @@
 //! (`--specs DIR`, `Loader::with_dir`). The peer's port is dynamic, so they take the issuer as
 //! an input (`SPECAUTH_ISSUER`, `Inputs::with("issuer", …)`).
 //!
+//! A second, independent peer, Python Authlib, proves the assertion grants and client
+//! assertions (tests/interop/authlib.rs; needs python3 with venv, and PyPI on the first run).
+//!
 //! Needs Node.js >= 20.18 and npm: the first test runs `npm ci` in tests/interop when
 //! `node_modules` is missing or stale, then starts one peer for the whole test process. Without
 //! Node the tests fail, saying what to install.
 
+#[path = "interop/authlib.rs"]
+mod authlib;
 mod common;
 #[path = "interop/harness.rs"]
 mod harness;

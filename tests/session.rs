@@ -529,6 +529,7 @@ impl Sandbox {
                 issuer: None,
                 endpoints: Default::default(),
                 refresh_margin: 0,
+                client_auth: Vec::new(),
             })
             .unwrap();
     }
@@ -1887,14 +1888,14 @@ fn login_takes_the_code_and_values_from_the_redirect_as_the_spec_says() {
 // How a spec refreshes and revokes, through the library
 // ---------------------------------------------------------------------------------------------
 
+/// The requests a recording client saw: URL and form fields.
+type Recorded = Arc<Mutex<Vec<(String, BTreeMap<String, String>)>>>;
+
 /// A client whose transport records each request's form body and answers with `answer`.
 fn recording_client(
     answer: impl Fn(&BTreeMap<String, String>) -> http::Response<Vec<u8>> + Send + Sync + 'static,
-) -> (
-    specauth::Client<impl specauth::Transport>,
-    Arc<Mutex<Vec<(String, BTreeMap<String, String>)>>>,
-) {
-    let seen: Arc<Mutex<Vec<(String, BTreeMap<String, String>)>>> = Arc::default();
+) -> (specauth::Client<impl specauth::Transport>, Recorded) {
+    let seen: Recorded = Arc::default();
     let log = seen.clone();
     let client = specauth::Client::with_transport(
         move |req: http::Request<Vec<u8>>| -> Result<_, specauth::TransportError> {

@@ -143,6 +143,7 @@ impl Provider {
             issuer: None,
             endpoints: Default::default(),
             refresh_margin: 0,
+            client_auth: Vec::new(),
         }
     }
 }
@@ -183,6 +184,7 @@ fn entry(provider: &str, profile: &str, access: &str, expires_at: Option<u64>) -
         issuer: None,
         endpoints: Default::default(),
         refresh_margin: 0,
+        client_auth: Vec::new(),
     }
 }
 

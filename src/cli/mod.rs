@@ -270,6 +270,10 @@ enum Command {
         /// Write the spec to this file instead of stdout.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// The client signs with a private key: use `private_key_jwt` when the server offers
+        /// it (give the key when requesting tokens: --set private_key=@key.pem).
+        #[arg(long)]
+        private_key: bool,
     },
     /// Print the JSON Schema of the spec format (for editors and validators).
     #[command(
@@ -494,7 +498,12 @@ pub(crate) fn main() -> ExitCode {
             readme,
             &specs::Filter { category, search },
         ),
-        Command::Import { issuer, id, output } => import(&issuer, id, output.as_deref()),
+        Command::Import {
+            issuer,
+            id,
+            output,
+            private_key,
+        } => import(&issuer, id, output.as_deref(), private_key),
         Command::Schema => outln!(
             "{}",
             serde_json::to_string_pretty(&specauth::spec::schema()).unwrap_or_default()
@@ -668,9 +677,24 @@ fn render(ctx: &Ctx, args: &GrantArgs, reveal: bool) -> Result<u8, Error> {
     Ok(exit::OK)
 }
 
-fn import(issuer: &str, id: Option<String>, output: Option<&std::path::Path>) -> Result<u8, Error> {
-    let (url, id, yaml) =
-        specauth::discovery::import_spec(&UreqTransport::new(), issuer, id.as_deref())?;
+fn import(
+    issuer: &str,
+    id: Option<String>,
+    output: Option<&std::path::Path>,
+    private_key: bool,
+) -> Result<u8, Error> {
+    use specauth::discovery::ClientCredential;
+    let credential = if private_key {
+        ClientCredential::PrivateKey
+    } else {
+        ClientCredential::Secret
+    };
+    let (url, id, yaml) = specauth::discovery::import_spec_for(
+        &UreqTransport::new(),
+        issuer,
+        id.as_deref(),
+        credential,
+    )?;
     // The written spec must load; say so now rather than at first use.
     Spec::from_yaml(&format!("{id}.yaml"), &yaml)?;
     match output {

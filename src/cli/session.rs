@@ -211,6 +211,7 @@ fn sign_in_with(ctx: &Ctx, args: &LoginArgs) -> Result<StoredToken, Error> {
     };
     let mut entry = StoredToken::new(&spec, &args.inputs.profile, token, &used);
     entry.dpop_key = dpop_key.map(|k| k.secret().clone());
+    entry.keep_client_auth(&client);
     // Refreshes go where the token came from.
     entry.endpoints = Ctx::endpoints(&args.inputs)?;
     // Under the lock: a refresh in flight in another process must not overwrite this login.

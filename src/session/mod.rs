@@ -142,6 +142,7 @@ pub(crate) fn refresh_if_needed<T: Transport, S: Store + ?Sized>(
     if takes_access {
         inputs.set("access_token", entry.token.access_token.secret());
     }
+    entry.recall_client_auth(client);
     // A DPoP-bound refresh token is refreshed with the same key (RFC 9449 §5).
     let sent = match entry.dpop()? {
         Some(key) => crate::dpop::send(client, spec, "refresh_token", &inputs, &key, &mut None)
@@ -166,11 +167,12 @@ pub(crate) fn refresh_if_needed<T: Transport, S: Store + ?Sized>(
         }
         Err(e) => return Err(e),
     };
-    let updated = StoredToken {
+    let mut updated = StoredToken {
         token,
         obtained_at: now(),
         ..entry
     };
+    updated.keep_client_auth(client);
     store.save(&updated)?;
     Ok((updated, true))
 }

@@ -65,6 +65,11 @@ pub struct StoredToken {
     /// `token.refresh_margin` when it was obtained, so a reader of the cache that does not load
     /// the spec (`print-token`'s fast path) refreshes as early as the spec asks.
     pub refresh_margin: u64,
+    /// What `client_auth: auto` learned the token endpoint accepts for this entry's client (Basic
+    /// or body credentials), so the next process goes straight to it: see
+    /// [`StoredToken::keep_client_auth`] and [`StoredToken::recall_client_auth`]. Empty for the
+    /// other methods, and in entries written before it existed.
+    pub client_auth: Vec<crate::spec::LearnedClientAuth>,
 }
 
 impl StoredToken {
@@ -113,6 +118,27 @@ impl StoredToken {
             issuer,
             endpoints: BTreeMap::new(),
             refresh_margin: spec.refresh_margin(),
+            client_auth: Vec::new(),
+        }
+    }
+
+    /// Keeps what `client` learned under `client_auth: auto` for this entry's client id.
+    pub fn keep_client_auth<T>(&mut self, client: &crate::client::Client<T>) {
+        let id = self.inputs.get("client_id");
+        for learned in client.learned_client_auth() {
+            if Some(&learned.client_id) == id {
+                self.client_auth.retain(|l| {
+                    l.token_url != learned.token_url || l.client_id != learned.client_id
+                });
+                self.client_auth.push(learned);
+            }
+        }
+    }
+
+    /// Teaches `client` what this entry learned under `client_auth: auto`.
+    pub fn recall_client_auth<T>(&self, client: &crate::client::Client<T>) {
+        for learned in &self.client_auth {
+            client.learn_client_auth(learned.clone());
         }
     }
 
@@ -180,6 +206,15 @@ impl StoredToken {
         if self.refresh_margin > 0 {
             entry["refresh_margin"] = json!(self.refresh_margin);
         }
+        if !self.client_auth.is_empty() {
+            entry["client_auth"] = self
+                .client_auth
+                .iter()
+                .map(|l| {
+                    json!({"token_url": l.token_url, "client_id": l.client_id, "method": l.method.as_str()})
+                })
+                .collect();
+        }
         entry
     }
 
@@ -221,6 +256,25 @@ impl StoredToken {
                 })
                 .unwrap_or_default(),
             refresh_margin: v.get("refresh_margin").and_then(Value::as_u64).unwrap_or(0),
+            // Absent in entries written before `client_auth: auto`; an entry it cannot read
+            // is dropped (the next request probes again).
+            client_auth: v
+                .get("client_auth")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|l| {
+                            Some(crate::spec::LearnedClientAuth {
+                                token_url: l.get("token_url")?.as_str()?.to_owned(),
+                                client_id: l.get("client_id")?.as_str()?.to_owned(),
+                                method: crate::spec::ClientAuthMethod::from_name(
+                                    l.get("method")?.as_str()?,
+                                )?,
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }
@@ -238,6 +292,7 @@ impl StoredToken {
 ///     dpop_key: None, resources: Vec::new(), issuer: None,
 ///     endpoints: Default::default(),
 ///     refresh_margin: 0,
+///     client_auth: Vec::new(),
 /// };
 /// store.save(&saved).unwrap();
 /// assert_eq!(store.load("acme", "default").unwrap(), Some(saved));

@@ -413,7 +413,7 @@ impl Compiler {
                     return Err(SpecError::new(
                         pos,
                         format!(
-                            "unknown client_auth method `{other}`; expected basic, post, both, none, private_key_jwt or client_secret_jwt"
+                            "unknown client_auth method `{other}`; expected basic, post, both, none, auto, private_key_jwt or client_secret_jwt"
                         ),
                     ));
                 }

@@ -458,7 +458,8 @@ document! {
 document! {
     /// How the client authenticates: `basic`, `post`, `both` or `none`, or a map with renamed keys.
     pub struct ClientAuthMap {
-        /// `basic` (default), `post`, `both`, `none`, `private_key_jwt` or `client_secret_jwt`.
+        /// `basic` (default), `post`, `both`, `none`, `auto` (Basic, then body credentials after
+        /// an `invalid_client`), `private_key_jwt` or `client_secret_jwt`.
         pub method: Patch<At<String>>,
         /// Body key for the client id (`client_id` unless renamed).
         pub id_field: Patch<At<String>>,

@@ -34,6 +34,13 @@ pub fn bundled_ids() -> impl Iterator<Item = &'static str> {
     BUNDLED.iter().map(|(id, _)| *id)
 }
 
+/// Whether `id` is one of the bundled bases, which other specs extend and which are not
+/// providers: `oauth2` (RFC 6749), and the opt-in `oauth2-assertions` (`oauth2` with the
+/// JWT-bearer grant of RFC 7523 and token exchange of RFC 8693).
+pub fn is_bundled_base(id: &str) -> bool {
+    matches!(id, "oauth2" | "oauth2-assertions")
+}
+
 /// Finds and loads specs: by id from folders given with [`Loader::with_dir`], then from the
 /// bundled specs; or by file path.
 ///

@@ -13,7 +13,7 @@ use indexmap::IndexMap;
 use jsonpath_rust::parser::model::JpQuery;
 
 pub use kind::RequestKind;
-pub use load::{Loader, bundled_ids, is_path};
+pub use load::{Loader, bundled_ids, is_bundled_base, is_path};
 
 /// The JSON Schema (draft 7) of the spec format, generated from the types the loader reads.
 /// `specauth schema` prints it; `schema/spec.schema.json` is this, committed.
@@ -253,10 +253,14 @@ pub enum ClientAuthMethod {
     PrivateKeyJwt,
     /// A JWT assertion signed with the client secret (HMAC; `client_secret_jwt`).
     ClientSecretJwt,
+    /// Basic first; when the provider refuses it with `invalid_client` (HTTP 400 or 401),
+    /// body credentials once. [`Client`](crate::Client) remembers which worked per token URL
+    /// and client id; rendering alone renders Basic.
+    Auto,
 }
 
 impl ClientAuthMethod {
-    /// The name used in specs (`basic`, `post`, `both`, `none`).
+    /// The name used in specs (`basic`, `post`, `both`, `none`, `auto`…).
     pub fn as_str(self) -> &'static str {
         match self {
             ClientAuthMethod::Basic => "basic",
@@ -265,11 +269,29 @@ impl ClientAuthMethod {
             ClientAuthMethod::None => "none",
             ClientAuthMethod::PrivateKeyJwt => "private_key_jwt",
             ClientAuthMethod::ClientSecretJwt => "client_secret_jwt",
+            ClientAuthMethod::Auto => "auto",
         }
     }
+}
 
-    /// The method a spec names (`basic`, `post`, …).
-    pub fn from_name(name: &str) -> Option<Self> {
+/// The client authentication that worked at a token endpoint under `client_auth: auto`:
+/// what a [`Client`](crate::Client) remembers, and what a cached token
+/// ([`StoredToken`](crate::session::StoredToken)) carries so the next process goes straight
+/// to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LearnedClientAuth {
+    /// The token endpoint's URL (without a query).
+    pub token_url: String,
+    /// The client id.
+    pub client_id: String,
+    /// The method the endpoint accepted ([`ClientAuthMethod::Basic`] or
+    /// [`ClientAuthMethod::Post`]).
+    pub method: ClientAuthMethod,
+}
+
+impl ClientAuthMethod {
+    /// The method named `name` in a spec (`basic`, `post`, `auto`…).
+    pub fn from_name(name: &str) -> Option<ClientAuthMethod> {
         Some(match name {
             "basic" => ClientAuthMethod::Basic,
             "post" => ClientAuthMethod::Post,
@@ -277,6 +299,7 @@ impl ClientAuthMethod {
             "none" => ClientAuthMethod::None,
             "private_key_jwt" => ClientAuthMethod::PrivateKeyJwt,
             "client_secret_jwt" => ClientAuthMethod::ClientSecretJwt,
+            "auto" => ClientAuthMethod::Auto,
             _ => return None,
         })
     }
@@ -762,7 +785,7 @@ impl Spec {
             if !g.client_auth.form_encode_basic
                 && matches!(
                     g.client_auth.method,
-                    ClientAuthMethod::Basic | ClientAuthMethod::Both
+                    ClientAuthMethod::Basic | ClientAuthMethod::Both | ClientAuthMethod::Auto
                 )
             {
                 push("Basic credentials not form-encoded".into());

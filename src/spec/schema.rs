@@ -174,11 +174,12 @@ const JSONPATH: &str = "^\\$([.\\[]|$)";
 const VALUE_PATH: &str = "^(\\$([.\\[]|$)|header:|cookie:|template:)";
 
 /// The names `client_auth` (and `client_auth.method`) take.
-const CLIENT_AUTH_METHODS: [&str; 6] = [
+const CLIENT_AUTH_METHODS: [&str; 7] = [
     "basic",
     "post",
     "both",
     "none",
+    "auto",
     "private_key_jwt",
     "client_secret_jwt",
 ];

@@ -298,6 +298,7 @@ mod tests {
             issuer: None,
             endpoints: Default::default(),
             refresh_margin: 0,
+            client_auth: Vec::new(),
         }
     }
 

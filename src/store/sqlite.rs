@@ -59,7 +59,7 @@ const POOL_SIZE: u32 = 8;
 ///     provider: "acme".into(), profile: "default".into(), obtained_at: 1,
 ///     token: Token::bearer(Secret::new("t")), inputs: Default::default(),
 ///     dpop_key: None, resources: Vec::new(), issuer: None, endpoints: Default::default(),
-///     refresh_margin: 0,
+///     refresh_margin: 0, client_auth: Vec::new(),
 /// };
 /// alice.save(&entry)?;
 /// assert_eq!(alice.load("acme", "default")?, Some(entry));
