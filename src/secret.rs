@@ -33,6 +33,19 @@ pub const REDACTED: &str = "[redacted]";
 /// words. (Structured redaction, field by field, covers them whatever their length.)
 pub(crate) const MIN_SCRUBBED_LEN: usize = 3;
 
+/// Secret values made only of letters and shorter than this are ordinary words as often as
+/// not (an example's code `expired`, a password `secret`): scrubbed from free text they would
+/// turn "the code is expired" into "the code is [redacted]". Free text keeps them; structured
+/// redaction (fields, headers, keyed values) still hides them.
+pub(crate) const MIN_SCRUBBED_WORD_LEN: usize = 8;
+
+/// Whether `value` is scrubbed wherever it stands as a whole word in free text: long enough,
+/// and not an ordinary word.
+pub(crate) fn scrubbable(value: &str) -> bool {
+    value.len() >= MIN_SCRUBBED_LEN
+        && (value.len() >= MIN_SCRUBBED_WORD_LEN || !value.chars().all(char::is_alphabetic))
+}
+
 /// `text` with every whole-word occurrence of each secret value (of at least
 /// [`MIN_SCRUBBED_LEN`] bytes) replaced by [`REDACTED`].
 pub(crate) fn redact_values<'a>(
@@ -40,7 +53,7 @@ pub(crate) fn redact_values<'a>(
     secrets: impl IntoIterator<Item = &'a str>,
 ) -> String {
     for secret in secrets {
-        if secret.len() >= MIN_SCRUBBED_LEN {
+        if scrubbable(secret) {
             text = redact_word(&text, secret);
         }
     }
@@ -127,7 +140,7 @@ impl Scrubber {
 
     /// Scrubs `value` in every encoding.
     pub(crate) fn secret(&mut self, value: &str) {
-        if value.len() < MIN_SCRUBBED_LEN {
+        if !scrubbable(value) {
             return;
         }
         let form: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
@@ -302,6 +315,19 @@ mod tests {
         assert_eq!(r("x=a%2Fb&", "a%2Fb"), "x=[redacted]&");
         assert_eq!(r("é-sec-é", "sec"), "é-[redacted]-é");
         assert_eq!(r("", "sec"), "");
+    }
+
+    #[test]
+    fn an_ordinary_word_as_a_secret_is_left_in_free_text() {
+        let mut scrubber = super::Scrubber::new();
+        for secret in ["expired", "abc123", "hunter2", "sunshinesunshine"] {
+            scrubber.secret(secret);
+        }
+        assert_eq!(
+            scrubber
+                .scrub("The code is expired; abc123 and hunter2 were sent, sunshinesunshine too"),
+            "The code is expired; [redacted] and [redacted] were sent, [redacted] too"
+        );
     }
 
     #[test]
