@@ -60,6 +60,7 @@ pub(crate) fn compile(
     let mut c = Compiler {
         env: template::environment(),
         inputs: IndexMap::new(),
+        removed_inputs: doc.inputs.removed.clone(),
         counter: 0,
     };
 
@@ -319,6 +320,8 @@ struct TemplateContext<'a> {
 struct Compiler {
     env: minijinja::Environment<'static>,
     inputs: IndexMap<String, InputDef>,
+    /// Inputs a spec removed (`name: null`), and where.
+    removed_inputs: IndexMap<String, Pos>,
     counter: usize,
 }
 
@@ -384,6 +387,19 @@ impl Compiler {
     fn check_declared(&self, what: &str, var: &str, pos: &Pos) -> Result<()> {
         if self.inputs.contains_key(var) {
             Ok(())
+        } else if let Some(removed_at) = self.removed_inputs.get(var) {
+            // The mistake is the removal, not the base's template: point at the `null`.
+            let used_at = if pos.file == removed_at.file {
+                format!("line {}", pos.line)
+            } else {
+                pos.to_string()
+            };
+            Err(SpecError::new(
+                removed_at,
+                format!(
+                    "`{var}: null` removes an input that {what} (at {used_at}) still uses; remove that too (`{what}` set to null, or what holds it, e.g. `authorize: null` or a grant: `authorization_code: null`), or keep the input"
+                ),
+            ))
         } else {
             Err(SpecError::new(
                 pos,

@@ -238,6 +238,8 @@ pub struct Entries<T> {
     pub map: IndexMap<String, Patch<T>>,
     /// Written as `null`: nothing of the base's map is kept.
     pub cleared: bool,
+    /// Where each entry set to `null` was removed, for errors about what still uses it.
+    pub removed: IndexMap<String, Pos>,
 }
 
 impl<T> Default for Entries<T> {
@@ -245,6 +247,7 @@ impl<T> Default for Entries<T> {
         Entries {
             map: IndexMap::new(),
             cleared: false,
+            removed: IndexMap::new(),
         }
     }
 }
@@ -274,34 +277,46 @@ impl<T> FromIterator<(String, Patch<T>)> for Entries<T> {
     fn from_iter<I: IntoIterator<Item = (String, Patch<T>)>>(iter: I) -> Self {
         Entries {
             map: iter.into_iter().collect(),
-            cleared: false,
+            ..Entries::default()
         }
     }
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Entries<T> {
+impl<'de, T: Deserialize<'de> + PartialEq> Deserialize<'de> for Entries<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Ok(
-            match Option::<IndexMap<String, Patch<T>>>::deserialize(d)? {
-                Some(map) => Entries {
-                    map,
-                    cleared: false,
-                },
+            match Option::<IndexMap<String, At<Patch<T>>>>::deserialize(d)? {
+                Some(written) => {
+                    let mut entries = Entries::default();
+                    for (key, at) in written {
+                        if at.value == Patch::Null {
+                            entries.removed.insert(key.clone(), at.pos);
+                        }
+                        entries.map.insert(key, at.value);
+                    }
+                    entries
+                }
                 None => Entries {
-                    map: IndexMap::new(),
                     cleared: true,
+                    ..Entries::default()
                 },
             },
         )
     }
 }
 
-impl<T: Merge> Merge for Entries<T> {
+impl<T: Merge + PartialEq> Merge for Entries<T> {
     fn merge(&mut self, over: Self) {
         if over.cleared {
             // The base's entries are gone, tombstones included: the child starts afresh.
             *self = over;
         } else {
+            for (key, value) in &over.map {
+                if *value != Patch::Null {
+                    self.removed.shift_remove(key);
+                }
+            }
+            self.removed.extend(over.removed);
             self.map.merge(over.map);
         }
     }
