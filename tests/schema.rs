@@ -22,6 +22,7 @@ const CAUGHT: &[(&str, &str)] = &[
     ("06", "'ok' is not of type 'integer'"),
     ("07", "-5 is less than the minimum of 0"),
     ("18", "'$$' does not match"),
+    ("54", "'integer' is not one of"),
     ("19", "does not match"),
     ("20", "does not match"),
     ("21", "'bearer' is not one of"),
@@ -83,6 +84,10 @@ const NOT_A_SCHEMA_MATTER: &[(&str, &str)] = &[
     (
         "17",
         "JSONPath grammar past its first character is not checked by a pattern",
+    ),
+    (
+        "53",
+        "an input removed while the base still uses it: a cross-reference",
     ),
     ("46", "template grammar"),
     ("48", "template grammar"),
