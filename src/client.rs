@@ -78,25 +78,33 @@ impl<T: Transport> Client<T> {
 
     /// Sends any kind of request of `spec` (a grant, device authorization, revocation,
     /// introspection) and normalises the reply, with the system clock.
+    ///
+    /// A grant that is a step of a chain (`then:`) is followed by the next step, with the
+    /// values its reply gave added to the inputs, until the last step's outcome.
     pub fn send(
         &self,
         spec: &Spec,
         kind: impl Into<RequestKind>,
         inputs: &Inputs,
     ) -> Result<Outcome, Error> {
-        let kind = kind.into();
-        let (mut request, mut auto) = self.learned.plan(spec, &kind, inputs)?;
+        let mut chain = Chain::new(kind.into(), inputs);
         loop {
-            tracing::debug!("→ {}\n{}", kind.name(), request.redacted());
-            let reply = self.transport.send(request.into_http())?;
-            tracing::debug!("← HTTP {}", reply.status());
-            let outcome = spec.normalise(&kind, inputs, &reply, now());
-            match self
-                .learned
-                .after(spec, &kind, inputs, &mut auto, outcome)?
-            {
-                Next::Done(outcome) => return outcome,
-                Next::Retry(again) => request = *again,
+            let (mut request, mut auto) = self.learned.plan(spec, &chain.kind, &chain.inputs)?;
+            let outcome = loop {
+                tracing::debug!("→ {}\n{}", chain.kind.name(), request.redacted());
+                let reply = self.transport.send(request.into_http())?;
+                tracing::debug!("← HTTP {}", reply.status());
+                let outcome = spec.normalise(&chain.kind, &chain.inputs, &reply, now());
+                match self
+                    .learned
+                    .after(spec, &chain.kind, &chain.inputs, &mut auto, outcome)?
+                {
+                    Next::Done(outcome) => break outcome,
+                    Next::Retry(again) => request = *again,
+                }
+            };
+            if let Some(done) = chain.after(outcome)? {
+                return done;
             }
         }
     }
@@ -184,25 +192,33 @@ impl<T: AsyncTransport> AsyncClient<T> {
 
     /// Sends any kind of request of `spec` (a grant, device authorization, revocation,
     /// introspection) and normalises the reply, with the system clock.
+    ///
+    /// A grant that is a step of a chain (`then:`) is followed by the next step, as
+    /// [`Client::send`] does.
     pub async fn send(
         &self,
         spec: &Spec,
         kind: impl Into<RequestKind>,
         inputs: &Inputs,
     ) -> Result<Outcome, Error> {
-        let kind = kind.into();
-        let (mut request, mut auto) = self.learned.plan(spec, &kind, inputs)?;
+        let mut chain = Chain::new(kind.into(), inputs);
         loop {
-            tracing::debug!("→ {}\n{}", kind.name(), request.redacted());
-            let reply = self.transport.send(request.into_http()).await?;
-            tracing::debug!("← HTTP {}", reply.status());
-            let outcome = spec.normalise(&kind, inputs, &reply, now());
-            match self
-                .learned
-                .after(spec, &kind, inputs, &mut auto, outcome)?
-            {
-                Next::Done(outcome) => return outcome,
-                Next::Retry(again) => request = *again,
+            let (mut request, mut auto) = self.learned.plan(spec, &chain.kind, &chain.inputs)?;
+            let outcome = loop {
+                tracing::debug!("→ {}\n{}", chain.kind.name(), request.redacted());
+                let reply = self.transport.send(request.into_http()).await?;
+                tracing::debug!("← HTTP {}", reply.status());
+                let outcome = spec.normalise(&chain.kind, &chain.inputs, &reply, now());
+                match self
+                    .learned
+                    .after(spec, &chain.kind, &chain.inputs, &mut auto, outcome)?
+                {
+                    Next::Done(outcome) => break outcome,
+                    Next::Retry(again) => request = *again,
+                }
+            };
+            if let Some(done) = chain.after(outcome)? {
+                return done;
             }
         }
     }
@@ -220,6 +236,48 @@ struct Auto {
     remembered: Option<ClientAuthMethod>,
     /// The method of the request in flight.
     sent: ClientAuthMethod,
+}
+
+/// Where a chain of requests (`then:`) stands: the request to send next, and the inputs so far.
+struct Chain {
+    kind: RequestKind,
+    inputs: Inputs,
+    steps: usize,
+}
+
+impl Chain {
+    fn new(kind: RequestKind, inputs: &Inputs) -> Chain {
+        Chain {
+            kind,
+            inputs: inputs.clone(),
+            steps: 0,
+        }
+    }
+
+    /// The outcome to return, or `None` when a step's values were taken and the next step is
+    /// to be sent.
+    fn after(
+        &mut self,
+        outcome: Result<Outcome, Error>,
+    ) -> Result<Option<Result<Outcome, Error>>, Error> {
+        let Ok(Outcome::Step(step)) = outcome else {
+            return Ok(Some(outcome));
+        };
+        self.steps += 1;
+        // The compiler refuses longer chains and loops; this bounds a spec built otherwise.
+        if self.steps >= crate::spec::MAX_CHAIN {
+            return Err(Error::Usage(format!(
+                "the chain of requests is longer than {} steps",
+                crate::spec::MAX_CHAIN
+            )));
+        }
+        tracing::debug!("chain: {} → {}", self.kind.name(), step.next);
+        for (name, value) in &step.taken {
+            self.inputs.set(name, value.secret());
+        }
+        self.kind = RequestKind::grant(&step.next);
+        Ok(None)
+    }
 }
 
 /// After a reply: the outcome, or the request to send instead.

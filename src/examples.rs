@@ -139,6 +139,7 @@ impl Spec {
             ("introspection", expect.introspection.clone()),
             ("revoked", expect.revoked.map(Value::Bool)),
             ("pushed", expect.pushed.clone()),
+            ("taken", expect.taken.clone()),
             ("error", expect.error.clone()),
         ]
         .into_iter()
@@ -346,6 +347,7 @@ fn noun(kind: &str) -> &'static str {
         "device" => "a device authorization",
         "introspection" => "an introspection",
         "pushed" => "a pushed authorization",
+        "taken" => "a step's values",
         _ => "a revocation",
     }
 }

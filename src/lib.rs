@@ -153,5 +153,5 @@ pub use inputs::Inputs;
 pub use render::TokenRequest;
 pub use secret::{REDACTED, Secret};
 pub use spec::{Loader, RequestKind, Spec};
-pub use token::{DeviceAuthorization, Introspection, Outcome, PushedAuthorization, Token};
+pub use token::{DeviceAuthorization, Introspection, Outcome, PushedAuthorization, Step, Token};
 pub use transport::{AsyncTransport, Transport, UreqTransport};

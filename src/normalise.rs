@@ -56,10 +56,15 @@ impl Spec {
         now: u64,
     ) -> Result<Outcome, Error> {
         let kind = kind.into();
-        self.template(&kind)?;
+        let template = self.template(&kind)?;
         match kind {
             RequestKind::Grant(_) => {
                 let value = self.successful_reply(inputs, reply)?;
+                if let Some(next) = &template.then {
+                    return self
+                        .step(template, next, inputs, &value, reply)
+                        .map(Outcome::Step);
+                }
                 let token = self.token_from(
                     &self.token,
                     reply.status().as_u16(),
@@ -143,6 +148,43 @@ impl Spec {
             )));
         }
         Ok(value)
+    }
+
+    /// A step of a chain: the values its reply gives the next step, each required.
+    fn step(
+        &self,
+        template: &crate::spec::RequestTemplate,
+        next: &str,
+        inputs: &Inputs,
+        value: &Value,
+        reply: &http::Response<Vec<u8>>,
+    ) -> Result<crate::token::Step, Error> {
+        let view = self.view(value, reply);
+        let mut taken = Vec::new();
+        for (name, paths) in &template.take {
+            let found = first(paths, view)
+                .as_deref()
+                .and_then(scalar_string)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| {
+                    self.reply_error(
+                        reply,
+                        inputs,
+                        format!("a reply without `{name}` at {}", paths_text(paths)),
+                    )
+                })?;
+            taken.push((name.clone(), Secret::new(found)));
+        }
+        let secret = taken
+            .iter()
+            .filter(|(name, _)| self.inputs.get(name).is_some_and(|d| d.secret))
+            .map(|(name, _)| name.clone())
+            .collect();
+        Ok(crate::token::Step {
+            next: next.to_owned(),
+            taken,
+            secret,
+        })
     }
 
     fn reply_error(

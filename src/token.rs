@@ -320,6 +320,39 @@ pub enum Outcome {
     Revoked,
     /// A pushed authorization request was accepted (RFC 9126).
     PushedAuthorization(PushedAuthorization),
+    /// A step of a chain (`then:`) succeeded: the grant to send next, and the values of this
+    /// reply it takes as inputs. [`Client`](crate::Client) sends the next step itself.
+    Step(Step),
+}
+
+/// What a step of a chain of requests gives the next one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// The grant sent next.
+    pub next: String,
+    /// Input name → value, from this step's reply.
+    pub taken: Vec<(String, Secret)>,
+    /// The names among `taken` that are secret inputs (redacted when shown).
+    pub secret: Vec<String>,
+}
+
+impl Step {
+    /// The taken values as a JSON object; secret ones `[redacted]` unless `reveal`.
+    pub fn to_json(&self, reveal: bool) -> Value {
+        let map: Map<String, Value> = self
+            .taken
+            .iter()
+            .map(|(name, value)| {
+                let shown = if reveal || !self.secret.contains(name) {
+                    value.secret()
+                } else {
+                    REDACTED
+                };
+                (name.clone(), Value::String(shown.to_owned()))
+            })
+            .collect();
+        Value::Object(map)
+    }
 }
 
 impl Outcome {
@@ -340,6 +373,7 @@ impl Outcome {
             Outcome::Introspection(_) => "introspection",
             Outcome::Revoked => "revoked",
             Outcome::PushedAuthorization(_) => "pushed",
+            Outcome::Step(_) => "taken",
         }
     }
 
@@ -352,6 +386,7 @@ impl Outcome {
             Outcome::Introspection(i) => i.claims.clone(),
             Outcome::Revoked => Value::Bool(true),
             Outcome::PushedAuthorization(p) => p.to_json(),
+            Outcome::Step(s) => s.to_json(reveal),
         }
     }
 

@@ -1402,3 +1402,128 @@ fn a_reply_without_an_access_token_where_the_spec_allows_one() {
     );
     assert!(t.has_access_token());
 }
+
+/// A grant that is a chain: a login call whose reply gives a session id, then a second call
+/// that turns the session into the token. Each step is a grant of its own, rendered, redacted
+/// and example-tested like any; the client sends the chain.
+#[test]
+fn a_multi_step_grant_chains_requests_with_values_from_earlier_replies() {
+    let s = spec(
+        r#"extends: oauth2
+endpoints:
+  token: https://auth.example.com/login
+  session: "https://{{ instance }}.example.com/session"
+inputs:
+  session_id: { secret: true }
+  instance: {}
+grants:
+  password:
+    client_auth: none
+    take:
+      session_id: $.session.id
+      instance: header:X-Instance
+    then: session_token
+  session_token:
+    endpoint: session
+    client_auth: none
+    headers: { X-Session: "{{ session_id }}" }
+    fields: { grant_type: session }
+examples:
+  - name: login (200)
+    grant: password
+    inputs: { username: ann, password: pw-1 }
+    reply: { status: 200, headers: { X-Instance: eu3 }, json: { session: { id: sess-123456 } } }
+    expect: { taken: { session_id: sess-123456, instance: eu3 } }
+  - name: session to token (200)
+    grant: session_token
+    inputs: { session_id: sess-123456, instance: eu3 }
+    reply: { status: 200, json: { access_token: at-9, expires_in: 60 } }
+    expect:
+      request: { url: "https://eu3.example.com/session", headers: { X-Session: sess-123456 } }
+      token: { access_token: at-9, expires_in: 60 }
+"#,
+    );
+    let reports = s.run_examples();
+    assert!(reports.iter().all(|r| r.passed()), "{reports:#?}");
+    // The step's outcome shows the secret value redacted.
+    assert_eq!(
+        reports[0].outcome,
+        serde_json::json!({"taken": {"session_id": "[redacted]", "instance": "eu3"}})
+    );
+
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let client = Client::with_transport(
+        move |req: http::Request<Vec<u8>>| -> Result<_, TransportError> {
+            let url = req.uri().to_string();
+            log.lock().unwrap().push((
+                url.clone(),
+                req.headers()
+                    .get("x-session")
+                    .map(|v| v.to_str().unwrap().to_owned()),
+            ));
+            Ok(if url == "https://auth.example.com/login" {
+                http::Response::builder()
+                    .status(200)
+                    .header("content-type", "application/json")
+                    .header("x-instance", "eu3")
+                    .body(br#"{"session":{"id":"sess-123456"}}"#.to_vec())
+                    .unwrap()
+            } else {
+                reply(
+                    200,
+                    "application/json",
+                    r#"{"access_token":"at-9","expires_in":60}"#,
+                )
+            })
+        },
+    );
+    let t = client
+        .token(
+            &s,
+            "password",
+            &Inputs::new()
+                .with("username", "ann")
+                .with("password", "pw-1"),
+        )
+        .unwrap();
+    assert_eq!(t.access_token.secret(), "at-9");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![
+            ("https://auth.example.com/login".to_owned(), None),
+            (
+                "https://eu3.example.com/session".to_owned(),
+                Some("sess-123456".to_owned())
+            ),
+        ]
+    );
+    // A step whose reply lacks a value is an unusable reply naming it.
+    let e = s
+        .normalise(
+            "password",
+            &Inputs::new(),
+            &reply(200, "application/json", r#"{"session":{}}"#),
+            0,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("without `session_id` at $.session.id"), "{e}");
+
+    // A chain names grants of the spec and never loops.
+    for (yaml, want) in [
+        (
+            "grants:\n  password:\n    then: nowhere\n",
+            "`nowhere`, which is not a grant",
+        ),
+        (
+            "grants:\n  password:\n    then: client_credentials\n  client_credentials:\n    then: password\n",
+            "a chain may not loop",
+        ),
+    ] {
+        let e = Spec::from_yaml("test.yaml", &format!("{BASE}{yaml}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("test.yaml:5:") && e.contains(want), "{e}");
+    }
+}

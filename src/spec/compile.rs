@@ -137,6 +137,7 @@ pub(crate) fn compile(
         let compiled = c.merged_template(&cx, &kind, &format!("grants.{name}"), r)?;
         grants.insert(name.clone(), compiled);
     }
+    check_chains(&doc, &grants)?;
     let mut requests = IndexMap::new();
     for (name, patch) in &doc.requests {
         let Some(r) = patch.as_ref() else { continue };
@@ -284,6 +285,51 @@ pub(crate) fn own_declarations(base: Option<&SpecDoc>, file: &SpecDoc) -> OwnDec
         .map(|(name, _)| name.clone())
         .collect();
     OwnDeclarations { grants, enums }
+}
+
+/// The most requests one grant may chain (`then:`).
+pub(crate) const MAX_CHAIN: usize = 8;
+
+/// Every `then:` names a grant of the spec, and no chain loops or runs longer than
+/// [`MAX_CHAIN`] steps.
+fn check_chains(doc: &SpecDoc, grants: &IndexMap<String, RequestTemplate>) -> Result<()> {
+    for (name, patch) in &doc.grants {
+        let Some(then) = patch.as_ref().and_then(|g| g.value.then.as_ref()) else {
+            continue;
+        };
+        if !grants.contains_key(&then.value) {
+            return Err(SpecError::new(
+                &then.pos,
+                format!(
+                    "grant `{name}` is followed by `{}`, which is not a grant of this spec (it has: {})",
+                    then.value,
+                    join(grants.keys())
+                ),
+            ));
+        }
+        let mut seen = vec![name.as_str()];
+        let mut at = Some(then.value.as_str());
+        while let Some(step) = at {
+            if seen.contains(&step) {
+                return Err(SpecError::new(
+                    &then.pos,
+                    format!(
+                        "grant `{name}` chains back to `{step}` ({} → {step}): a chain may not loop",
+                        seen.join(" → ")
+                    ),
+                ));
+            }
+            seen.push(step);
+            if seen.len() > MAX_CHAIN {
+                return Err(SpecError::new(
+                    &then.pos,
+                    format!("grant `{name}` chains more than {MAX_CHAIN} requests"),
+                ));
+            }
+            at = grants.get(step).and_then(|g| g.then.as_deref());
+        }
+    }
+    Ok(())
 }
 
 /// A templated URL may not be plain `http://` to a literal non-loopback host.
@@ -719,7 +765,29 @@ impl Compiler {
                 Some(list.iter().map(|t| t.value.clone()).collect())
             }
         };
+        if !kind.is_grant() && (!doc.take.is_empty() || doc.then.as_ref().is_some()) {
+            let pos = doc.then.as_ref().map(|a| &a.pos).unwrap_or(grant_pos);
+            return Err(SpecError::new(
+                pos,
+                format!("`{path}`: only a grant can be a step of a chain (`take:`, `then:`)"),
+            ));
+        }
+        let mut take = Vec::new();
+        for (name, patch) in &doc.take {
+            let Some(paths) = patch.as_ref() else {
+                continue;
+            };
+            let pos = paths.0.first().map(|p| &p.pos).unwrap_or(grant_pos);
+            self.check_declared(&format!("{path}.take"), name, pos)?;
+            take.push((
+                name.clone(),
+                self.paths(&format!("{path}.take.{name}"), Some(paths))?,
+            ));
+        }
+        let then = doc.then.as_ref().map(|a| a.value.clone());
         Ok(RequestTemplate {
+            take,
+            then,
             tokens,
             method,
             endpoint,

@@ -544,6 +544,12 @@ document! {
         /// For `revoke` and `introspect`: the token types the endpoint takes (`access_token`,
         /// `refresh_token`; default both), so `logout` and `revoke` never send another.
         pub tokens: Patch<Vec<At<String>>>,
+        /// For a grant that is the first step of a chain: values of its reply, by input name,
+        /// that become inputs of the next step (`session_id: $.session.id`).
+        pub take: Entries<Paths>,
+        /// For a grant that is a step of a chain: the grant sent next, with the inputs taken
+        /// from this reply added; the token comes from the last step.
+        pub then: Patch<At<String>>,
     }
 }
 
@@ -917,6 +923,9 @@ pub struct ExpectDoc {
     pub revoked: Option<bool>,
     /// The pushed authorization reply (`request_uri`, `expires_in`; RFC 9126).
     pub pushed: Option<serde_json::Value>,
+    /// For a step of a chain (`then:`): the values its reply gives the next step, by input
+    /// name (listed keys are compared exactly).
+    pub taken: Option<serde_json::Value>,
 }
 
 /// The parts of the rendered request an example pins down.
@@ -1071,8 +1080,8 @@ examples: [{ grant: h }]
             "{ method: post, id_field: client_key, secret_field: app_secret, basic_encoding: raw, alg: ES256, audience: b }",
         );
         child_overrides_every_field::<RequestDoc>(
-            "{ method: POST, endpoint: token, body: form, xml_root: a, client_auth: basic, headers: { Accept: a }, fields: { f: a }, tokens: [access_token] }",
-            "{ method: GET, endpoint: other, body: json, xml_root: b, client_auth: post, headers: { Accept: b }, fields: { f: b }, tokens: [refresh_token] }",
+            "{ method: POST, endpoint: token, body: form, xml_root: a, client_auth: basic, headers: { Accept: a }, fields: { f: a }, tokens: [access_token], take: { x: $.a }, then: g1 }",
+            "{ method: GET, endpoint: other, body: json, xml_root: b, client_auth: post, headers: { Accept: b }, fields: { f: b }, tokens: [refresh_token], take: { x: $.b }, then: g2 }",
         );
         child_overrides_every_field::<AuthorizeDoc>(
             "{ endpoint: authorize, params: { p: a }, redirect: { code: a } }",

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 use jsonpath_rust::parser::model::JpQuery;
 
+pub(crate) use compile::MAX_CHAIN;
 pub use kind::RequestKind;
 pub use load::{Loader, bundled_ids, is_bundled_base, is_path};
 
@@ -395,6 +396,10 @@ pub(crate) struct RequestTemplate {
     pub(crate) required: Vec<String>,
     /// The token types a revocation or introspection takes; `None`: both.
     pub(crate) tokens: Option<Vec<String>>,
+    /// Values of the reply that become inputs of the next step.
+    pub(crate) take: Vec<(String, Vec<Path>)>,
+    /// The grant sent next, for a step of a chain.
+    pub(crate) then: Option<String>,
 }
 
 /// A compiled JSONPath with its source text. Identical paths share one parse
