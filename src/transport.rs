@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::error::{TransportError, TransportErrorKind};
 
-mod tls;
+pub(crate) mod tls;
 pub use tls::ClientCertificate;
 
 /// Sends one HTTP request and returns the reply, whatever its status.
@@ -114,6 +114,43 @@ impl UreqTransport {
     pub fn with_root_certificates(self, pem: &[u8]) -> Result<Self, crate::Error> {
         let roots = tls::Roots::from_pem(pem)?;
         Ok(Self::build(self.config, self.client_certificate, Some(roots)))
+    }
+
+    /// This transport with the TLS settings a request of `spec` takes from its inputs: the
+    /// client certificate of `client_certificate` and `client_key` (see
+    /// [`ClientCertificate::for_grant`]: an error when `grant` authenticates by mutual TLS and
+    /// they are missing), and the certificate authorities of `tls_ca_certificates` in place of
+    /// the Mozilla roots. How the CLI builds its transport; unchanged when none is given.
+    ///
+    /// ```
+    /// use specauth::{Inputs, Spec, UreqTransport};
+    /// let spec = Spec::from_yaml("demo.yaml", r#"
+    /// extends: oauth2
+    /// endpoints: { token: "https://auth.example.com/token" }
+    /// "#)?;
+    /// let plain = UreqTransport::new().with_tls_inputs(&spec, "client_credentials", &Inputs::new())?;
+    /// assert!(plain.client_certificate().is_none());
+    /// # Ok::<(), specauth::Error>(())
+    /// ```
+    pub fn with_tls_inputs(
+        self,
+        spec: &crate::Spec,
+        grant: &str,
+        inputs: &crate::Inputs,
+    ) -> Result<Self, crate::Error> {
+        let certificate = ClientCertificate::for_grant(spec, grant, inputs)?;
+        let roots = match inputs.get(tls::CA_INPUT) {
+            Some(pem) => Some(tls::Roots::from_pem(pem.as_bytes())?),
+            None => self.roots,
+        };
+        if certificate.is_none() && roots.is_none() {
+            return Ok(UreqTransport { roots, ..self });
+        }
+        Ok(Self::build(
+            self.config,
+            certificate.or(self.client_certificate),
+            roots,
+        ))
     }
 
     /// The client certificate this transport presents, if any.

@@ -658,9 +658,28 @@ pub(crate) fn client(timeout: u64) -> Client<UreqTransport> {
     Client::with_transport(UreqTransport::with_config(&config))
 }
 
+/// [`client`] for requests of `spec`: its transport presents the client certificate of the
+/// inputs (`client_certificate`, `client_key`), which mutual TLS (RFC 8705) needs, and trusts
+/// the CAs of `tls_ca_certificates` when given.
+pub(crate) fn client_for(
+    timeout: u64,
+    spec: &Spec,
+    grant: &str,
+    inputs: &Inputs,
+) -> Result<Client<UreqTransport>, Error> {
+    let transport = client(timeout).transport().clone();
+    Ok(Client::with_transport(
+        transport.with_tls_inputs(spec, grant, inputs)?,
+    ))
+}
+
 fn token(ctx: &Ctx, args: &GrantArgs) -> Result<u8, Error> {
     let (spec, inputs) = ctx.spec_and_inputs(&args.provider, &args.inputs)?;
-    let token = client(args.timeout).token(&spec, &args.grant, &inputs)?;
+    let token = client_for(args.timeout, &spec, &args.grant, &inputs)?.token(
+        &spec,
+        &args.grant,
+        &inputs,
+    )?;
     outln!("{}", token.to_json(true))?;
     Ok(exit::OK)
 }

@@ -257,6 +257,13 @@ pub enum ClientAuthMethod {
     /// body credentials once. [`Client`](crate::Client) remembers which worked per token URL
     /// and client id; rendering alone renders Basic.
     Auto,
+    /// Mutual TLS with a certificate from a CA the server trusts, matched by its subject
+    /// (RFC 8705 §2.1): the client id in the body, no secret. The certificate belongs to the
+    /// transport, not the request (see [`ClientCertificate`](crate::transport::ClientCertificate)).
+    TlsClientAuth,
+    /// Mutual TLS with a self-signed certificate registered in the client's JWKS (RFC 8705
+    /// §2.2): rendered as [`TlsClientAuth`](ClientAuthMethod::TlsClientAuth).
+    SelfSignedTlsClientAuth,
 }
 
 impl ClientAuthMethod {
@@ -270,7 +277,18 @@ impl ClientAuthMethod {
             ClientAuthMethod::PrivateKeyJwt => "private_key_jwt",
             ClientAuthMethod::ClientSecretJwt => "client_secret_jwt",
             ClientAuthMethod::Auto => "auto",
+            ClientAuthMethod::TlsClientAuth => "tls_client_auth",
+            ClientAuthMethod::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
+    }
+
+    /// Whether the client proves who it is with a TLS client certificate (RFC 8705): the
+    /// transport must present one.
+    pub fn is_mutual_tls(self) -> bool {
+        matches!(
+            self,
+            ClientAuthMethod::TlsClientAuth | ClientAuthMethod::SelfSignedTlsClientAuth
+        )
     }
 }
 
@@ -300,6 +318,8 @@ impl ClientAuthMethod {
             "private_key_jwt" => ClientAuthMethod::PrivateKeyJwt,
             "client_secret_jwt" => ClientAuthMethod::ClientSecretJwt,
             "auto" => ClientAuthMethod::Auto,
+            "tls_client_auth" => ClientAuthMethod::TlsClientAuth,
+            "self_signed_tls_client_auth" => ClientAuthMethod::SelfSignedTlsClientAuth,
             _ => return None,
         })
     }

@@ -14,6 +14,9 @@ use crate::Error;
 pub const CERTIFICATE_INPUT: &str = "client_certificate";
 /// The input a spec declares for the client certificate's private key (PEM, secret).
 pub const KEY_INPUT: &str = "client_key";
+/// The input a spec declares for the certificate authorities to trust instead of the Mozilla
+/// roots (PEM).
+pub const CA_INPUT: &str = "tls_ca_certificates";
 
 /// A client certificate chain and its private key: the client's credential under mutual TLS
 /// (`tls_client_auth` and `self_signed_tls_client_auth`, RFC 8705 §2).
@@ -94,6 +97,46 @@ impl ClientCertificate {
         }
     }
 
+    /// The certificate a request of `spec` presents: the one in the inputs (see
+    /// [`ClientCertificate::from_inputs`]); when there is none and `grant` authenticates the
+    /// client by mutual TLS (`tls_client_auth`, `self_signed_tls_client_auth`), an error
+    /// naming the missing `client_certificate` input. How the CLI builds its transport.
+    ///
+    /// ```
+    /// use specauth::{Inputs, Spec, transport::ClientCertificate};
+    /// let spec = Spec::from_yaml("mtls.yaml", r#"
+    /// extends: oauth2
+    /// endpoints: { token: "https://mtls.example.com/token" }
+    /// client_auth: tls_client_auth
+    /// "#)?;
+    /// let err = ClientCertificate::for_grant(&spec, "client_credentials", &Inputs::new().with("client_id", "app"))
+    ///     .unwrap_err().to_string();
+    /// assert!(err.starts_with("input `client_certificate`: required by grant `client_credentials` (tls_client_auth)"), "{err}");
+    /// # Ok::<(), specauth::Error>(())
+    /// ```
+    pub fn for_grant(
+        spec: &crate::Spec,
+        grant: &str,
+        inputs: &crate::Inputs,
+    ) -> Result<Option<Self>, Error> {
+        let found = Self::from_inputs(inputs)?;
+        match spec.client_auth(grant) {
+            Some(method) if method.is_mutual_tls() && found.is_none() => {
+                Err(Error::MissingInput {
+                    name: CERTIFICATE_INPUT.to_owned(),
+                    needed_by: format!("grant `{grant}` ({})", method.as_str()),
+                    spec: spec.id().to_owned(),
+                    description: spec
+                        .inputs()
+                        .find(|(n, _)| *n == CERTIFICATE_INPUT)
+                        .and_then(|(_, d)| d.description.clone()),
+                    allowed: None,
+                })
+            }
+            _ => Ok(found),
+        }
+    }
+
     /// The SHA-256 thumbprint of the leaf certificate, base64url without padding: the
     /// `x5t#S256` a server binds its tokens to (RFC 8705 §3.1), in their `cnf` claim.
     pub fn thumbprint(&self) -> String {
@@ -159,7 +202,7 @@ pub(crate) struct Roots(pub(crate) Arc<Vec<CertificateDer<'static>>>);
 
 impl Roots {
     pub(crate) fn from_pem(pem: &[u8]) -> Result<Self, Error> {
-        certificates(pem, "root_certificates").map(|c| Roots(Arc::new(c)))
+        certificates(pem, CA_INPUT).map(|c| Roots(Arc::new(c)))
     }
 }
 
