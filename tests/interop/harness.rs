@@ -421,7 +421,7 @@ impl Certificates {
     fn generate() -> Result<(Certificates, tempfile::TempDir), String> {
         use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
         let e = |e: rcgen::Error| format!("generating test certificates: {e}");
-        let ca = |name: &str| -> Result<(String, Issuer<'static, KeyPair>), String> {
+        let new_ca = |name: &str| -> Result<(String, Issuer<'static, KeyPair>), String> {
             let mut params = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
             params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
             params.distinguished_name.push(DnType::CommonName, name);
@@ -445,8 +445,8 @@ impl Certificates {
                 key: key.serialize_pem(),
             })
         };
-        let (ca_pem, ca) = ca("specauth interop CA")?;
-        let (_, rogue_ca) = ca("specauth rogue CA")?;
+        let (ca_pem, ca) = new_ca("specauth interop CA")?;
+        let (_, rogue_ca) = new_ca("specauth rogue CA")?;
         let server = leaf(vec!["127.0.0.1".into()], "127.0.0.1", Some(&ca))?;
         let certificates = Certificates {
             ca: ca_pem,

@@ -223,6 +223,10 @@ const provider = new Provider(ISSUER, {
     Grant: 3600,
   },
   clientBasedCORS: () => false,
+  clientAuthMethods: [
+    'client_secret_basic', 'client_secret_jwt', 'client_secret_post', 'private_key_jwt', 'none',
+    ...(MTLS_DIR ? ['tls_client_auth', 'self_signed_tls_client_auth'] : []),
+  ],
   discovery: MTLS_DIR ? {
     mtls_endpoint_aliases: {
       token_endpoint: `${MTLS_ORIGIN}/token`,
