@@ -243,3 +243,49 @@ fn a_wrong_or_missing_certificate_is_invalid_client() {
         "input `client_key`: the key does not belong to the certificate in `client_certificate`"
     );
 }
+
+#[test]
+fn import_with_a_certificate_uses_the_mtls_aliases_and_works() {
+    let _t = Timer::start("import_with_a_certificate_uses_the_mtls_aliases_and_works");
+    let sb = Sandbox::new();
+    for (kind, method, id, pem) in [
+        ("ca", "tls_client_auth", PKI_ID, &certs().pki),
+        ("self-signed", "self_signed_tls_client_auth", SELF_SIGNED_ID, &certs().self_signed),
+    ] {
+        let path = sb.dir.path().join(format!("imported-{kind}.yaml"));
+        let path_s = path.to_str().unwrap();
+        let out = sb.run(&["import", issuer(), "--certificate", kind, "-o", path_s], &[]);
+        assert_exit(&out, 0, "import --certificate");
+        let imported = specauth::Loader::new().load_file(&path).unwrap();
+        assert_eq!(
+            imported.client_auth("client_credentials").map(|m| m.as_str()),
+            Some(method)
+        );
+        // The aliases for what the client sends; the plain issuer for the browser.
+        let inputs = Inputs::new().with("client_id", id).with("token", "t").with("state", "s");
+        let uri = |kind: specauth::RequestKind| {
+            imported.render(kind, &inputs).unwrap().http().uri().to_string()
+        };
+        assert_eq!(uri("client_credentials".into()), format!("{}/token", origin()));
+        assert_eq!(uri(specauth::RequestKind::Revocation), format!("{}/token/revocation", origin()));
+        assert_eq!(
+            uri(specauth::RequestKind::Introspection),
+            format!("{}/token/introspection", origin())
+        );
+        assert!(uri(specauth::RequestKind::Authorization).starts_with(&format!("{}/auth?", issuer())));
+
+        let token = client(Some(pem))
+            .token(&imported, "client_credentials", &Inputs::new().with("client_id", id).with("scope", "api:read"))
+            .unwrap();
+        assert_bound(&token, id, pem);
+    }
+    // Without --certificate the import keeps the plain endpoints and Basic.
+    let path = sb.dir.path().join("plain.yaml");
+    let out = sb.run(&["import", issuer(), "-o", path.to_str().unwrap()], &[]);
+    assert_exit(&out, 0, "import");
+    let plain = specauth::Loader::new().load_file(&path).unwrap();
+    assert_eq!(
+        plain.client_auth("client_credentials"),
+        Some(specauth::spec::ClientAuthMethod::Basic)
+    );
+}
