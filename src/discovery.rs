@@ -583,36 +583,58 @@ mod tests {
         let endpoints = |yaml: &str| -> Vec<String> {
             let start = yaml.find("endpoints:").unwrap();
             let end = yaml[start..].find("\n\n").unwrap() + start;
-            yaml[start..end].lines().skip(1).map(str::trim).map(str::to_owned).collect()
+            yaml[start..end]
+                .lines()
+                .skip(1)
+                .map(str::trim)
+                .map(str::to_owned)
+                .collect()
         };
-        let plain = spec_from_metadata_for("x", &metadata, src, &[], ClientCredential::Secret).unwrap();
+        let plain =
+            spec_from_metadata_for("x", &metadata, src, &[], ClientCredential::Secret).unwrap();
         assert!(plain.contains("client_auth: basic"), "{plain}");
-        assert_eq!(endpoints(&plain), [
-            "token: \"https://id.example.com/token\"",
-            "authorize: \"https://id.example.com/auth\"",
-            "revocation: \"https://id.example.com/revoke\"",
-            "introspection: \"https://id.example.com/introspect\"",
-        ]);
+        assert_eq!(
+            endpoints(&plain),
+            [
+                "token: \"https://id.example.com/token\"",
+                "authorize: \"https://id.example.com/auth\"",
+                "revocation: \"https://id.example.com/revoke\"",
+                "introspection: \"https://id.example.com/introspect\"",
+            ]
+        );
         for (credential, method) in [
             (ClientCredential::Certificate, "tls_client_auth"),
-            (ClientCredential::SelfSignedCertificate, "self_signed_tls_client_auth"),
+            (
+                ClientCredential::SelfSignedCertificate,
+                "self_signed_tls_client_auth",
+            ),
         ] {
             let yaml = spec_from_metadata_for("x", &metadata, src, &[], credential).unwrap();
             assert!(yaml.contains(&format!("client_auth: {method}\n")), "{yaml}");
-            assert_eq!(endpoints(&yaml), [
-                "token: \"https://mtls.id.example.com/token\"",
-                "authorize: \"https://id.example.com/auth\"",
-                "revocation: \"https://mtls.id.example.com/revoke\"",
-                "introspection: \"https://id.example.com/introspect\"",
-            ]);
+            assert_eq!(
+                endpoints(&yaml),
+                [
+                    "token: \"https://mtls.id.example.com/token\"",
+                    "authorize: \"https://id.example.com/auth\"",
+                    "revocation: \"https://mtls.id.example.com/revoke\"",
+                    "introspection: \"https://id.example.com/introspect\"",
+                ]
+            );
             let spec = crate::Spec::from_yaml("x.yaml", &yaml).unwrap();
-            assert_eq!(spec.client_auth("authorization_code").map(|m| m.as_str()), Some(method));
+            assert_eq!(
+                spec.client_auth("authorization_code").map(|m| m.as_str()),
+                Some(method)
+            );
         }
         let bad = json!({ "token_endpoint": "https://id.example.com/token",
                           "mtls_endpoint_aliases": { "token_endpoint": "https://{{ client_secret }}.x/" } });
         assert_eq!(
-            spec_from_metadata_for("x", &bad, src, &[], ClientCredential::Certificate).unwrap_err().to_string(),
-            format!("the metadata at {src} has template syntax in `mtls_endpoint_aliases.token_endpoint`; refusing to write it into a spec")
+            spec_from_metadata_for("x", &bad, src, &[], ClientCredential::Certificate)
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "the metadata at {src} has template syntax in `mtls_endpoint_aliases.token_endpoint`; refusing to write it into a spec"
+            )
         );
     }
 

@@ -113,7 +113,11 @@ impl UreqTransport {
     /// on 127.0.0.1. Builds a new agent.
     pub fn with_root_certificates(self, pem: &[u8]) -> Result<Self, crate::Error> {
         let roots = tls::Roots::from_pem(pem)?;
-        Ok(Self::build(self.config, self.client_certificate, Some(roots)))
+        Ok(Self::build(
+            self.config,
+            self.client_certificate,
+            Some(roots),
+        ))
     }
 
     /// This transport with the TLS settings a request of `spec` takes from its inputs: the
@@ -178,11 +182,10 @@ impl UreqTransport {
             }
         }
         if let Some(r) = &roots {
-            let certs: Vec<Certificate<'static>> = r
-                .0
-                .iter()
-                .map(|d| Certificate::from_der(d.as_ref()).to_owned())
-                .collect();
+            let certs: Vec<Certificate<'static>> =
+                r.0.iter()
+                    .map(|d| Certificate::from_der(d.as_ref()).to_owned())
+                    .collect();
             tls = tls.root_certs(RootCerts::new_with_certs(&certs));
         }
         let agent = ureq::Agent::config_builder()

@@ -332,7 +332,14 @@ pub(crate) fn logout(ctx: &Ctx, args: &LogoutArgs) -> Result<u8, Error> {
     let (spec, inputs) = ctx.cached_spec_and_inputs(&args.provider, &args.inputs)?;
     let store = ctx.store()?;
     let profile = &args.inputs.profile;
-    match session::logout(&client_for(30, &spec, "revoke", &inputs)?, &spec, &store, profile, &inputs, args.force)? {
+    match session::logout(
+        &client_for(30, &spec, "revoke", &inputs)?,
+        &spec,
+        &store,
+        profile,
+        &inputs,
+        args.force,
+    )? {
         LoggedOut::NothingCached => {
             errln!("No cached token for {} (profile `{profile}`).", spec.id());
             Ok(exit::OK)
@@ -374,7 +381,13 @@ pub(crate) fn revoke(ctx: &Ctx, args: &TokenOpArgs) -> Result<u8, Error> {
         which(args),
         &RequestKind::Revocation,
     )?;
-    session::revoke(&client_for(30, &spec, "revoke", &inputs)?, &spec, &store, profile, &inputs)?;
+    session::revoke(
+        &client_for(30, &spec, "revoke", &inputs)?,
+        &spec,
+        &store,
+        profile,
+        &inputs,
+    )?;
     errln!("Revoked.");
     Ok(exit::OK)
 }
@@ -390,7 +403,11 @@ pub(crate) fn introspect(ctx: &Ctx, args: &TokenOpArgs) -> Result<u8, Error> {
         which(args),
         &RequestKind::Introspection,
     )?;
-    match client_for(30, &spec, "introspect", &inputs)?.send(&spec, RequestKind::Introspection, &inputs)? {
+    match client_for(30, &spec, "introspect", &inputs)?.send(
+        &spec,
+        RequestKind::Introspection,
+        &inputs,
+    )? {
         Outcome::Introspection(i) => outln!("{}", i.claims)?,
         other => outln!("{}", other.to_json(false))?,
     }

@@ -282,7 +282,20 @@ pub(crate) fn own_declarations(base: Option<&SpecDoc>, file: &SpecDoc) -> OwnDec
         .filter(|(_, input)| input.as_ref().is_some_and(|i| i.allowed.as_ref().is_some()))
         .map(|(name, _)| name.clone())
         .collect();
-    OwnDeclarations { grants, enums }
+    // Token extras the file maps itself; an inherited one (`cnf` from `oauth2`) is the
+    // standard's, not a quirk.
+    let extras = file.token.as_ref().map_or_else(Vec::new, |t| {
+        t.extras
+            .iter()
+            .filter(|(_, path)| path.as_ref().is_some())
+            .map(|(name, _)| name.clone())
+            .collect()
+    });
+    OwnDeclarations {
+        grants,
+        enums,
+        extras: Some(extras),
+    }
 }
 
 /// A templated URL may not be plain `http://` to a literal non-loopback host.

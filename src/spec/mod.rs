@@ -184,6 +184,8 @@ pub(crate) struct OwnDeclarations {
     pub(crate) grants: Vec<String>,
     /// Inputs whose allowed values (`enum:`) the file sets itself.
     pub(crate) enums: Vec<String>,
+    /// Token extras the file maps itself; `None` when it extends nothing (all are its own).
+    pub(crate) extras: Option<Vec<String>>,
 }
 
 /// The categories a spec's `categories:` may name, for listing and filtering the catalogue.
@@ -846,8 +848,19 @@ impl Spec {
         for (name, _) in &self.token.also {
             push(format!("second token set `{name}`"));
         }
-        if !self.token.extras.is_empty() {
-            let names: Vec<&str> = self.token.extras.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = self
+            .token
+            .extras
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| {
+                self.own
+                    .extras
+                    .as_ref()
+                    .is_none_or(|own| own.iter().any(|o| o == n))
+            })
+            .collect();
+        if !names.is_empty() {
             push(format!("extras: {}", names.join(", ")));
         }
         out

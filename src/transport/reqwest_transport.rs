@@ -132,7 +132,10 @@ impl ReqwestTransport {
         };
         // A declared length over the cap is refused before reading; the count below holds
         // for replies that declare none (or lie).
-        if reply.content_length().is_some_and(|n| n > self.config.max_body) {
+        if reply
+            .content_length()
+            .is_some_and(|n| n > self.config.max_body)
+        {
             return Err(too_large());
         }
         let mut body = Vec::new();

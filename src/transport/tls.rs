@@ -121,18 +121,16 @@ impl ClientCertificate {
     ) -> Result<Option<Self>, Error> {
         let found = Self::from_inputs(inputs)?;
         match spec.client_auth(grant) {
-            Some(method) if method.is_mutual_tls() && found.is_none() => {
-                Err(Error::MissingInput {
-                    name: CERTIFICATE_INPUT.to_owned(),
-                    needed_by: format!("grant `{grant}` ({})", method.as_str()),
-                    spec: spec.id().to_owned(),
-                    description: spec
-                        .inputs()
-                        .find(|(n, _)| *n == CERTIFICATE_INPUT)
-                        .and_then(|(_, d)| d.description.clone()),
-                    allowed: None,
-                })
-            }
+            Some(method) if method.is_mutual_tls() && found.is_none() => Err(Error::MissingInput {
+                name: CERTIFICATE_INPUT.to_owned(),
+                needed_by: format!("grant `{grant}` ({})", method.as_str()),
+                spec: spec.id().to_owned(),
+                description: spec
+                    .inputs()
+                    .find(|(n, _)| *n == CERTIFICATE_INPUT)
+                    .and_then(|(_, d)| d.description.clone()),
+                allowed: None,
+            }),
             _ => Ok(found),
         }
     }
@@ -150,6 +148,7 @@ impl ClientCertificate {
         &self.chain
     }
 
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
     pub(crate) fn key(&self) -> &PrivateKeyDer<'static> {
         &self.key
     }
@@ -165,7 +164,8 @@ impl ClientCertificate {
         let body = zeroize::Zeroizing::new(
             base64::engine::general_purpose::STANDARD.encode(self.key.secret_der()),
         );
-        let mut pem = zeroize::Zeroizing::new(String::with_capacity(body.len() + body.len() / 64 + 128));
+        let mut pem =
+            zeroize::Zeroizing::new(String::with_capacity(body.len() + body.len() / 64 + 128));
         pem.push_str(&format!("-----BEGIN {label}-----\n"));
         for line in body.as_bytes().chunks(64) {
             pem.push_str(std::str::from_utf8(line).unwrap_or_default());
@@ -217,7 +217,7 @@ fn certificates(pem: &[u8], input: &str) -> Result<Vec<CertificateDer<'static>>,
         .map_err(|e| bad(format!("not readable PEM ({})", pem_problem(&e))))?;
     if chain.is_empty() {
         return Err(bad(
-            "no PEM certificate found (expected BEGIN CERTIFICATE)".to_owned(),
+            "no PEM certificate found (expected BEGIN CERTIFICATE)".to_owned()
         ));
     }
     Ok(chain)

@@ -112,10 +112,7 @@ fn assert_cli_bound(out: &super::Out, client_id: &str, pem: &Pem) {
     assert_eq!(t["extra"], json!({ "cnf": cnf }), "{t}");
     assert_eq!(t["token_type"], "Bearer");
     assert_eq!(t["scope"], json!(["api:read"]));
-    assert_eq!(
-        jwt_claims(t["access_token"].as_str().unwrap())["cnf"],
-        cnf
-    );
+    assert_eq!(jwt_claims(t["access_token"].as_str().unwrap())["cnf"], cnf);
 }
 
 fn assert_invalid_client(result: Result<specauth::Token, Error>, what: &str) {
@@ -123,7 +120,11 @@ fn assert_invalid_client(result: Result<specauth::Token, Error>, what: &str) {
         Err(Error::Provider(p)) => {
             assert_eq!(
                 (p.status, p.code.as_deref(), p.message.as_deref()),
-                (401, Some("invalid_client"), Some("client authentication failed")),
+                (
+                    401,
+                    Some("invalid_client"),
+                    Some("client authentication failed")
+                ),
                 "{what}"
             );
         }
@@ -142,7 +143,10 @@ fn tls_client_auth_issues_a_token_bound_to_the_certificate() {
 
     // The request names the client and carries no secret.
     let request = spec.render("client_credentials", &inputs(PKI_ID)).unwrap();
-    assert_eq!(request.http().uri().to_string(), format!("{}/token", origin()));
+    assert_eq!(
+        request.http().uri().to_string(),
+        format!("{}/token", origin())
+    );
     assert!(request.http().headers().get("authorization").is_none());
     assert_eq!(
         request.http().body(),
@@ -159,12 +163,26 @@ fn tls_client_auth_issues_a_token_bound_to_the_certificate() {
     let sb = Sandbox::new();
     let args = cert_args(&sb, "pki", pem);
     assert_cli_bound(&cli_token(&sb, "peer-mtls", PKI_ID, &args), PKI_ID, pem);
-    let mut render = vec!["render", "peer-mtls", "client_credentials", "--set", "client_id=mtls-pki-client"];
+    let mut render = vec![
+        "render",
+        "peer-mtls",
+        "client_credentials",
+        "--set",
+        "client_id=mtls-pki-client",
+    ];
     render.extend(args.iter().map(String::as_str));
     let out = sb.run(&render, &[("SPECAUTH_MTLS_ORIGIN", origin())]);
     assert_exit(&out, 0, "render peer-mtls");
-    assert!(out.stdout.contains("client_id=mtls-pki-client"), "{}", out.stdout);
-    let key_body: String = pem.key.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(
+        out.stdout.contains("client_id=mtls-pki-client"),
+        "{}",
+        out.stdout
+    );
+    let key_body: String = pem
+        .key
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
     for leaked in ["PRIVATE KEY", "CERTIFICATE", &key_body[..20]] {
         assert!(!out.stdout.contains(leaked), "{leaked} in {}", out.stdout);
         assert!(!out.stderr.contains(leaked), "{leaked} in {}", out.stderr);
@@ -200,20 +218,47 @@ fn a_wrong_or_missing_certificate_is_invalid_client() {
     // CA client; another key for the self-signed client; no certificate at all.
     for (spec, id, pem, what) in [
         (&pki, PKI_ID, Some(&c.rogue), "tls_client_auth, another CA"),
-        (&pki, PKI_ID, Some(&c.self_signed), "tls_client_auth, self-signed"),
+        (
+            &pki,
+            PKI_ID,
+            Some(&c.self_signed),
+            "tls_client_auth, self-signed",
+        ),
         (&pki, PKI_ID, None, "tls_client_auth, no certificate"),
-        (&self_signed, SELF_SIGNED_ID, Some(&c.other_self_signed), "self-signed, another key"),
-        (&self_signed, SELF_SIGNED_ID, Some(&c.pki), "self-signed, the CA's certificate"),
-        (&self_signed, SELF_SIGNED_ID, None, "self-signed, no certificate"),
+        (
+            &self_signed,
+            SELF_SIGNED_ID,
+            Some(&c.other_self_signed),
+            "self-signed, another key",
+        ),
+        (
+            &self_signed,
+            SELF_SIGNED_ID,
+            Some(&c.pki),
+            "self-signed, the CA's certificate",
+        ),
+        (
+            &self_signed,
+            SELF_SIGNED_ID,
+            None,
+            "self-signed, no certificate",
+        ),
     ] {
-        assert_invalid_client(client(pem).token(spec, "client_credentials", &inputs(id)), what);
+        assert_invalid_client(
+            client(pem).token(spec, "client_credentials", &inputs(id)),
+            what,
+        );
     }
 
     // CLI: the same refusal for a wrong certificate; without one it does not send at all.
     let sb = Sandbox::new();
     for (provider, id, pem) in [
         ("peer-mtls", PKI_ID, &c.rogue),
-        ("peer-mtls-self-signed", SELF_SIGNED_ID, &c.other_self_signed),
+        (
+            "peer-mtls-self-signed",
+            SELF_SIGNED_ID,
+            &c.other_self_signed,
+        ),
     ] {
         let out = cli_token(&sb, provider, id, &cert_args(&sb, provider, pem));
         assert_exit(&out, 1, provider);
@@ -224,7 +269,10 @@ fn a_wrong_or_missing_certificate_is_invalid_client() {
     }
     let out = cli_token(&sb, "peer-mtls", PKI_ID, &[]);
     assert_exit(&out, 2, "peer-mtls without a certificate");
-    let message = out.json_error()["error"]["message"].as_str().unwrap().to_owned();
+    let message = out.json_error()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(
         message.starts_with(
             "input `client_certificate`: required by grant `client_credentials` (tls_client_auth) of `peer-mtls` but not set"
@@ -250,32 +298,64 @@ fn import_with_a_certificate_uses_the_mtls_aliases_and_works() {
     let sb = Sandbox::new();
     for (kind, method, id, pem) in [
         ("ca", "tls_client_auth", PKI_ID, &certs().pki),
-        ("self-signed", "self_signed_tls_client_auth", SELF_SIGNED_ID, &certs().self_signed),
+        (
+            "self-signed",
+            "self_signed_tls_client_auth",
+            SELF_SIGNED_ID,
+            &certs().self_signed,
+        ),
     ] {
         let path = sb.dir.path().join(format!("imported-{kind}.yaml"));
         let path_s = path.to_str().unwrap();
-        let out = sb.run(&["import", issuer(), "--certificate", kind, "-o", path_s], &[]);
+        let out = sb.run(
+            &["import", issuer(), "--certificate", kind, "-o", path_s],
+            &[],
+        );
         assert_exit(&out, 0, "import --certificate");
         let imported = specauth::Loader::new().load_file(&path).unwrap();
         assert_eq!(
-            imported.client_auth("client_credentials").map(|m| m.as_str()),
+            imported
+                .client_auth("client_credentials")
+                .map(|m| m.as_str()),
             Some(method)
         );
         // The aliases for what the client sends; the plain issuer for the browser.
-        let inputs = Inputs::new().with("client_id", id).with("token", "t").with("state", "s");
+        let inputs = Inputs::new()
+            .with("client_id", id)
+            .with("token", "t")
+            .with("state", "s");
         let uri = |kind: specauth::RequestKind| {
-            imported.render(kind, &inputs).unwrap().http().uri().to_string()
+            imported
+                .render(kind, &inputs)
+                .unwrap()
+                .http()
+                .uri()
+                .to_string()
         };
-        assert_eq!(uri("client_credentials".into()), format!("{}/token", origin()));
-        assert_eq!(uri(specauth::RequestKind::Revocation), format!("{}/token/revocation", origin()));
+        assert_eq!(
+            uri("client_credentials".into()),
+            format!("{}/token", origin())
+        );
+        assert_eq!(
+            uri(specauth::RequestKind::Revocation),
+            format!("{}/token/revocation", origin())
+        );
         assert_eq!(
             uri(specauth::RequestKind::Introspection),
             format!("{}/token/introspection", origin())
         );
-        assert!(uri(specauth::RequestKind::Authorization).starts_with(&format!("{}/auth?", issuer())));
+        assert!(
+            uri(specauth::RequestKind::Authorization).starts_with(&format!("{}/auth?", issuer()))
+        );
 
         let token = client(Some(pem))
-            .token(&imported, "client_credentials", &Inputs::new().with("client_id", id).with("scope", "api:read"))
+            .token(
+                &imported,
+                "client_credentials",
+                &Inputs::new()
+                    .with("client_id", id)
+                    .with("scope", "api:read"),
+            )
             .unwrap();
         assert_bound(&token, id, pem);
     }
