@@ -227,6 +227,23 @@ pub enum ClientCredential {
     Secret,
     /// A private key (`private_key_jwt`), and a secret when the server offers no key method.
     PrivateKey,
+    /// A TLS client certificate from a CA the server trusts (`tls_client_auth`, RFC 8705
+    /// §2.1); the spec then uses the server's `mtls_endpoint_aliases`.
+    Certificate,
+    /// A self-signed TLS client certificate registered with the server
+    /// (`self_signed_tls_client_auth`, RFC 8705 §2.2); the spec then uses the server's
+    /// `mtls_endpoint_aliases`.
+    SelfSignedCertificate,
+}
+
+impl ClientCredential {
+    /// Whether the client presents a TLS client certificate.
+    pub fn is_certificate(self) -> bool {
+        matches!(
+            self,
+            ClientCredential::Certificate | ClientCredential::SelfSignedCertificate
+        )
+    }
 }
 
 /// [`import_spec`], with the client authentication chosen for `credential`.
@@ -337,7 +354,9 @@ pub fn spec_from_metadata_with(
 /// strongest method the client can satisfy with `credential`. A private key signs
 /// (`private_key_jwt`) when the server offers it; a secret goes in a Basic header, then in the
 /// body, then signs (`client_secret_jwt`); a server offering only key-based methods gets
-/// `private_key_jwt` (the spec then needs a key).
+/// `private_key_jwt` (the spec then needs a key). A certificate authenticates by mutual TLS
+/// (`tls_client_auth`, or `self_signed_tls_client_auth` for a self-signed one) when the
+/// server offers it, else as a secret would.
 ///
 /// ```
 /// use specauth::discovery::{ClientCredential, client_auth_for};
@@ -346,6 +365,11 @@ pub fn spec_from_metadata_with(
 /// assert_eq!(client_auth_for(&offered, &[], ClientCredential::Secret), "basic");
 /// assert_eq!(client_auth_for(&["private_key_jwt"], &["ES256"], ClientCredential::PrivateKey),
 ///            "{ method: private_key_jwt, alg: ES256 }");
+/// let mtls = ["client_secret_basic", "tls_client_auth", "self_signed_tls_client_auth"];
+/// assert_eq!(client_auth_for(&mtls, &[], ClientCredential::Certificate), "tls_client_auth");
+/// assert_eq!(client_auth_for(&mtls, &[], ClientCredential::SelfSignedCertificate),
+///            "self_signed_tls_client_auth");
+/// assert_eq!(client_auth_for(&mtls, &[], ClientCredential::Secret), "basic");
 /// ```
 pub fn client_auth_for(methods: &[&str], algs: &[&str], credential: ClientCredential) -> String {
     let offers = |m: &str| methods.contains(&m);
@@ -366,6 +390,14 @@ pub fn client_auth_for(methods: &[&str], algs: &[&str], credential: ClientCreden
     if credential == ClientCredential::PrivateKey && offers("private_key_jwt") {
         return signed("private_key_jwt", "RS256", KEY_ALGS);
     }
+    if credential == ClientCredential::Certificate && offers("tls_client_auth") {
+        return "tls_client_auth".to_owned();
+    }
+    if credential == ClientCredential::SelfSignedCertificate
+        && offers("self_signed_tls_client_auth")
+    {
+        return "self_signed_tls_client_auth".to_owned();
+    }
     if offers("client_secret_basic") {
         "basic".to_owned()
     } else if offers("client_secret_post") {
@@ -377,7 +409,7 @@ pub fn client_auth_for(methods: &[&str], algs: &[&str], credential: ClientCreden
     } else if offers("none") {
         "none".to_owned()
     } else {
-        // tls_client_auth and the like are beyond what a spec can say today.
+        // Only methods this credential cannot satisfy (mutual TLS without a certificate…).
         "basic".to_owned()
     }
 }
@@ -391,7 +423,6 @@ pub fn spec_from_metadata_for(
     defaults: &[(&str, &str)],
     credential: ClientCredential,
 ) -> Result<String, Error> {
-    let text = |k: &str| metadata.get(k).and_then(Value::as_str);
     // Metadata is data: a value that would be read as template syntax in the spec (and could
     // pull a secret input into a URL) is refused, not written.
     for (key, value) in metadata.as_object().into_iter().flatten() {
@@ -408,6 +439,30 @@ pub fn spec_from_metadata_for(
             .get(k)
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(Value::as_str).collect())
+    };
+    // RFC 8705 §5: where a client presenting a certificate sends its requests. Used only by
+    // such a client: the others stay at the plain endpoints.
+    let aliases = metadata
+        .get("mtls_endpoint_aliases")
+        .and_then(Value::as_object)
+        .filter(|_| credential.is_certificate());
+    if let Some(a) = aliases
+        && let Some((key, _)) = a.iter().find(|(_, v)| {
+            v.as_str()
+                .is_some_and(|v| ["{{", "{%", "{#"].iter().any(|t| v.contains(t)))
+        })
+    {
+        return Err(Error::Usage(format!(
+            "the metadata at {source} has template syntax in `mtls_endpoint_aliases.{key}`; refusing to write it into a spec"
+        )));
+    }
+    // The browser, not the client, opens the authorization endpoint: never an alias.
+    let text = |k: &str| {
+        aliases
+            .filter(|_| !matches!(k, "issuer" | "authorization_endpoint"))
+            .and_then(|a| a.get(k))
+            .or_else(|| metadata.get(k))
+            .and_then(Value::as_str)
     };
     let token = text("token_endpoint")
         .ok_or_else(|| Error::Usage(format!("the metadata at {source} has no token_endpoint")))?;
@@ -508,6 +563,80 @@ pub fn id_from_issuer(issuer: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_certificate_uses_the_mtls_endpoint_aliases() {
+        let metadata = json!({
+            "issuer": "https://id.example.com",
+            "authorization_endpoint": "https://id.example.com/auth",
+            "token_endpoint": "https://id.example.com/token",
+            "revocation_endpoint": "https://id.example.com/revoke",
+            "introspection_endpoint": "https://id.example.com/introspect",
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "tls_client_auth", "self_signed_tls_client_auth"],
+            "mtls_endpoint_aliases": {
+                "token_endpoint": "https://mtls.id.example.com/token",
+                "revocation_endpoint": "https://mtls.id.example.com/revoke",
+                "authorization_endpoint": "https://mtls.id.example.com/auth"
+            }
+        });
+        let src = "https://id.example.com/.well-known/openid-configuration";
+        let endpoints = |yaml: &str| -> Vec<String> {
+            let start = yaml.find("endpoints:").unwrap();
+            let end = yaml[start..].find("\n\n").unwrap() + start;
+            yaml[start..end]
+                .lines()
+                .skip(1)
+                .map(str::trim)
+                .map(str::to_owned)
+                .collect()
+        };
+        let plain =
+            spec_from_metadata_for("x", &metadata, src, &[], ClientCredential::Secret).unwrap();
+        assert!(plain.contains("client_auth: basic"), "{plain}");
+        assert_eq!(
+            endpoints(&plain),
+            [
+                "token: \"https://id.example.com/token\"",
+                "authorize: \"https://id.example.com/auth\"",
+                "revocation: \"https://id.example.com/revoke\"",
+                "introspection: \"https://id.example.com/introspect\"",
+            ]
+        );
+        for (credential, method) in [
+            (ClientCredential::Certificate, "tls_client_auth"),
+            (
+                ClientCredential::SelfSignedCertificate,
+                "self_signed_tls_client_auth",
+            ),
+        ] {
+            let yaml = spec_from_metadata_for("x", &metadata, src, &[], credential).unwrap();
+            assert!(yaml.contains(&format!("client_auth: {method}\n")), "{yaml}");
+            assert_eq!(
+                endpoints(&yaml),
+                [
+                    "token: \"https://mtls.id.example.com/token\"",
+                    "authorize: \"https://id.example.com/auth\"",
+                    "revocation: \"https://mtls.id.example.com/revoke\"",
+                    "introspection: \"https://id.example.com/introspect\"",
+                ]
+            );
+            let spec = crate::Spec::from_yaml("x.yaml", &yaml).unwrap();
+            assert_eq!(
+                spec.client_auth("authorization_code").map(|m| m.as_str()),
+                Some(method)
+            );
+        }
+        let bad = json!({ "token_endpoint": "https://id.example.com/token",
+                          "mtls_endpoint_aliases": { "token_endpoint": "https://{{ client_secret }}.x/" } });
+        assert_eq!(
+            spec_from_metadata_for("x", &bad, src, &[], ClientCredential::Certificate)
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "the metadata at {src} has template syntax in `mtls_endpoint_aliases.token_endpoint`; refusing to write it into a spec"
+            )
+        );
+    }
 
     #[test]
     fn a_full_server_becomes_a_spec_that_loads() {

@@ -269,7 +269,7 @@ impl Spec {
                 ClientAuthMethod::from_name(name.trim()).ok_or_else(|| Error::Input {
                     name: t.vars().join(", "),
                     problem: format!(
-                        "selects client auth `{}`; expected basic, post, both, none, auto, private_key_jwt or client_secret_jwt",
+                        "selects client auth `{}`; expected basic, post, both, none, auto, private_key_jwt, client_secret_jwt, tls_client_auth or self_signed_tls_client_auth",
                         name.trim()
                     ),
                 })?
@@ -308,6 +308,11 @@ impl Spec {
                     set_part(&mut fields, &auth.secret_field, secret, true);
                 }
             }
+        }
+        // Mutual TLS (RFC 8705 §2): the certificate is the credential and belongs to the
+        // connection; the request names the client and carries no secret.
+        if method.is_mutual_tls() {
+            set_part(&mut fields, &auth.id_field, id.unwrap_or(""), false);
         }
         if matches!(
             method,

@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use crate::error::{TransportError, TransportErrorKind};
 
+pub(crate) mod tls;
+pub use tls::ClientCertificate;
+
 /// Sends one HTTP request and returns the reply, whatever its status.
 ///
 /// Implemented by [`UreqTransport`] and by any closure with the same signature, so tests and
@@ -66,10 +69,26 @@ impl Default for TransportConfig {
 /// The default transport: ureq with timeouts, no automatic redirects (a token endpoint that
 /// redirects is reported, not followed with credentials), a capped reply body, and statuses
 /// returned rather than raised. Connections are kept alive and reused.
+///
+/// TLS is rustls with the ring provider and the Mozilla roots. For mutual TLS (RFC 8705:
+/// `client_auth: tls_client_auth` or `self_signed_tls_client_auth`), give it the client's
+/// certificate with [`UreqTransport::with_client_certificate`]; to trust a private CA instead
+/// of the Mozilla roots, [`UreqTransport::with_root_certificates`].
+///
+/// ```
+/// # let (cert_pem, key_pem) = (include_str!("../tests/keys/client-cert.pem"), include_str!("../tests/keys/ec.pem"));
+/// use specauth::{Client, UreqTransport, transport::ClientCertificate};
+/// let transport = UreqTransport::new()
+///     .with_client_certificate(ClientCertificate::from_pem(cert_pem.as_bytes(), key_pem.as_bytes())?);
+/// let client = Client::with_transport(transport);
+/// # Ok::<(), specauth::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct UreqTransport {
     agent: ureq::Agent,
-    max_body: u64,
+    config: TransportConfig,
+    client_certificate: Option<ClientCertificate>,
+    roots: Option<tls::Roots>,
 }
 
 impl UreqTransport {
@@ -80,6 +99,95 @@ impl UreqTransport {
 
     /// A transport with the given settings.
     pub fn with_config(config: &TransportConfig) -> Self {
+        Self::build(config.clone(), None, None)
+    }
+
+    /// This transport presenting `certificate` to servers that ask for one (mutual TLS).
+    /// Builds a new agent: connections of the old one are not reused.
+    pub fn with_client_certificate(self, certificate: ClientCertificate) -> Self {
+        Self::build(self.config, Some(certificate), self.roots)
+    }
+
+    /// This transport trusting only the certificate authorities in `pem` (one or more
+    /// `BEGIN CERTIFICATE` blocks) instead of the Mozilla roots: a private PKI, or a test CA
+    /// on 127.0.0.1. Builds a new agent.
+    pub fn with_root_certificates(self, pem: &[u8]) -> Result<Self, crate::Error> {
+        let roots = tls::Roots::from_pem(pem)?;
+        Ok(Self::build(
+            self.config,
+            self.client_certificate,
+            Some(roots),
+        ))
+    }
+
+    /// This transport with the TLS settings a request of `spec` takes from its inputs: the
+    /// client certificate of `client_certificate` and `client_key` (see
+    /// [`ClientCertificate::for_grant`]: an error when `grant` authenticates by mutual TLS and
+    /// they are missing), and the certificate authorities of `tls_ca_certificates` in place of
+    /// the Mozilla roots. How the CLI builds its transport; unchanged when none is given.
+    ///
+    /// ```
+    /// use specauth::{Inputs, Spec, UreqTransport};
+    /// let spec = Spec::from_yaml("demo.yaml", r#"
+    /// extends: oauth2
+    /// endpoints: { token: "https://auth.example.com/token" }
+    /// "#)?;
+    /// let plain = UreqTransport::new().with_tls_inputs(&spec, "client_credentials", &Inputs::new())?;
+    /// assert!(plain.client_certificate().is_none());
+    /// # Ok::<(), specauth::Error>(())
+    /// ```
+    pub fn with_tls_inputs(
+        self,
+        spec: &crate::Spec,
+        grant: &str,
+        inputs: &crate::Inputs,
+    ) -> Result<Self, crate::Error> {
+        let certificate = ClientCertificate::for_grant(spec, grant, inputs)?;
+        let roots = match inputs.get(tls::CA_INPUT) {
+            Some(pem) => Some(tls::Roots::from_pem(pem.as_bytes())?),
+            None => self.roots,
+        };
+        if certificate.is_none() && roots.is_none() {
+            return Ok(UreqTransport { roots, ..self });
+        }
+        Ok(Self::build(
+            self.config,
+            certificate.or(self.client_certificate),
+            roots,
+        ))
+    }
+
+    /// The client certificate this transport presents, if any.
+    pub fn client_certificate(&self) -> Option<&ClientCertificate> {
+        self.client_certificate.as_ref()
+    }
+
+    fn build(
+        config: TransportConfig,
+        client_certificate: Option<ClientCertificate>,
+        roots: Option<tls::Roots>,
+    ) -> Self {
+        use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+        let mut tls = TlsConfig::builder().unversioned_rustls_crypto_provider(tls::ring());
+        if let Some(c) = &client_certificate {
+            let chain: Vec<Certificate<'static>> = c
+                .chain()
+                .iter()
+                .map(|d| Certificate::from_der(d.as_ref()).to_owned())
+                .collect();
+            // ureq takes a key from PEM only (its key kinds are not public); the key was
+            // read and checked from PEM already, so this cannot fail.
+            if let Ok(key) = PrivateKey::from_pem(c.key_pem().as_bytes()) {
+                tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
+            }
+        }
+        if let Some(r) = &roots {
+            let certs: Vec<Certificate<'static>> =
+                r.0.iter()
+                    .map(|d| Certificate::from_der(d.as_ref()).to_owned())
+                    .collect();
+            tls = tls.root_certs(RootCerts::new_with_certs(&certs));
+        }
         let agent = ureq::Agent::config_builder()
             .timeout_connect(Some(config.connect_timeout))
             .timeout_global(Some(config.timeout))
@@ -87,11 +195,14 @@ impl UreqTransport {
             .max_redirects_will_error(false)
             .http_status_as_error(false)
             .user_agent(config.user_agent.as_str())
+            .tls_config(tls.build())
             .build()
             .new_agent();
         UreqTransport {
             agent,
-            max_body: config.max_body,
+            config,
+            client_certificate,
+            roots,
         }
     }
 
@@ -116,13 +227,13 @@ impl Transport for UreqTransport {
         let reply = self
             .agent
             .run(request)
-            .map_err(|e| map_error(e, &host, self.max_body))?;
+            .map_err(|e| map_error(e, &host, self.config.max_body))?;
         let (parts, mut body) = reply.into_parts();
         let bytes = body
             .with_config()
-            .limit(self.max_body)
+            .limit(self.config.max_body)
             .read_to_vec()
-            .map_err(|e| map_error(e, &host, self.max_body))?;
+            .map_err(|e| map_error(e, &host, self.config.max_body))?;
         Ok(http::Response::from_parts(parts, bytes))
     }
 }

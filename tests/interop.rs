@@ -18,6 +18,8 @@ mod authlib;
 mod common;
 #[path = "interop/harness.rs"]
 mod harness;
+#[path = "interop/mtls.rs"]
+mod mtls;
 #[path = "interop/signin.rs"]
 mod signin;
 
@@ -933,10 +935,17 @@ fn the_peer_specs_check_and_their_examples_pass_offline() {
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert_eq!(
         stdout.lines().last(),
-        Some("14 passed, 0 failed"),
+        Some("17 passed, 0 failed"),
         "{stdout}"
     );
-    for id in ["peer", "peer-post", "peer-public", "peer-par"] {
+    for id in [
+        "peer",
+        "peer-post",
+        "peer-public",
+        "peer-par",
+        "peer-mtls",
+        "peer-mtls-self-signed",
+    ] {
         for report in load(id).run_examples() {
             assert!(
                 report.passed(),

@@ -274,6 +274,13 @@ enum Command {
         /// it (give the key when requesting tokens: --set private_key=@key.pem).
         #[arg(long)]
         private_key: bool,
+        /// The client presents a TLS client certificate (mutual TLS, RFC 8705): `ca` for one
+        /// from a CA the server trusts (`tls_client_auth`), `self-signed` for one registered
+        /// with the server (`self_signed_tls_client_auth`). The spec then uses the server's
+        /// `mtls_endpoint_aliases` (give the certificate when requesting tokens:
+        /// --set client_certificate=@cert.pem --set client_key=@key.pem).
+        #[arg(long, value_name = "KIND", value_parser = ["ca", "self-signed"], conflicts_with = "private_key")]
+        certificate: Option<String>,
     },
     /// Print the JSON Schema of the spec format (for editors and validators).
     #[command(
@@ -503,7 +510,14 @@ pub(crate) fn main() -> ExitCode {
             id,
             output,
             private_key,
-        } => import(&issuer, id, output.as_deref(), private_key),
+            certificate,
+        } => import(
+            &issuer,
+            id,
+            output.as_deref(),
+            private_key,
+            certificate.as_deref(),
+        ),
         Command::Schema => outln!(
             "{}",
             serde_json::to_string_pretty(&specauth::spec::schema()).unwrap_or_default()
@@ -658,9 +672,28 @@ pub(crate) fn client(timeout: u64) -> Client<UreqTransport> {
     Client::with_transport(UreqTransport::with_config(&config))
 }
 
+/// [`client`] for requests of `spec`: its transport presents the client certificate of the
+/// inputs (`client_certificate`, `client_key`), which mutual TLS (RFC 8705) needs, and trusts
+/// the CAs of `tls_ca_certificates` when given.
+pub(crate) fn client_for(
+    timeout: u64,
+    spec: &Spec,
+    grant: &str,
+    inputs: &Inputs,
+) -> Result<Client<UreqTransport>, Error> {
+    let transport = client(timeout).transport().clone();
+    Ok(Client::with_transport(
+        transport.with_tls_inputs(spec, grant, inputs)?,
+    ))
+}
+
 fn token(ctx: &Ctx, args: &GrantArgs) -> Result<u8, Error> {
     let (spec, inputs) = ctx.spec_and_inputs(&args.provider, &args.inputs)?;
-    let token = client(args.timeout).token(&spec, &args.grant, &inputs)?;
+    let token = client_for(args.timeout, &spec, &args.grant, &inputs)?.token(
+        &spec,
+        &args.grant,
+        &inputs,
+    )?;
     outln!("{}", token.to_json(true))?;
     Ok(exit::OK)
 }
@@ -682,12 +715,14 @@ fn import(
     id: Option<String>,
     output: Option<&std::path::Path>,
     private_key: bool,
+    certificate: Option<&str>,
 ) -> Result<u8, Error> {
     use specauth::discovery::ClientCredential;
-    let credential = if private_key {
-        ClientCredential::PrivateKey
-    } else {
-        ClientCredential::Secret
+    let credential = match (private_key, certificate) {
+        (_, Some("self-signed")) => ClientCredential::SelfSignedCertificate,
+        (_, Some(_)) => ClientCredential::Certificate,
+        (true, None) => ClientCredential::PrivateKey,
+        (false, None) => ClientCredential::Secret,
     };
     let (url, id, yaml) = specauth::discovery::import_spec_for(
         &UreqTransport::new(),

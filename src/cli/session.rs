@@ -12,7 +12,7 @@ use specauth::store::Store as _;
 use specauth::{Error, Outcome, RequestKind};
 
 use super::format::TokenFormat;
-use super::{Ctx, InputArgs, client, exit};
+use super::{Ctx, InputArgs, client_for, exit};
 
 #[derive(Args, Debug)]
 pub(crate) struct LoginArgs {
@@ -152,7 +152,12 @@ fn sign_in_with(ctx: &Ctx, args: &LoginArgs) -> Result<StoredToken, Error> {
     };
     let (spec, inputs) = ctx.spec_and_inputs(provider, &args.inputs)?;
     let store = ctx.store()?;
-    let client = client(30);
+    let grant = if args.device {
+        "device_code"
+    } else {
+        "authorization_code"
+    };
+    let client = client_for(30, &spec, grant, &inputs)?;
     let timeout = Duration::from_secs(args.timeout);
     let mut dpop_key = None;
     let (token, used) = if args.device {
@@ -284,7 +289,8 @@ pub(crate) fn valid_token(
         return Ok(entry);
     }
     let (spec, inputs) = ctx.cached_spec_and_inputs(provider, inputs)?;
-    session::fresh_token(&client(timeout), &spec, &store, profile, &inputs, min_valid)
+    let client = client_for(timeout, &spec, "refresh_token", &inputs)?;
+    session::fresh_token(&client, &spec, &store, profile, &inputs, min_valid)
 }
 
 pub(crate) fn tokens(ctx: &Ctx) -> Result<u8, Error> {
@@ -326,7 +332,14 @@ pub(crate) fn logout(ctx: &Ctx, args: &LogoutArgs) -> Result<u8, Error> {
     let (spec, inputs) = ctx.cached_spec_and_inputs(&args.provider, &args.inputs)?;
     let store = ctx.store()?;
     let profile = &args.inputs.profile;
-    match session::logout(&client(30), &spec, &store, profile, &inputs, args.force)? {
+    match session::logout(
+        &client_for(30, &spec, "revoke", &inputs)?,
+        &spec,
+        &store,
+        profile,
+        &inputs,
+        args.force,
+    )? {
         LoggedOut::NothingCached => {
             errln!("No cached token for {} (profile `{profile}`).", spec.id());
             Ok(exit::OK)
@@ -368,7 +381,13 @@ pub(crate) fn revoke(ctx: &Ctx, args: &TokenOpArgs) -> Result<u8, Error> {
         which(args),
         &RequestKind::Revocation,
     )?;
-    session::revoke(&client(30), &spec, &store, profile, &inputs)?;
+    session::revoke(
+        &client_for(30, &spec, "revoke", &inputs)?,
+        &spec,
+        &store,
+        profile,
+        &inputs,
+    )?;
     errln!("Revoked.");
     Ok(exit::OK)
 }
@@ -384,7 +403,11 @@ pub(crate) fn introspect(ctx: &Ctx, args: &TokenOpArgs) -> Result<u8, Error> {
         which(args),
         &RequestKind::Introspection,
     )?;
-    match client(30).send(&spec, RequestKind::Introspection, &inputs)? {
+    match client_for(30, &spec, "introspect", &inputs)?.send(
+        &spec,
+        RequestKind::Introspection,
+        &inputs,
+    )? {
         Outcome::Introspection(i) => outln!("{}", i.claims)?,
         other => outln!("{}", other.to_json(false))?,
     }

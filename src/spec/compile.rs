@@ -284,7 +284,20 @@ pub(crate) fn own_declarations(base: Option<&SpecDoc>, file: &SpecDoc) -> OwnDec
         .filter(|(_, input)| input.as_ref().is_some_and(|i| i.allowed.as_ref().is_some()))
         .map(|(name, _)| name.clone())
         .collect();
-    OwnDeclarations { grants, enums }
+    // Token extras the file maps itself; an inherited one (`cnf` from `oauth2`) is the
+    // standard's, not a quirk.
+    let extras = file.token.as_ref().map_or_else(Vec::new, |t| {
+        t.extras
+            .iter()
+            .filter(|(_, path)| path.as_ref().is_some())
+            .map(|(name, _)| name.clone())
+            .collect()
+    });
+    OwnDeclarations {
+        grants,
+        enums,
+        extras: Some(extras),
+    }
 }
 
 /// The most requests one grant may chain (`then:`).
@@ -475,7 +488,7 @@ impl Compiler {
                     return Err(SpecError::new(
                         pos,
                         format!(
-                            "unknown client_auth method `{other}`; expected basic, post, both, none, auto, private_key_jwt or client_secret_jwt"
+                            "unknown client_auth method `{other}`; expected basic, post, both, none, auto, private_key_jwt, client_secret_jwt, tls_client_auth or self_signed_tls_client_auth"
                         ),
                     ));
                 }
@@ -506,6 +519,22 @@ impl Compiler {
                 file_pos,
                 "client_auth private_key_jwt signs with the `private_key` input, which is not declared",
             ));
+        }
+        if method.is_mutual_tls() {
+            for input in [
+                crate::transport::tls::CERTIFICATE_INPUT,
+                crate::transport::tls::KEY_INPUT,
+            ] {
+                if !self.inputs.contains_key(input) {
+                    return Err(SpecError::new(
+                        file_pos,
+                        format!(
+                            "client_auth {} presents the certificate from the `{input}` input, which is not declared",
+                            method.as_str()
+                        ),
+                    ));
+                }
+            }
         }
         let audience = match doc.audience.as_ref() {
             Some(a) => Some(self.template("client_auth.audience", a)?),

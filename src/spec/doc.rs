@@ -415,8 +415,9 @@ document! {
         /// }}.example.com/token`).
         pub endpoints: Entries<At<String>>,
         /// How the client authenticates at the token endpoint, for every grant: `basic` (default),
-        /// `post`, `both`, `none`, `private_key_jwt`, `client_secret_jwt`, or a map with renamed
-        /// keys.
+        /// `post`, `both`, `none`, `private_key_jwt`, `client_secret_jwt`, `tls_client_auth`,
+        /// `self_signed_tls_client_auth` (mutual TLS, RFC 8705: the `client_certificate` and
+        /// `client_key` inputs), or a map with renamed keys.
         pub client_auth: Patch<ClientAuthDoc>,
         /// The values callers supply (`client_id`, `code`, `tenant`…), by name: whether required or
         /// secret, allowed values, a default, a description.
@@ -474,7 +475,9 @@ document! {
     /// How the client authenticates: `basic`, `post`, `both` or `none`, or a map with renamed keys.
     pub struct ClientAuthMap {
         /// `basic` (default), `post`, `both`, `none`, `auto` (Basic, then body credentials after
-        /// an `invalid_client`), `private_key_jwt` or `client_secret_jwt`.
+        /// an `invalid_client`), `private_key_jwt`, `client_secret_jwt`, `tls_client_auth` or
+        /// `self_signed_tls_client_auth` (mutual TLS, RFC 8705: the client id in the body, the
+        /// certificate from the `client_certificate` and `client_key` inputs on the connection).
         pub method: Patch<At<String>>,
         /// Body key for the client id (`client_id` unless renamed).
         pub id_field: Patch<At<String>>,

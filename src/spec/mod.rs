@@ -185,6 +185,8 @@ pub(crate) struct OwnDeclarations {
     pub(crate) grants: Vec<String>,
     /// Inputs whose allowed values (`enum:`) the file sets itself.
     pub(crate) enums: Vec<String>,
+    /// Token extras the file maps itself; `None` when it extends nothing (all are its own).
+    pub(crate) extras: Option<Vec<String>>,
 }
 
 /// The categories a spec's `categories:` may name, for listing and filtering the catalogue.
@@ -258,6 +260,13 @@ pub enum ClientAuthMethod {
     /// body credentials once. [`Client`](crate::Client) remembers which worked per token URL
     /// and client id; rendering alone renders Basic.
     Auto,
+    /// Mutual TLS with a certificate from a CA the server trusts, matched by its subject
+    /// (RFC 8705 §2.1): the client id in the body, no secret. The certificate belongs to the
+    /// transport, not the request (see [`ClientCertificate`](crate::transport::ClientCertificate)).
+    TlsClientAuth,
+    /// Mutual TLS with a self-signed certificate registered in the client's JWKS (RFC 8705
+    /// §2.2): rendered as [`TlsClientAuth`](ClientAuthMethod::TlsClientAuth).
+    SelfSignedTlsClientAuth,
 }
 
 impl ClientAuthMethod {
@@ -271,7 +280,18 @@ impl ClientAuthMethod {
             ClientAuthMethod::PrivateKeyJwt => "private_key_jwt",
             ClientAuthMethod::ClientSecretJwt => "client_secret_jwt",
             ClientAuthMethod::Auto => "auto",
+            ClientAuthMethod::TlsClientAuth => "tls_client_auth",
+            ClientAuthMethod::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
+    }
+
+    /// Whether the client proves who it is with a TLS client certificate (RFC 8705): the
+    /// transport must present one.
+    pub fn is_mutual_tls(self) -> bool {
+        matches!(
+            self,
+            ClientAuthMethod::TlsClientAuth | ClientAuthMethod::SelfSignedTlsClientAuth
+        )
     }
 }
 
@@ -301,6 +321,8 @@ impl ClientAuthMethod {
             "private_key_jwt" => ClientAuthMethod::PrivateKeyJwt,
             "client_secret_jwt" => ClientAuthMethod::ClientSecretJwt,
             "auto" => ClientAuthMethod::Auto,
+            "tls_client_auth" => ClientAuthMethod::TlsClientAuth,
+            "self_signed_tls_client_auth" => ClientAuthMethod::SelfSignedTlsClientAuth,
             _ => return None,
         })
     }
@@ -831,8 +853,19 @@ impl Spec {
         for (name, _) in &self.token.also {
             push(format!("second token set `{name}`"));
         }
-        if !self.token.extras.is_empty() {
-            let names: Vec<&str> = self.token.extras.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = self
+            .token
+            .extras
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| {
+                self.own
+                    .extras
+                    .as_ref()
+                    .is_none_or(|own| own.iter().any(|o| o == n))
+            })
+            .collect();
+        if !names.is_empty() {
             push(format!("extras: {}", names.join(", ")));
         }
         out

@@ -174,7 +174,7 @@ const JSONPATH: &str = "^\\$([.\\[]|$)";
 const VALUE_PATH: &str = "^(\\$([.\\[]|$)|header:|cookie:|template:)";
 
 /// The names `client_auth` (and `client_auth.method`) take.
-const CLIENT_AUTH_METHODS: [&str; 7] = [
+const CLIENT_AUTH_METHODS: [&str; 9] = [
     "basic",
     "post",
     "both",
@@ -182,6 +182,8 @@ const CLIENT_AUTH_METHODS: [&str; 7] = [
     "auto",
     "private_key_jwt",
     "client_secret_jwt",
+    "tls_client_auth",
+    "self_signed_tls_client_auth",
 ];
 
 /// A client auth method's name, or a template over an input that names one.

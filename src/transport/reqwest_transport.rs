@@ -2,7 +2,8 @@
 
 use std::error::Error as _;
 
-use super::{AsyncReply, AsyncTransport, TransportConfig};
+use super::tls::Roots;
+use super::{AsyncReply, AsyncTransport, ClientCertificate, TransportConfig};
 use crate::error::{TransportError, TransportErrorKind};
 
 /// The async transport: a reqwest client with the guarantees of [`super::UreqTransport`]:
@@ -32,10 +33,15 @@ use crate::error::{TransportError, TransportErrorKind};
 /// assert_eq!(token.access_token.secret(), "t");
 /// # });
 /// ```
+///
+/// For mutual TLS (RFC 8705), [`ReqwestTransport::with_client_certificate`]; to trust a private
+/// CA instead of the Mozilla roots, [`ReqwestTransport::with_root_certificates`].
 #[derive(Clone, Debug)]
 pub struct ReqwestTransport {
     client: reqwest::Client,
-    max_body: u64,
+    config: TransportConfig,
+    client_certificate: Option<ClientCertificate>,
+    roots: Option<Roots>,
 }
 
 impl ReqwestTransport {
@@ -47,8 +53,38 @@ impl ReqwestTransport {
 
     /// A transport with the given settings.
     pub fn with_config(config: &TransportConfig) -> Result<Self, TransportError> {
+        Self::build(config.clone(), None, None)
+    }
+
+    /// This transport presenting `certificate` to servers that ask for one (mutual TLS).
+    /// Builds a new client: connections of the old one are not reused.
+    pub fn with_client_certificate(
+        self,
+        certificate: ClientCertificate,
+    ) -> Result<Self, TransportError> {
+        Self::build(self.config, Some(certificate), self.roots)
+    }
+
+    /// This transport trusting only the certificate authorities in `pem` (one or more
+    /// `BEGIN CERTIFICATE` blocks) instead of the Mozilla roots: a private PKI, or a test CA
+    /// on 127.0.0.1. Builds a new client.
+    pub fn with_root_certificates(self, pem: &[u8]) -> Result<Self, crate::Error> {
+        let roots = Roots::from_pem(pem)?;
+        Ok(Self::build(
+            self.config,
+            self.client_certificate,
+            Some(roots),
+        )?)
+    }
+
+    fn build(
+        config: TransportConfig,
+        client_certificate: Option<ClientCertificate>,
+        roots: Option<Roots>,
+    ) -> Result<Self, TransportError> {
+        let tls = tls_config(client_certificate.as_ref(), roots.as_ref())?;
         let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls_config()?)
+            .tls_backend_preconfigured(tls)
             .connect_timeout(config.connect_timeout)
             .timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -62,7 +98,9 @@ impl ReqwestTransport {
             })?;
         Ok(ReqwestTransport {
             client,
-            max_body: config.max_body,
+            config,
+            client_certificate,
+            roots,
         })
     }
 
@@ -88,18 +126,21 @@ impl ReqwestTransport {
                 TransportErrorKind::BodyTooLarge,
                 format!(
                     "reply from {host} is larger than the {}-byte limit",
-                    self.max_body
+                    self.config.max_body
                 ),
             )
         };
         // A declared length over the cap is refused before reading; the count below holds
         // for replies that declare none (or lie).
-        if reply.content_length().is_some_and(|n| n > self.max_body) {
+        if reply
+            .content_length()
+            .is_some_and(|n| n > self.config.max_body)
+        {
             return Err(too_large());
         }
         let mut body = Vec::new();
         while let Some(chunk) = reply.chunk().await.map_err(|e| map_error(&e, &host))? {
-            if body.len() as u64 + chunk.len() as u64 > self.max_body {
+            if body.len() as u64 + chunk.len() as u64 > self.config.max_body {
                 return Err(too_large());
             }
             body.extend_from_slice(&chunk);
@@ -112,18 +153,34 @@ impl ReqwestTransport {
     }
 }
 
-/// rustls with the ring provider and the webpki roots: the TLS stack ureq uses, so the crate
-/// carries one crypto library.
-fn tls_config() -> Result<rustls::ClientConfig, TransportError> {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+/// rustls with the ring provider and the webpki roots (or the given ones): the TLS stack ureq
+/// uses, so the crate carries one crypto library.
+fn tls_config(
+    certificate: Option<&ClientCertificate>,
+    roots: Option<&Roots>,
+) -> Result<rustls::ClientConfig, TransportError> {
+    let setup = |e: rustls::Error| {
+        TransportError::new(TransportErrorKind::Other, format!("cannot set up TLS: {e}"))
+    };
+    let store = match roots {
+        None => rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        Some(r) => {
+            let mut store = rustls::RootCertStore::empty();
+            store.add_parsable_certificates(r.0.iter().cloned());
+            store
+        }
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(super::tls::ring())
         .with_safe_default_protocol_versions()
-        .map_err(|e| {
-            TransportError::new(TransportErrorKind::Other, format!("cannot set up TLS: {e}"))
-        })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .map_err(setup)?
+        .with_root_certificates(store);
+    let mut config = match certificate {
+        None => builder.with_no_client_auth(),
+        // Checked when the certificate was read; an error here names no key material.
+        Some(c) => builder
+            .with_client_auth_cert(c.chain().to_vec(), c.key().clone_key())
+            .map_err(setup)?,
+    };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }

@@ -160,6 +160,8 @@ pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Result<Out, String> 
 pub struct Peer {
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub issuer: String,
+    /// The peer's mutual-TLS listener and the certificates of its tests.
+    pub mtls: Mtls,
     log: Arc<Mutex<String>>,
     _stdin: Mutex<ChildStdin>,
     _child: Mutex<Child>,
@@ -205,7 +207,10 @@ fn start_peer() -> Result<Peer, String> {
         .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
     ensure_node_modules(&dir)?;
     let t = Instant::now();
-    let peer = spawn_server(&dir)?;
+    let (certificates, files) = Certificates::generate()?;
+    let peer = spawn_server(&dir, certificates, files.path());
+    drop(files);
+    let peer = peer?;
     eprintln!(
         "interop: peer {} ready in {:.2} s",
         peer.issuer,
@@ -283,11 +288,12 @@ fn ensure_node_modules(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn spawn_server(dir: &Path) -> Result<Peer, String> {
+fn spawn_server(dir: &Path, certificates: Certificates, mtls_dir: &Path) -> Result<Peer, String> {
     let mut child = Command::new("node")
         .arg("server.mjs")
         .current_dir(dir)
         .env("PORT", "0")
+        .env("MTLS_DIR", mtls_dir)
         .env_remove("DEVICE_CODE_TTL")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -337,21 +343,130 @@ fn spawn_server(dir: &Path) -> Result<Peer, String> {
             return Err(fail(&mut child, "exited before printing READY".into()));
         }
     };
-    let Some(issuer) = line
+    let Some((issuer, origin)) = line
         .strip_prefix("READY ")
-        .filter(|i| i.starts_with("http://127.0.0.1:"))
+        .and_then(|rest| rest.split_once(' '))
+        .filter(|(i, o)| i.starts_with("http://127.0.0.1:") && o.starts_with("https://127.0.0.1:"))
     else {
         return Err(fail(
             &mut child,
-            format!("printed `{line}` instead of READY"),
+            format!("printed `{line}` instead of READY ISSUER MTLS_ORIGIN"),
         ));
     };
     Ok(Peer {
         issuer: issuer.to_owned(),
+        mtls: Mtls {
+            origin: origin.to_owned(),
+            certificates,
+        },
         log,
         _stdin: Mutex::new(stdin),
         _child: Mutex::new(child),
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mutual TLS (RFC 8705)
+// ---------------------------------------------------------------------------------------------
+
+/// A certificate and its private key, PEM.
+#[derive(Clone)]
+pub struct Pem {
+    pub cert: String,
+    pub key: String,
+}
+
+impl Pem {
+    /// The SHA-256 thumbprint of the certificate, base64url: its `x5t#S256` (RFC 8705 §3.1),
+    /// computed here from the DER rcgen wrote rather than by specauth.
+    pub fn thumbprint(&self) -> String {
+        let der = rustls_der(&self.cert);
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            sha2::Sha256::digest(der),
+        )
+    }
+}
+
+/// The DER inside a one-certificate PEM.
+fn rustls_der(pem: &str) -> Vec<u8> {
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap()
+}
+
+/// What the mutual-TLS tests present, generated with rcgen for each test process.
+pub struct Certificates {
+    /// The test CA: it signed the https listener's certificate and `pki`.
+    pub ca: String,
+    /// `CN=specauth-mtls-client` from the test CA: `mtls-pki-client`'s (tls_client_auth).
+    pub pki: Pem,
+    /// The same subject from another CA the peer does not trust.
+    pub rogue: Pem,
+    /// Self-signed, registered in `mtls-self-signed-client`'s JWKS.
+    pub self_signed: Pem,
+    /// Self-signed with the same subject, another key, registered nowhere.
+    pub other_self_signed: Pem,
+}
+
+/// The peer's https listener, which asks for client certificates.
+pub struct Mtls {
+    /// `https://127.0.0.1:PORT`, no trailing slash.
+    pub origin: String,
+    pub certificates: Certificates,
+}
+
+impl Certificates {
+    /// The certificates, and the folder the peer reads its part from at start (removed
+    /// once it is READY).
+    fn generate() -> Result<(Certificates, tempfile::TempDir), String> {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let e = |e: rcgen::Error| format!("generating test certificates: {e}");
+        let new_ca = |name: &str| -> Result<(String, Issuer<'static, KeyPair>), String> {
+            let mut params = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.distinguished_name.push(DnType::CommonName, name);
+            let key = KeyPair::generate().map_err(e)?;
+            let cert = params.self_signed(&key).map_err(e)?;
+            Ok((cert.pem(), Issuer::new(params, key)))
+        };
+        let leaf = |names: Vec<String>,
+                    cn: &str,
+                    issuer: Option<&Issuer<'static, KeyPair>>|
+         -> Result<Pem, String> {
+            let mut params = CertificateParams::new(names).map_err(e)?;
+            params.distinguished_name.push(DnType::CommonName, cn);
+            let key = KeyPair::generate().map_err(e)?;
+            let cert = match issuer {
+                Some(issuer) => params.signed_by(&key, issuer).map_err(e)?,
+                None => params.self_signed(&key).map_err(e)?,
+            };
+            Ok(Pem {
+                cert: cert.pem(),
+                key: key.serialize_pem(),
+            })
+        };
+        let (ca_pem, ca) = new_ca("specauth interop CA")?;
+        let (_, rogue_ca) = new_ca("specauth rogue CA")?;
+        let server = leaf(vec!["127.0.0.1".into()], "127.0.0.1", Some(&ca))?;
+        let certificates = Certificates {
+            ca: ca_pem,
+            pki: leaf(vec![], "specauth-mtls-client", Some(&ca))?,
+            rogue: leaf(vec![], "specauth-mtls-client", Some(&rogue_ca))?,
+            self_signed: leaf(vec![], "specauth-mtls-client", None)?,
+            other_self_signed: leaf(vec![], "specauth-mtls-client", None)?,
+        };
+        let dir = tempfile::tempdir().map_err(|e| format!("a folder for certificates: {e}"))?;
+        for (name, text) in [
+            ("ca.pem", &certificates.ca),
+            ("server.pem", &server.cert),
+            ("server-key.pem", &server.key),
+            ("self-signed.pem", &certificates.self_signed.cert),
+        ] {
+            std::fs::write(dir.path().join(name), text)
+                .map_err(|e| format!("writing {name}: {e}"))?;
+        }
+        Ok((certificates, dir))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

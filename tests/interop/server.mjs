@@ -9,8 +9,15 @@
 //   * env PORT (default 0 = pick a free port); listens on 127.0.0.1 only.
 //   * env DEVICE_CODE_TTL (default 120 s) shortens device codes for expiry tests.
 //   * stdout carries exactly one line, `READY http://127.0.0.1:<port>`, once the
-//     server accepts connections; that URL is the issuer. Everything else goes
-//     to stderr (set INTEROP_LOG=1 for one line per request).
+//     server accepts connections; that URL is the issuer. With MTLS_DIR the line
+//     is `READY http://127.0.0.1:<port> https://127.0.0.1:<mtls-port>`. Everything
+//     else goes to stderr (set INTEROP_LOG=1 for one line per request).
+//   * env MTLS_DIR (optional): a folder with ca.pem (the CA whose client
+//     certificates are verified), server.pem + server-key.pem (the https
+//     listener's certificate for 127.0.0.1) and self-signed.pem (the certificate
+//     registered for self_signed_tls_client_auth). Turns on RFC 8705: a second,
+//     https listener on 127.0.0.1 asks for client certificates, discovery lists
+//     it as mtls_endpoint_aliases, and two clients authenticate by certificate.
 //   * exits 0 on SIGTERM / SIGINT, when stdin (if it is a pipe or socket)
 //     reaches EOF, and when the parent process goes away (re-parenting).
 //
@@ -24,6 +31,7 @@
 //   POST /device/auto                    form user_code, user, decision=approve|deny
 
 import http from 'node:http';
+import https from 'node:https';
 import fs from 'node:fs';
 import crypto from 'node:crypto';
 
@@ -58,6 +66,32 @@ await new Promise((resolve, reject) => {
 });
 const { port } = server.address();
 const ISSUER = `http://127.0.0.1:${port}`;
+
+// RFC 8705: the same provider behind an https listener that asks for a client certificate.
+// Certificates from other CAs (or none) still reach the provider, which refuses them as
+// invalid_client: a self-signed certificate is the credential of self_signed_tls_client_auth.
+const MTLS_DIR = process.env.MTLS_DIR;
+let MTLS_ORIGIN;
+let mtlsServer;
+const mtlsFile = (name) => fs.readFileSync(`${MTLS_DIR}/${name}`);
+if (MTLS_DIR) {
+  mtlsServer = https.createServer({
+    key: mtlsFile('server-key.pem'),
+    cert: mtlsFile('server.pem'),
+    ca: mtlsFile('ca.pem'),
+    requestCert: true,
+    rejectUnauthorized: false,
+  });
+  mtlsServer.on('request', (req, res) => handler(req, res));
+  await new Promise((resolve, reject) => {
+    mtlsServer.once('error', reject);
+    mtlsServer.listen(0, '127.0.0.1', resolve);
+  });
+  MTLS_ORIGIN = `https://127.0.0.1:${mtlsServer.address().port}`;
+}
+// The mTLS clients' tokens are JWTs, so their `cnf` can be read.
+const MTLS_RESOURCE = 'urn:specauth:mtls-api';
+const MTLS_SUBJECT_DN = 'CN=specauth-mtls-client';
 
 // ---------------------------------------------------------------------------
 // provider configuration
@@ -114,6 +148,28 @@ const clients = [
   },
 ];
 
+if (MTLS_DIR) {
+  const selfSigned = new crypto.X509Certificate(mtlsFile('self-signed.pem'));
+  const mtlsClient = {
+    application_type: 'native',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    tls_client_certificate_bound_access_tokens: true,
+  };
+  clients.push(
+    { ...mtlsClient, client_id: 'mtls-pki-client', token_endpoint_auth_method: 'tls_client_auth',
+      tls_client_auth_subject_dn: MTLS_SUBJECT_DN },
+    { ...mtlsClient, client_id: 'mtls-self-signed-client', token_endpoint_auth_method: 'self_signed_tls_client_auth',
+      jwks: { keys: [{ ...selfSigned.publicKey.export({ format: 'jwk' }), x5c: [selfSigned.raw.toString('base64')] }] } },
+  );
+}
+// The client certificate of an https request, when it sent one.
+const peerCertificate = (ctx) => {
+  const raw = ctx.socket?.getPeerCertificate?.()?.raw;
+  return raw ? new crypto.X509Certificate(raw) : undefined;
+};
+
 const requestedScopes = (ctx) => new Set(String(ctx.oidc.params?.scope ?? '').split(' ').filter(Boolean));
 
 const html = (title, body) => `<!DOCTYPE html>
@@ -167,7 +223,30 @@ const provider = new Provider(ISSUER, {
     Grant: 3600,
   },
   clientBasedCORS: () => false,
+  clientAuthMethods: [
+    'client_secret_basic', 'client_secret_jwt', 'client_secret_post', 'private_key_jwt', 'none',
+    ...(MTLS_DIR ? ['tls_client_auth', 'self_signed_tls_client_auth'] : []),
+  ],
+  discovery: MTLS_DIR ? {
+    mtls_endpoint_aliases: {
+      token_endpoint: `${MTLS_ORIGIN}/token`,
+      revocation_endpoint: `${MTLS_ORIGIN}/token/revocation`,
+      introspection_endpoint: `${MTLS_ORIGIN}/token/introspection`,
+    },
+  } : {},
   features: {
+    mTLS: {
+      enabled: Boolean(MTLS_DIR),
+      certificateBoundAccessTokens: true,
+      tlsClientAuth: true,
+      selfSignedTlsClientAuth: true,
+      getCertificate: peerCertificate,
+      // Verified against ca.pem by the TLS layer.
+      certificateAuthorized: (ctx) => ctx.socket?.authorized === true,
+      // Only the subject DN is registered here; Node writes it one attribute a line.
+      certificateSubjectMatches: (ctx, property, expected) => property === 'tls_client_auth_subject_dn'
+        && peerCertificate(ctx)?.subject.split('\n').join(',') === expected,
+    },
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
     introspection: {
@@ -220,7 +299,9 @@ const provider = new Provider(ISSUER, {
       // are requested, so clients need not send `resource=` at all.
       defaultResource: async (ctx, client, oneOf) => {
         if (oneOf) return oneOf;
-        if (ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials') return API_RESOURCE;
+        if (ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials') {
+          return client.clientId.startsWith('mtls-') ? MTLS_RESOURCE : API_RESOURCE;
+        }
         for (const s of requestedScopes(ctx)) if (API_SCOPES.includes(s)) return API_RESOURCE;
         return undefined;
       },
@@ -231,6 +312,14 @@ const provider = new Provider(ISSUER, {
             audience: resourceIndicator,
             accessTokenTTL: 300,
             accessTokenFormat: 'opaque',
+          };
+        }
+        if (resourceIndicator === MTLS_RESOURCE) {
+          return {
+            scope: API_SCOPES.join(' '),
+            audience: MTLS_RESOURCE,
+            accessTokenTTL: 300,
+            accessTokenFormat: 'jwt',
           };
         }
         if (resourceIndicator !== API_RESOURCE) throw new errors.InvalidTarget();
@@ -254,6 +343,21 @@ provider.use(async (ctx, next) => {
   if (ctx.oidc?.route === 'device_authorization' && ctx.status === 200
       && ctx.body && typeof ctx.body === 'object' && ctx.body.device_code) {
     ctx.body.interval = 1;
+  }
+});
+
+// RFC 8705 §3 binds the token to the certificate in the token itself (the JWT's `cnf`) and in
+// introspection; the token reply carries no `cnf`. Echo the issued token's own `cnf` there too,
+// so a client's handling of one in a reply (specauth keeps it as an extra) meets the real
+// binding.
+provider.use(async (ctx, next) => {
+  await next();
+  const token = ctx.oidc?.route === 'token' && ctx.status === 200 ? ctx.body?.access_token : undefined;
+  if (typeof token === 'string' && token.split('.').length === 3) {
+    try {
+      const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'));
+      if (claims.cnf) ctx.body.cnf = claims.cnf;
+    } catch { /* not a JWT after all */ }
   }
 });
 
@@ -523,6 +627,7 @@ function shutdown(why, code = 0) {
   if (LOG) log('shutting down:', why);
   server.close(() => process.exit(code));
   server.closeAllConnections();
+  mtlsServer?.closeAllConnections();
   setTimeout(() => process.exit(code), 1000).unref();
 }
 process.on('SIGTERM', () => shutdown('SIGTERM'));
@@ -544,4 +649,4 @@ try {
 const parentPid = process.ppid;
 setInterval(() => { if (process.ppid !== parentPid) shutdown('parent exited'); }, 1000).unref();
 
-process.stdout.write(`READY ${ISSUER}\n`);
+process.stdout.write(MTLS_ORIGIN ? `READY ${ISSUER} ${MTLS_ORIGIN}\n` : `READY ${ISSUER}\n`);
