@@ -12,6 +12,13 @@ fn main() {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
     println!("cargo:rerun-if-env-changed=SPECAUTH_NO_PACKED_RELOCS");
+    // Opt-in: a position-dependent executable has no relative relocations at all, a third
+    // fewer start-up instructions for a cached `print-token` (642 k → 434 k measured), at the
+    // price of address-space layout randomisation for the executable: off unless asked for.
+    if target.ends_with("-linux-gnu") && std::env::var_os("SPECAUTH_NO_PIE").is_some() {
+        println!("cargo:rustc-link-arg-bins=-no-pie");
+    }
+    println!("cargo:rerun-if-env-changed=SPECAUTH_NO_PIE");
     // Read when the script runs, not when it was compiled: a build script copied with its
     // target folder must still bundle its own tree's specs.
     let root = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".to_owned());
