@@ -512,7 +512,7 @@ impl Spec {
             None => url.to_owned(),
         };
         let now = crate::template::clock_now();
-        let claims = serde_json::json!({
+        let mut claims = serde_json::json!({
             "iss": id,
             "sub": id,
             "aud": audience,
@@ -520,6 +520,25 @@ impl Spec {
             "iat": now,
             "exp": now.saturating_add(300),
         });
+        // The spec's claims over the defaults; a whole number is a number (`exp`, `iat`).
+        if let Some(map) = claims.as_object_mut() {
+            for (name, claim) in &auth.claims {
+                match claim {
+                    None => {
+                        map.remove(name);
+                    }
+                    Some(t) => {
+                        let text =
+                            self.render_tmpl(t, values, || format!("client_auth.claims.{name}"))?;
+                        let value = match text.trim().parse::<i64>() {
+                            Ok(n) => serde_json::Value::from(n),
+                            Err(_) => serde_json::Value::String(text),
+                        };
+                        map.insert(name.clone(), value);
+                    }
+                }
+            }
+        }
         crate::jwt::sign(
             &claims,
             &crate::jwt::Signing {

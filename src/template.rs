@@ -217,6 +217,22 @@ pub(crate) fn environment() -> Environment<'static> {
                 .map_or(Value::UNDEFINED, |m| Value::from(m.as_str())))
         },
     );
+    // `text | from_json`: a JSON document given as an input (a service account's key file, read
+    // with `--set key_file=@key.json`), so a template can use its fields.
+    env.add_filter(
+        "from_json",
+        |text: &str| -> Result<Value, minijinja::Error> {
+            serde_json::from_str::<serde_json::Value>(text)
+                .map(|v| Value::from(minijinja::value::Serde(v)))
+                .map_err(|e| {
+                    // The position only: the text may be a key file, whose content stays out.
+                    minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        format!("not JSON (line {}, column {})", e.line(), e.column()),
+                    )
+                })
+        },
+    );
     env.add_function("uuid", fresh_uuid);
     env.add_function("nonce", |len: Option<usize>| {
         let len = len.unwrap_or(32).clamp(8, 128);

@@ -1527,3 +1527,87 @@ examples:
         assert!(e.contains("test.yaml:5:") && e.contains(want), "{e}");
     }
 }
+
+/// Every claim of a client assertion can be set by the spec, as a template: a whole number is a
+/// number, `null` removes a default claim.
+#[test]
+fn client_assertion_claims_are_overridable_templates() {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+    const KEY: &str = include_str!("keys/rsa.pem");
+    const PUBLIC: &str = include_str!("keys/rsa.pub.pem");
+    let s = with(
+        r#"client_auth:
+  method: private_key_jwt
+  claims:
+    sub: "svc-{{ client_id }}"
+    iss: "https://issuer.example/{{ client_id }}"
+    exp: "{{ now() + 60 }}"
+    jti: null
+    tenant: acme
+"#,
+    );
+    let req = s
+        .render(
+            "client_credentials",
+            &Inputs::new()
+                .with("client_id", "app")
+                .with("private_key", KEY),
+        )
+        .unwrap();
+    let form: std::collections::BTreeMap<String, String> =
+        form_urlencoded::parse(req.http().body())
+            .into_owned()
+            .collect();
+    let mut v = Validation::new(Algorithm::RS256);
+    v.set_audience(&["https://auth.example.com/token"]);
+    let claims = decode::<serde_json::Value>(
+        &form["client_assertion"],
+        &DecodingKey::from_rsa_pem(PUBLIC.as_bytes()).unwrap(),
+        &v,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(claims["sub"], "svc-app");
+    assert_eq!(claims["iss"], "https://issuer.example/app");
+    assert_eq!(claims["tenant"], "acme");
+    assert!(claims.get("jti").is_none(), "{claims}");
+    let (iat, exp) = (
+        claims["iat"].as_u64().unwrap(),
+        claims["exp"].as_u64().unwrap(),
+    );
+    assert!((59..=61).contains(&(exp - iat)), "{claims}");
+}
+
+/// A key file read with `from_json` that is not JSON is an error naming where it stopped,
+/// never quoting the file.
+#[test]
+fn from_json_reads_a_key_file_and_refuses_one_that_is_not_json() {
+    let s = with(
+        "inputs: { key_file: { secret: true } }\ngrants:\n  client_credentials:\n    fields: { email: \"{{ (key_file | from_json).client_email }}\" }\n",
+    );
+    let req = s
+        .render(
+            "client_credentials",
+            &Inputs::new().with("client_id", "app").with(
+                "key_file",
+                r#"{"client_email": "svc@example.iam", "private_key": "-----BEGIN"}"#,
+            ),
+        )
+        .unwrap();
+    assert!(
+        body(&req).contains("email=svc%40example.iam"),
+        "{}",
+        body(&req)
+    );
+    let e = s
+        .render(
+            "client_credentials",
+            &Inputs::new()
+                .with("client_id", "app")
+                .with("key_file", "-----BEGIN PRIVATE KEY----- not json"),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("field `email`: invalid operation: not JSON (line 1, column 2)"), "{e}");
+    assert!(!e.contains("PRIVATE KEY"), "{e}");
+}

@@ -540,7 +540,16 @@ impl Compiler {
             Some(a) => Some(self.template("client_auth.audience", a)?),
             None => None,
         };
+        let mut claims = Vec::new();
+        for (name, patch) in &doc.claims {
+            let claim = match patch.as_ref() {
+                Some(text) => Some(self.template(&format!("client_auth.claims.{name}"), text)?),
+                None => None,
+            };
+            claims.push((name.clone(), claim));
+        }
         Ok(ClientAuth {
+            claims,
             method,
             chosen_by,
             alg,

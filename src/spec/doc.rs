@@ -491,6 +491,10 @@ document! {
         /// For the JWT methods: the assertion's `aud` (a template; default the URL the request
         /// goes to).
         pub audience: Patch<At<String>>,
+        /// For the JWT methods: claims over the RFC 7523 defaults (`iss`, `sub`, `jti`, `iat`,
+        /// `exp`, or others), each a template; a value that renders as a whole number is a
+        /// JSON number (`exp: "{{ now() + 60 }}"`), and `null` removes a default claim.
+        pub claims: Entries<At<String>>,
     }
 }
 
@@ -1079,8 +1083,8 @@ examples: [{ grant: h }]
             "{ required: true, secret: true, enum: [c], default: c, description: child, verbatim: true }",
         );
         child_overrides_every_field::<ClientAuthMap>(
-            "{ method: basic, id_field: client_id, secret_field: client_secret, basic_encoding: form, alg: RS256, audience: a }",
-            "{ method: post, id_field: client_key, secret_field: app_secret, basic_encoding: raw, alg: ES256, audience: b }",
+            "{ method: basic, id_field: client_id, secret_field: client_secret, basic_encoding: form, alg: RS256, audience: a, claims: { sub: a } }",
+            "{ method: post, id_field: client_key, secret_field: app_secret, basic_encoding: raw, alg: ES256, audience: b, claims: { sub: b } }",
         );
         child_overrides_every_field::<RequestDoc>(
             "{ method: POST, endpoint: token, body: form, xml_root: a, client_auth: basic, headers: { Accept: a }, fields: { f: a }, tokens: [access_token], take: { x: $.a }, then: g1 }",

@@ -342,6 +342,8 @@ pub(crate) struct ClientAuth {
     pub(crate) alg: String,
     /// The JWT methods' `aud`; the request's URL when absent.
     pub(crate) audience: Option<Tmpl>,
+    /// The JWT methods' claims over the defaults: a template, or `None` to remove the claim.
+    pub(crate) claims: Vec<(String, Option<Tmpl>)>,
 }
 
 /// How a request body is encoded.
