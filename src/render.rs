@@ -724,8 +724,15 @@ impl Spec {
                             .map_err(|e| refuse(&format!("is not JSON ({e})")))?,
                     ),
                 };
+                // An assertion the template signed: previews show its header and claims.
+                let shown = if f.secret && f.signs {
+                    crate::jwt::redact_signature(&value)
+                } else {
+                    None
+                };
                 out.push(Part {
                     input: input.clone(),
+                    shown,
                     typed,
                     in_query: f.in_query,
                     raw: f.raw,

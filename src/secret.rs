@@ -209,13 +209,15 @@ impl Scrubber {
         redact_values(text, needles.into_iter().map(String::as_str))
     }
 
-    /// `text` with every known secret form and the values of token-like keys replaced.
+    /// `text` with every known secret form and the values of token-like keys replaced, and
+    /// the signature of any signed JWT in it (an assertion the request carried, which a
+    /// provider may quote back, is made at render time and known to no scrubber).
     pub(crate) fn scrub(&self, text: &str) -> String {
         let mut out = self.scrub_values(text.to_owned());
         for key in &self.keys {
             out = redact_keyed_values(&out, key);
         }
-        out
+        redact_jws_signatures(&out)
     }
 
     /// The beginning of a body for an error message: scrubbed, whitespace folded, at most
@@ -232,6 +234,22 @@ impl Scrubber {
         }
         out
     }
+}
+
+/// `text` with the signature of every compact JWS in it (`eyJ….….SIG`) replaced: the header and
+/// claims say what a token is, the signature is what makes it a credential.
+pub(crate) fn redact_jws_signatures(text: &str) -> String {
+    static JWS: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    let Some(re) = JWS
+        .get_or_init(|| {
+            regex::Regex::new(r"(eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*\.)[A-Za-z0-9_-]{8,}").ok()
+        })
+        .as_ref()
+    else {
+        return text.to_owned();
+    };
+    re.replace_all(text, format!("${{1}}{REDACTED}").as_str())
+        .into_owned()
 }
 
 /// Redacts the values after `"key": "…"`, `key=…` and `<key>…</key>`.
@@ -315,6 +333,17 @@ mod tests {
         assert_eq!(r("x=a%2Fb&", "a%2Fb"), "x=[redacted]&");
         assert_eq!(r("é-sec-é", "sec"), "é-[redacted]-é");
         assert_eq!(r("", "sec"), "");
+    }
+
+    #[test]
+    fn signatures_of_jwts_in_free_text_are_redacted() {
+        let scrubber = super::Scrubber::new();
+        assert_eq!(
+            scrubber.scrub("bad assertion eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJhIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ, try again"),
+            "bad assertion eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJhIn0.[redacted], try again"
+        );
+        // Not a JWT: left alone.
+        assert_eq!(scrubber.scrub("version eyJ.1.2"), "version eyJ.1.2");
     }
 
     #[test]

@@ -534,3 +534,87 @@ fn drips_endless_bodies_and_bombs_are_bounded() {
         "{e}"
     );
 }
+
+/// Keys are secrets too: no line of a private key, and no signature of the assertion made
+/// with it, reaches any output of `token` (with a provider quoting the request back) or
+/// `render`, in text or `--json`; a key that cannot be used is an error naming the input, not
+/// quoting it.
+#[test]
+fn no_key_material_reaches_any_output() {
+    const KEY: &str = include_str!("keys/rsa.pem");
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key.pem");
+    std::fs::write(&key_file, KEY).unwrap();
+    let bad_key_file = dir.path().join("bad.pem");
+    std::fs::write(
+        &bad_key_file,
+        "-----BEGIN PRIVATE KEY-----\nCANARYkeyMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    // Every 24-character run of the key's base64 lines: any of them in output is a leak.
+    let key_runs: Vec<String> = KEY
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .flat_map(|l| {
+            l.as_bytes()
+                .chunks(24)
+                .filter(|c| c.len() == 24)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let server = ReplayServer::with_handler(echo_refusal).unwrap();
+    let specs = dir.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    std::fs::write(
+        specs.join("signed.yaml"),
+        format!(
+            "id: signed\nextends: oauth2\nendpoints: {{ token: \"{}/token\" }}\nclient_auth: private_key_jwt\n",
+            server.origin()
+        ),
+    )
+    .unwrap();
+    let specs_arg = specs.to_str().unwrap();
+    let good = format!("private_key=@{}", key_file.display());
+    let bad = format!("private_key=@{}", bad_key_file.display());
+    let set_id = format!("client_id={CLIENT_ID}");
+    for key in [&good, &bad] {
+        for command in ["token", "render"] {
+            for flags in [&["-v"][..], &["-v", "--json"][..]] {
+                let mut args: Vec<&str> = flags.to_vec();
+                args.extend([
+                    "--specs",
+                    specs_arg,
+                    command,
+                    "signed",
+                    "client_credentials",
+                ]);
+                args.extend(["--set", &set_id, "--set", key.as_str()]);
+                let out = specauth(&args);
+                let text = all_output(&out);
+                assert_clean(&args.join(" "), &text);
+                for run in &key_runs {
+                    assert!(
+                        !text.contains(run.as_str()),
+                        "{args:?} leaks key material `{run}`:\n{text}"
+                    );
+                }
+                // An assertion's signature is the part that makes it a credential.
+                for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
+                {
+                    let parts: Vec<&str> = word.split('.').collect();
+                    if parts.len() == 3 && parts[0].starts_with("eyJ") {
+                        assert!(
+                            parts[2].len() < 16,
+                            "{args:?} shows a signed assertion whole: {word}\n{text}"
+                        );
+                    }
+                }
+                if key == &bad {
+                    assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
+                    assert!(text.contains("private_key"), "{args:?}: {text}");
+                }
+            }
+        }
+    }
+}

@@ -1608,6 +1608,9 @@ fn from_json_reads_a_key_file_and_refuses_one_that_is_not_json() {
         )
         .unwrap_err()
         .to_string();
-    assert!(e.contains("field `email`: invalid operation: not JSON (line 1, column 2)"), "{e}");
+    assert!(
+        e.contains("field `email`: invalid operation: not JSON (line 1, column 2)"),
+        "{e}"
+    );
     assert!(!e.contains("PRIVATE KEY"), "{e}");
 }

@@ -759,6 +759,7 @@ impl Compiler {
                     kind: field_kind,
                     in_query,
                     raw: f.raw,
+                    signs: f.value.value.contains("jwt("),
                 });
             }
             Ok(out)

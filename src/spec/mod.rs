@@ -394,6 +394,8 @@ pub(crate) struct FieldDef {
     pub(crate) in_query: bool,
     /// Not percent-encoded.
     pub(crate) raw: bool,
+    /// The value is a JWT the template signs (`jwt(…)`): previews show its header and claims.
+    pub(crate) signs: bool,
 }
 
 /// What a field's rendered text becomes in a JSON body.
