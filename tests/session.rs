@@ -1884,6 +1884,55 @@ fn login_takes_the_code_and_values_from_the_redirect_as_the_spec_says() {
     );
 }
 
+/// A provider that takes and returns no `state` (`authorize.redirect.state: false`): the
+/// authorization URL carries none, and the redirect without one completes the login; PKCE
+/// still binds the code to this login.
+#[test]
+fn login_without_state_where_the_provider_returns_none() {
+    let emu = Emulator::start();
+    let sb = Sandbox::new(&emu);
+    let o = &emu.origin;
+    std::fs::write(
+        sb.dir.path().join("specs").join("stateless.yaml"),
+        format!(
+            "id: stateless\nextends: oauth2\nclient_auth: basic\nendpoints:\n  token: {o}/token\n  authorize: {o}/authorize\n\
+             authorize:\n  params: {{ state: null }}\n  redirect: {{ state: false }}\n"
+        ),
+    )
+    .unwrap();
+    let run = Running::spawn(sb.command(
+        &[
+            "login",
+            "stateless",
+            "--no-browser",
+            "--set",
+            "client_id=app",
+            "--timeout",
+            "20",
+        ],
+        &with_secret(),
+    ));
+    let url = run.wait_for_line(&format!("{o}/authorize?"));
+    let p = query(&url);
+    assert!(!p.contains_key("state"), "{url}");
+    let redirect_uri = p.get("redirect_uri").unwrap().clone();
+    emu.state().codes.insert(
+        "stateless-code".into(),
+        IssuedCode {
+            challenge: p.get("code_challenge").expect("a challenge").clone(),
+            redirect_uri: redirect_uri.clone(),
+        },
+    );
+    assert_eq!(
+        browser_get(&format!("{redirect_uri}?code=stateless-code")),
+        200
+    );
+    let (status, _, err) = run.finish();
+    assert_eq!(status.code(), Some(0), "stderr:\n{err}");
+    assert!(sb.cached("stateless").is_some());
+    emu.assert_no_violations();
+}
+
 // ---------------------------------------------------------------------------------------------
 // How a spec refreshes and revokes, through the library
 // ---------------------------------------------------------------------------------------------

@@ -178,6 +178,8 @@ impl RedirectListener {
     /// it arrived as a redirect). Requests to other paths are answered 404, with another
     /// `state` 400, with another method than `GET` 405, and ignored, so a stray request cannot
     /// end (or hijack) the login. After `timeout`, a [`TransportErrorKind::Timeout`] error.
+    /// An empty `state` accepts a redirect without one, for a provider that returns none
+    /// (`authorize.redirect.state: false`).
     pub fn wait_for_code(&self, state: &str, timeout: Duration) -> Result<Secret, Error> {
         self.wait_for_redirect(state, "code", timeout)
             .map(|r| r.code)
@@ -305,7 +307,8 @@ impl RedirectListener {
                 .into_owned()
                 .collect();
         let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        if get("state").as_deref() != Some(state) {
+        // An empty `state`: the provider returns none (`authorize.redirect.state: false`).
+        if !state.is_empty() && get("state").as_deref() != Some(state) {
             let html = page_html(
                 "This redirect does not belong to the login in progress (state mismatch).",
             );
@@ -645,9 +648,14 @@ impl BrowserLogin {
         spec: &Spec,
         timeout: Duration,
     ) -> Result<LoggedIn, Error> {
+        let expected_state = if spec.redirect_has_state() {
+            self.state.as_str()
+        } else {
+            ""
+        };
         let redirect =
             self.listener
-                .wait_for_redirect(&self.state, spec.redirect_code_param(), timeout)?;
+                .wait_for_redirect(expected_state, spec.redirect_code_param(), timeout)?;
         check_iss(
             self.expected_issuer.as_deref(),
             self.iss_required,

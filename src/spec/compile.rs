@@ -213,6 +213,9 @@ pub(crate) fn compile(
         if let Some(code) = r.code.as_ref() {
             redirect.code = code.value.clone();
         }
+        if let Some(state) = r.state.as_ref() {
+            redirect.state = *state;
+        }
         for (input, patch) in &r.inputs {
             let Some(param) = patch.as_ref() else {
                 continue;

@@ -589,6 +589,10 @@ document! {
         pub code: Patch<At<String>>,
         /// Input name → the query parameter it is taken from (`realm_id: realmId`).
         pub inputs: Entries<At<String>>,
+        /// `false`: the provider returns no `state` (its authorization request takes none), so
+        /// the redirect is accepted without one; PKCE, where the provider takes it, and the
+        /// one-shot loopback listener are then what tie the redirect to this sign-in.
+        pub state: Patch<bool>,
     }
 }
 
@@ -1095,8 +1099,8 @@ examples: [{ grant: h }]
             "{ endpoint: login, params: { p: b }, redirect: { code: b } }",
         );
         child_overrides_every_field::<RedirectDoc>(
-            "{ code: a, inputs: { x: a } }",
-            "{ code: b, inputs: { x: b } }",
+            "{ code: a, inputs: { x: a }, state: true }",
+            "{ code: b, inputs: { x: b }, state: false }",
         );
         child_overrides_every_field::<DeviceDoc>(
             "{ device_code: $.a, user_code: $.a, verification_uri: $.a, verification_uri_complete: $.a, expires_in: $.a, interval: $.a }",

@@ -166,6 +166,8 @@ pub(crate) struct RedirectMap {
     pub(crate) code: String,
     /// (input, query parameter) pairs taken from the redirect.
     pub(crate) inputs: Vec<(String, String)>,
+    /// Whether the redirect carries `state` back (it must then match).
+    pub(crate) state: bool,
 }
 
 impl Default for RedirectMap {
@@ -173,6 +175,7 @@ impl Default for RedirectMap {
         RedirectMap {
             code: "code".to_owned(),
             inputs: Vec::new(),
+            state: true,
         }
     }
 }
@@ -669,6 +672,12 @@ impl Spec {
     /// unless the spec's `authorize.redirect.code` names another).
     pub fn redirect_code_param(&self) -> &str {
         &self.redirect.code
+    }
+
+    /// Whether the provider returns `state` on the authorization redirect (unless the spec
+    /// says `authorize.redirect.state: false`).
+    pub fn redirect_has_state(&self) -> bool {
+        self.redirect.state
     }
 
     /// The inputs the code exchange takes from the authorization redirect, as (input, query
