@@ -18,6 +18,8 @@ mod authlib;
 mod common;
 #[path = "interop/harness.rs"]
 mod harness;
+#[path = "interop/jwt.rs"]
+mod jwt;
 #[path = "interop/mtls.rs"]
 mod mtls;
 #[path = "interop/signin.rs"]

@@ -162,6 +162,8 @@ pub struct Peer {
     pub issuer: String,
     /// The peer's mutual-TLS listener and the certificates of its tests.
     pub mtls: Mtls,
+    /// The private keys the peer made for its signed-assertion clients (PEM, PKCS#8).
+    pub jwt_keys: JwtKeys,
     log: Arc<Mutex<String>>,
     _stdin: Mutex<ChildStdin>,
     _child: Mutex<Child>,
@@ -353,8 +355,25 @@ fn spawn_server(dir: &Path, certificates: Certificates, mtls_dir: &Path) -> Resu
             format!("printed `{line}` instead of READY ISSUER MTLS_ORIGIN"),
         ));
     };
+    let key = |name: &str| {
+        std::fs::read_to_string(mtls_dir.join(name))
+            .map_err(|e| format!("the peer wrote no {name}: {e}"))
+    };
+    let jwt_keys = match (
+        key("jwt-rs256.pem"),
+        key("jwt-es256.pem"),
+        key("jwt-stranger.pem"),
+    ) {
+        (Ok(rs256), Ok(es256), Ok(stranger)) => JwtKeys {
+            rs256,
+            es256,
+            stranger,
+        },
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(fail(&mut child, e)),
+    };
     Ok(Peer {
         issuer: issuer.to_owned(),
+        jwt_keys,
         mtls: Mtls {
             origin: origin.to_owned(),
             certificates,
@@ -363,6 +382,16 @@ fn spawn_server(dir: &Path, certificates: Certificates, mtls_dir: &Path) -> Resu
         _stdin: Mutex::new(stdin),
         _child: Mutex::new(child),
     })
+}
+
+/// The keys of the peer's `private_key_jwt` clients, and one no client is registered with.
+pub struct JwtKeys {
+    /// `jwt-rs256-client`'s RSA key.
+    pub rs256: String,
+    /// `jwt-es256-client`'s P-256 key.
+    pub es256: String,
+    /// A key of no client.
+    pub stranger: String,
 }
 
 // ---------------------------------------------------------------------------------------------

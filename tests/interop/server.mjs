@@ -164,6 +164,36 @@ if (MTLS_DIR) {
       jwks: { keys: [{ ...selfSigned.publicKey.export({ format: 'jwk' }), x5c: [selfSigned.raw.toString('base64')] }] } },
   );
 }
+// Clients that sign a client assertion (RFC 7523 §2.2): private_key_jwt with RS256 and ES256
+// keys made here for this run (their private halves written beside the mTLS files for the
+// tests, never anywhere else), and client_secret_jwt (HS256).
+if (MTLS_DIR) {
+  const keyPair = (type, options) => crypto.generateKeyPairSync(type, options);
+  const writeKey = (name, key) => fs.writeFileSync(`${MTLS_DIR}/${name}`,
+    key.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  const rsa = keyPair('rsa', { modulusLength: 2048 });
+  const ec = keyPair('ec', { namedCurve: 'P-256' });
+  const stranger = keyPair('rsa', { modulusLength: 2048 });
+  writeKey('jwt-rs256.pem', rsa.privateKey);
+  writeKey('jwt-es256.pem', ec.privateKey);
+  writeKey('jwt-stranger.pem', stranger.privateKey);
+  const jwtClient = {
+    application_type: 'native',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+  };
+  const jwk = (key, kid, alg) => ({ ...key.export({ format: 'jwk' }), kid, alg, use: 'sig' });
+  clients.push(
+    { ...jwtClient, client_id: 'jwt-rs256-client', token_endpoint_auth_method: 'private_key_jwt',
+      token_endpoint_auth_signing_alg: 'RS256', jwks: { keys: [jwk(rsa.publicKey, 'rs-1', 'RS256')] } },
+    { ...jwtClient, client_id: 'jwt-es256-client', token_endpoint_auth_method: 'private_key_jwt',
+      token_endpoint_auth_signing_alg: 'ES256', jwks: { keys: [jwk(ec.publicKey, 'es-1', 'ES256')] } },
+    { ...jwtClient, client_id: 'jwt-secret-client', token_endpoint_auth_method: 'client_secret_jwt',
+      token_endpoint_auth_signing_alg: 'HS256',
+      client_secret: 'jwt-secret-0123456789abcdef0123456789abcdef' },
+  );
+}
 // The client certificate of an https request, when it sent one.
 const peerCertificate = (ctx) => {
   const raw = ctx.socket?.getPeerCertificate?.()?.raw;
