@@ -178,11 +178,17 @@ pub(crate) fn test(
 
 /// Client auth methods of a spec's grants, without repeats (`basic`, or `post/basic`).
 fn auth_methods(spec: &Spec) -> String {
-    let mut methods: Vec<&str> = Vec::new();
+    let mut methods: Vec<String> = Vec::new();
     for g in spec.grant_names() {
-        if let Some(m) = spec.client_auth(g).map(|m| m.as_str())
-            && !methods.contains(&m)
-        {
+        let Some(m) = spec.client_auth(g).map(|m| m.as_str()) else {
+            continue;
+        };
+        // A method an input chooses is shown as its default, and the input that chooses.
+        let m = match spec.client_auth_input(g) {
+            Some(input) => format!("{m} (by `{input}`)"),
+            None => m.to_owned(),
+        };
+        if !methods.contains(&m) {
             methods.push(m);
         }
     }

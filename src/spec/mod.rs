@@ -746,8 +746,25 @@ impl Spec {
     }
 
     /// The client authentication method of a grant.
+    ///
+    /// Where an input chooses the method (`client_auth: "{{ auth_method }}"`), the method its
+    /// default names; see [`Spec::client_auth_input`].
     pub fn client_auth(&self, grant: &str) -> Option<ClientAuthMethod> {
-        self.grants.get(grant).map(|g| g.client_auth.method)
+        let auth = &self.grants.get(grant)?.client_auth;
+        let by_default = self
+            .client_auth_input(grant)
+            .and_then(|name| self.inputs.get(name)?.default.as_deref())
+            .and_then(ClientAuthMethod::from_name);
+        Some(by_default.unwrap_or(auth.method))
+    }
+
+    /// The input that chooses a grant's client authentication method, when one does.
+    pub fn client_auth_input(&self, grant: &str) -> Option<&str> {
+        match &self.grants.get(grant)?.client_auth.chosen_by {
+            Some(Tmpl::Var(name)) => Some(name),
+            Some(t) => t.vars().first().map(String::as_str),
+            None => None,
+        }
     }
 
     /// The inputs a grant cannot do without: those declared `required`, those its non-optional
