@@ -241,6 +241,7 @@ pub(crate) fn compile(
         categories,
         website: doc.website.as_ref().map(|a| a.value.clone()),
         featured: doc.featured.as_ref().map(|a| a.value),
+        base: doc.base.as_ref().copied().unwrap_or(false),
         source,
         inputs: c.inputs,
         endpoints,

@@ -410,6 +410,9 @@ document! {
         /// Shown first, in this rank (1 first), where a tool shows a few providers before the
         /// rest: the demo's opening rows.
         pub featured: Patch<At<u64>> => own,
+        /// `true`: a generic base other specs extend (`oauth2`), not a provider; listings and
+        /// the catalogue's rules for providers leave it out.
+        pub base: Patch<bool> => own,
         /// URLs by name (`token`, `authorize`, `revocation`, `device_authorization`,
         /// `introspection`, or your own): `https://`, or a template over inputs (`https://{{ tenant
         /// }}.example.com/token`).
@@ -1046,6 +1049,7 @@ description: the base
 categories: [crm]
 website: https://base.example
 featured: 1
+base: false
 endpoints: { token: "https://base.example/token" }
 client_auth: basic
 inputs: { tenant: { description: base } }
@@ -1068,6 +1072,7 @@ description: the child
 categories: [finance]
 website: https://child.example
 featured: 2
+base: true
 endpoints: { token: "https://child.example/token" }
 client_auth: post
 inputs: { tenant: { description: child } }

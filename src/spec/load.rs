@@ -35,10 +35,23 @@ pub fn bundled_ids() -> impl Iterator<Item = &'static str> {
 }
 
 /// Whether `id` is one of the bundled bases, which other specs extend and which are not
-/// providers: `oauth2` (RFC 6749), and the opt-in `oauth2-assertions` (`oauth2` with the
-/// JWT-bearer grant of RFC 7523 and token exchange of RFC 8693).
+/// providers: the bundled specs that say `base: true`.
 pub fn is_bundled_base(id: &str) -> bool {
-    matches!(id, "oauth2" | "oauth2-assertions")
+    #[derive(serde::Deserialize)]
+    struct BaseOnly {
+        base: Option<bool>,
+    }
+    let Some((_, text)) = BUNDLED.iter().find(|(bid, _)| *bid == id) else {
+        return false;
+    };
+    let options = serde_saphyr::options! { strict_booleans: true };
+    // Only a top-level key is needed: the examples are not read.
+    let blanked = without_examples(text);
+    let text = blanked.as_deref().unwrap_or(text);
+    serde_saphyr::from_str_with_options::<BaseOnly>(text, options)
+        .ok()
+        .and_then(|b| b.base)
+        .unwrap_or(false)
 }
 
 /// Finds and loads specs: by id from folders given with [`Loader::with_dir`], then from the

@@ -99,6 +99,7 @@ pub struct SpecData {
     pub(crate) categories: Vec<String>,
     pub(crate) website: Option<String>,
     pub(crate) featured: Option<u64>,
+    pub(crate) base: bool,
     pub(crate) source: Arc<str>,
     pub(crate) inputs: IndexMap<String, InputDef>,
     pub(crate) endpoints: IndexMap<String, Endpoint>,
@@ -627,6 +628,11 @@ impl Spec {
     /// The rank under `featured:` (1 first), for tools that show a few providers first.
     pub fn featured(&self) -> Option<u64> {
         self.featured
+    }
+
+    /// Whether the spec is a generic base other specs extend (`base: true`), not a provider.
+    pub fn is_base(&self) -> bool {
+        self.base
     }
 
     /// Seconds before expiry at which a cached token of this provider counts as expired
