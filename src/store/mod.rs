@@ -176,6 +176,26 @@ impl Record {
     }
 
     /// The entry `provider` + `profile` of `owner` back from its record.
+    /// The entry a row holds: its key id and body, read back (the metadata columns are for
+    /// listing, not for the entry).
+    pub fn read(
+        owner: &str,
+        provider: &str,
+        profile: &str,
+        key_id: Option<String>,
+        body: String,
+        sealer: Option<&seal::Sealer>,
+    ) -> Result<StoredToken, Error> {
+        Record {
+            expires_at: None,
+            refreshable: false,
+            obtained_at: 0,
+            key_id,
+            body,
+        }
+        .decode(owner, provider, profile, sealer)
+    }
+
     pub fn decode(
         &self,
         owner: &str,

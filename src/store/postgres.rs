@@ -177,14 +177,14 @@ impl PostgresStore {
         key_id: Option<String>,
         body: String,
     ) -> Result<StoredToken, Error> {
-        Record {
-            expires_at: None,
-            refreshable: false,
-            obtained_at: 0,
+        Record::read(
+            &self.owner,
+            provider,
+            profile,
             key_id,
             body,
-        }
-        .decode(&self.owner, provider, profile, self.sealer.as_ref())
+            self.sealer.as_ref(),
+        )
     }
 }
 
