@@ -178,6 +178,7 @@ impl Record {
     /// The entry `provider` + `profile` of `owner` back from its record.
     /// The entry a row holds: its key id and body, read back (the metadata columns are for
     /// listing, not for the entry).
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub fn read(
         owner: &str,
         provider: &str,
