@@ -1,10 +1,14 @@
 //! The token where tools need it: `print-token --format`, and the adapters for git, kubectl,
-//! Docker and curl, run as processes against a token cache in a temporary folder and, where the
-//! machine has them, the real tools (git, curl).
+//! Docker and curl, run as processes against a token cache in a temporary folder and through
+//! the real tools (git, kubectl, curl) against servers on 127.0.0.1. A missing tool
+//! fails its test, saying what to install.
 
-use std::io::Write as _;
-use std::path::PathBuf;
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 mod common;
 
@@ -122,6 +126,155 @@ fn text(b: &[u8]) -> String {
 fn ok(o: &Output) -> String {
     assert_eq!(o.status.code(), Some(0), "stderr: {}", text(&o.stderr));
     text(&o.stdout)
+}
+
+/// The path of `tool` on PATH. A missing tool fails the test with how to install it: a lane
+/// whose component is missing fails, it never skips.
+fn require(tool: &str, install: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(tool))
+                .find(|path| path.is_file())
+        })
+        .unwrap_or_else(|| panic!("`{tool}` is not on PATH: {install}"))
+}
+
+const KUBECTL: &str = "install kubectl (`apt-get install kubectl` from the Kubernetes or Google \
+    Cloud SDK apt repository, or https://kubernetes.io/docs/tasks/tools/): the kube adapter is \
+    tested through it";
+
+/// A request the https server got.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    authorization: Option<String>,
+}
+
+type Handler = dyn Fn(&Seen) -> http::Response<Vec<u8>> + Send + Sync;
+
+/// An HTTP/1.1 server over TLS on 127.0.0.1 with a fresh self-signed certificate (rcgen,
+/// rustls): kubectl runs an exec plugin only for an https cluster, and Docker's client
+/// authenticates to a registry over TLS. It answers each request with `handler` and records
+/// it. (`ReplayServer` speaks plain HTTP.)
+struct TlsServer {
+    port: u16,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl TlsServer {
+    fn start(handler: impl Fn(&Seen) -> http::Response<Vec<u8>> + Send + Sync + 'static) -> Self {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let recorded = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (config, seen, handler) = (config.clone(), recorded.clone(), handler.clone());
+                std::thread::spawn(move || serve_tls(stream, config, &seen, &*handler));
+            }
+        });
+        TlsServer { port, seen }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Serves the requests of one connection until the client closes it; any error (a TLS alert,
+/// a timeout, a head over 64 KiB) ends it.
+fn serve_tls(
+    stream: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    seen: &Mutex<Vec<Seen>>,
+    handler: &Handler,
+) -> Option<()> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let mut tls = rustls::StreamOwned::new(rustls::ServerConnection::new(config).ok()?, stream);
+    let mut buf = Vec::new();
+    loop {
+        let (request, head, body) = loop {
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut req = httparse::Request::new(&mut headers);
+            if let httparse::Status::Complete(head) = req.parse(&buf).ok()? {
+                let header = |name: &str| {
+                    req.headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case(name))
+                        .and_then(|h| std::str::from_utf8(h.value).ok())
+                        .map(str::to_owned)
+                };
+                let body = header("content-length").map_or(Some(0), |n| n.parse().ok())?;
+                let request = Seen {
+                    method: req.method?.to_owned(),
+                    path: req.path?.to_owned(),
+                    authorization: header("authorization"),
+                };
+                break (request, head, body);
+            }
+            if buf.len() > 64 * 1024 {
+                return None;
+            }
+            let mut chunk = [0; 4096];
+            let n = tls.read(&mut chunk).ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        // A body is read and dropped (neither tool sends one here).
+        let end = head.checked_add(body).filter(|&end| end <= 1 << 20)?;
+        while buf.len() < end {
+            let mut chunk = [0; 4096];
+            let n = tls.read(&mut chunk).ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        buf.drain(..end);
+        let reply = handler(&request);
+        seen.lock().unwrap().push(request.clone());
+        let status = reply.status();
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        );
+        for (name, value) in reply.headers() {
+            out.push_str(&format!("{name}: {}\r\n", value.to_str().ok()?));
+        }
+        out.push_str(&format!("content-length: {}\r\n\r\n", reply.body().len()));
+        tls.write_all(out.as_bytes()).ok()?;
+        if request.method != "HEAD" {
+            tls.write_all(reply.body()).ok()?;
+        }
+        tls.flush().ok()?;
+    }
 }
 
 #[test]
@@ -423,6 +576,110 @@ fn kube_prints_an_exec_credential_as_kubernetes_documents_it() {
     assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout), "");
     assert!(text(&o.stderr).contains("specauth login google --profile prod"));
+}
+
+/// A kubeconfig for the cluster at `https://127.0.0.1:PORT` (its self-signed certificate not
+/// checked) whose user's credential comes from the exec plugin `specauth kube google --profile
+/// PROFILE` on the sandbox's cache, asked for `ExecCredential` `api_version`.
+fn kubeconfig(sb: &Sandbox, port: u16, api_version: &str, profile: &str) -> PathBuf {
+    let store = sb.store_dir();
+    let profiles = sb.path("profiles.yaml");
+    let args = [
+        "--store",
+        path_str(&store),
+        "--config",
+        path_str(&profiles),
+        "kube",
+        "google",
+        "--profile",
+        profile,
+    ];
+    // JSON is YAML: kubectl reads it, and paths need no YAML quoting.
+    let config = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "loopback", "cluster": {
+            "server": format!("https://127.0.0.1:{port}"),
+            "insecure-skip-tls-verify": true,
+        }}],
+        "users": [{"name": "me", "user": {"exec": {
+            "apiVersion": format!("client.authentication.k8s.io/{api_version}"),
+            "command": BIN,
+            "args": args,
+            "interactiveMode": "IfAvailable",
+            "provideClusterInfo": false,
+        }}}],
+        "contexts": [{"name": "loopback", "context": {"cluster": "loopback", "user": "me"}}],
+        "current-context": "loopback",
+    });
+    let path = sb.path(&format!("kubeconfig-{api_version}-{profile}"));
+    std::fs::write(&path, config.to_string()).unwrap();
+    path
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 temporary path")
+}
+
+/// `kubectl get --raw /api` with only `kubeconfig`, no terminal (so not interactive).
+fn kubectl(sb: &Sandbox, kubeconfig: &Path) -> Output {
+    let mut cmd = Command::new(require("kubectl", KUBECTL));
+    cmd.arg("--kubeconfig").arg(kubeconfig).args([
+        "--request-timeout",
+        "5s",
+        "get",
+        "--raw",
+        "/api",
+    ]);
+    scrub_env(&mut cmd);
+    cmd.env_remove("KUBECONFIG")
+        .env("HOME", sb.dir.path())
+        .stdin(Stdio::null());
+    cmd.output().expect("kubectl runs")
+}
+
+#[test]
+fn kubectl_runs_the_exec_plugin_and_sends_its_token() {
+    let sb = Sandbox::new();
+    sb.seed("google", "default", "ya29.kubectl", Some(now() + 3000));
+    let api = TlsServer::start(|req| {
+        if req.authorization.as_deref() == Some("Bearer ya29.kubectl") {
+            common::json_reply(200, r#"{"kind":"APIVersions","versions":["v1"]}"#)
+        } else {
+            common::json_reply(
+                401,
+                r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Unauthorized","code":401}"#,
+            )
+        }
+    });
+    for version in ["v1", "v1beta1"] {
+        // kubectl refuses an ExecCredential of another apiVersion than it asked for in
+        // KUBERNETES_EXEC_INFO, so success means the plugin answered in this one.
+        let o = kubectl(&sb, &kubeconfig(&sb, api.port, version, "default"));
+        let out = ok(&o);
+        assert!(out.contains("\"APIVersions\""), "{version}: {out}");
+        let seen = api.seen();
+        let last = seen.last().expect("kubectl sent a request");
+        assert_eq!(last.method, "GET");
+        assert!(last.path.starts_with("/api?"), "{}", last.path); // ?timeout=5s
+        assert_eq!(
+            last.authorization.as_deref(),
+            Some("Bearer ya29.kubectl"),
+            "{version}"
+        );
+    }
+    // No cached token for `prod`, and no terminal: the plugin exits 4, kubectl fails saying
+    // so, the plugin's login command reaches the person, and nothing is sent unauthenticated.
+    let sent = api.seen().len();
+    let o = kubectl(&sb, &kubeconfig(&sb, api.port, "v1", "prod"));
+    assert_ne!(o.status.code(), Some(0));
+    let err = text(&o.stderr);
+    assert!(err.contains("exit code 4"), "{err}");
+    assert!(
+        err.contains("run `specauth login google --profile prod` first"),
+        "{err}"
+    );
+    assert_eq!(api.seen().len(), sent);
 }
 
 // ---------------------------------------------------------------------------------------------
