@@ -1,6 +1,6 @@
 //! The token where tools need it: `print-token --format`, and the adapters for git, kubectl,
 //! Docker and curl, run as processes against a token cache in a temporary folder and through
-//! the real tools (git, kubectl, curl) against servers on 127.0.0.1. A missing tool
+//! the real tools (git, kubectl, docker, curl) against servers on 127.0.0.1. A missing tool
 //! fails its test, saying what to install.
 
 use std::io::{Read as _, Write as _};
@@ -142,6 +142,9 @@ fn require(tool: &str, install: &str) -> PathBuf {
 
 const KUBECTL: &str = "install kubectl (`apt-get install kubectl` from the Kubernetes or Google \
     Cloud SDK apt repository, or https://kubernetes.io/docs/tasks/tools/): the kube adapter is \
+    tested through it";
+const DOCKER: &str = "install the Docker CLI (`apt-get install docker-cli`, or docker-ce-cli \
+    from Docker's apt repository; no daemon is needed): the docker-credential adapter is \
     tested through it";
 
 /// A request the https server got.
@@ -777,6 +780,166 @@ fn docker_credential_helper_speaks_the_documented_protocol() {
         "https://anything.example\n",
     );
     assert!(ok(&o).contains("\"Secret\":\"not-for-docker\""));
+}
+
+#[test]
+fn docker_reads_a_manifest_with_the_helpers_token_and_logout_keeps_it() {
+    let docker = require("docker", DOCKER);
+    let sb = Sandbox::new();
+    // An image in a registry on 127.0.0.1 that asks for Basic credentials: a config blob and
+    // a manifest naming it.
+    let config =
+        r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let digest =
+        |bytes: &[u8]| format!("sha256:{:x}", <sha2::Sha256 as sha2::Digest>::digest(bytes));
+    let config_digest = digest(config.as_bytes());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": config.len(),
+            "digest": config_digest,
+        },
+        "layers": [],
+    })
+    .to_string();
+    let manifest_digest = digest(manifest.as_bytes());
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            "oauth2accesstoken:glat-registry"
+        )
+    );
+    let registry = {
+        let (basic, config_digest) = (basic.clone(), config_digest.clone());
+        TlsServer::start(move |req| {
+            let reply =
+                http::Response::builder().header("docker-distribution-api-version", "registry/2.0");
+            if req.authorization.as_deref() != Some(basic.as_str()) {
+                return reply
+                    .status(401)
+                    .header("www-authenticate", "Basic realm=\"specauth-test\"")
+                    .body(Vec::new())
+                    .unwrap();
+            }
+            let (content_type, body, reference) = match req.path.as_str() {
+                "/v2/" => ("application/json", "{}", None),
+                "/v2/r/manifests/t" => (
+                    "application/vnd.docker.distribution.manifest.v2+json",
+                    manifest.as_str(),
+                    Some(&manifest_digest),
+                ),
+                p if p == format!("/v2/r/blobs/{config_digest}") => {
+                    ("application/octet-stream", config, Some(&config_digest))
+                }
+                _ => return reply.status(404).body(Vec::new()).unwrap(),
+            };
+            let reply = reply.status(200).header("content-type", content_type);
+            let reply = match reference {
+                Some(d) => reply.header("docker-content-digest", d.as_str()),
+                None => reply,
+            };
+            reply.body(body.as_bytes().to_vec()).unwrap()
+        })
+    };
+    let host = format!("127.0.0.1:{}", registry.port);
+    // The token Docker should get: the profile named after the registry host.
+    sb.seed(
+        "gitlab",
+        &format!("127.0.0.1_{}", registry.port),
+        "glat-registry",
+        Some(now() + 3000),
+    );
+    // `docker-credential-specauth` on PATH, as the README sets it up (a link to the binary),
+    // behind a script that notes each operation Docker asks for.
+    let links = sb.path("links");
+    std::fs::create_dir(&links).unwrap();
+    let link = links.join("docker-credential-specauth");
+    std::os::unix::fs::symlink(BIN, &link).unwrap();
+    let bin = sb.path("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let ops = sb.path("operations");
+    let script = bin.join("docker-credential-specauth");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\nexec '{}' \"$@\"\n",
+            ops.display(),
+            link.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let docker_config = sb.path("docker");
+    std::fs::create_dir(&docker_config).unwrap();
+    std::fs::write(
+        docker_config.join("config.json"),
+        serde_json::json!({"credHelpers": {&host: "specauth"}}).to_string(),
+    )
+    .unwrap();
+    let path = std::env::join_paths(std::iter::once(bin.clone()).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(&docker);
+        cmd.args(args);
+        scrub_env(&mut cmd);
+        cmd.env("PATH", &path)
+            .env("HOME", sb.dir.path())
+            .env("DOCKER_CONFIG", &docker_config)
+            .env("SPECAUTH_STORE", sb.store_dir())
+            .env("SPECAUTH_CONFIG", sb.path("profiles.yaml"))
+            .stdin(Stdio::null());
+        cmd.output().expect("docker runs")
+    };
+    let operations = || std::fs::read_to_string(&ops).unwrap_or_default();
+
+    let image = format!("{host}/r:t");
+    let o = run(&["manifest", "inspect", "--insecure", &image]);
+    let shown: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
+    assert_eq!(shown["config"]["digest"], config_digest.as_str());
+    assert_eq!(operations(), "get\n", "Docker asked the helper once");
+    // Docker answered the registry's Basic challenge with the helper's user name and token.
+    let seen = registry.seen();
+    let manifest_request = seen
+        .iter()
+        .find(|r| r.path == "/v2/r/manifests/t")
+        .expect("docker asked for the manifest");
+    assert_eq!(
+        manifest_request.authorization.as_deref(),
+        Some(basic.as_str())
+    );
+    assert!(
+        seen.iter()
+            .any(|r| r.path == "/v2/" && r.authorization.is_none())
+    );
+
+    // `docker logout HOST`: Docker asks the helper to erase; the token stays for `specauth
+    // logout`, which also revokes it.
+    let o = run(&["logout", &host]);
+    let out = ok(&o);
+    assert!(
+        !text(&o.stderr).contains("WARNING"),
+        "{out}{}",
+        text(&o.stderr)
+    );
+    // (Docker 28 erases under the host and under its https:// URL.)
+    let asked = operations();
+    let mut asked = asked.lines();
+    assert_eq!(asked.next(), Some("get"));
+    let erased: Vec<&str> = asked.collect();
+    assert!(
+        !erased.is_empty() && erased.iter().all(|op| *op == "erase"),
+        "{erased:?}"
+    );
+    let cached = sb.cached("gitlab", &format!("127.0.0.1_{}", registry.port));
+    assert_eq!(
+        cached.map(|c| c.token.access_token.secret().to_owned()),
+        Some("glat-registry".to_owned())
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
