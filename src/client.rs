@@ -150,6 +150,33 @@ pub struct AsyncClient<T> {
 impl AsyncClient<crate::transport::ReqwestTransport> {
     /// A client over the default [`ReqwestTransport`](crate::transport::ReqwestTransport)
     /// (feature `reqwest`). Fails only when the TLS backend cannot be set up.
+    ///
+    /// In an application (the README's example, compiled here):
+    ///
+    /// ```no_run
+    /// use specauth::{AsyncClient, Inputs, Loader};
+    ///
+    /// #[tokio::main]
+    /// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let spec = Loader::new().load("spotify")?;      // clone it freely: it is an Arc inside
+    ///     let client = AsyncClient::new()?;               // feature `reqwest`
+    ///     let inputs = Inputs::new()
+    ///         .with("client_id", std::env::var("SPOTIFY_CLIENT_ID")?)
+    ///         .with("client_secret", std::env::var("SPOTIFY_CLIENT_SECRET")?);
+    ///     let token = client.token(&spec, "client_credentials", &inputs).await?;
+    ///     println!("expires at {:?}", token.expires_at);
+    ///
+    ///     // The futures are `Send`, so a task can run them; the spec (an `Arc` inside), the client
+    ///     // and the inputs clone into it.
+    ///     let task = tokio::spawn({
+    ///         let (spec, client, inputs) = (spec.clone(), client.clone(), inputs.clone());
+    ///         async move { client.token(&spec, "client_credentials", &inputs).await }
+    ///     });
+    ///     let again = task.await??;
+    ///     println!("expires at {:?}", again.expires_at);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn new() -> Result<Self, Error> {
         Ok(AsyncClient::with_transport(
             crate::transport::ReqwestTransport::new()?,

@@ -56,6 +56,34 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
+//!
+//! In an application (the README's example, compiled here):
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use specauth::middleware::{TokenMiddleware, TokenSource};
+//! use specauth::{Inputs, Loader};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let spec = Loader::new().load("spotify")?;
+//!     let inputs = Inputs::new()
+//!         .with("client_id", std::env::var("SPOTIFY_CLIENT_ID")?)
+//!         .with("client_secret", std::env::var("SPOTIFY_CLIENT_SECRET")?);
+//!     let source = TokenSource::client_credentials(spec, inputs)? // or ::refresh_token(spec, inputs, rt)
+//!         .with_min_valid(Duration::from_secs(60));              // refresh a minute before expiry
+//!     // Your application's reqwest client: `reqwest::Client::new()` when your reqwest has a TLS
+//!     // feature of its own; here the one specauth builds (rustls, no redirects).
+//!     let client = specauth::transport::ReqwestTransport::new()?.client().clone();
+//!     let http = reqwest_middleware::ClientBuilder::new(client)
+//!         .with(TokenMiddleware::new(source))
+//!         .build();
+//!     let reply = http.get("https://api.spotify.com/v1/browse/new-releases").send().await?;
+//!     println!("{}", reply.status());
+//!     Ok(())
+//! }
+//! ```
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};

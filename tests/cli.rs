@@ -735,6 +735,64 @@ fn import_writes_a_spec_from_discovery_metadata_that_passes_check() {
     );
 }
 
+/// The first fenced block opening with `fence` after `after` in `text`, without its fences.
+fn fenced<'a>(text: &'a str, after: &str, fence: &str) -> &'a str {
+    let from = text.find(after).unwrap_or_else(|| panic!("no `{after}`")) + after.len();
+    let start = text[from..]
+        .find(fence)
+        .unwrap_or_else(|| panic!("no {fence} block after `{after}`"))
+        + from
+        + fence.len();
+    let end = text[start..].find("```\n").expect("a closing fence") + start;
+    &text[start..end]
+}
+
+/// The README's async and middleware examples are complete programs, compiled as `no_run` doc
+/// tests in the rustdoc of `AsyncClient::new` and of `middleware`: each README block must be
+/// its doc test, character for character, and name a bundled provider that has the grant it
+/// uses. (The README's other Rust blocks are illustrative fragments, so the whole README is
+/// not compiled.)
+#[test]
+fn the_readme_async_examples_are_the_compiled_doc_tests() {
+    let read = |file: &str| {
+        std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    };
+    let readme = read("README.md");
+    for (heading, source) in [
+        ("### Async applications", "src/client.rs"),
+        ("### The HTTP client middleware", "src/middleware.rs"),
+    ] {
+        let shown = fenced(&readme, heading, "```rust\n");
+        // The doc comment's lines, without their `///` or `//!` and one space.
+        let docs: String = read(source)
+            .lines()
+            .map(|l| l.trim_start())
+            .map(|l| l.strip_prefix("///").or(l.strip_prefix("//!")).unwrap_or(l))
+            .map(|l| format!("{}\n", l.strip_prefix(' ').unwrap_or(l)))
+            .collect();
+        let compiled = fenced(
+            &docs,
+            "(the README's example, compiled here)",
+            "```no_run\n",
+        );
+        assert!(
+            shown == compiled,
+            "README's block under `{heading}` differs from the doc test in {source}:\n{shown}\n---\n{compiled}"
+        );
+        let provider = shown
+            .split("load(\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("the example loads a spec");
+        let spec = specauth::Loader::new().load(provider).unwrap();
+        assert!(
+            spec.grant_names().any(|g| g == "client_credentials"),
+            "{provider} has no client_credentials grant"
+        );
+        assert!(shown.contains("client_credentials"));
+    }
+}
+
 #[test]
 fn the_readme_catalogue_and_the_providers_page_are_current() {
     let out = specauth(&["providers", "--readme"]);
