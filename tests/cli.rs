@@ -445,6 +445,42 @@ fn new_scaffolds_a_spec_that_passes_check_and_test() {
     assert!(yaml.starts_with("# yaml-language-server: $schema=spec.schema.json\n"));
     assert!(yaml.contains("\nid: acme\n") && yaml.contains("\nextends: oauth2"));
     assert!(yaml.contains("\nexamples:\n"));
+    // The comment above `client_auth:` names every method the schema allows.
+    fn client_auth_methods(v: &serde_json::Value) -> Option<Vec<String>> {
+        match v {
+            serde_json::Value::Object(o) => {
+                let methods = o.get("enum").and_then(|e| e.as_array()).filter(|e| {
+                    e.iter().any(|m| m == "basic") && e.iter().any(|m| m == "private_key_jwt")
+                });
+                match methods {
+                    Some(e) => Some(
+                        e.iter()
+                            .filter_map(|m| m.as_str().map(str::to_owned))
+                            .collect(),
+                    ),
+                    None => o.values().find_map(client_auth_methods),
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().find_map(client_auth_methods),
+            _ => None,
+        }
+    }
+    let schema: serde_json::Value = serde_json::from_str(&stdout(&specauth(&["schema"]))).unwrap();
+    let methods = client_auth_methods(&schema).expect("the schema lists the client_auth methods");
+    let before = yaml.split("\nclient_auth:").next().unwrap();
+    let comment: Vec<&str> = before
+        .lines()
+        .rev()
+        .take_while(|l| l.starts_with('#'))
+        .flat_map(|l| l.split([' ', '|', ':', '(', ')']))
+        .collect();
+    assert!(methods.len() >= 9, "{methods:?}");
+    for method in &methods {
+        assert!(
+            comment.contains(&method.as_str()),
+            "`{method}` is not in the comment above client_auth:"
+        );
+    }
     // The schema the modeline names is written beside it, and is the one `schema` prints.
     let schema = std::fs::read_to_string(dir.path().join("spec.schema.json")).unwrap();
     assert_eq!(schema, stdout(&specauth(&["schema"])));

@@ -400,7 +400,9 @@ endpoints:
   token: https://example.com/oauth/token
   authorize: https://example.com/oauth/authorize
 
-client_auth: basic               # basic | post | both | none | auto | private_key_jwt | client_secret_jwt
+# How the client authenticates: basic | post | both | none | auto | private_key_jwt |
+# client_secret_jwt | tls_client_auth | self_signed_tls_client_auth (the last two: mutual TLS)
+client_auth: basic
 
 examples:
   # One documented exchange: replace the inputs, the reply and what is expected with the
