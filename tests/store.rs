@@ -7,7 +7,7 @@
 #[path = "store/pg.rs"]
 mod pg;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use specauth::session::{self, StoredToken, TokenStore};
-use specauth::store::{Key, Keys, PostgresStore, RefreshAhead, RefreshEvent, SqliteStore, Store};
+use specauth::store::{
+    Key, Keys, Pass, PostgresStore, RefreshAhead, RefreshEvent, SqliteStore, Store,
+};
 use specauth::testing::ReplayServer;
 use specauth::{Client, Inputs, Loader, Secret, Spec, Token};
 
@@ -42,6 +44,10 @@ struct ProviderState {
     inflight: usize,
     max_inflight: usize,
     seq: u64,
+    /// When each refresh request arrived (before any scripted reply or delay).
+    arrivals: Vec<Instant>,
+    /// Replies given to the next requests instead of handling them (503, 429…), in order.
+    script: VecDeque<http::Response<Vec<u8>>>,
 }
 
 struct Provider {
@@ -62,6 +68,10 @@ impl Provider {
             let refresh = form.get("refresh_token").cloned().unwrap_or_default();
             {
                 let mut st = s.lock().unwrap();
+                st.arrivals.push(Instant::now());
+                if let Some(reply) = st.script.pop_front() {
+                    return reply;
+                }
                 st.inflight += 1;
                 st.max_inflight = st.max_inflight.max(st.inflight);
             }
@@ -865,6 +875,97 @@ fn sqlite_refresh_ahead_keeps_10000_connections_fresh() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokens.db");
     ten_thousand("sqlite", &SqliteStore::open(&path).unwrap());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refresh-ahead: a refused refresh token, retries, pacing
+// ---------------------------------------------------------------------------------------------
+
+/// The events a refresh-ahead emitted, as `(what, profile, needs_sign_in)`.
+type Heard = Mutex<Vec<(&'static str, String, bool)>>;
+
+fn record(heard: &Heard) -> impl Fn(&RefreshEvent<'_>) + Send + Sync + '_ {
+    move |e| {
+        let event = match e {
+            RefreshEvent::Refreshed { connection, .. } => {
+                ("refreshed", connection.profile.clone(), false)
+            }
+            RefreshEvent::Failed {
+                connection,
+                needs_sign_in,
+                ..
+            } => ("failed", connection.profile.clone(), *needs_sign_in),
+            _ => ("other", String::new(), false),
+        };
+        heard.lock().unwrap().push(event);
+    }
+}
+
+/// A refresh token the provider refuses (400 `invalid_grant`) is reported once as
+/// `needs_sign_in`, counted, not retried, and left alone by later passes until a new sign-in
+/// replaces the entry.
+#[test]
+fn refresh_ahead_reports_a_refused_refresh_token_once_as_needs_sign_in() {
+    let provider = Provider::start(3600, Duration::ZERO);
+    let spec = provider.spec();
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("tokens.db")).unwrap();
+    // A refresh token the provider never issued: it answers 400 invalid_grant.
+    store
+        .save(&entry("peer", "dead", "revoked", Some(now() - 5)))
+        .unwrap();
+    let client = Client::new();
+    let heard = Heard::default();
+    let ahead = RefreshAhead::new(&client, &store)
+        .provider(&spec, secrets())
+        .retries(3, Duration::from_millis(10))
+        .on_event(record(&heard));
+
+    let pass = ahead.run_once().unwrap();
+    assert_eq!(
+        pass,
+        Pass {
+            due: 1,
+            failed: 1,
+            needs_sign_in: 1,
+            ..Pass::default()
+        }
+    );
+    assert_eq!(*heard.lock().unwrap(), [("failed", "dead".into(), true)]);
+    // Final: a 400 is not retried.
+    assert_eq!(provider.state.lock().unwrap().invalid_grants, 1);
+
+    // The next passes still list it as due, but leave it alone: no request, no event.
+    for _ in 0..2 {
+        let pass = ahead.run_once().unwrap();
+        assert_eq!(
+            pass,
+            Pass {
+                due: 1,
+                skipped: 1,
+                ..Pass::default()
+            }
+        );
+    }
+    assert_eq!(heard.lock().unwrap().len(), 1);
+    assert_eq!(provider.state.lock().unwrap().arrivals.len(), 1);
+
+    // A new sign-in (a new entry, likely within the same second) makes it live again.
+    store.save(&provider.entry("dead", now() - 5)).unwrap();
+    let pass = ahead.run_once().unwrap();
+    assert_eq!(
+        pass,
+        Pass {
+            due: 1,
+            refreshed: 1,
+            ..Pass::default()
+        }
+    );
+    assert_eq!(
+        heard.lock().unwrap()[1],
+        ("refreshed", "dead".into(), false)
+    );
+    assert_eq!(provider.state.lock().unwrap().refreshes, 1);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -108,8 +108,9 @@ pub struct RefreshAhead<'a, T: Transport, S: Store> {
     backoff: Duration,
     batch: usize,
     listener: Option<Listener<'a>>,
-    /// Connections that failed for good, with the `obtained_at` of the entry that failed.
-    gave_up: Mutex<HashMap<ConnectionKey, u64>>,
+    /// Connections that failed for good, with a digest of the entry that failed: the
+    /// connection is left alone until the store holds another entry (a new sign-in).
+    gave_up: Mutex<HashMap<ConnectionKey, [u8; 32]>>,
 }
 
 impl<'a, T: Transport + Sync, S: Store> RefreshAhead<'a, T, S> {
@@ -242,9 +243,9 @@ impl<'a, T: Transport + Sync, S: Store> RefreshAhead<'a, T, S> {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&key)
             .copied();
-        if let Some(obtained_at) = gave_up_on {
+        if let Some(digest) = gave_up_on {
             match handle.load(&connection.provider, &connection.profile) {
-                Ok(Some(e)) if e.obtained_at != obtained_at => {
+                Ok(Some(e)) if fingerprint(&e) != digest => {
                     self.gave_up
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
@@ -299,7 +300,7 @@ impl<'a, T: Transport + Sync, S: Store> RefreshAhead<'a, T, S> {
                         self.gave_up
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
-                            .insert(key, entry.obtained_at);
+                            .insert(key, fingerprint(&entry));
                     }
                     return self.failed(connection, &e, for_good, counts);
                 }
@@ -360,16 +361,26 @@ fn transient(e: &Error) -> bool {
             .is_some_and(|s| s == 429 || (500..=599).contains(&s))
 }
 
-/// A failure only a new sign-in fixes.
+/// A failure only a new sign-in fixes. `refresh_if_needed` turns the provider's
+/// `invalid_grant` into [`NotSignedInReason::RefreshRefused`], so that is how a refused refresh
+/// token arrives here (a bare `Error::Provider` never carries `invalid_grant` from it).
 fn needs_sign_in(e: &Error) -> bool {
-    match e {
-        Error::Provider(p) => p.code.as_deref() == Some("invalid_grant"),
-        Error::NotSignedIn { reason, .. } => matches!(
-            reason,
-            NotSignedInReason::ExpiredWithoutRefresh | NotSignedInReason::NoEntry
-        ),
-        _ => false,
-    }
+    matches!(
+        e,
+        Error::NotSignedIn {
+            reason: NotSignedInReason::RefreshRefused
+                | NotSignedInReason::ExpiredWithoutRefresh
+                | NotSignedInReason::NoEntry,
+            ..
+        }
+    )
+}
+
+/// What identifies one stored entry: a new sign-in (or any save) gives another digest, even
+/// within the same second.
+fn fingerprint(entry: &StoredToken) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(entry.to_json().to_string().as_bytes()).into()
 }
 
 #[derive(Default)]
