@@ -968,6 +968,159 @@ fn refresh_ahead_reports_a_refused_refresh_token_once_as_needs_sign_in() {
     assert_eq!(provider.state.lock().unwrap().refreshes, 1);
 }
 
+fn reply(status: u16, headers: &[(&str, &str)], body: &str) -> http::Response<Vec<u8>> {
+    let mut r = http::Response::builder().status(status);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    r.body(body.as_bytes().to_vec()).unwrap()
+}
+
+/// A provider answering 503, then 429 with `Retry-After: 1`, then 200: the refresh is retried
+/// and succeeds, and the retry after the 429 waits the second the provider asked for although
+/// the backoff is 10 ms. A provider that keeps failing is tried `retries` + 1 times, then
+/// reported (not as needing a sign-in).
+#[test]
+fn refresh_ahead_retries_503_and_429_and_honours_retry_after() {
+    let provider = Provider::start(3600, Duration::ZERO);
+    provider.state.lock().unwrap().script.extend([
+        reply(
+            503,
+            &[("content-type", "text/plain")],
+            "Service Unavailable",
+        ),
+        reply(
+            429,
+            &[("content-type", "application/json"), ("retry-after", "1")],
+            r#"{"error":"rate_limited"}"#,
+        ),
+    ]);
+    let spec = provider.spec();
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("tokens.db")).unwrap();
+    store.save(&provider.entry("busy", now() - 5)).unwrap();
+    let client = Client::new();
+    let heard = Heard::default();
+    let ahead = RefreshAhead::new(&client, &store)
+        .provider(&spec, secrets())
+        .retries(2, Duration::from_millis(10))
+        .on_event(record(&heard));
+
+    let pass = ahead.run_once().unwrap();
+    assert_eq!(
+        pass,
+        Pass {
+            due: 1,
+            refreshed: 1,
+            ..Pass::default()
+        }
+    );
+    assert_eq!(
+        *heard.lock().unwrap(),
+        [("refreshed", "busy".into(), false)]
+    );
+    let st = provider.state.lock().unwrap();
+    assert_eq!(st.arrivals.len(), 3, "503, 429, then the refresh");
+    assert_eq!((st.refreshes, st.invalid_grants), (1, 0));
+    let after_429 = st.arrivals[2] - st.arrivals[1];
+    eprintln!(
+        "retries: 503 then 429 (Retry-After: 1) then 200; the retry after the 429 came {after_429:?} later (backoff 10 ms)"
+    );
+    assert!(after_429 >= Duration::from_secs(1), "{after_429:?}");
+    drop(st);
+    assert_eq!(
+        store
+            .load("peer", "busy")
+            .unwrap()
+            .unwrap()
+            .token
+            .access_token
+            .secret(),
+        provider
+            .state
+            .lock()
+            .unwrap()
+            .issued
+            .keys()
+            .find(|a| a.starts_with("at-"))
+            .unwrap()
+    );
+
+    // Down for longer than the retries: 3 tries, then a failure that a later pass retries.
+    provider
+        .state
+        .lock()
+        .unwrap()
+        .script
+        .extend((0..3).map(|_| {
+            reply(
+                503,
+                &[("content-type", "text/plain")],
+                "Service Unavailable",
+            )
+        }));
+    store.save(&provider.entry("down", now() - 5)).unwrap();
+    let pass = ahead.run_once().unwrap();
+    assert_eq!(
+        pass,
+        Pass {
+            due: 1,
+            failed: 1,
+            ..Pass::default()
+        }
+    );
+    assert_eq!(heard.lock().unwrap()[1], ("failed", "down".into(), false));
+    assert_eq!(provider.state.lock().unwrap().arrivals.len(), 6);
+    let pass = ahead.run_once().unwrap();
+    assert_eq!(pass.refreshed, 1, "{pass:?}");
+}
+
+/// `pace(100 ms)`: the provider receives one refresh request at least 100 ms after the other,
+/// with 4 workers, and across passes (the pace is kept from one pass to the next). Lower bounds
+/// only, measured where the requests arrive.
+#[test]
+fn refresh_ahead_paces_a_providers_requests_across_passes() {
+    const PACE: Duration = Duration::from_millis(100);
+    // What loopback delivery may shift one arrival against the one before it.
+    const DELIVERY: Duration = Duration::from_millis(50);
+    let provider = Provider::start(3600, Duration::ZERO);
+    let spec = provider.spec();
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("tokens.db")).unwrap();
+    for i in 0..6 {
+        store
+            .save(&provider.entry(&format!("p{i}"), now() - 5))
+            .unwrap();
+    }
+    let client = Client::new();
+    let ahead = RefreshAhead::new(&client, &store)
+        .provider(&spec, secrets())
+        .concurrency(4)
+        .pace(PACE);
+    assert_eq!(ahead.run_once().unwrap().refreshed, 6);
+    // Two more fall due right after: the next pass keeps the pace.
+    for i in 6..8 {
+        store
+            .save(&provider.entry(&format!("p{i}"), now() - 5))
+            .unwrap();
+    }
+    assert_eq!(ahead.run_once().unwrap().refreshed, 2);
+    let mut arrivals = provider.state.lock().unwrap().arrivals.clone();
+    arrivals.sort();
+    assert_eq!(arrivals.len(), 8);
+    let gaps: Vec<_> = arrivals.windows(2).map(|w| w[1] - w[0]).collect();
+    eprintln!("pace {PACE:?}: gaps between refresh requests at the provider {gaps:?}");
+    for (i, gap) in gaps.iter().enumerate() {
+        assert!(
+            *gap >= PACE - DELIVERY,
+            "requests {i} and {} came {gap:?} apart",
+            i + 1
+        );
+    }
+    let span = arrivals[7] - arrivals[0];
+    assert!(span >= PACE * 7 - DELIVERY, "8 requests within {span:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Proof 4: no token in plain text at rest
 // ---------------------------------------------------------------------------------------------

@@ -81,11 +81,13 @@ pub fn fresh_token<T: Transport, S: Store + ?Sized>(
     secrets: &Inputs,
     min_valid: u64,
 ) -> Result<StoredToken, Error> {
-    refresh_if_needed(client, spec, store, profile, secrets, min_valid).map(|(entry, _)| entry)
+    refresh_if_needed(client, spec, store, profile, secrets, min_valid, &|| {})
+        .map(|(entry, _)| entry)
 }
 
 /// [`fresh_token`], and whether this call sent the refresh (`false` when the cached token, or
-/// one another caller refreshed meanwhile, was used).
+/// one another caller refreshed meanwhile, was used). `before_send` runs (under the lock) just
+/// before the refresh grant is sent: refresh-ahead paces its requests there.
 pub(crate) fn refresh_if_needed<T: Transport, S: Store + ?Sized>(
     client: &Client<T>,
     spec: &Spec,
@@ -93,6 +95,7 @@ pub(crate) fn refresh_if_needed<T: Transport, S: Store + ?Sized>(
     profile: &str,
     secrets: &Inputs,
     min_valid: u64,
+    before_send: &dyn Fn(),
 ) -> Result<(StoredToken, bool), Error> {
     let key = spec.id();
     // The spec may ask for tokens to be refreshed early (`token.refresh_margin`).
@@ -143,6 +146,7 @@ pub(crate) fn refresh_if_needed<T: Transport, S: Store + ?Sized>(
         inputs.set("access_token", entry.token.access_token.secret());
     }
     entry.recall_client_auth(client);
+    before_send();
     // A DPoP-bound refresh token is refreshed with the same key (RFC 9449 §5).
     let sent = match entry.dpop()? {
         Some(key) => crate::dpop::send(client, spec, "refresh_token", &inputs, &key, &mut None)

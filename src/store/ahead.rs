@@ -15,7 +15,7 @@ use crate::transport::Transport;
 
 use super::{Connection, Store};
 
-/// The longest wait between two retries of one refresh.
+/// The longest wait between two retries of one refresh, a provider's `Retry-After` included.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// What happened to a connection during a [`RefreshAhead`] pass.
@@ -70,9 +70,12 @@ type ConnectionKey = (String, String, String);
 /// refresh single-flight even when requests and several instances' refresh-ahead run at once.
 ///
 /// - at most `concurrency` refreshes in flight (default 4);
-/// - per provider, refreshes start at least `pace` apart (default none), a rate limit;
+/// - per provider, refresh requests are sent at least `pace` apart (default none), a rate
+///   limit that holds across passes;
 /// - a transport failure, a 5xx or a 429 is retried `retries` times (default 3), waiting
-///   `backoff` × 2ⁿ plus random jitter (default 500 ms, at most 30 s);
+///   `backoff` × 2ⁿ plus random jitter (default 500 ms), or as long as the provider's
+///   `Retry-After` asks when that is longer, at most 30 s; a `Retry-After` also holds back the
+///   provider's other refreshes until it has passed;
 /// - `on_event` hears every refresh and every failure; `invalid_grant` is reported as
 ///   `needs_sign_in` once, and the connection is left alone until its entry changes.
 ///
@@ -108,6 +111,9 @@ pub struct RefreshAhead<'a, T: Transport, S: Store> {
     backoff: Duration,
     batch: usize,
     listener: Option<Listener<'a>>,
+    /// Per provider, the earliest moment its next refresh request may be sent (the pace and
+    /// any `Retry-After`), kept from one pass to the next.
+    next_send: Mutex<HashMap<String, Instant>>,
     /// Connections that failed for good, with a digest of the entry that failed: the
     /// connection is left alone until the store holds another entry (a new sign-in).
     gave_up: Mutex<HashMap<ConnectionKey, [u8; 32]>>,
@@ -127,6 +133,7 @@ impl<'a, T: Transport + Sync, S: Store> RefreshAhead<'a, T, S> {
             backoff: Duration::from_millis(500),
             batch: 10_000,
             listener: None,
+            next_send: Mutex::default(),
             gave_up: Mutex::default(),
         }
     }
@@ -150,14 +157,18 @@ impl<'a, T: Transport + Sync, S: Store> RefreshAhead<'a, T, S> {
         self
     }
 
-    /// Starts one provider's refreshes at least `interval` apart (default: no pacing).
+    /// Sends one provider's refresh requests at least `interval` apart (default: no pacing),
+    /// across passes. The wait happens under the connection's refresh lock, so keep
+    /// `interval` × `concurrency` well below the store's lease.
     pub fn pace(mut self, interval: Duration) -> Self {
         self.pace = interval;
         self
     }
 
     /// Retries a refresh that failed on the way (transport, 5xx, 429) `retries` times, waiting
-    /// `backoff` × 2ⁿ plus jitter between tries (defaults 3 and 500 ms).
+    /// `backoff` × 2ⁿ plus jitter between tries (defaults 3 and 500 ms), or the reply's
+    /// `Retry-After` when longer (at most 30 s). The `Retry-After` is read from the provider
+    /// error's `retry_after` extra (seconds), which the `oauth2` base spec maps from the header.
     pub fn retries(mut self, retries: u32, backoff: Duration) -> Self {
         self.retries = retries;
         self.backoff = backoff;
@@ -183,7 +194,6 @@ impl<'a, T: Transport + Sync, S: Store> RefreshAhead<'a, T, S> {
         let counts = Counts::default();
         counts.due.store(due.len(), Ordering::Relaxed);
         let queue = Mutex::new(VecDeque::from(due));
-        let next_start: Mutex<HashMap<String, Instant>> = Mutex::default();
         std::thread::scope(|scope| {
             for _ in 0..self.concurrency {
                 scope.spawn(|| {
@@ -193,7 +203,7 @@ impl<'a, T: Transport + Sync, S: Store> RefreshAhead<'a, T, S> {
                             .unwrap_or_else(PoisonError::into_inner)
                             .pop_front();
                         let Some(connection) = next else { break };
-                        self.refresh_one(&connection, &counts, &next_start);
+                        self.refresh_one(&connection, &counts);
                     }
                 });
             }
@@ -217,12 +227,7 @@ impl<'a, T: Transport + Sync, S: Store> RefreshAhead<'a, T, S> {
         }
     }
 
-    fn refresh_one(
-        &self,
-        connection: &Connection,
-        counts: &Counts,
-        next_start: &Mutex<HashMap<String, Instant>>,
-    ) {
+    fn refresh_one(&self, connection: &Connection, counts: &Counts) {
         let Some((spec, secrets)) = self.providers.get(&connection.provider) else {
             counts.skipped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -257,7 +262,6 @@ impl<'a, T: Transport + Sync, S: Store> RefreshAhead<'a, T, S> {
                 }
             }
         }
-        self.wait_for_turn(&connection.provider, next_start);
         let mut attempt = 0;
         loop {
             let result = crate::session::refresh_if_needed(
@@ -267,6 +271,7 @@ impl<'a, T: Transport + Sync, S: Store> RefreshAhead<'a, T, S> {
                 &connection.profile,
                 secrets,
                 self.margin,
+                &|| self.wait_for_turn(&connection.provider),
             );
             match result {
                 Ok((entry, true)) => {
@@ -288,7 +293,14 @@ impl<'a, T: Transport + Sync, S: Store> RefreshAhead<'a, T, S> {
                         .min(MAX_BACKOFF);
                     let jitter =
                         Duration::from_millis(super::jitter(wait.as_millis().max(1) as u64));
-                    std::thread::sleep((wait + jitter).min(MAX_BACKOFF));
+                    let asked = retry_after(&e).map(|a| a.min(MAX_BACKOFF));
+                    if let Some(asked) = asked {
+                        self.hold_off(&connection.provider, Instant::now() + asked);
+                    }
+                    let wait = (wait + jitter)
+                        .min(MAX_BACKOFF)
+                        .max(asked.unwrap_or_default());
+                    std::thread::sleep(wait);
                     attempt += 1;
                 }
                 Err(e) => {
@@ -308,13 +320,14 @@ impl<'a, T: Transport + Sync, S: Store> RefreshAhead<'a, T, S> {
         }
     }
 
-    /// Waits until `provider` may start another refresh (the pace).
-    fn wait_for_turn(&self, provider: &str, next_start: &Mutex<HashMap<String, Instant>>) {
-        if self.pace.is_zero() {
-            return;
-        }
+    /// Waits until `provider` may be sent another refresh request (the pace, a `Retry-After`),
+    /// and books the slot after it.
+    fn wait_for_turn(&self, provider: &str) {
         let start = {
-            let mut next = next_start.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut next = self
+                .next_send
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             let now = Instant::now();
             let slot = next
                 .get(provider)
@@ -328,6 +341,16 @@ impl<'a, T: Transport + Sync, S: Store> RefreshAhead<'a, T, S> {
         if start > now {
             std::thread::sleep(start - now);
         }
+    }
+
+    /// Sends `provider` no refresh request before `until` (it answered 429 with `Retry-After`).
+    fn hold_off(&self, provider: &str, until: Instant) {
+        let mut next = self
+            .next_send
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let slot = next.entry(provider.to_owned()).or_insert(until);
+        *slot = (*slot).max(until);
     }
 
     fn failed(&self, connection: &Connection, error: &Error, for_good: bool, counts: &Counts) {
@@ -359,6 +382,19 @@ fn transient(e: &Error) -> bool {
     matches!(e, Error::Transport(_))
         || e.status()
             .is_some_and(|s| s == 429 || (500..=599).contains(&s))
+}
+
+/// How long the provider asked to wait before trying again: the `retry_after` extra of its
+/// refusal (the `oauth2` base spec maps it from the `Retry-After` header), in seconds. The
+/// HTTP-date form is not read.
+fn retry_after(e: &Error) -> Option<Duration> {
+    let Error::Provider(p) = e else { return None };
+    let seconds = match p.extra.get("retry_after")? {
+        serde_json::Value::Number(n) => n.as_u64()?,
+        serde_json::Value::String(s) => s.trim().parse().ok()?,
+        _ => return None,
+    };
+    Some(Duration::from_secs(seconds))
 }
 
 /// A failure only a new sign-in fixes. `refresh_if_needed` turns the provider's
