@@ -564,8 +564,9 @@ fn child_process_entry() {
         .load("peer")
         .unwrap();
     let threads = v["threads"].as_u64().unwrap();
-    let until = Instant::now() + Duration::from_millis(v["run_ms"].as_u64().unwrap());
     let start_at = v["start_at_ms"].as_u64().unwrap();
+    // Every process stops at the same moment too, however long it took to start.
+    let until_ms = start_at + v["run_ms"].as_u64().unwrap();
     let client = Client::new();
     let out = Mutex::new(Vec::new());
     // Every thread of every process starts at the same moment.
@@ -592,7 +593,7 @@ fn child_process_entry() {
                         Err(e) => format!("err {e}"),
                     };
                     out.lock().unwrap().push(line);
-                    if Instant::now() >= until {
+                    if now_ms() >= until_ms {
                         break;
                     }
                     std::thread::sleep(Duration::from_millis(20));
@@ -640,8 +641,10 @@ fn child(
 }
 
 /// 4 processes × 16 threads keep asking for one connection whose access token lives 1 s, for
-/// 3 s: every expiry is refreshed exactly once, nobody sees `invalid_grant`, every caller gets
-/// a live token the provider issued.
+/// 3 s: every expiry is refreshed exactly once (each refresh came after the token it replaced
+/// had expired, so none was early or a second one for the same expiry, and every second the
+/// callers crossed was refreshed), nobody sees `invalid_grant`, every caller gets a live token
+/// the provider issued.
 fn single_flight_across_processes(name: &str, store: StoreSpec) {
     let provider = Provider::start(1, Duration::from_millis(30));
     store
@@ -660,6 +663,8 @@ fn single_flight_across_processes(name: &str, store: StoreSpec) {
         .collect();
     let mut calls = 0;
     let mut tokens = HashSet::new();
+    // The first and last second a caller got its token in.
+    let (mut first_at, mut last_at) = (u64::MAX, 0);
     for c in children {
         let out = c.wait_with_output().unwrap();
         assert!(
@@ -686,6 +691,8 @@ fn single_flight_across_processes(name: &str, store: StoreSpec) {
                 "{name}: an expired token was handed out"
             );
             tokens.insert(access.to_owned());
+            first_at = first_at.min(at);
+            last_at = last_at.max(at);
         }
     }
     let st = provider.state.lock().unwrap();
@@ -693,19 +700,36 @@ fn single_flight_across_processes(name: &str, store: StoreSpec) {
         assert!(st.issued.contains_key(t), "{name}: {t} was never issued");
     }
     eprintln!(
-        "{name}: 4 processes x 16 threads, {calls} calls over 3 s: {} refreshes, {} distinct \
-         tokens handed out, {} invalid_grant",
+        "{name}: 4 processes x 16 threads, {calls} calls over 3 s ({} clock seconds): {} \
+         refreshes, {} after the expiry of the token they replaced, {} distinct tokens handed \
+         out, {} invalid_grant",
+        last_at + 1 - first_at,
         st.refreshes,
+        st.late,
         tokens.len(),
         st.invalid_grants
     );
     assert_eq!(st.invalid_grants, 0, "{name}");
     // Every thread of every process got its token (at least once).
     assert!(calls >= 64, "{name}: only {calls} calls");
-    // One refresh per expiry: the provider issued exactly the tokens that were used (each
-    // refresh token once), and a 1 s lifetime over ~3 s gives a handful of generations.
+    // One refresh per expiry. With min_valid 0 a refresh is only due once the token has
+    // expired: every refresh arriving after the expiry of the token it replaced means none was
+    // early, and so none was a second refresh of one expiry.
+    assert_eq!(
+        st.late, st.refreshes,
+        "{name}: a refresh came before the token it replaced had expired"
+    );
+    // Each second boundary the callers crossed expired the token once and was refreshed
+    // once: 3 s of 1 s tokens is the first refresh and 3 more, and one more when the last
+    // calls straddle a boundary.
     assert!(
-        (1..=8).contains(&st.refreshes),
+        st.refreshes as u64 >= last_at - first_at,
+        "{name}: {} refreshes while callers spanned {} s",
+        st.refreshes,
+        last_at - first_at
+    );
+    assert!(
+        (1..=5).contains(&st.refreshes),
         "{name}: {} refreshes",
         st.refreshes
     );
