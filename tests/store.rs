@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use specauth::session::{self, StoredToken, TokenStore};
+use specauth::session::{self, StoreLock, StoredToken, TokenStore};
 use specauth::store::{
     Key, Keys, Pass, PostgresStore, RefreshAhead, RefreshEvent, SqliteStore, Store,
 };
@@ -48,6 +48,8 @@ struct ProviderState {
     arrivals: Vec<Instant>,
     /// Replies given to the next requests instead of handling them (503, 429…), in order.
     script: VecDeque<http::Response<Vec<u8>>>,
+    /// While set, a refresh request is held (at most 10 s) before it is answered.
+    hold: bool,
 }
 
 struct Provider {
@@ -76,6 +78,10 @@ impl Provider {
                 st.max_inflight = st.max_inflight.max(st.inflight);
             }
             std::thread::sleep(delay);
+            let held_until = Instant::now() + Duration::from_secs(10);
+            while s.lock().unwrap().hold && Instant::now() < held_until {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             let mut st = s.lock().unwrap();
             st.inflight -= 1;
             let fresh = st.valid.get(&refresh).copied();
@@ -558,7 +564,10 @@ fn child_process_entry() {
         return;
     };
     let v: serde_json::Value = serde_json::from_str(&job).unwrap();
-    let store = StoreSpec::decode(v["store"].as_str().unwrap()).open();
+    let mut store = StoreSpec::decode(v["store"].as_str().unwrap()).open();
+    if v["say_locked"].as_bool() == Some(true) {
+        store = Box::new(SaysWhenLocked(store));
+    }
     let spec = Loader::new()
         .with_dir(v["specs"].as_str().unwrap())
         .load("peer")
@@ -606,6 +615,46 @@ fn child_process_entry() {
     }
 }
 
+/// A store that writes `LOCKED` on stderr as soon as it holds a refresh lock: the kill -9 proof
+/// kills the child at a random moment after that.
+struct SaysWhenLocked(Box<dyn Store>);
+
+impl Store for SaysWhenLocked {
+    fn load(&self, provider: &str, profile: &str) -> Result<Option<StoredToken>, specauth::Error> {
+        self.0.load(provider, profile)
+    }
+    fn save(&self, entry: &StoredToken) -> Result<(), specauth::Error> {
+        self.0.save(entry)
+    }
+    fn remove(&self, provider: &str, profile: &str) -> Result<bool, specauth::Error> {
+        self.0.remove(provider, profile)
+    }
+    fn list(&self) -> Result<Vec<StoredToken>, specauth::Error> {
+        self.0.list()
+    }
+    fn lock(&self, provider: &str, profile: &str) -> Result<StoreLock, specauth::Error> {
+        let lock = self.0.lock(provider, profile)?;
+        use std::io::Write as _;
+        let mut err = std::io::stderr().lock();
+        writeln!(err, "LOCKED").unwrap();
+        err.flush().unwrap();
+        Ok(lock)
+    }
+    fn owner(&self) -> &str {
+        self.0.owner()
+    }
+    fn for_owner(&self, _owner: &str) -> Result<Self, specauth::Error> {
+        Err(specauth::Error::Usage("not needed in the child".into()))
+    }
+    fn expiring(
+        &self,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<specauth::store::Connection>, specauth::Error> {
+        self.0.expiring(before, limit)
+    }
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -620,13 +669,16 @@ fn child(
     run_ms: u64,
     start_at_ms: u64,
 ) -> Command {
-    let job = serde_json::json!({
+    child_with(serde_json::json!({
         "store": store.encode(),
         "specs": provider.specs.path(),
         "threads": threads,
         "run_ms": run_ms,
         "start_at_ms": start_at_ms,
-    });
+    }))
+}
+
+fn child_with(job: serde_json::Value) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
         "--exact",
@@ -753,25 +805,133 @@ fn postgres_refreshes_once_per_expiry_across_4_processes_of_16_threads() {
 // Proof 2: kill -9 of the refreshing process at random moments
 // ---------------------------------------------------------------------------------------------
 
-/// The refreshing process is killed at a random moment, 100 times: the store always holds the
-/// old pair or the pair the provider issued, and the lease lets the next caller lock it.
+/// When the child is killed, relative to the refresh it is doing under the lock.
+#[derive(Clone, Copy, Debug)]
+enum KillAt {
+    /// While the provider holds the refresh reply: the child must die with the old pair, and
+    /// the provider rotates anyway.
+    Held,
+    /// At a random moment 0–60 ms after the child took the lock.
+    Random(Duration),
+    /// Right after the store shows the new pair.
+    Saved,
+}
+
+/// The milliseconds left on the lease row of `peer`/`default` (negative once it ran out), or
+/// `None` when nobody holds the lock: a row left by a dead child is a lock it died holding.
+fn lease_left(store: &StoreSpec) -> Option<i64> {
+    const WHERE: &str = "owner = '' AND provider = 'peer' AND profile = 'default'";
+    match store.kind.as_str() {
+        "sqlite" => {
+            let db = rusqlite::Connection::open(&store.place).unwrap();
+            db.query_row(
+                &format!("SELECT until_ms FROM specauth_locks WHERE {WHERE}"),
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .ok()
+            .map(|until| until - now_ms() as i64)
+        }
+        "postgres" => {
+            // Judged by the database's clock, as the store judges it.
+            let mut db = postgres::Client::connect(&store.place, postgres::NoTls).unwrap();
+            db.query_opt(
+                &format!(
+                    "SELECT until_ms - (extract(epoch from clock_timestamp()) * 1000)::bigint \
+                     FROM specauth_locks WHERE {WHERE}"
+                ),
+                &[],
+            )
+            .unwrap()
+            .map(|r| r.get::<_, i64>(0))
+        }
+        other => panic!("no lease rows in a {other} store"),
+    }
+}
+
+/// The refreshing process is killed 100 times, at a random moment after it took the refresh
+/// lock (the child says `LOCKED` on stderr; one round in ten kills it while the provider holds
+/// the reply, one in ten right after it saved): the store always holds the old pair or the
+/// pair the provider issued, both happen, and when the child died holding the lock (its lease
+/// row is still there) the next caller waits for the lease to run out, then gets the lock.
 fn killed_mid_refresh(name: &str, store: StoreSpec) {
     let provider = Provider::start(3600, Duration::from_millis(10));
     let local = store.open();
     let lease = Duration::from_millis(store.lease_ms);
     let started = Instant::now();
-    let (mut kept_old, mut got_new, mut max_wait) = (0, 0, Duration::ZERO);
+    let (mut kept_old, mut got_new, mut rotated_unsaved) = (0, 0, 0);
+    let (mut lease_rounds, mut max_wait) = (0, Duration::ZERO);
     for i in 0..100u64 {
+        let kill_at = match i % 10 {
+            0 => KillAt::Held,
+            5 => KillAt::Saved,
+            _ => KillAt::Random(Duration::from_millis(rand() % 60)),
+        };
         let seeded = provider.entry("default", now() - 5);
+        let seed_refresh = seeded.token.refresh_token.clone().unwrap();
         local.save(&seeded).unwrap();
-        let mut c = child(&store, &provider, 1, 0, 0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(10 + rand() % 60));
+        let arrived_before = {
+            let mut st = provider.state.lock().unwrap();
+            st.hold = matches!(kill_at, KillAt::Held);
+            st.arrivals.len()
+        };
+        let mut c = child_with(serde_json::json!({
+            "store": store.encode(),
+            "specs": provider.specs.path(),
+            "threads": 1,
+            "run_ms": 0,
+            "start_at_ms": 0,
+            "say_locked": true,
+        }))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = c.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            let mut said = String::new();
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line == "LOCKED" {
+                    let _ = tx.send(());
+                }
+                said += &line;
+                said.push('\n');
+            }
+            said
+        });
+        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!(
+                "{name} round {i}: the child never took the lock: {}",
+                reader.join().unwrap()
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        match kill_at {
+            KillAt::Held => {
+                while provider.state.lock().unwrap().arrivals.len() == arrived_before {
+                    assert!(Instant::now() < deadline, "{name} round {i}: no refresh");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            KillAt::Random(after) => std::thread::sleep(after),
+            KillAt::Saved => {
+                while local.load("peer", "default").unwrap().as_ref() == Some(&seeded) {
+                    assert!(Instant::now() < deadline, "{name} round {i}: never saved");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
         let _ = c.kill();
         c.wait().unwrap();
+        provider.state.lock().unwrap().hold = false;
+        reader.join().unwrap();
 
         let e = local
             .load("peer", "default")
@@ -783,7 +943,8 @@ fn killed_mid_refresh(name: &str, store: StoreSpec) {
             .refresh_token
             .as_ref()
             .map(|s| s.secret().to_owned());
-        if e == seeded {
+        let kept = e == seeded;
+        if kept {
             kept_old += 1;
         } else {
             let issued = provider.state.lock().unwrap().issued.get(&access).cloned();
@@ -793,7 +954,21 @@ fn killed_mid_refresh(name: &str, store: StoreSpec) {
             );
             got_new += 1;
         }
-        // The next caller gets the lock within the lease.
+        match kill_at {
+            KillAt::Held => assert!(kept, "{name} round {i}: killed before the reply"),
+            KillAt::Saved => assert!(!kept, "{name} round {i}: a saved pair was lost"),
+            KillAt::Random(_) => {}
+        }
+
+        // The lock: a lease row left behind means the child died holding it; the next caller
+        // then waits until the lease runs out, and gets the lock.
+        let left = lease_left(&store);
+        if matches!(kill_at, KillAt::Held) {
+            assert!(
+                left.is_some(),
+                "{name} round {i}: no lease row from the child"
+            );
+        }
         let t = Instant::now();
         drop(local.lock("peer", "default").unwrap());
         let waited = t.elapsed();
@@ -802,13 +977,46 @@ fn killed_mid_refresh(name: &str, store: StoreSpec) {
             waited < lease + Duration::from_secs(2),
             "{name} round {i}: {waited:?}"
         );
+        if let Some(left) = left {
+            lease_rounds += 1;
+            // Lower bound only (minus the clock reads between the query and the attempt).
+            assert!(
+                waited + Duration::from_millis(20) >= Duration::from_millis(left.max(0) as u64),
+                "{name} round {i}: got the lock after {waited:?} with {left} ms of lease left"
+            );
+        }
+        assert_eq!(
+            lease_left(&store),
+            None,
+            "{name} round {i}: the lock was kept"
+        );
+
+        // Did the provider rotate a pair the child never saved (the old refresh token is spent)?
+        let settled = Instant::now() + Duration::from_secs(10);
+        while provider.state.lock().unwrap().inflight > 0 && Instant::now() < settled {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if kept
+            && provider
+                .state
+                .lock()
+                .unwrap()
+                .used
+                .contains(seed_refresh.secret())
+        {
+            rotated_unsaved += 1;
+        }
     }
     eprintln!(
-        "{name}: killed 100 times in {:?}: {kept_old} kept the old pair, {got_new} had the new \
-         one; the next caller waited at most {max_wait:?} (lease {lease:?})",
+        "{name}: killed 100 times after the child took the lock, in {:?}: {kept_old} kept the \
+         old pair ({rotated_unsaved} of them after the provider rotated it: the child died \
+         before saving), {got_new} had the new one; {lease_rounds} died holding the lock, and \
+         the next caller waited at most {max_wait:?} (lease {lease:?})",
         started.elapsed()
     );
     assert_eq!(kept_old + got_new, 100);
+    assert!(kept_old > 0 && got_new > 0, "{name}: one outcome only");
+    assert!(lease_rounds > 0, "{name}: no child died holding the lock");
 }
 
 #[test]
