@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use specauth::session::{self, StoreLock, StoredToken, TokenStore};
 use specauth::store::{
-    Key, Keys, Pass, PostgresStore, RefreshAhead, RefreshEvent, SqliteStore, Store,
+    Key, KeySource, Keys, Pass, PostgresStore, RefreshAhead, RefreshEvent, SqliteStore, Store,
 };
 use specauth::testing::ReplayServer;
 use specauth::{Client, Inputs, Loader, Secret, Spec, Token};
@@ -564,6 +564,22 @@ fn child_process_entry() {
         return;
     };
     let v: serde_json::Value = serde_json::from_str(&job).unwrap();
+    if let Some(var) = v["keys_from_env"].as_str() {
+        // Keys::from_env in a process of its own: the test process never changes its own
+        // environment while other tests run.
+        match Keys::from_env(var) {
+            Ok(keys) => {
+                let id = keys.current_id().to_owned();
+                let store = SqliteStore::open(v["db"].as_str().unwrap())
+                    .unwrap()
+                    .with_encryption(keys);
+                store.save(&canary_entry("from-env")).unwrap();
+                println!("KEYS ok {id}");
+            }
+            Err(e) => println!("KEYS err {e}"),
+        }
+        return;
+    }
     let mut store = StoreSpec::decode(v["store"].as_str().unwrap()).open();
     if v["say_locked"].as_bool() == Some(true) {
         store = Box::new(SaysWhenLocked(store));
@@ -1351,6 +1367,170 @@ fn refresh_ahead_paces_a_providers_requests_across_passes() {
     }
     let span = arrivals[7] - arrivals[0];
     assert!(span >= PACE * 7 - DELIVERY, "8 requests within {span:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where the keys come from
+// ---------------------------------------------------------------------------------------------
+
+/// An application's own key source, as a KMS client would be: counts how often it is asked.
+struct Kms {
+    keys: Mutex<Keys>,
+    current_calls: std::sync::atomic::AtomicUsize,
+    key_calls: std::sync::atomic::AtomicUsize,
+    down: AtomicBool,
+}
+
+impl KeySource for Kms {
+    fn current(&self) -> Result<(String, Key), specauth::Error> {
+        self.current_calls.fetch_add(1, Ordering::SeqCst);
+        self.keys.lock().unwrap().current()
+    }
+    fn key(&self, id: &str) -> Result<Option<Key>, specauth::Error> {
+        self.key_calls.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(specauth::Error::Usage("the KMS is unreachable".into()));
+        }
+        self.keys.lock().unwrap().key(id)
+    }
+}
+
+/// Runs `Keys::from_env` in a child process with `var` set to `value` (or unset): what the
+/// child printed after `KEYS `.
+fn keys_from_env_in_child(var: &str, value: Option<&str>, db: &Path) -> String {
+    let mut cmd = child_with(serde_json::json!({ "keys_from_env": var, "db": db }));
+    cmd.env_remove(var);
+    if let Some(value) = value {
+        cmd.env(var, value);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let at = stdout.find("KEYS ").expect("the child answers") + "KEYS ".len();
+    stdout[at..].lines().next().unwrap().to_owned()
+}
+
+/// Keys from an environment variable and from a file seal what the same text opens; key text
+/// that is not usable is an error that never repeats the key material; an application's own
+/// `KeySource` (a KMS) is asked for the current key on every save and for a key by id on every
+/// load of a sealed entry, and its failure is a clear error.
+#[test]
+fn keys_come_from_the_environment_a_file_or_the_applications_own_source() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let k1 = Key::new([21; 32]).to_base64();
+    let k0 = Key::new([20; 32]).to_base64();
+    let text = format!("env-2:{k1}, env-1:{k0}");
+    // Key material the errors must not repeat: a 31-byte key, one that is not base64, and a
+    // whole item without its id.
+    let short = base64::engine::general_purpose::STANDARD.encode([7u8; 31]);
+    let bad: [(String, &str); 3] = [
+        (format!("k1:{short}"), short.as_str()),
+        (format!("k1:{k1}!!"), k1.as_str()),
+        (k1.clone(), k1.as_str()),
+    ];
+
+    // The environment.
+    let var = "SPECAUTH_TEST_STORE_KEYS";
+    let db = dir.path().join("env.db");
+    assert_eq!(keys_from_env_in_child(var, Some(&text), &db), "ok env-2");
+    let opened = SqliteStore::open(&db)
+        .unwrap()
+        .with_encryption(Keys::parse(&format!("env-2:{k1}")).unwrap());
+    assert_eq!(
+        opened.load("acme", "from-env").unwrap(),
+        Some(canary_entry("from-env"))
+    );
+    assert!(
+        !files_contain(dir.path(), CANARY.as_bytes()),
+        "sealed at rest"
+    );
+    let e = keys_from_env_in_child(var, None, &db);
+    assert!(e.starts_with("err") && e.contains(var), "{e}");
+    for (value, material) in &bad {
+        let e = keys_from_env_in_child(var, Some(value), &db);
+        assert!(e.starts_with("err "), "{value}: {e}");
+        assert!(!e.contains(material), "the error repeats the key: {e}");
+    }
+
+    // A file.
+    let file = dir.path().join("keys.txt");
+    std::fs::write(&file, format!("file-1:{k1}\n")).unwrap();
+    let keys = Keys::from_file(&file).unwrap();
+    assert_eq!(keys.current_id(), "file-1");
+    let sealed = SqliteStore::open(dir.path().join("file.db"))
+        .unwrap()
+        .with_encryption(keys);
+    sealed.save(&canary_entry("from-file")).unwrap();
+    let reopened = SqliteStore::open(dir.path().join("file.db"))
+        .unwrap()
+        .with_encryption(Keys::new("file-1", Key::new([21; 32])).unwrap());
+    assert_eq!(
+        reopened.load("acme", "from-file").unwrap(),
+        Some(canary_entry("from-file"))
+    );
+    for (value, material) in &bad {
+        std::fs::write(&file, value).unwrap();
+        let e = Keys::from_file(&file).unwrap_err().to_string();
+        assert!(!e.contains(material), "the error repeats the key: {e}");
+    }
+    let e = Keys::from_file(dir.path().join("missing.txt"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("missing.txt"), "{e}");
+    std::fs::write(&file, format!("big:{}", "A".repeat(70_000))).unwrap();
+    let e = Keys::from_file(&file).unwrap_err().to_string();
+    assert!(e.contains("limit") && !e.contains("AAAA"), "{e}");
+
+    // The application's own source.
+    let kms = Arc::new(Kms {
+        keys: Mutex::new(Keys::new("kms-1", Key::new([31; 32])).unwrap()),
+        current_calls: Default::default(),
+        key_calls: Default::default(),
+        down: AtomicBool::new(false),
+    });
+    let calls = |kms: &Kms| {
+        (
+            kms.current_calls.load(Ordering::SeqCst),
+            kms.key_calls.load(Ordering::SeqCst),
+        )
+    };
+    let store = SqliteStore::open(dir.path().join("kms.db"))
+        .unwrap()
+        .with_encryption(kms.clone());
+    for i in 0..3 {
+        store.save(&canary_entry(&format!("k{i}"))).unwrap();
+    }
+    assert_eq!(calls(&kms), (3, 0), "one current key per save");
+    assert_eq!(store.load("acme", "k1").unwrap(), Some(canary_entry("k1")));
+    assert_eq!(store.list().unwrap().len(), 3);
+    assert_eq!(calls(&kms), (3, 4), "one key per sealed entry read");
+    assert!(
+        !files_contain(dir.path(), CANARY.as_bytes()),
+        "sealed at rest"
+    );
+    // Rotation at the KMS: new saves use the new key, old entries still open.
+    *kms.keys.lock().unwrap() = Keys::new("kms-2", Key::new([32; 32]))
+        .unwrap()
+        .with_old("kms-1", Key::new([31; 32]))
+        .unwrap();
+    store.save(&canary_entry("k3")).unwrap();
+    let plain = SqliteStore::open(dir.path().join("kms.db")).unwrap();
+    let e = plain.load("acme", "k3").unwrap_err().to_string();
+    assert!(e.contains("key `kms-2`"), "{e}");
+    assert_eq!(store.load("acme", "k0").unwrap(), Some(canary_entry("k0")));
+    assert_eq!(calls(&kms), (4, 5));
+    // A KMS that fails: a clear error, no garbage, no key material.
+    kms.down.store(true, Ordering::SeqCst);
+    let e = store.load("acme", "k0").unwrap_err().to_string();
+    assert!(
+        e.contains("key source failed") && e.contains("KMS is unreachable"),
+        "{e}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
