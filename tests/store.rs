@@ -1370,6 +1370,125 @@ fn refresh_ahead_paces_a_providers_requests_across_passes() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The CLI over a database store
+// ---------------------------------------------------------------------------------------------
+
+/// The `specauth` binary with `--specs` and `--store`, without the developer's own
+/// `SPECAUTH_*` variables, and the client secret from the environment.
+fn specauth(provider: &Provider, store: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_specauth"));
+    cmd.arg("--specs")
+        .arg(provider.specs.path())
+        .args(["--store", store])
+        .args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SPECAUTH_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("SPECAUTH_CLIENT_SECRET", "s3cret")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// `specauth --store ARG`: `print-token` refreshes an expired entry through the store and saves
+/// the rotated pair there, serves it from the store the next time without a request, `tokens`
+/// lists it without secrets, `logout` forgets it, and `print-token` then asks for a sign-in.
+fn cli_over(name: &str, arg: &str, store: &dyn Store) {
+    let provider = Provider::start(3600, Duration::ZERO);
+    let seeded = provider.entry("default", now() - 5);
+    store.save(&seeded).unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+
+    let o = specauth(&provider, arg, &["print-token", "peer"]);
+    assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
+    let printed = text(&o.stdout).trim().to_owned();
+    let saved = store.load("peer", "default").unwrap().unwrap();
+    assert_eq!(printed, saved.token.access_token.secret(), "{name}");
+    {
+        let st = provider.state.lock().unwrap();
+        assert_eq!(st.refreshes, 1, "{name}");
+        assert_eq!(
+            st.issued.get(&printed),
+            saved
+                .token
+                .refresh_token
+                .as_ref()
+                .map(|r| r.secret().to_owned())
+                .as_ref(),
+            "{name}: the rotated refresh token is in the store"
+        );
+    }
+
+    let o = specauth(&provider, arg, &["print-token", "peer"]);
+    assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
+    assert_eq!(text(&o.stdout).trim(), printed, "{name}");
+    assert_eq!(
+        provider.state.lock().unwrap().arrivals.len(),
+        1,
+        "{name}: served from the store"
+    );
+
+    let secrets = [
+        printed.as_str(),
+        saved.token.refresh_token.as_ref().unwrap().secret(),
+        "s3cret",
+    ];
+    let o = specauth(&provider, arg, &["tokens"]);
+    assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
+    let listed = text(&o.stdout);
+    assert!(
+        listed.starts_with("peer ")
+            && listed.contains("default")
+            && listed.contains("expires in ")
+            && listed.contains("refreshable"),
+        "{name}: {listed}"
+    );
+    let o = specauth(&provider, arg, &["--json", "tokens"]);
+    assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{name}: {list}");
+    assert_eq!(
+        (&list[0]["provider"], &list[0]["profile"]),
+        (&serde_json::json!("peer"), &serde_json::json!("default")),
+        "{name}"
+    );
+    for secret in secrets {
+        assert!(
+            !listed.contains(secret) && !list.to_string().contains(secret),
+            "{name}"
+        );
+    }
+
+    let o = specauth(&provider, arg, &["logout", "peer"]);
+    assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
+    assert_eq!(store.load("peer", "default").unwrap(), None, "{name}");
+    let o = specauth(&provider, arg, &["print-token", "peer"]);
+    assert_eq!(o.status.code(), Some(4), "{name}: {}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("no cached token"),
+        "{name}: {}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn the_cli_reads_and_writes_a_sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.db");
+    let store = SqliteStore::open(&path).unwrap();
+    cli_over("sqlite", &format!("sqlite:{}", path.display()), &store);
+}
+
+#[test]
+fn the_cli_reads_and_writes_a_postgres_store() {
+    let url = pg::server().database();
+    let store = PostgresStore::connect(&url).unwrap();
+    cli_over("postgres", &url, &store);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Where the keys come from
 // ---------------------------------------------------------------------------------------------
 
