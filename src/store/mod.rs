@@ -110,8 +110,9 @@ pub struct Connection {
     pub expires_at: Option<u64>,
 }
 
-/// Checks an owner, provider or profile name: 1 to 128 letters, digits, `-`, `_`, `.` or `@`,
-/// not starting with `.` (the file store makes file names of them).
+/// Checks an owner, provider or profile name: 1 to 128 letters, digits, `-`, `_` or `.`, not
+/// starting with `.` (the file store makes file names of them). Not `@`: the file store names
+/// a file `PROVIDER@PROFILE.json`, which would be ambiguous.
 pub(crate) fn check_name(what: &str, name: &str, allow_empty: bool) -> Result<(), Error> {
     if name.is_empty() && allow_empty {
         return Ok(());
@@ -341,5 +342,6 @@ mod tests {
         assert!(check_name("owner", "", false).is_err());
         assert!(check_name("owner", "../x", true).is_err());
         assert!(check_name("owner", "tenant-1.a_b", true).is_ok());
+        assert!(check_name("profile", "a@b", false).is_err());
     }
 }
