@@ -362,7 +362,8 @@ macro_rules! document {
             )*
         }
     ) => {
-        #[derive(Clone, Debug, Default, PartialEq, Deserialize, schemars::JsonSchema)]
+        #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
         #[serde(default, deny_unknown_fields)]
         $(#[$meta])*
         pub struct $name {
@@ -389,7 +390,7 @@ macro_rules! merge_field {
 
 document! {
     /// One spec file as written.
-    #[schemars(title = "specauth provider spec")]
+    #[cfg_attr(any(test, feature = "schema"), schemars(title = "specauth provider spec"))]
     pub struct SpecDoc {
         // Identity is the file's own: a child without `id:` is named after its file, not its
         // base. `extends` is consumed by the loader.
@@ -850,7 +851,8 @@ document! {
 /// A test of one value of a reply: `{ path: $.ok, equals: false }`, `{ path: $.error,
 /// exists: true }`, `{ path: $.status, not_equals: ok }`, `{ path: $.code, one_of: [1, 2] }`
 /// or `{ path: $.message, matches: "^Invalid" }`; exactly one test each.
-#[derive(Clone, Debug, PartialEq, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
     /// The JSONPath of the value tested.
@@ -873,7 +875,8 @@ pub struct Condition {
 }
 
 /// A documented exchange: inputs, the provider's reply, and what is expected of both.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct ExampleDoc {
     /// What the example shows; names it in test reports.
@@ -894,7 +897,8 @@ pub struct ExampleDoc {
 }
 
 /// The provider's reply in an example.
-#[derive(Clone, Debug, PartialEq, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct ReplyDoc {
     /// HTTP status (default 200).
@@ -920,7 +924,8 @@ impl Default for ReplyDoc {
 }
 
 /// What an example expects.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct ExpectDoc {
     /// The parts of the rendered request that must match.
@@ -943,7 +948,8 @@ pub struct ExpectDoc {
 }
 
 /// The parts of the rendered request an example pins down.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct RequestExpect {
     /// The HTTP method, exactly.

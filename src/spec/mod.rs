@@ -5,6 +5,7 @@ mod compile;
 pub(crate) mod doc;
 mod kind;
 mod load;
+#[cfg(any(test, feature = "schema"))]
 mod schema;
 
 use std::sync::Arc;
@@ -17,18 +18,21 @@ pub use kind::RequestKind;
 pub use load::{Loader, bundled_ids, is_bundled_base, is_path};
 
 /// The JSON Schema (draft 7) of the spec format, generated from the types the loader reads.
-/// `specauth schema` prints it; `schema/spec.schema.json` is this, committed.
+/// `specauth schema` prints it; `schema/spec.schema.json` is this, committed. Needs the
+/// `schema` feature (on with `cli`), so a library build does not compile the generator.
 ///
 /// ```
 /// let schema = specauth::spec::schema();
 /// assert_eq!(schema["title"], "specauth provider spec");
 /// assert!(schema["properties"]["grants"].is_object());
 /// ```
+#[cfg(feature = "schema")]
 pub fn schema() -> serde_json::Value {
     schema::schema()
 }
 
 /// The same as [`schema()`], under its first name.
+#[cfg(feature = "schema")]
 pub fn spec_schema() -> serde_json::Value {
     schema()
 }
