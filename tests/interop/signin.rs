@@ -402,6 +402,76 @@ fn a_token_bound_to_a_resource() {
     let _ = BASIC_ID;
 }
 
+/// RFC 8707 in the token requests themselves. The resource is nobody's default at the peer, and
+/// `openid` is asked for too: oidc-provider then gives a token that audience only when the token
+/// request names the resource (its resolveResource); from the authorization request alone the
+/// code exchange or refresh would yield a userinfo token without `aud`, as the control at the
+/// end shows.
+#[test]
+fn the_code_exchange_and_the_refresh_carry_the_resource() {
+    let _t = Timer::start("the_code_exchange_and_the_refresh_carry_the_resource");
+    let resource = "http://127.0.0.1:9/mcp";
+    let sb = Sandbox::new();
+    let env = secret(BASIC_SECRET);
+    let set_resource = format!("resource={resource}");
+    let (params, out) = super::browser_login(
+        &sb,
+        "peer",
+        &[
+            "--set",
+            "client_id=basic-client",
+            "--set",
+            "scope=openid mcp:tools",
+            "--set",
+            &set_resource,
+        ],
+        &env,
+    );
+    assert_exit(&out, 0, "login peer with a resource that is no default");
+    assert_eq!(params["resource"], resource);
+    let spec = load("peer");
+    let first = sb.cached("peer");
+    assert_eq!(first.resources, [resource]);
+    let (active, claims) = introspect(&spec, &basic_inputs(), first.token.access_token.secret());
+    assert!(active);
+    assert_eq!(claims["aud"], resource, "{claims}");
+    assert_eq!(claims["scope"], "mcp:tools", "{claims}");
+
+    // The refresh sends it again (the cache kept it), so the new token has the audience too.
+    let out = sb.run(
+        &["-v", "print-token", "peer", "--min-valid", "100000"],
+        &env,
+    );
+    assert_exit(&out, 0, "refresh of a token bound to a resource");
+    let refresh_form = out
+        .stderr
+        .split("→ refresh_token")
+        .nth(1)
+        .expect("the refresh request is logged");
+    assert!(
+        refresh_form.contains("&resource=http%3A%2F%2F127.0.0.1%3A9%2Fmcp"),
+        "{refresh_form}"
+    );
+    let second = sb.cached("peer");
+    assert_ne!(second.token.access_token, first.token.access_token);
+    let (active, claims) = introspect(&spec, &basic_inputs(), second.token.access_token.secret());
+    assert!(active);
+    assert_eq!(claims["aud"], resource, "{claims}");
+
+    // Control: the same refresh without `resource` gets no such audience from the peer.
+    let refresh = second.token.refresh_token.expect("a rotated refresh token");
+    let unbound = Client::new()
+        .token(
+            &spec,
+            "refresh_token",
+            &basic_inputs().with("refresh_token", refresh.secret()),
+        )
+        .unwrap();
+    let (active, claims) = introspect(&spec, &basic_inputs(), unbound.access_token.secret());
+    assert!(active);
+    assert!(claims.get("aud").is_none(), "{claims}");
+}
+
 /// The MCP server of the lane (tests/interop/mcp.mjs, the official TypeScript SDK), started once
 /// per test process against the peer.
 struct McpServer {
