@@ -41,27 +41,11 @@ impl Sandbox {
 
     /// Caches `access` for `provider` + `profile`, expiring at `expires_at`.
     fn seed(&self, provider: &str, profile: &str, access: &str, expires_at: Option<u64>) {
-        let token = Token {
-            expires_at,
-            expires_in: expires_at.map(|_| 3600),
-            refresh_token: Some(Secret::new("refresh-never-shown")),
-            ..Token::bearer(Secret::new(access))
-        };
-        TokenStore::new(self.store_dir())
-            .save(&StoredToken {
-                provider: provider.into(),
-                profile: profile.into(),
-                token,
-                inputs: [("client_id".to_owned(), "app".to_owned())].into(),
-                obtained_at: now(),
-                endpoints: Default::default(),
-                refresh_margin: 0,
-                client_auth: Vec::new(),
-                dpop_key: None,
-                resources: Vec::new(),
-                issuer: None,
-            })
-            .unwrap();
+        self.save(&entry(provider, profile, access, expires_at));
+    }
+
+    fn save(&self, entry: &StoredToken) {
+        TokenStore::new(self.store_dir()).save(entry).unwrap();
     }
 
     fn cached(&self, provider: &str, profile: &str) -> Option<StoredToken> {
@@ -92,6 +76,29 @@ impl Sandbox {
         let mut cmd = self.command(args);
         cmd.stdin(Stdio::piped());
         feed(cmd, input)
+    }
+}
+
+/// A cache entry of `access` for `provider` + `profile`, obtained now, expiring at `expires_at`.
+fn entry(provider: &str, profile: &str, access: &str, expires_at: Option<u64>) -> StoredToken {
+    let token = Token {
+        expires_at,
+        expires_in: expires_at.map(|_| 3600),
+        refresh_token: Some(Secret::new("refresh-never-shown")),
+        ..Token::bearer(Secret::new(access))
+    };
+    StoredToken {
+        provider: provider.into(),
+        profile: profile.into(),
+        token,
+        inputs: [("client_id".to_owned(), "app".to_owned())].into(),
+        obtained_at: now(),
+        endpoints: Default::default(),
+        refresh_margin: 0,
+        client_auth: Vec::new(),
+        dpop_key: None,
+        resources: Vec::new(),
+        issuer: None,
     }
 }
 
@@ -333,6 +340,77 @@ fn sign_in_needed_exits_4_naming_the_login_command() {
             .ends_with("run `specauth login gitlab` first"),
         "{err}"
     );
+}
+
+#[test]
+fn print_token_resource_chooses_the_profile_whose_token_is_for_it() {
+    let sb = Sandbox::new();
+    let at = Some(now() + 3000);
+    let save = |profile: &str, access: &str, resources: &[&str], age: u64| {
+        let mut e = entry("gitlab", profile, access, at);
+        e.resources = resources.iter().map(|r| r.to_string()).collect();
+        e.obtained_at = now() - age;
+        sb.save(&e);
+    };
+    save("default", "tok-api", &["https://api.example"], 300);
+    save("files", "tok-files", &["https://files.example"], 200);
+    save(
+        "files-new",
+        "tok-files-new",
+        &["https://files.example", "https://other.example"],
+        100,
+    );
+    // Another provider's token for a resource is never served for this one.
+    let mut github = entry("github", "default", "gh-tok", at);
+    github.resources = vec!["https://nowhere.example".into()];
+    sb.save(&github);
+    let print = |args: &[&str]| {
+        let mut all = vec!["print-token", "gitlab"];
+        all.extend_from_slice(args);
+        sb.run(&all)
+    };
+
+    // The given profile's token is for it: that one.
+    let o = print(&["--resource", "https://api.example"]);
+    assert_eq!(ok(&o), "tok-api\n");
+    assert_eq!(text(&o.stderr), "");
+    // It is not: the one other profile whose token is, silently.
+    let o = print(&["--resource", "https://other.example"]);
+    assert_eq!(ok(&o), "tok-files-new\n");
+    assert_eq!(text(&o.stderr), "");
+    // Several are: the given profile when it is one of them…
+    let o = print(&["--resource", "https://files.example", "--profile", "files"]);
+    assert_eq!(ok(&o), "tok-files\n");
+    assert_eq!(text(&o.stderr), "");
+    // …else the most recently obtained, saying so.
+    let o = print(&["--resource", "https://files.example"]);
+    assert_eq!(ok(&o), "tok-files-new\n");
+    assert_eq!(
+        text(&o.stderr),
+        "specauth: the profiles files, files-new of `gitlab` hold tokens for `https://files.example`; using `files-new`, obtained most recently (choose with --profile)\n"
+    );
+    // With a format, and from a profile that holds no token at all.
+    let o = print(&[
+        "--resource",
+        "https://other.example",
+        "--profile",
+        "nobody",
+        "--format",
+        "header",
+    ]);
+    assert_eq!(ok(&o), "Authorization: Bearer tok-files-new\n");
+
+    // None is: exit 2 (as a mismatch always was), naming the login that gets one.
+    let o = print(&["--resource", "https://nowhere.example"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "");
+    assert_eq!(
+        text(&o.stderr),
+        "specauth: input `resource`: the cached token of `gitlab` (profile `default`) was requested for https://api.example, not for `https://nowhere.example`, and no other profile of `gitlab` holds one for it; run `specauth login gitlab --set resource=https://nowhere.example` (under another --profile to keep both)\n"
+    );
+    // No token under the profile and none for the resource anywhere: sign-in needed, exit 4.
+    let o = print(&["--resource", "https://nowhere.example", "--profile", "work"]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -155,7 +155,7 @@ pub(crate) fn credential(ctx: &Ctx, args: &CredentialArgs) -> Result<u8, Error> 
 }
 
 /// The cache key of `provider`: the id itself, or the id a spec file declares.
-fn provider_key(ctx: &Ctx, provider: &str) -> Result<String, Error> {
+pub(crate) fn provider_key(ctx: &Ctx, provider: &str) -> Result<String, Error> {
     if specauth::spec::is_path(provider) {
         Ok(ctx.loader.load(provider)?.id().to_owned())
     } else {

@@ -253,14 +253,15 @@ pub(crate) fn open_browser(url: &str) -> bool {
 }
 
 pub(crate) fn print_token(ctx: &Ctx, args: &PrintTokenArgs) -> Result<u8, Error> {
-    let entry = valid_token(
-        ctx,
-        &args.provider,
-        &args.inputs,
-        args.min_valid,
-        args.timeout,
-    )?;
-    if args.extra.resource.is_some() || args.extra.dpop.is_some() {
+    // `--resource` chooses the profile whose token was requested for it.
+    let inputs = match &args.extra.resource {
+        Some(resource) => {
+            super::signin::profile_for_resource(ctx, &args.provider, &args.inputs, resource)?
+        }
+        None => args.inputs.clone(),
+    };
+    let entry = valid_token(ctx, &args.provider, &inputs, args.min_valid, args.timeout)?;
+    if args.extra.dpop.is_some() {
         return super::signin::print_entry(&entry, &args.extra);
     }
     out!("{}", super::format::render(&entry.token, args.format))?;
