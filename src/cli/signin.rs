@@ -157,19 +157,12 @@ pub(crate) fn mcp_login(ctx: &super::Ctx, args: &super::session::LoginArgs) -> R
             "login --mcp writes a spec for the server: give the folder with --specs DIR (and the same --specs to print-token)".to_owned(),
         ));
     };
-    let given = |name: &str| -> Option<String> {
-        args.inputs
-            .set
-            .iter()
-            .rev()
-            .find_map(|s| s.strip_prefix(name)?.strip_prefix('=').map(str::to_owned))
-            .or_else(|| std::env::var(specauth::inputs::env_var_name(name)).ok())
-            .filter(|v| !v.is_empty())
-    };
     let spec_id = format!("mcp-{}", specauth::discovery::id_from_issuer(server));
     let spec_path = dir.join(format!("{spec_id}.yaml"));
-    // A former dynamic registration, kept in the spec that login wrote.
-    let registered = specauth::Spec::from_file(&spec_path).ok().and_then(|spec| {
+    // The spec a former login wrote, when there is one.
+    let former = specauth::Spec::from_file(&spec_path).ok();
+    // A former dynamic registration, kept in that spec.
+    let registered = former.as_ref().and_then(|spec| {
         let default = |name: &str| {
             spec.inputs()
                 .find(|(n, _)| *n == name)
@@ -181,6 +174,24 @@ pub(crate) fn mcp_login(ctx: &super::Ctx, args: &super::session::LoginArgs) -> R
             default("redirect_uri")?,
         ))
     });
+    // The client id, secret and scope come as every command's inputs do: --set (with `-` for
+    // stdin and `@FILE`), SPECAUTH_<NAME>, then the profiles file under the spec's id. Before
+    // the first login there is no spec yet: the base's inputs stand in for it.
+    let input_spec = match former {
+        Some(spec) => spec,
+        None => specauth::Spec::from_yaml(
+            &format!("{spec_id}.yaml"),
+            &format!("id: {spec_id}\nextends: oauth2\n"),
+        )?,
+    };
+    let profile = ctx.profiles()?.inputs(&spec_id, &args.inputs.profile);
+    let inputs = super::gather_inputs(&input_spec, profile, &args.inputs.set)?;
+    let given = |name: &str| {
+        inputs
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
     let options = McpOptions {
         client_id: given("client_id"),
         client_secret: given("client_secret").map(specauth::Secret::new),

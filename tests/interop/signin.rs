@@ -552,11 +552,20 @@ fn mcp_login_to(
     server: &str,
     rounds: usize,
 ) -> harness::Out {
-    let cmd = sb.command_with_specs(
-        specs,
-        &["login", "--mcp", server, "--no-browser", "--timeout", "20"],
-        &[],
-    );
+    mcp_login_with(sb, specs, server, rounds, &[])
+}
+
+/// [`mcp_login_to`] with more arguments.
+fn mcp_login_with(
+    sb: &Sandbox,
+    specs: &std::path::Path,
+    server: &str,
+    rounds: usize,
+    extra: &[&str],
+) -> harness::Out {
+    let mut args = vec!["login", "--mcp", server, "--no-browser", "--timeout", "20"];
+    args.extend_from_slice(extra);
+    let cmd = sb.command_with_specs(specs, &args, &[]);
     let run = sb.spawn_command(cmd);
     for _ in 0..rounds {
         let url = run.wait_for_line(&format!("{}/auth?", issuer()));
@@ -698,4 +707,40 @@ fn login_to_an_mcp_server_from_nothing_then_tools_list() {
         .unwrap();
     let (status, _) = mcp_call(Some(token.access_token.secret()), initialize());
     assert_eq!(status, 401);
+}
+
+/// A client registered beforehand comes as every command's inputs do: its id from the profiles
+/// file under the spec's id, its secret from a file (`--set client_secret=@FILE`).
+#[test]
+fn login_to_an_mcp_server_with_a_client_registered_beforehand() {
+    let _t = Timer::start("login_to_an_mcp_server_with_a_client_registered_beforehand");
+    let server = mcp_server().to_owned();
+    let sb = Sandbox::new();
+    let specs = sb.dir.path().join("my-specs");
+    let id = format!("mcp-{}", specauth::discovery::id_from_issuer(&server));
+    std::fs::write(
+        sb.dir.path().join("profiles.yaml"),
+        format!("{id}:\n  default:\n    client_id: {BASIC_ID}\n"),
+    )
+    .unwrap();
+    let secret_file = sb.dir.path().join("client-secret");
+    std::fs::write(&secret_file, format!("{BASIC_SECRET}\n")).unwrap();
+    let set = format!("client_secret=@{}", secret_file.display());
+    let out = mcp_login_with(&sb, &specs, &server, 1, &["--set", &set]);
+    assert_exit(&out, 0, "login --mcp with a pre-registered client");
+    let summary: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(summary["provider"], id.as_str());
+    assert_eq!(summary["mcp"]["client"], "pre-registered");
+    // The peer issued the token to that client (authenticated with the secret from the file),
+    // for the server.
+    let token = sb.cached(&id).token.access_token;
+    let (active, claims) = introspect(&load("peer"), &basic_inputs(), token.secret());
+    assert!(active);
+    assert_eq!(claims["client_id"], BASIC_ID, "{claims}");
+    assert_eq!(claims["aud"], server.as_str(), "{claims}");
+    // The spec keeps the id, never the secret.
+    let yaml = std::fs::read_to_string(specs.join(format!("{id}.yaml"))).unwrap();
+    assert!(yaml.contains(BASIC_ID), "{yaml}");
+    assert!(!yaml.contains(BASIC_SECRET), "{yaml}");
+    assert!(!out.stderr.contains(BASIC_SECRET) && !out.stdout.contains(BASIC_SECRET));
 }
