@@ -246,6 +246,7 @@ fn dpop_login_then_refresh_with_the_same_key_and_a_dpop_call_to_userinfo() {
     let key = first.dpop().unwrap().expect("a DPoP key in the cache");
     assert_eq!(first.token.token_type, "DPoP");
     // The key is in the 0600 cache file, never in what the CLI prints.
+    assert_eq!(entry_mode(&sb, "peer"), 0o600);
     assert!(!out.stdout.contains(key.secret().secret()));
     assert!(!out.stderr.contains(key.secret().secret()));
 
@@ -343,6 +344,47 @@ fn dpop_login_then_refresh_with_the_same_key_and_a_dpop_call_to_userinfo() {
         "{}",
         out.stderr
     );
+}
+
+/// The permission bits of the cache file of `provider` (profile `default`), with the file's
+/// own check that it holds a DPoP key.
+fn entry_mode(sb: &Sandbox, provider: &str) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = sb
+        .dir
+        .path()
+        .join("store")
+        .join(format!("{provider}@default.json"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(entry["dpop_key"].is_string(), "{}", path.display());
+    std::fs::metadata(&path).unwrap().permissions().mode() & 0o777
+}
+
+/// The device flow binds its token too: every poll carries a proof (and meets the peer's
+/// nonce demand).
+#[test]
+fn dpop_with_the_device_flow() {
+    let _t = Timer::start("dpop_with_the_device_flow");
+    let sb = Sandbox::new();
+    let (run, code) = super::device_login_with(&sb, false, &["--dpop"]);
+    assert_eq!(super::device_decision(&code, "approve").0, 200);
+    let out = run.finish();
+    assert_exit(&out, 0, "login peer --device --dpop");
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+    let summary: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(summary["token_type"], "DPoP");
+    assert_eq!(summary["dpop"], true);
+    let entry = sb.cached("peer");
+    let key = entry.dpop().unwrap().expect("a DPoP key in the cache");
+    assert_eq!(entry_mode(&sb, "peer"), 0o600);
+    let (active, claims) = introspect(
+        &load("peer"),
+        &basic_inputs(),
+        entry.token.access_token.secret(),
+    );
+    assert!(active);
+    assert_eq!(claims["cnf"], json!({ "jkt": key.thumbprint() }));
 }
 
 #[test]
