@@ -13,6 +13,7 @@ use std::time::Duration;
 mod common;
 
 use common::now;
+use sha2::Digest as _;
 use specauth::session::{StoredToken, TokenStore};
 use specauth::testing::ReplayServer;
 use specauth::{Secret, Token};
@@ -1061,6 +1062,128 @@ fn curl_sends_the_header_and_exits_with_curls_code() {
     let o = sb.run(&["curl", "github", "--", "-s", &url]);
     assert_eq!(o.status.code(), Some(4));
     assert_eq!(server.received().len(), 3);
+}
+
+/// Caches a DPoP-bound token (`token_type: DPoP`, with its key) for `provider` + `profile`.
+fn seed_dpop(sb: &Sandbox, provider: &str, profile: &str, access: &str) -> specauth::dpop::DpopKey {
+    let key = specauth::dpop::DpopKey::generate().unwrap();
+    let mut e = entry(provider, profile, access, Some(now() + 3000));
+    e.token.token_type = "DPoP".into();
+    e.dpop_key = Some(key.secret().clone());
+    sb.save(&e);
+    key
+}
+
+#[test]
+fn curl_sends_a_dpop_proof_for_its_request_with_a_bound_token() {
+    use base64::Engine as _;
+    let sb = Sandbox::new();
+    let key = seed_dpop(&sb, "gitlab", "default", "dpop-tok");
+    let server = ReplayServer::with_handler(|_| {
+        http::Response::builder()
+            .status(200)
+            .body(b"ok".to_vec())
+            .unwrap()
+    })
+    .unwrap();
+    let url = format!("{}/api/items?page=2", server.origin());
+    let claims_of = |proof: &str| -> serde_json::Value {
+        // The proof verifies with the cached key's public half, whose thumbprint it names.
+        let header: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(proof.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(header["jwk"], key.public_jwk());
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(header["jwk"].clone()).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        jsonwebtoken::decode::<serde_json::Value>(
+            proof,
+            &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
+            &validation,
+        )
+        .unwrap()
+        .claims
+    };
+    let o = sb.run(&[
+        "curl", "gitlab", "--", "-sS", "-X", "PUT", "-d", "x=1", &url,
+    ]);
+    assert_eq!(ok(&o), "ok");
+    let got = &server.received()[0];
+    assert_eq!(got.method, "PUT");
+    assert_eq!(got.header("authorization"), Some("DPoP dpop-tok"));
+    let claims = claims_of(got.header("dpop").expect("a DPoP proof"));
+    assert_eq!(claims["htm"], "PUT");
+    assert_eq!(claims["htu"], format!("{}/api/items", server.origin()));
+    assert_eq!(
+        claims["ath"],
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(b"dpop-tok"))
+            .as_str()
+    );
+    assert!(claims.get("nonce").is_none());
+    // Data without -X is a POST, and the proof says so; --dpop-nonce puts the server's nonce in.
+    let o = sb.run(&[
+        "curl",
+        "gitlab",
+        "--dpop-nonce",
+        "n-1",
+        "--",
+        "-s",
+        "-d",
+        "x=1",
+        &url,
+    ]);
+    assert_eq!(ok(&o), "ok");
+    let got = &server.received()[1];
+    assert_eq!(got.method, "POST");
+    let claims = claims_of(got.header("dpop").expect("a DPoP proof"));
+    assert_eq!(
+        (claims["htm"].as_str(), claims["nonce"].as_str()),
+        (Some("POST"), Some("n-1"))
+    );
+    // Two URLs: no single request to prove, so curl is not run.
+    let o = sb.run(&["curl", "gitlab", "--", "-s", &url, &url]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("curl's arguments hold 2 URLs"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(server.received().len(), 2);
+}
+
+#[test]
+fn credential_helpers_refuse_a_dpop_bound_token() {
+    let sb = Sandbox::new();
+    seed_dpop(&sb, "gitlab", "registry.gitlab.com", "dpop-tok");
+    let refused = |o: &Output, tool: &str| {
+        assert_eq!(o.status.code(), Some(2), "{tool}: {}", text(&o.stderr));
+        let said = format!("{}{}", text(&o.stdout), text(&o.stderr));
+        assert!(
+            said.contains(&format!("is bound to a DPoP key (RFC 9449): each request needs a fresh proof, which {tool} cannot send")),
+            "{said}"
+        );
+        assert!(!said.contains("dpop-tok"), "{said}");
+    };
+    let o = sb.run_with_stdin(
+        &[
+            "credential",
+            "gitlab",
+            "get",
+            "--profile",
+            "registry.gitlab.com",
+        ],
+        "protocol=https\nhost=gitlab.com\n\n",
+    );
+    refused(&o, "git");
+    let o = sb.run(&["kube", "gitlab", "--profile", "registry.gitlab.com"]);
+    refused(&o, "kubectl");
+    let o = docker_helper(&sb, "get", "https://registry.gitlab.com\n");
+    refused(&o, "Docker");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -312,6 +312,25 @@ fn dpop_login_then_refresh_with_the_same_key_and_a_dpop_call_to_userinfo() {
         serde_json::from_str::<serde_json::Value>(&body).unwrap(),
         json!({ "sub": "alice" })
     );
+    // `specauth curl` makes the proof for curl's own request, and the peer accepts it.
+    let out = sb.run(
+        &[
+            "curl",
+            "peer",
+            "--dpop-nonce",
+            &nonce,
+            "--",
+            "-sS",
+            "-f",
+            &me,
+        ],
+        &env,
+    );
+    assert_exit(&out, 0, "curl with a DPoP-bound token");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap(),
+        json!({ "sub": "alice" })
+    );
     // The same token as a bearer token is refused: it is bound to the key.
     let mut reply = harness::agent()
         .get(&me)
