@@ -269,7 +269,21 @@ pub fn import_spec_for<T: Transport>(
     };
     let (prm_url, prm) = match (as_server, as_resource) {
         (_, Some(Ok(found))) => found,
-        (Ok((source, metadata)), _) => {
+        (Ok((source, metadata)), as_resource) => {
+            // RFC 8414 §3.3 (and OpenID Connect Discovery §4.3): the issuer the metadata names
+            // must be the one it was fetched for, exactly; another may be an impersonation,
+            // and would become the spec's issuer, the `iss` every login then trusts.
+            let named = metadata.get("issuer").and_then(Value::as_str);
+            if named != Some(url) {
+                let not_resource = match as_resource {
+                    Some(Err(e)) => format!("; nor is `{url}` a protected resource: {e}"),
+                    _ => String::new(),
+                };
+                return Err(Error::Usage(format!(
+                    "the metadata at {source} names issuer `{}`, but `{url}` was expected; refusing it (RFC 8414 §3.3: the issuer must be the URL imported, character for character){not_resource}",
+                    named.unwrap_or("(none)")
+                )));
+            }
             let yaml = spec_from_metadata_for(&id, &metadata, &source, &[], credential)?;
             return Ok((source, id, yaml));
         }
@@ -919,6 +933,56 @@ mod tests {
         assert_eq!(
             default("authorization_response_iss_parameter_supported").as_deref(),
             Some("true")
+        );
+    }
+
+    #[test]
+    fn import_refuses_an_authorization_server_naming_another_issuer() {
+        let serving = |issuer: &'static str| {
+            move |r: http::Request<Vec<u8>>| -> Reply {
+                match r.uri().to_string().as_str() {
+                    "https://as.example.com/.well-known/openid-configuration" => json_reply(
+                        200,
+                        &json!({ "issuer": issuer,
+                                 "authorization_endpoint": "https://as.example.com/authorize",
+                                 "token_endpoint": "https://as.example.com/token" }),
+                    ),
+                    _ => json_reply(404, &json!({})),
+                }
+            }
+        };
+        let e = import_spec(
+            &serving("https://evil.example.com"),
+            "https://as.example.com",
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the metadata at https://as.example.com/.well-known/openid-configuration names issuer `https://evil.example.com`, but `https://as.example.com` was expected; refusing it (RFC 8414 §3.3: the issuer must be the URL imported, character for character); nor is `https://as.example.com` a protected resource: no protected resource metadata found at https://as.example.com/.well-known/oauth-protected-resource (HTTP 404)"
+        );
+        // No normalisation: a trailing slash is another issuer.
+        let e = import_spec(
+            &serving("https://as.example.com/"),
+            "https://as.example.com",
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("the metadata at https://as.example.com/.well-known/openid-configuration names issuer `https://as.example.com/`, but `https://as.example.com` was expected"),
+            "{e}"
+        );
+        // The issuer itself imports, and is the spec's issuer.
+        let (_, _, yaml) = import_spec(
+            &serving("https://as.example.com"),
+            "https://as.example.com",
+            None,
+        )
+        .unwrap();
+        assert!(
+            yaml.contains("issuer:\n    default: \"https://as.example.com\"\n"),
+            "{yaml}"
         );
     }
 }

@@ -148,6 +148,22 @@ impl DpopKey {
     }
 }
 
+/// Whether the server bound `token` to the DPoP key its request proved: RFC 9449 §5 says it
+/// answers `token_type: DPoP` when it did. A server that does not support DPoP ignores the
+/// proof and answers `Bearer`; the token is then a plain bearer token, which a DPoP
+/// `Authorization` header would only get refused.
+///
+/// ```
+/// use specauth::{Secret, Token};
+/// let mut token = Token::bearer(Secret::new("t"));
+/// assert!(!specauth::dpop::binds(&token));
+/// token.token_type = "DPoP".into();
+/// assert!(specauth::dpop::binds(&token));
+/// ```
+pub fn binds(token: &crate::token::Token) -> bool {
+    token.token_type.trim().eq_ignore_ascii_case("dpop")
+}
+
 /// Sends `kind` of `spec` with a DPoP proof (RFC 9449 §5), and normalises the reply.
 ///
 /// `nonce` is the last `DPoP-Nonce` the server gave (updated from every reply). When the
@@ -238,6 +254,10 @@ mod tests {
             B64.encode(sha2::Sha256::digest(b"tok")).as_str()
         );
         assert_eq!(claims["jti"].as_str().unwrap().len(), 36);
+        // RFC 9449 §4.2: iat is now, in whole seconds (servers accept only a short window).
+        let iat = claims["iat"].as_u64().expect("iat is a number");
+        let now = crate::client::now();
+        assert!(iat <= now && now - iat <= 5, "iat {iat}, now {now}");
         // The signature verifies with the public key in the header.
         let jwk: Jwk = serde_json::from_value(header["jwk"].clone()).unwrap();
         let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();

@@ -13,6 +13,7 @@ use std::time::Duration;
 mod common;
 
 use common::now;
+use sha2::Digest as _;
 use specauth::session::{StoredToken, TokenStore};
 use specauth::testing::ReplayServer;
 use specauth::{Secret, Token};
@@ -41,27 +42,11 @@ impl Sandbox {
 
     /// Caches `access` for `provider` + `profile`, expiring at `expires_at`.
     fn seed(&self, provider: &str, profile: &str, access: &str, expires_at: Option<u64>) {
-        let token = Token {
-            expires_at,
-            expires_in: expires_at.map(|_| 3600),
-            refresh_token: Some(Secret::new("refresh-never-shown")),
-            ..Token::bearer(Secret::new(access))
-        };
-        TokenStore::new(self.store_dir())
-            .save(&StoredToken {
-                provider: provider.into(),
-                profile: profile.into(),
-                token,
-                inputs: [("client_id".to_owned(), "app".to_owned())].into(),
-                obtained_at: now(),
-                endpoints: Default::default(),
-                refresh_margin: 0,
-                client_auth: Vec::new(),
-                dpop_key: None,
-                resources: Vec::new(),
-                issuer: None,
-            })
-            .unwrap();
+        self.save(&entry(provider, profile, access, expires_at));
+    }
+
+    fn save(&self, entry: &StoredToken) {
+        TokenStore::new(self.store_dir()).save(entry).unwrap();
     }
 
     fn cached(&self, provider: &str, profile: &str) -> Option<StoredToken> {
@@ -92,6 +77,29 @@ impl Sandbox {
         let mut cmd = self.command(args);
         cmd.stdin(Stdio::piped());
         feed(cmd, input)
+    }
+}
+
+/// A cache entry of `access` for `provider` + `profile`, obtained now, expiring at `expires_at`.
+fn entry(provider: &str, profile: &str, access: &str, expires_at: Option<u64>) -> StoredToken {
+    let token = Token {
+        expires_at,
+        expires_in: expires_at.map(|_| 3600),
+        refresh_token: Some(Secret::new("refresh-never-shown")),
+        ..Token::bearer(Secret::new(access))
+    };
+    StoredToken {
+        provider: provider.into(),
+        profile: profile.into(),
+        token,
+        inputs: [("client_id".to_owned(), "app".to_owned())].into(),
+        obtained_at: now(),
+        endpoints: Default::default(),
+        refresh_margin: 0,
+        client_auth: Vec::new(),
+        dpop_key: None,
+        resources: Vec::new(),
+        issuer: None,
     }
 }
 
@@ -333,6 +341,77 @@ fn sign_in_needed_exits_4_naming_the_login_command() {
             .ends_with("run `specauth login gitlab` first"),
         "{err}"
     );
+}
+
+#[test]
+fn print_token_resource_chooses_the_profile_whose_token_is_for_it() {
+    let sb = Sandbox::new();
+    let at = Some(now() + 3000);
+    let save = |profile: &str, access: &str, resources: &[&str], age: u64| {
+        let mut e = entry("gitlab", profile, access, at);
+        e.resources = resources.iter().map(|r| r.to_string()).collect();
+        e.obtained_at = now() - age;
+        sb.save(&e);
+    };
+    save("default", "tok-api", &["https://api.example"], 300);
+    save("files", "tok-files", &["https://files.example"], 200);
+    save(
+        "files-new",
+        "tok-files-new",
+        &["https://files.example", "https://other.example"],
+        100,
+    );
+    // Another provider's token for a resource is never served for this one.
+    let mut github = entry("github", "default", "gh-tok", at);
+    github.resources = vec!["https://nowhere.example".into()];
+    sb.save(&github);
+    let print = |args: &[&str]| {
+        let mut all = vec!["print-token", "gitlab"];
+        all.extend_from_slice(args);
+        sb.run(&all)
+    };
+
+    // The given profile's token is for it: that one.
+    let o = print(&["--resource", "https://api.example"]);
+    assert_eq!(ok(&o), "tok-api\n");
+    assert_eq!(text(&o.stderr), "");
+    // It is not: the one other profile whose token is, silently.
+    let o = print(&["--resource", "https://other.example"]);
+    assert_eq!(ok(&o), "tok-files-new\n");
+    assert_eq!(text(&o.stderr), "");
+    // Several are: the given profile when it is one of them…
+    let o = print(&["--resource", "https://files.example", "--profile", "files"]);
+    assert_eq!(ok(&o), "tok-files\n");
+    assert_eq!(text(&o.stderr), "");
+    // …else the most recently obtained, saying so.
+    let o = print(&["--resource", "https://files.example"]);
+    assert_eq!(ok(&o), "tok-files-new\n");
+    assert_eq!(
+        text(&o.stderr),
+        "specauth: the profiles files, files-new of `gitlab` hold tokens for `https://files.example`; using `files-new`, obtained most recently (choose with --profile)\n"
+    );
+    // With a format, and from a profile that holds no token at all.
+    let o = print(&[
+        "--resource",
+        "https://other.example",
+        "--profile",
+        "nobody",
+        "--format",
+        "header",
+    ]);
+    assert_eq!(ok(&o), "Authorization: Bearer tok-files-new\n");
+
+    // None is: exit 2 (as a mismatch always was), naming the login that gets one.
+    let o = print(&["--resource", "https://nowhere.example"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "");
+    assert_eq!(
+        text(&o.stderr),
+        "specauth: input `resource`: the cached token of `gitlab` (profile `default`) was requested for https://api.example, not for `https://nowhere.example`, and no other profile of `gitlab` holds one for it; run `specauth login gitlab --set resource=https://nowhere.example` (under another --profile to keep both)\n"
+    );
+    // No token under the profile and none for the resource anywhere: sign-in needed, exit 4.
+    let o = print(&["--resource", "https://nowhere.example", "--profile", "work"]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -983,6 +1062,128 @@ fn curl_sends_the_header_and_exits_with_curls_code() {
     let o = sb.run(&["curl", "github", "--", "-s", &url]);
     assert_eq!(o.status.code(), Some(4));
     assert_eq!(server.received().len(), 3);
+}
+
+/// Caches a DPoP-bound token (`token_type: DPoP`, with its key) for `provider` + `profile`.
+fn seed_dpop(sb: &Sandbox, provider: &str, profile: &str, access: &str) -> specauth::dpop::DpopKey {
+    let key = specauth::dpop::DpopKey::generate().unwrap();
+    let mut e = entry(provider, profile, access, Some(now() + 3000));
+    e.token.token_type = "DPoP".into();
+    e.dpop_key = Some(key.secret().clone());
+    sb.save(&e);
+    key
+}
+
+#[test]
+fn curl_sends_a_dpop_proof_for_its_request_with_a_bound_token() {
+    use base64::Engine as _;
+    let sb = Sandbox::new();
+    let key = seed_dpop(&sb, "gitlab", "default", "dpop-tok");
+    let server = ReplayServer::with_handler(|_| {
+        http::Response::builder()
+            .status(200)
+            .body(b"ok".to_vec())
+            .unwrap()
+    })
+    .unwrap();
+    let url = format!("{}/api/items?page=2", server.origin());
+    let claims_of = |proof: &str| -> serde_json::Value {
+        // The proof verifies with the cached key's public half, whose thumbprint it names.
+        let header: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(proof.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(header["jwk"], key.public_jwk());
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(header["jwk"].clone()).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        jsonwebtoken::decode::<serde_json::Value>(
+            proof,
+            &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
+            &validation,
+        )
+        .unwrap()
+        .claims
+    };
+    let o = sb.run(&[
+        "curl", "gitlab", "--", "-sS", "-X", "PUT", "-d", "x=1", &url,
+    ]);
+    assert_eq!(ok(&o), "ok");
+    let got = &server.received()[0];
+    assert_eq!(got.method, "PUT");
+    assert_eq!(got.header("authorization"), Some("DPoP dpop-tok"));
+    let claims = claims_of(got.header("dpop").expect("a DPoP proof"));
+    assert_eq!(claims["htm"], "PUT");
+    assert_eq!(claims["htu"], format!("{}/api/items", server.origin()));
+    assert_eq!(
+        claims["ath"],
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(b"dpop-tok"))
+            .as_str()
+    );
+    assert!(claims.get("nonce").is_none());
+    // Data without -X is a POST, and the proof says so; --dpop-nonce puts the server's nonce in.
+    let o = sb.run(&[
+        "curl",
+        "gitlab",
+        "--dpop-nonce",
+        "n-1",
+        "--",
+        "-s",
+        "-d",
+        "x=1",
+        &url,
+    ]);
+    assert_eq!(ok(&o), "ok");
+    let got = &server.received()[1];
+    assert_eq!(got.method, "POST");
+    let claims = claims_of(got.header("dpop").expect("a DPoP proof"));
+    assert_eq!(
+        (claims["htm"].as_str(), claims["nonce"].as_str()),
+        (Some("POST"), Some("n-1"))
+    );
+    // Two URLs: no single request to prove, so curl is not run.
+    let o = sb.run(&["curl", "gitlab", "--", "-s", &url, &url]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("curl's arguments hold 2 URLs"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(server.received().len(), 2);
+}
+
+#[test]
+fn credential_helpers_refuse_a_dpop_bound_token() {
+    let sb = Sandbox::new();
+    seed_dpop(&sb, "gitlab", "registry.gitlab.com", "dpop-tok");
+    let refused = |o: &Output, tool: &str| {
+        assert_eq!(o.status.code(), Some(2), "{tool}: {}", text(&o.stderr));
+        let said = format!("{}{}", text(&o.stdout), text(&o.stderr));
+        assert!(
+            said.contains(&format!("is bound to a DPoP key (RFC 9449): each request needs a fresh proof, which {tool} cannot send")),
+            "{said}"
+        );
+        assert!(!said.contains("dpop-tok"), "{said}");
+    };
+    let o = sb.run_with_stdin(
+        &[
+            "credential",
+            "gitlab",
+            "get",
+            "--profile",
+            "registry.gitlab.com",
+        ],
+        "protocol=https\nhost=gitlab.com\n\n",
+    );
+    refused(&o, "git");
+    let o = sb.run(&["kube", "gitlab", "--profile", "registry.gitlab.com"]);
+    refused(&o, "kubectl");
+    let o = docker_helper(&sb, "get", "https://registry.gitlab.com\n");
+    refused(&o, "Docker");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -830,6 +830,30 @@ fn the_readme_async_examples_are_the_compiled_doc_tests() {
 }
 
 #[test]
+fn import_refuses_metadata_naming_another_issuer_and_writes_nothing() {
+    let server = ReplayServer::start().unwrap();
+    let o = server.origin();
+    server.push(json_reply(
+        200,
+        r#"{"issuer":"https://evil.example.com","authorization_endpoint":"https://evil.example.com/auth",
+            "token_endpoint":"https://evil.example.com/token","code_challenge_methods_supported":["S256"]}"#,
+    ));
+    // Nor is it a protected resource.
+    server.push(json_reply(404, r#"{"error":"not_found"}"#));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("peer.yaml");
+    let out = specauth(&["import", &o, "--id", "peer", "-o", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "specauth: the metadata at {o}/.well-known/openid-configuration names issuer `https://evil.example.com`, but `{o}` was expected; refusing it (RFC 8414 §3.3: the issuer must be the URL imported, character for character); nor is `{o}` a protected resource: no protected resource metadata found at {o}/.well-known/oauth-protected-resource (HTTP 404)\n"
+        )
+    );
+    assert!(!file.exists());
+}
+
+#[test]
 fn the_readme_catalogue_and_the_providers_page_are_current() {
     let out = specauth(&["providers", "--readme"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -569,6 +569,11 @@ fn browser_login_with_client_secret_post() {
 
 /// Starts `login peer --device` for basic-client and reads the verification URI and user code.
 fn device_login(sb: &Sandbox, json: bool) -> (harness::Running, String) {
+    device_login_with(sb, json, &[])
+}
+
+/// [`device_login`] with more arguments.
+fn device_login_with(sb: &Sandbox, json: bool, extra: &[&str]) -> (harness::Running, String) {
     let mut args = vec![
         "login",
         "peer",
@@ -583,6 +588,7 @@ fn device_login(sb: &Sandbox, json: bool) -> (harness::Running, String) {
     if json {
         args.insert(0, "--json");
     }
+    args.extend_from_slice(extra);
     let run = sb.spawn(&args, &secret(BASIC_SECRET));
     let line = run.wait_for_line("enter the code");
     let prefix = format!("To sign in, open {}/device and enter the code ", issuer());

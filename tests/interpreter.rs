@@ -1614,3 +1614,40 @@ fn from_json_reads_a_key_file_and_refuses_one_that_is_not_json() {
     );
     assert!(!e.contains("PRIVATE KEY"), "{e}");
 }
+
+/// RFC 8707 §2: each resource is its own `resource` parameter, in the code exchange and in
+/// the refresh the base spec renders (never one space-joined value).
+#[test]
+fn two_resources_are_two_resource_parameters_in_the_code_exchange_and_the_refresh() {
+    let s = with("");
+    let resources = "https://api.example.com/v1 urn:example:files";
+    let inputs = Inputs::new()
+        .with("client_id", "app")
+        .with("client_secret", "s")
+        .with("resource", resources);
+    let code = s
+        .render(
+            "authorization_code",
+            &inputs.clone().with("code", "c").with("code_verifier", "v"),
+        )
+        .unwrap();
+    assert_eq!(
+        body(&code),
+        "grant_type=authorization_code&code=c&code_verifier=v\
+         &resource=https%3A%2F%2Fapi.example.com%2Fv1&resource=urn%3Aexample%3Afiles"
+    );
+    let refresh = s
+        .render("refresh_token", &inputs.clone().with("refresh_token", "r"))
+        .unwrap();
+    assert_eq!(
+        body(&refresh),
+        "grant_type=refresh_token&refresh_token=r\
+         &resource=https%3A%2F%2Fapi.example.com%2Fv1&resource=urn%3Aexample%3Afiles"
+    );
+    // Parsed as a server parses a form: two values under one name.
+    let values: Vec<String> = form_urlencoded::parse(body(&refresh).as_bytes())
+        .filter(|(k, _)| k == "resource")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    assert_eq!(values, ["https://api.example.com/v1", "urn:example:files"]);
+}

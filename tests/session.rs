@@ -39,6 +39,8 @@ struct Seen {
     at: Instant,
     path: String,
     authorization: Option<String>,
+    /// The DPoP proof header (RFC 9449), when one came.
+    dpop: Option<String>,
     form: BTreeMap<String, String>,
 }
 
@@ -407,6 +409,7 @@ fn serve(request: &ReceivedRequest, state: &Mutex<State>) -> http::Response<Vec<
         at: Instant::now(),
         path: path.to_owned(),
         authorization: request.header("authorization").map(str::to_owned),
+        dpop: request.header("dpop").map(str::to_owned),
         form: form_urlencoded::parse(form_text.as_bytes())
             .into_owned()
             .collect(),
@@ -906,6 +909,83 @@ fn device_login_polls_slows_down_and_caches_the_token() {
         assert!(sb.store().load("peer", "other").unwrap().is_none());
     }
     emu.assert_no_violations();
+}
+
+/// A server that ignores DPoP answers a proof-carrying request with a bearer token: the login
+/// says so, keeps no key, and the token is served as the bearer token it is.
+#[test]
+fn a_dpop_device_login_answered_with_a_bearer_token_keeps_no_key_and_says_so() {
+    let emu = Emulator::start();
+    let sb = Sandbox::new(&emu);
+    {
+        let mut st = emu.state();
+        st.secret = None;
+        st.device_script = ["authorization_pending", "ok"].into();
+    }
+    let o = sb.run(
+        &[
+            "login",
+            "peer",
+            "--device",
+            "--dpop",
+            "--set",
+            "client_id=app",
+        ],
+        &[],
+    );
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    emu.assert_no_violations();
+    // Every poll carried a proof of its own for the token endpoint.
+    let polls: Vec<Seen> = emu
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == "/token")
+        .collect();
+    assert_eq!(polls.len(), 2, "{polls:?}");
+    let mut jtis = Vec::new();
+    for poll in &polls {
+        let proof = poll.dpop.as_deref().expect("a DPoP proof on every poll");
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(proof.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["htm"], "POST");
+        assert_eq!(claims["htu"], format!("{}/token", emu.origin));
+        jtis.push(claims["jti"].clone());
+    }
+    assert_ne!(jtis[0], jtis[1]);
+    assert!(
+        err.contains("specauth: warning: Peer answered token_type `Bearer`, not `DPoP`: it did not bind the token to the DPoP key, so the token is cached as a bearer token and no key is kept\n"),
+        "{err}"
+    );
+    let summary: Value = serde_json::from_str(text(&o.stdout).trim()).unwrap();
+    assert_eq!(summary["token_type"], "Bearer");
+    assert!(summary.get("dpop").is_none(), "{summary}");
+    let entry = sb.cached("peer").expect("cached");
+    assert!(entry.dpop_key.is_none());
+    let access = entry.token.access_token.secret().to_owned();
+    // Served as a bearer token; no DPoP headers for it.
+    let o = sb.run(&["print-token", "peer", "--format", "header"], &[]);
+    assert_eq!(text(&o.stdout), format!("Authorization: Bearer {access}\n"));
+    let o = sb.run(
+        &[
+            "print-token",
+            "peer",
+            "--dpop",
+            "GET",
+            "https://api.example/x",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("is not bound to a DPoP key"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

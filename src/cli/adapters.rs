@@ -115,6 +115,7 @@ pub(crate) fn credential(ctx: &Ctx, args: &CredentialArgs) -> Result<u8, Error> 
                 args.freshness.min_valid,
                 args.freshness.timeout,
             )?;
+            refuse_dpop_bound(&entry, "git")?;
             let token = &entry.token;
             let secret = git_value("token", token.access_token.secret())?;
             let mut reply = String::new();
@@ -154,8 +155,21 @@ pub(crate) fn credential(ctx: &Ctx, args: &CredentialArgs) -> Result<u8, Error> 
     Ok(exit::OK)
 }
 
+/// Refuses a DPoP-bound token to a tool that can only send it as it is: every request with
+/// such a token needs a fresh proof for its method and URL (RFC 9449 §7), which git, kubectl
+/// and Docker cannot make, so the token would only be refused by the server.
+pub(crate) fn refuse_dpop_bound(entry: &StoredToken, tool: &str) -> Result<(), Error> {
+    if entry.dpop_key.is_none() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "the cached token of `{}` (profile `{}`) is bound to a DPoP key (RFC 9449): each request needs a fresh proof, which {tool} cannot send; use `specauth curl` or `specauth print-token --dpop METHOD URL`, or sign in without --dpop under another --profile for {tool}",
+        entry.provider, entry.profile
+    )))
+}
+
 /// The cache key of `provider`: the id itself, or the id a spec file declares.
-fn provider_key(ctx: &Ctx, provider: &str) -> Result<String, Error> {
+pub(crate) fn provider_key(ctx: &Ctx, provider: &str) -> Result<String, Error> {
     if specauth::spec::is_path(provider) {
         Ok(ctx.loader.load(provider)?.id().to_owned())
     } else {
@@ -249,6 +263,7 @@ pub(crate) fn kube(ctx: &Ctx, args: &KubeArgs) -> Result<u8, Error> {
         }
         other => other?,
     };
+    refuse_dpop_bound(&entry, "kubectl")?;
     outln!("{}", exec_credential(api_version, &entry)?)?;
     Ok(exit::OK)
 }
@@ -382,6 +397,7 @@ fn docker_op(ctx: &Ctx, args: &DockerArgs) -> Result<u8, DockerFailure> {
                 args.freshness.min_valid,
                 args.freshness.timeout,
             )?;
+            refuse_dpop_bound(&entry, "Docker")?;
             outln!(
                 "{}",
                 json!({

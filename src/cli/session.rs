@@ -41,7 +41,8 @@ pub(crate) struct LoginArgs {
     /// Seconds added to the device polling interval on `slow_down` (RFC 8628 says 5).
     #[arg(long, value_name = "SECONDS", default_value_t = 5, hide = true)]
     slow_down_step: u64,
-    /// Bind the token to a DPoP key (RFC 9449) kept with it; see print-token --dpop.
+    /// Bind the token to a DPoP key (RFC 9449) kept with it; see print-token --dpop. A server
+    /// that answers with a bearer token did not bind it: a warning says so, and no key is kept.
     #[arg(long)]
     dpop: bool,
 }
@@ -159,19 +160,25 @@ fn sign_in_with(ctx: &Ctx, args: &LoginArgs) -> Result<StoredToken, Error> {
     };
     let client = client_for(30, &spec, grant, &inputs)?;
     let timeout = Duration::from_secs(args.timeout);
-    let mut dpop_key = None;
+    let dpop_key;
     let (token, used) = if args.device {
         let options = DeviceOptions {
             timeout,
             slow_down_step: Duration::from_secs(args.slow_down_step),
             ..DeviceOptions::default()
         };
-        let token = session::device_login(
+        let key = if args.dpop {
+            Some(specauth::dpop::DpopKey::generate()?)
+        } else {
+            None
+        };
+        let token = session::device_login_bound(
             &client,
             &spec,
             &inputs,
             &options,
             &SystemClock::default(),
+            key.as_ref(),
             |device| {
                 let mut err = std::io::stderr().lock();
                 let _ = writeln!(
@@ -185,6 +192,7 @@ fn sign_in_with(ctx: &Ctx, args: &LoginArgs) -> Result<StoredToken, Error> {
                 }
             },
         )?;
+        dpop_key = key.filter(|_| specauth::dpop::binds(&token));
         (token, inputs)
     } else {
         let options = BrowserOptions {
@@ -214,6 +222,15 @@ fn sign_in_with(ctx: &Ctx, args: &LoginArgs) -> Result<StoredToken, Error> {
         dpop_key = done.dpop_key;
         (done.token, done.inputs)
     };
+    if args.dpop && dpop_key.is_none() {
+        // RFC 9449 §5: the server did not bind the token (it does not support DPoP, or not for
+        // this client). It works as a bearer token, and is kept as one.
+        errln!(
+            "specauth: warning: {} answered token_type `{}`, not `DPoP`: it did not bind the token to the DPoP key, so the token is cached as a bearer token and no key is kept",
+            spec.name(),
+            token.token_type
+        );
+    }
     let mut entry = StoredToken::new(&spec, &args.inputs.profile, token, &used);
     entry.dpop_key = dpop_key.map(|k| k.secret().clone());
     entry.keep_client_auth(&client);
@@ -253,14 +270,15 @@ pub(crate) fn open_browser(url: &str) -> bool {
 }
 
 pub(crate) fn print_token(ctx: &Ctx, args: &PrintTokenArgs) -> Result<u8, Error> {
-    let entry = valid_token(
-        ctx,
-        &args.provider,
-        &args.inputs,
-        args.min_valid,
-        args.timeout,
-    )?;
-    if args.extra.resource.is_some() || args.extra.dpop.is_some() {
+    // `--resource` chooses the profile whose token was requested for it.
+    let inputs = match &args.extra.resource {
+        Some(resource) => {
+            super::signin::profile_for_resource(ctx, &args.provider, &args.inputs, resource)?
+        }
+        None => args.inputs.clone(),
+    };
+    let entry = valid_token(ctx, &args.provider, &inputs, args.min_valid, args.timeout)?;
+    if args.extra.dpop.is_some() {
         return super::signin::print_entry(&entry, &args.extra);
     }
     out!("{}", super::format::render(&entry.token, args.format))?;

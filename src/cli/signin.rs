@@ -11,8 +11,9 @@ use super::exit;
 /// `print-token` flags for tokens bound to resources or to a DPoP key.
 #[derive(Args, Debug, Default)]
 pub(crate) struct PrintTokenExtra {
-    /// Only a token requested for this resource (RFC 8707); refused when the cached token was
-    /// obtained for other resources.
+    /// A token requested for this resource (RFC 8707): the --profile's when it was, else the
+    /// provider's other cached profile that was (the most recently obtained of several);
+    /// refused when none was.
     #[arg(long, value_name = "URI")]
     pub(crate) resource: Option<String>,
     /// For a DPoP-bound token: print the two headers of a request of METHOD to URL,
@@ -22,6 +23,63 @@ pub(crate) struct PrintTokenExtra {
     /// With --dpop: the resource server's last DPoP-Nonce, when it asked for one.
     #[arg(long, value_name = "NONCE", requires = "dpop")]
     pub(crate) dpop_nonce: Option<String>,
+}
+
+/// The inputs of `print-token --resource URI`: `given` when its profile's cached token was
+/// requested for `resource`, else `given` with the profile of the provider's cached token that
+/// was (of several, the most recently obtained, said on stderr). When none was, an input error
+/// naming the login that gets one; when the given profile has no token at all and no other
+/// does either, `given` as it is, so the sign-in-needed error (exit 4) follows as without
+/// `--resource`.
+pub(crate) fn profile_for_resource(
+    ctx: &super::Ctx,
+    provider: &str,
+    given: &super::InputArgs,
+    resource: &str,
+) -> Result<super::InputArgs, Error> {
+    let key = super::adapters::provider_key(ctx, provider)?;
+    let store = ctx.store()?;
+    let holds = |e: &StoredToken| e.resources.iter().any(|r| r == resource);
+    let own = store.load(&key, &given.profile)?;
+    if own.as_ref().is_some_and(holds) {
+        return Ok(given.clone());
+    }
+    let mut matching: Vec<StoredToken> = store
+        .list()?
+        .into_iter()
+        .filter(|e| e.provider == key && holds(e))
+        .collect();
+    // The freshest last: obtained most recently, then expiring latest.
+    matching.sort_by_key(|e| (e.obtained_at, e.token.expires_at.unwrap_or(u64::MAX)));
+    let Some(chosen) = matching.last() else {
+        let Some(own) = own else {
+            return Ok(given.clone());
+        };
+        let had = if own.resources.is_empty() {
+            "no particular resource".to_owned()
+        } else {
+            own.resources.join(", ")
+        };
+        return Err(Error::Input {
+            name: "resource".to_owned(),
+            problem: format!(
+                "the cached token of `{key}` (profile `{}`) was requested for {had}, not for `{resource}`, and no other profile of `{key}` holds one for it; run `{} --set resource={resource}` (under another --profile to keep both)",
+                given.profile,
+                super::login_command(&key, &given.profile)
+            ),
+        });
+    };
+    if matching.len() > 1 {
+        let profiles: Vec<&str> = matching.iter().map(|e| e.profile.as_str()).collect();
+        errln!(
+            "specauth: the profiles {} of `{key}` hold tokens for `{resource}`; using `{}`, obtained most recently (choose with --profile)",
+            profiles.join(", "),
+            chosen.profile
+        );
+    }
+    let mut args = given.clone();
+    args.profile = chosen.profile.clone();
+    Ok(args)
 }
 
 /// Prints the cached token (or its DPoP header pair) as `extra` asks.
@@ -99,19 +157,12 @@ pub(crate) fn mcp_login(ctx: &super::Ctx, args: &super::session::LoginArgs) -> R
             "login --mcp writes a spec for the server: give the folder with --specs DIR (and the same --specs to print-token)".to_owned(),
         ));
     };
-    let given = |name: &str| -> Option<String> {
-        args.inputs
-            .set
-            .iter()
-            .rev()
-            .find_map(|s| s.strip_prefix(name)?.strip_prefix('=').map(str::to_owned))
-            .or_else(|| std::env::var(specauth::inputs::env_var_name(name)).ok())
-            .filter(|v| !v.is_empty())
-    };
     let spec_id = format!("mcp-{}", specauth::discovery::id_from_issuer(server));
     let spec_path = dir.join(format!("{spec_id}.yaml"));
-    // A former dynamic registration, kept in the spec that login wrote.
-    let registered = specauth::Spec::from_file(&spec_path).ok().and_then(|spec| {
+    // The spec a former login wrote, when there is one.
+    let former = specauth::Spec::from_file(&spec_path).ok();
+    // A former dynamic registration, kept in that spec.
+    let registered = former.as_ref().and_then(|spec| {
         let default = |name: &str| {
             spec.inputs()
                 .find(|(n, _)| *n == name)
@@ -123,6 +174,24 @@ pub(crate) fn mcp_login(ctx: &super::Ctx, args: &super::session::LoginArgs) -> R
             default("redirect_uri")?,
         ))
     });
+    // The client id, secret and scope come as every command's inputs do: --set (with `-` for
+    // stdin and `@FILE`), SPECAUTH_<NAME>, then the profiles file under the spec's id. Before
+    // the first login there is no spec yet: the base's inputs stand in for it.
+    let input_spec = match former {
+        Some(spec) => spec,
+        None => specauth::Spec::from_yaml(
+            &format!("{spec_id}.yaml"),
+            &format!("id: {spec_id}\nextends: oauth2\n"),
+        )?,
+    };
+    let profile = ctx.profiles()?.inputs(&spec_id, &args.inputs.profile);
+    let inputs = super::gather_inputs(&input_spec, profile, &args.inputs.set)?;
+    let given = |name: &str| {
+        inputs
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
     let options = McpOptions {
         client_id: given("client_id"),
         client_secret: given("client_secret").map(specauth::Secret::new),

@@ -103,6 +103,22 @@ pub fn device_login<T: Transport>(
     clock: &dyn Clock,
     show: impl FnOnce(&DeviceAuthorization),
 ) -> Result<Token, Error> {
+    device_login_bound(client, spec, inputs, options, clock, None, show)
+}
+
+/// [`device_login`] with the token bound to `key` (RFC 9449) when one is given: every poll of
+/// the token endpoint carries a DPoP proof, sent again with the server's `DPoP-Nonce` when it
+/// asks for one (the nonce is kept from poll to poll). Whether the server bound the token
+/// says its `token_type` ([`crate::dpop::binds`]).
+pub fn device_login_bound<T: Transport>(
+    client: &Client<T>,
+    spec: &Spec,
+    inputs: &Inputs,
+    options: &DeviceOptions,
+    clock: &dyn Clock,
+    key: Option<&crate::dpop::DpopKey>,
+    show: impl FnOnce(&DeviceAuthorization),
+) -> Result<Token, Error> {
     let device = match client.send(spec, RequestKind::DeviceAuthorization, inputs)? {
         Outcome::DeviceAuthorization(d) => d,
         other => {
@@ -129,6 +145,7 @@ pub fn device_login<T: Transport>(
     let mut interval = clamp(Duration::from_secs(device.interval));
     let mut poll_inputs = inputs.clone();
     poll_inputs.set("device_code", device.device_code.secret());
+    let mut nonce = None;
     loop {
         let left = deadline.saturating_sub(clock.elapsed());
         if left.is_zero() {
@@ -145,7 +162,13 @@ pub fn device_login<T: Transport>(
         if clock.elapsed() >= deadline {
             continue;
         }
-        match poll_result(client.send(spec, "device_code", &poll_inputs))? {
+        let sent = match key {
+            Some(key) => {
+                crate::dpop::send(client, spec, "device_code", &poll_inputs, key, &mut nonce)
+            }
+            None => client.send(spec, "device_code", &poll_inputs),
+        };
+        match poll_result(sent)? {
             Poll::Token(token) => return Ok(*token),
             Poll::Pending => {}
             Poll::SlowDown => interval = clamp(interval.saturating_add(options.slow_down_step)),

@@ -477,7 +477,9 @@ pub struct LoggedIn {
     pub token: Token,
     /// The inputs of the code exchange.
     pub inputs: Inputs,
-    /// The DPoP key the token is bound to, when the login asked for one.
+    /// The DPoP key the token is bound to, when the login asked for one and the server bound
+    /// the token to it (`token_type: DPoP`). `None` when the server answered `Bearer`: the
+    /// token is then a plain bearer token (see [`crate::dpop::binds`]).
     pub dpop_key: Option<DpopKey>,
 }
 
@@ -699,10 +701,22 @@ impl BrowserLogin {
             .ok_or_else(|| Error::Usage("the code exchange returned no token".to_owned()))?,
             None => client.token(spec, "authorization_code", &token_inputs)?,
         };
+        // A server that did not bind the token (it answered `Bearer`) gets no DPoP headers
+        // later: the key is dropped and the token is a bearer token.
+        let dpop_key = self.dpop.filter(|_| {
+            let bound = crate::dpop::binds(&token);
+            if !bound {
+                tracing::warn!(
+                    "a DPoP login got token_type `{}`: the server did not bind the token to the key; it is a bearer token",
+                    token.token_type
+                );
+            }
+            bound
+        });
         Ok(LoggedIn {
             token,
             inputs,
-            dpop_key: self.dpop,
+            dpop_key,
         })
     }
 }
@@ -782,6 +796,60 @@ mod tests {
         assert!(check_iss(Some("https://as.example"), false, None).is_ok());
         assert!(check_iss(None, false, Some("https://any.example")).is_ok());
         assert!(check_iss(Some("https://as.example"), true, Some("https://as.example")).is_ok());
+    }
+
+    /// A DPoP login whose code exchange the server answers with `token_type` `answered`: the
+    /// key it keeps, and whether the exchange carried a proof.
+    fn dpop_login_answered(answered: &'static str) -> (Option<DpopKey>, bool) {
+        let spec = Spec::from_yaml(
+            "d.yaml",
+            "extends: oauth2\nendpoints: { token: \"https://as.example.com/token\", authorize: \"https://as.example.com/auth\" }\n",
+        )
+        .unwrap();
+        let proved = std::sync::atomic::AtomicBool::new(false);
+        let client = Client::with_transport(|r: http::Request<Vec<u8>>| {
+            proved.store(
+                r.headers().contains_key("dpop"),
+                std::sync::atomic::Ordering::SeqCst,
+            );
+            Ok::<_, TransportError>(
+                http::Response::builder()
+                    .status(200)
+                    .header("content-type", "application/json")
+                    .body(
+                        format!(r#"{{"access_token":"t","token_type":"{answered}"}}"#).into_bytes(),
+                    )
+                    .unwrap(),
+            )
+        });
+        let options = BrowserOptions {
+            dpop: true,
+            ..BrowserOptions::default()
+        };
+        let login =
+            BrowserLogin::start(&spec, &Inputs::new().with("client_id", "app"), &options).unwrap();
+        let state = form_urlencoded::parse(login.url().split_once('?').unwrap().1.as_bytes())
+            .find(|(k, _)| k == "state")
+            .map(|(_, v)| v.into_owned())
+            .unwrap();
+        let back = format!("{}?code=c&state={state}", login.redirect_uri());
+        let browser = std::thread::spawn(move || ureq::get(&back).call().is_ok());
+        let done = login
+            .finish(&client, &spec, Duration::from_secs(10))
+            .unwrap();
+        assert!(browser.join().unwrap());
+        drop(client);
+        (done.dpop_key, proved.into_inner())
+    }
+
+    #[test]
+    fn a_dpop_login_answered_with_a_bearer_token_keeps_no_key() {
+        let (key, proved) = dpop_login_answered("Bearer");
+        assert!(proved, "the exchange carries a proof");
+        assert!(key.is_none(), "the server did not bind the token");
+        let (key, proved) = dpop_login_answered("DPoP");
+        assert!(proved);
+        assert!(key.is_some());
     }
 
     #[test]

@@ -520,4 +520,269 @@ mod tests {
             "{e}"
         );
     }
+
+    /// A well-behaved MCP server and authorization server, scripted: every request is recorded
+    /// as `METHOD URL BODY`.
+    struct Script {
+        as_metadata: Value,
+        /// Whether the 401 challenge names `resource_metadata`.
+        hint: bool,
+        /// Whether the protected resource metadata is only at the root URL (404 at the
+        /// path-inserted one).
+        root_only: bool,
+    }
+
+    const SERVER: &str = "https://mcp.example.com/mcp";
+    const PRM_INSERTED: &str = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
+    const PRM_ROOT: &str = "https://mcp.example.com/.well-known/oauth-protected-resource";
+
+    fn scripted<'a>(
+        script: &'a Script,
+        seen: &'a std::sync::Mutex<Vec<String>>,
+    ) -> impl Fn(http::Request<Vec<u8>>) -> Reply + 'a {
+        move |r: http::Request<Vec<u8>>| -> Reply {
+            let url = r.uri().to_string();
+            seen.lock().unwrap().push(format!(
+                "{} {url} {}",
+                r.method(),
+                String::from_utf8_lossy(r.body())
+            ));
+            let reply = |status: u16, body: Value| {
+                let mut b = http::Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json");
+                if status == 401 {
+                    let hint = if script.hint {
+                        format!(r#", resource_metadata="{PRM_INSERTED}""#)
+                    } else {
+                        String::new()
+                    };
+                    b = b.header(
+                        "www-authenticate",
+                        format!(r#"Bearer error="invalid_token", scope="mcp:tools"{hint}"#),
+                    );
+                }
+                Ok(b.body(body.to_string().into_bytes()).unwrap())
+            };
+            let prm = json!({ "resource": SERVER,
+                              "authorization_servers": ["https://as.example.com"] });
+            match url.as_str() {
+                SERVER if r.headers().contains_key("authorization") => {
+                    reply(200, json!({ "jsonrpc": "2.0", "id": 0, "result": {} }))
+                }
+                SERVER => reply(401, json!({})),
+                PRM_INSERTED if !script.root_only => reply(200, prm),
+                PRM_ROOT if script.root_only => reply(200, prm),
+                "https://as.example.com/.well-known/oauth-authorization-server" => {
+                    reply(200, script.as_metadata.clone())
+                }
+                "https://as.example.com/register" => reply(201, json!({ "client_id": "dyn-1" })),
+                "https://as.example.com/token" => reply(
+                    200,
+                    json!({ "access_token": "at-1", "token_type": "Bearer", "expires_in": 300 }),
+                ),
+                _ => reply(404, json!({})),
+            }
+        }
+    }
+
+    /// What a login that went through did: how the client was identified, the authorization
+    /// URL shown, the client id in it, and every request sent.
+    struct Done {
+        client_source: &'static str,
+        url: String,
+        client_id: String,
+        seen: Vec<String>,
+    }
+
+    /// Runs a login against `script` to its end, the test as the browser: the redirect
+    /// (code, state, iss) is delivered to the listener as soon as the URL is shown.
+    fn login_through(script: &Script, options: McpOptions) -> Done {
+        let seen = std::sync::Mutex::new(Vec::new());
+        let client = Client::with_transport(scripted(script, &seen));
+        let options = McpOptions {
+            client_name: "t".into(),
+            browser: BrowserOptions {
+                timeout: std::time::Duration::from_secs(10),
+                ..BrowserOptions::default()
+            },
+            ..options
+        };
+        let mut url = String::new();
+        let mut browser = None;
+        let done = mcp_login(&client, SERVER, &options, |login| {
+            url = login.url().to_owned();
+            let state = form_urlencoded::parse(url.split_once('?').unwrap().1.as_bytes())
+                .find(|(k, _)| k == "state")
+                .map(|(_, v)| v.into_owned())
+                .unwrap();
+            let back = format!(
+                "{}?code=c0de&state={state}&iss=https%3A%2F%2Fas.example.com",
+                login.redirect_uri()
+            );
+            browser = Some(std::thread::spawn(move || {
+                ureq::get(&back).call().map(|r| r.status().as_u16()).ok()
+            }));
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(browser.unwrap().join().unwrap(), Some(200));
+        assert_eq!(done.resource, SERVER);
+        assert_eq!(done.logged_in.token.access_token.secret(), "at-1");
+        drop(client);
+        let client_id = form_urlencoded::parse(url.split_once('?').unwrap().1.as_bytes())
+            .find(|(k, _)| k == "client_id")
+            .map(|(_, v)| v.into_owned())
+            .unwrap();
+        Done {
+            client_source: done.client_source,
+            url,
+            client_id,
+            seen: seen.into_inner().unwrap(),
+        }
+    }
+
+    fn script(extra: Value) -> Script {
+        Script {
+            as_metadata: as_metadata(
+                json!({ "registration_endpoint": "https://as.example.com/register" }),
+            ),
+            hint: true,
+            root_only: false,
+        }
+        .with(extra)
+    }
+
+    impl Script {
+        fn with(mut self, extra: Value) -> Script {
+            for (k, v) in extra.as_object().unwrap() {
+                self.as_metadata[k] = v.clone();
+            }
+            self
+        }
+    }
+
+    fn registered(seen: &[String]) -> bool {
+        seen.iter()
+            .any(|r| r.starts_with("POST https://as.example.com/register"))
+    }
+
+    /// The body of the code exchange.
+    fn exchange(seen: &[String]) -> &str {
+        seen.iter()
+            .find_map(|r| r.strip_prefix("POST https://as.example.com/token "))
+            .expect("a code exchange")
+    }
+
+    #[test]
+    fn a_pre_registered_client_id_is_used_without_registering() {
+        let done = login_through(
+            &script(json!({})),
+            McpOptions {
+                client_id: Some("pre-1".into()),
+                ..McpOptions::default()
+            },
+        );
+        assert_eq!(done.client_source, "pre-registered");
+        assert_eq!(done.client_id, "pre-1");
+        assert!(!registered(&done.seen), "{:?}", done.seen);
+        assert!(
+            exchange(&done.seen).contains("client_id=pre-1"),
+            "{:?}",
+            done.seen
+        );
+        // Control: without it, the same server gets a registration.
+        let done = login_through(&script(json!({})), McpOptions::default());
+        assert_eq!(
+            (done.client_source, done.client_id.as_str()),
+            ("registered", "dyn-1")
+        );
+        assert!(registered(&done.seen));
+        assert!(exchange(&done.seen).contains("client_id=dyn-1"));
+    }
+
+    #[test]
+    fn a_client_id_metadata_document_is_the_client_id_where_supported() {
+        let document = "https://app.example.com/specauth-client.json";
+        let options = || McpOptions {
+            client_metadata_url: Some(document.into()),
+            ..McpOptions::default()
+        };
+        let done = login_through(
+            &script(json!({ "client_id_metadata_document_supported": true })),
+            options(),
+        );
+        assert_eq!(done.client_source, "metadata-document");
+        assert_eq!(done.client_id, document);
+        assert!(!registered(&done.seen), "{:?}", done.seen);
+        assert!(
+            exchange(&done.seen)
+                .contains("client_id=https%3A%2F%2Fapp.example.com%2Fspecauth-client.json"),
+            "{:?}",
+            done.seen
+        );
+        // Not advertised: the document is not used, and the client registers.
+        let done = login_through(&script(json!({})), options());
+        assert_eq!(
+            (done.client_source, done.client_id.as_str()),
+            ("registered", "dyn-1")
+        );
+        assert!(!done.url.contains("specauth-client.json"), "{}", done.url);
+    }
+
+    #[test]
+    fn a_registration_kept_for_another_issuer_is_not_reused() {
+        let kept = |issuer: &str| McpOptions {
+            registered: Some((
+                issuer.into(),
+                "old-1".into(),
+                "http://127.0.0.1:1/callback".into(),
+            )),
+            ..McpOptions::default()
+        };
+        let done = login_through(&script(json!({})), kept("https://other-as.example.com"));
+        assert_eq!(
+            (done.client_source, done.client_id.as_str()),
+            ("registered", "dyn-1")
+        );
+        assert!(registered(&done.seen), "{:?}", done.seen);
+        assert!(
+            !done.seen.iter().any(|r| r.contains("old-1")),
+            "{:?}",
+            done.seen
+        );
+        // Control: kept for this issuer, it is reused and nothing is registered.
+        let done = login_through(&script(json!({})), kept("https://as.example.com"));
+        assert_eq!(
+            (done.client_source, done.client_id.as_str()),
+            ("reused", "old-1")
+        );
+        assert!(!registered(&done.seen), "{:?}", done.seen);
+    }
+
+    #[test]
+    fn resource_metadata_missing_at_the_inserted_path_is_read_at_the_root() {
+        let done = login_through(
+            &Script {
+                hint: false,
+                root_only: true,
+                ..script(json!({}))
+            },
+            McpOptions::default(),
+        );
+        let gets: Vec<&str> = done
+            .seen
+            .iter()
+            .filter_map(|r| r.strip_prefix("GET "))
+            .map(|r| r.trim_end())
+            .collect();
+        assert_eq!(
+            gets,
+            [
+                PRM_INSERTED,
+                PRM_ROOT,
+                "https://as.example.com/.well-known/oauth-authorization-server"
+            ]
+        );
+        assert_eq!(done.client_source, "registered");
+    }
 }

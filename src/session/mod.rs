@@ -43,7 +43,7 @@ use crate::spec::{RequestKind, Spec};
 use crate::store::Store;
 use crate::transport::Transport;
 
-pub use device::{Clock, DeviceOptions, SystemClock, device_login};
+pub use device::{Clock, DeviceOptions, SystemClock, device_login, device_login_bound};
 pub use login::check_iss;
 pub use login::{
     BrowserLogin, BrowserOptions, LoggedIn, Pkce, Redirect, RedirectListener, browser_login,
@@ -176,6 +176,14 @@ pub(crate) fn refresh_if_needed<T: Transport, S: Store + ?Sized>(
         obtained_at: now(),
         ..entry
     };
+    // A refresh the server answered with a bearer token: the key no longer binds anything.
+    if updated.dpop_key.is_some() && !crate::dpop::binds(&updated.token) {
+        tracing::warn!(
+            "the refresh of a DPoP-bound token got token_type `{}`: the new token is a bearer token",
+            updated.token.token_type
+        );
+        updated.dpop_key = None;
+    }
     updated.keep_client_auth(client);
     store.save(&updated)?;
     Ok((updated, true))

@@ -246,6 +246,7 @@ fn dpop_login_then_refresh_with_the_same_key_and_a_dpop_call_to_userinfo() {
     let key = first.dpop().unwrap().expect("a DPoP key in the cache");
     assert_eq!(first.token.token_type, "DPoP");
     // The key is in the 0600 cache file, never in what the CLI prints.
+    assert_eq!(entry_mode(&sb, "peer"), 0o600);
     assert!(!out.stdout.contains(key.secret().secret()));
     assert!(!out.stderr.contains(key.secret().secret()));
 
@@ -311,6 +312,25 @@ fn dpop_login_then_refresh_with_the_same_key_and_a_dpop_call_to_userinfo() {
         serde_json::from_str::<serde_json::Value>(&body).unwrap(),
         json!({ "sub": "alice" })
     );
+    // `specauth curl` makes the proof for curl's own request, and the peer accepts it.
+    let out = sb.run(
+        &[
+            "curl",
+            "peer",
+            "--dpop-nonce",
+            &nonce,
+            "--",
+            "-sS",
+            "-f",
+            &me,
+        ],
+        &env,
+    );
+    assert_exit(&out, 0, "curl with a DPoP-bound token");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap(),
+        json!({ "sub": "alice" })
+    );
     // The same token as a bearer token is refused: it is bound to the key.
     let mut reply = harness::agent()
         .get(&me)
@@ -343,6 +363,47 @@ fn dpop_login_then_refresh_with_the_same_key_and_a_dpop_call_to_userinfo() {
         "{}",
         out.stderr
     );
+}
+
+/// The permission bits of the cache file of `provider` (profile `default`), with the file's
+/// own check that it holds a DPoP key.
+fn entry_mode(sb: &Sandbox, provider: &str) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = sb
+        .dir
+        .path()
+        .join("store")
+        .join(format!("{provider}@default.json"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(entry["dpop_key"].is_string(), "{}", path.display());
+    std::fs::metadata(&path).unwrap().permissions().mode() & 0o777
+}
+
+/// The device flow binds its token too: every poll carries a proof (and meets the peer's
+/// nonce demand).
+#[test]
+fn dpop_with_the_device_flow() {
+    let _t = Timer::start("dpop_with_the_device_flow");
+    let sb = Sandbox::new();
+    let (run, code) = super::device_login_with(&sb, false, &["--dpop"]);
+    assert_eq!(super::device_decision(&code, "approve").0, 200);
+    let out = run.finish();
+    assert_exit(&out, 0, "login peer --device --dpop");
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+    let summary: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(summary["token_type"], "DPoP");
+    assert_eq!(summary["dpop"], true);
+    let entry = sb.cached("peer");
+    let key = entry.dpop().unwrap().expect("a DPoP key in the cache");
+    assert_eq!(entry_mode(&sb, "peer"), 0o600);
+    let (active, claims) = introspect(
+        &load("peer"),
+        &basic_inputs(),
+        entry.token.access_token.secret(),
+    );
+    assert!(active);
+    assert_eq!(claims["cnf"], json!({ "jkt": key.thumbprint() }));
 }
 
 #[test]
@@ -400,6 +461,76 @@ fn a_token_bound_to_a_resource() {
         out.stderr
     );
     let _ = BASIC_ID;
+}
+
+/// RFC 8707 in the token requests themselves. The resource is nobody's default at the peer, and
+/// `openid` is asked for too: oidc-provider then gives a token that audience only when the token
+/// request names the resource (its resolveResource); from the authorization request alone the
+/// code exchange or refresh would yield a userinfo token without `aud`, as the control at the
+/// end shows.
+#[test]
+fn the_code_exchange_and_the_refresh_carry_the_resource() {
+    let _t = Timer::start("the_code_exchange_and_the_refresh_carry_the_resource");
+    let resource = "http://127.0.0.1:9/mcp";
+    let sb = Sandbox::new();
+    let env = secret(BASIC_SECRET);
+    let set_resource = format!("resource={resource}");
+    let (params, out) = super::browser_login(
+        &sb,
+        "peer",
+        &[
+            "--set",
+            "client_id=basic-client",
+            "--set",
+            "scope=openid mcp:tools",
+            "--set",
+            &set_resource,
+        ],
+        &env,
+    );
+    assert_exit(&out, 0, "login peer with a resource that is no default");
+    assert_eq!(params["resource"], resource);
+    let spec = load("peer");
+    let first = sb.cached("peer");
+    assert_eq!(first.resources, [resource]);
+    let (active, claims) = introspect(&spec, &basic_inputs(), first.token.access_token.secret());
+    assert!(active);
+    assert_eq!(claims["aud"], resource, "{claims}");
+    assert_eq!(claims["scope"], "mcp:tools", "{claims}");
+
+    // The refresh sends it again (the cache kept it), so the new token has the audience too.
+    let out = sb.run(
+        &["-v", "print-token", "peer", "--min-valid", "100000"],
+        &env,
+    );
+    assert_exit(&out, 0, "refresh of a token bound to a resource");
+    let refresh_form = out
+        .stderr
+        .split("→ refresh_token")
+        .nth(1)
+        .expect("the refresh request is logged");
+    assert!(
+        refresh_form.contains("&resource=http%3A%2F%2F127.0.0.1%3A9%2Fmcp"),
+        "{refresh_form}"
+    );
+    let second = sb.cached("peer");
+    assert_ne!(second.token.access_token, first.token.access_token);
+    let (active, claims) = introspect(&spec, &basic_inputs(), second.token.access_token.secret());
+    assert!(active);
+    assert_eq!(claims["aud"], resource, "{claims}");
+
+    // Control: the same refresh without `resource` gets no such audience from the peer.
+    let refresh = second.token.refresh_token.expect("a rotated refresh token");
+    let unbound = Client::new()
+        .token(
+            &spec,
+            "refresh_token",
+            &basic_inputs().with("refresh_token", refresh.secret()),
+        )
+        .unwrap();
+    let (active, claims) = introspect(&spec, &basic_inputs(), unbound.access_token.secret());
+    assert!(active);
+    assert!(claims.get("aud").is_none(), "{claims}");
 }
 
 /// The MCP server of the lane (tests/interop/mcp.mjs, the official TypeScript SDK), started once
@@ -482,11 +613,20 @@ fn mcp_login_to(
     server: &str,
     rounds: usize,
 ) -> harness::Out {
-    let cmd = sb.command_with_specs(
-        specs,
-        &["login", "--mcp", server, "--no-browser", "--timeout", "20"],
-        &[],
-    );
+    mcp_login_with(sb, specs, server, rounds, &[])
+}
+
+/// [`mcp_login_to`] with more arguments.
+fn mcp_login_with(
+    sb: &Sandbox,
+    specs: &std::path::Path,
+    server: &str,
+    rounds: usize,
+    extra: &[&str],
+) -> harness::Out {
+    let mut args = vec!["login", "--mcp", server, "--no-browser", "--timeout", "20"];
+    args.extend_from_slice(extra);
+    let cmd = sb.command_with_specs(specs, &args, &[]);
     let run = sb.spawn_command(cmd);
     for _ in 0..rounds {
         let url = run.wait_for_line(&format!("{}/auth?", issuer()));
@@ -628,4 +768,40 @@ fn login_to_an_mcp_server_from_nothing_then_tools_list() {
         .unwrap();
     let (status, _) = mcp_call(Some(token.access_token.secret()), initialize());
     assert_eq!(status, 401);
+}
+
+/// A client registered beforehand comes as every command's inputs do: its id from the profiles
+/// file under the spec's id, its secret from a file (`--set client_secret=@FILE`).
+#[test]
+fn login_to_an_mcp_server_with_a_client_registered_beforehand() {
+    let _t = Timer::start("login_to_an_mcp_server_with_a_client_registered_beforehand");
+    let server = mcp_server().to_owned();
+    let sb = Sandbox::new();
+    let specs = sb.dir.path().join("my-specs");
+    let id = format!("mcp-{}", specauth::discovery::id_from_issuer(&server));
+    std::fs::write(
+        sb.dir.path().join("profiles.yaml"),
+        format!("{id}:\n  default:\n    client_id: {BASIC_ID}\n"),
+    )
+    .unwrap();
+    let secret_file = sb.dir.path().join("client-secret");
+    std::fs::write(&secret_file, format!("{BASIC_SECRET}\n")).unwrap();
+    let set = format!("client_secret=@{}", secret_file.display());
+    let out = mcp_login_with(&sb, &specs, &server, 1, &["--set", &set]);
+    assert_exit(&out, 0, "login --mcp with a pre-registered client");
+    let summary: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(summary["provider"], id.as_str());
+    assert_eq!(summary["mcp"]["client"], "pre-registered");
+    // The peer issued the token to that client (authenticated with the secret from the file),
+    // for the server.
+    let token = sb.cached(&id).token.access_token;
+    let (active, claims) = introspect(&load("peer"), &basic_inputs(), token.secret());
+    assert!(active);
+    assert_eq!(claims["client_id"], BASIC_ID, "{claims}");
+    assert_eq!(claims["aud"], server.as_str(), "{claims}");
+    // The spec keeps the id, never the secret.
+    let yaml = std::fs::read_to_string(specs.join(format!("{id}.yaml"))).unwrap();
+    assert!(yaml.contains(BASIC_ID), "{yaml}");
+    assert!(!yaml.contains(BASIC_SECRET), "{yaml}");
+    assert!(!out.stderr.contains(BASIC_SECRET) && !out.stdout.contains(BASIC_SECRET));
 }
