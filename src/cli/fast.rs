@@ -25,7 +25,7 @@ struct Args {
 }
 
 /// Serves `print-token` from the cache when it can; `None` hands the command to the full parser.
-pub(crate) fn print_token(argv: &[OsString]) -> Option<std::process::ExitCode> {
+pub(crate) fn print_token(argv: &[OsString]) -> Option<u8> {
     let args = parse(argv)?;
     let root = args
         .store
@@ -61,7 +61,7 @@ pub(crate) fn print_token(argv: &[OsString]) -> Option<std::process::ExitCode> {
             super::exit_code(&e)
         }
     };
-    Some(std::process::ExitCode::from(code))
+    Some(code)
 }
 
 /// `specauth [GLOBAL…] print-token PROVIDER [FLAG…]` in its plain forms, or `None`.

@@ -59,7 +59,6 @@ pub(crate) use output::{
 
 use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -442,7 +441,8 @@ fn completions(shell: clap_complete::Shell) -> Result<u8, Error> {
     Ok(exit::OK)
 }
 
-pub(crate) fn main() -> ExitCode {
+/// Runs the command line and returns the exit code.
+pub(crate) fn main() -> u8 {
     let argv = arguments();
     if let Some(code) = fast::print_token(&argv) {
         return code;
@@ -526,12 +526,12 @@ pub(crate) fn main() -> ExitCode {
         Command::Completions { shell } => completions(shell),
     };
     match result {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => code,
         // Nothing reads stdout any more (`| head`): nothing left to do or say.
-        Err(_) if STDOUT_CLOSED.load(Ordering::Relaxed) => ExitCode::from(exit::OK),
+        Err(_) if STDOUT_CLOSED.load(Ordering::Relaxed) => exit::OK,
         Err(e) => {
             report(&e, ctx.json);
-            ExitCode::from(exit_code(&e))
+            exit_code(&e)
         }
     }
 }
