@@ -18,7 +18,7 @@ use indexmap::IndexMap;
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Inputs {
-    values: IndexMap<String, String>,
+    values: IndexMap<String, String, foldhash::fast::RandomState>,
 }
 
 impl Inputs {

@@ -431,7 +431,7 @@ impl Spec {
         g: &RequestTemplate,
         inputs: &'a Inputs,
     ) -> Result<Values<'a>, Error> {
-        let mut values = IndexMap::new();
+        let mut values = Values::default();
         for (name, value) in inputs.iter() {
             let Some(def) = self.inputs.get(name) else {
                 return Err(Error::Input {
@@ -687,11 +687,14 @@ impl Spec {
                 format!("grant `{grant}` {kind} `{}`", f.name)
             })?;
             size.add(f.name.len() + value.len())?;
-            let items: Vec<String> = if f.repeat {
-                value.split_whitespace().map(str::to_owned).collect()
+            // One part, or one per word for a repeated field: no list for the common case.
+            let (single, repeated) = if f.repeat {
+                let words: Vec<String> = value.split_whitespace().map(str::to_owned).collect();
+                (None, words)
             } else {
-                vec![value]
+                (Some(value), Vec::new())
             };
+            let items = single.into_iter().chain(repeated);
             let input = f.tmpl.vars().first().cloned();
             let refuse = |problem: &str| Error::Input {
                 name: input.clone().unwrap_or_else(|| f.name.clone()),
@@ -745,7 +748,7 @@ impl Spec {
 }
 
 /// Input values for one request, borrowed from the caller's inputs and the spec's defaults.
-type Values<'a> = IndexMap<&'a str, &'a str>;
+type Values<'a> = crate::spec::Map<&'a str, &'a str>;
 
 /// The literal text a URL template's host starts and ends with: `("", ".example.com")` for
 /// `https://{{ tenant }}.example.com/token`, `("", "")` for a host that is all template, and
@@ -806,7 +809,10 @@ fn shown(p: &Part, redact: bool) -> &str {
 }
 
 fn encode_form(parts: &[Part], redact: bool) -> String {
-    let mut out = String::new();
+    // Room for every name and value unencoded, and the separators: one allocation in the
+    // common case.
+    let mut out =
+        String::with_capacity(parts.iter().map(|p| p.name.len() + p.value.len() + 2).sum());
     for p in parts {
         if !out.is_empty() {
             out.push('&');

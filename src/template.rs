@@ -85,10 +85,11 @@ pub(crate) trait Lookup {
     fn value(&self, name: &str) -> Option<&str>;
 }
 
-impl<K, V> Lookup for IndexMap<K, V>
+impl<K, V, S> Lookup for IndexMap<K, V, S>
 where
     K: std::borrow::Borrow<str> + std::hash::Hash + Eq,
     V: AsRef<str>,
+    S: std::hash::BuildHasher,
 {
     fn value(&self, name: &str) -> Option<&str> {
         self.get(name).map(AsRef::as_ref)

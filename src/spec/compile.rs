@@ -14,6 +14,7 @@ use super::{
     check_userinfo, is_loopback, join,
 };
 use crate::error::{Pos, SpecError};
+use crate::spec::Map;
 use crate::template::{self, Classified, Piece, Tmpl};
 
 type Result<T> = std::result::Result<T, SpecError>;
@@ -59,7 +60,7 @@ pub(crate) fn compile(
 
     let mut c = Compiler {
         env: template::environment(),
-        inputs: IndexMap::new(),
+        inputs: Map::default(),
         removed_inputs: doc.inputs.removed.clone(),
         counter: 0,
     };
@@ -97,7 +98,7 @@ pub(crate) fn compile(
         );
     }
 
-    let mut endpoints = IndexMap::new();
+    let mut endpoints = Map::default();
     for (ename, patch) in &doc.endpoints {
         let Some(url) = patch.as_ref() else { continue };
         let tmpl = c.template(&format!("endpoints.{ename}"), url)?;
@@ -124,7 +125,7 @@ pub(crate) fn compile(
     };
     // Grants need their endpoint now. Other requests compile whatever endpoints exist: each
     // becomes available once its endpoint is declared (in the spec, or added by the caller).
-    let mut grants = IndexMap::new();
+    let mut grants = Map::default();
     for (name, patch) in &doc.grants {
         let Some(r) = patch.as_ref() else { continue };
         let kind = RequestKind::grant(name);
@@ -138,7 +139,7 @@ pub(crate) fn compile(
         grants.insert(name.clone(), compiled);
     }
     check_chains(&doc, &grants)?;
-    let mut requests = IndexMap::new();
+    let mut requests = Map::default();
     for (name, patch) in &doc.requests {
         let Some(r) = patch.as_ref() else { continue };
         let kind = RequestKind::from_name(name);
@@ -309,7 +310,7 @@ pub(crate) const MAX_CHAIN: usize = 8;
 
 /// Every `then:` names a grant of the spec, and no chain loops or runs longer than
 /// [`MAX_CHAIN`] steps.
-fn check_chains(doc: &SpecDoc, grants: &IndexMap<String, RequestTemplate>) -> Result<()> {
+fn check_chains(doc: &SpecDoc, grants: &Map<String, RequestTemplate>) -> Result<()> {
     for (name, patch) in &doc.grants {
         let Some(then) = patch.as_ref().and_then(|g| g.value.then.as_ref()) else {
             continue;
@@ -375,14 +376,14 @@ struct TemplateContext<'a> {
     defaults: &'a doc::RequestDoc,
     /// The top-level `client_auth:`, under each template's own.
     top_auth: &'a doc::ClientAuthDoc,
-    endpoints: &'a IndexMap<String, Endpoint>,
+    endpoints: &'a Map<String, Endpoint>,
     /// The loaded file, for errors about parts it only inherits.
     file_pos: &'a Pos,
 }
 
 struct Compiler {
     env: minijinja::Environment<'static>,
-    inputs: IndexMap<String, InputDef>,
+    inputs: Map<String, InputDef>,
     /// Inputs a spec removed (`name: null`), and where.
     removed_inputs: IndexMap<String, Pos>,
     counter: usize,
