@@ -8,12 +8,13 @@
 //! `cli/output.rs`), a panic reported with exit code 101, and the standard streams flushed at
 //! exit (`std::process::exit` does). Arguments come from the C runtime as before (the standard
 //! library reads them itself on Linux).
-#![cfg_attr(target_os = "linux", no_main)]
+// Not in the unit tests of the binary (`cargo test --bins`): their harness brings its own `main`.
+#![cfg_attr(all(target_os = "linux", not(test)), no_main)]
 
 mod cli;
 
 /// The process entry point, called by the C runtime.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(test)))]
 #[unsafe(no_mangle)]
 extern "C" fn main(
     _argc: std::ffi::c_int,
@@ -28,7 +29,7 @@ extern "C" fn main(
     std::process::exit(code.into())
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(not(target_os = "linux"), test))]
 fn main() -> std::process::ExitCode {
     std::process::ExitCode::from(cli::main())
 }
