@@ -1,20 +1,20 @@
 //! The `specauth` command line: a thin layer over the library.
 //!
-//! On Linux the process starts at the C `main` below instead of Rust's own start-up routine
+//! On Linux with glibc the process starts at the C `main` below instead of Rust's own start-up routine
 //! (`#![no_main]`): that routine spent a sixth of a cached `print-token` (107 k of 633 k
 //! instructions, measured with callgrind) reading `/proc/self/maps` to find the main thread's
 //! stack, only to print a message on a stack overflow. What the CLI relies on from it is done
 //! here: SIGPIPE ignored (a write to a closed pipe is an error the CLI handles, see
 //! `cli/output.rs`), a panic reported with exit code 101, and the standard streams flushed at
-//! exit (`std::process::exit` does). Arguments come from the C runtime as before (the standard
-//! library reads them itself on Linux).
+//! exit (`std::process::exit` does). Arguments come from the C runtime as before: the standard
+//! library reads them itself on glibc (not on musl, where the usual start-up stays).
 // Not in the unit tests of the binary (`cargo test --bins`): their harness brings its own `main`.
-#![cfg_attr(all(target_os = "linux", not(test)), no_main)]
+#![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
 
 mod cli;
 
 /// The process entry point, called by the C runtime.
-#[cfg(all(target_os = "linux", not(test)))]
+#[cfg(all(target_os = "linux", target_env = "gnu", not(test)))]
 #[unsafe(no_mangle)]
 extern "C" fn main(
     _argc: std::ffi::c_int,
@@ -29,7 +29,7 @@ extern "C" fn main(
     std::process::exit(code.into())
 }
 
-#[cfg(any(not(target_os = "linux"), test))]
+#[cfg(any(not(all(target_os = "linux", target_env = "gnu")), test))]
 fn main() -> std::process::ExitCode {
     std::process::ExitCode::from(cli::main())
 }
