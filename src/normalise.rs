@@ -162,17 +162,13 @@ impl Spec {
         let view = self.view(value, reply);
         let mut taken = Vec::new();
         for (name, paths) in &template.take {
-            let found = first(paths, view)
-                .as_deref()
-                .and_then(scalar_string)
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| {
-                    self.reply_error(
-                        reply,
-                        inputs,
-                        format!("a reply without `{name}` at {}", paths_text(paths)),
-                    )
-                })?;
+            let found = text_at(paths, view).ok_or_else(|| {
+                self.reply_error(
+                    reply,
+                    inputs,
+                    format!("a reply without `{name}` at {}", paths_text(paths)),
+                )
+            })?;
             taken.push((name.clone(), Secret::new(found)));
         }
         let secret = taken
@@ -209,17 +205,13 @@ impl Spec {
         let view = self.view(&value, reply);
         let map = &self.device;
         let text = |paths, what: &str| -> Result<String, Error> {
-            first(paths, view)
-                .as_deref()
-                .and_then(scalar_string)
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| {
-                    self.reply_error(
-                        reply,
-                        inputs,
-                        format!("a device authorization reply without `{what}`"),
-                    )
-                })
+            text_at(paths, view).ok_or_else(|| {
+                self.reply_error(
+                    reply,
+                    inputs,
+                    format!("a device authorization reply without `{what}`"),
+                )
+            })
         };
         Ok(DeviceAuthorization {
             device_code: Secret::new(text(&map.device_code, "device_code")?),
@@ -548,13 +540,7 @@ fn provider_error(
     scrubber: &Scrubber,
 ) -> ProviderError {
     let value = view.body;
-    let get = |paths: &[Path]| {
-        first(paths, view)
-            .as_deref()
-            .and_then(scalar_string)
-            .filter(|s| !s.is_empty())
-            .map(|s| scrubber.scrub(&s))
-    };
+    let get = |paths: &[Path]| text_at(paths, view).map(|s| scrubber.scrub(&s));
     // A plain-text body is its own message when no path of the spec's finds one.
     let message = get(&map.message).or_else(|| match value {
         Value::String(text) if !text.is_empty() => Some(scrubber.scrub(text)),
@@ -715,6 +701,14 @@ fn simple_query<'a>(segments: &[Segment], value: &'a Value) -> Option<Option<&'a
         };
     }
     Some(at)
+}
+
+/// The first of `paths` that finds a non-empty scalar (string, number or boolean), as text.
+fn text_at(paths: &[Path], view: View<'_>) -> Option<String> {
+    first(paths, view)
+        .as_deref()
+        .and_then(scalar_string)
+        .filter(|s| !s.is_empty())
 }
 
 fn paths_text(paths: &[Path]) -> String {
