@@ -758,10 +758,7 @@ fn cli_binary() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/specauth"))
 }
 
-fn print_token(
-    rows: &mut Vec<Row>,
-    floors: &Result<std::collections::HashMap<String, PathBuf>, String>,
-) {
+fn print_token(rows: &mut Vec<Row>, floors: &Floors) {
     progress("4. CLI print-token (cached)");
     let bin = cli_binary();
     let available = Command::new(&bin)
@@ -1002,17 +999,23 @@ fn against_cat(bin: &Path, reader: Option<&Path>) -> Result<Vec<Row>, String> {
 /// `specauth print-token xee` with its token cache in `store`, isolated from the user's
 /// environment (no SPECAUTH_* variables, HOME and XDG folders in the store).
 fn print_token_command(bin: &Path, store: &Path) -> Command {
+    let mut cmd = isolated(bin, store);
+    cmd.args(["print-token", "xee", "--store"]).arg(store);
+    cmd
+}
+
+/// `bin` run apart from the user's environment: no SPECAUTH_* variables, and HOME and the XDG
+/// folders in `home`.
+fn isolated(bin: &Path, home: &Path) -> Command {
     let mut cmd = Command::new(bin);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("SPECAUTH_") {
             cmd.env_remove(key);
         }
     }
-    cmd.args(["print-token", "xee", "--store"])
-        .arg(store)
-        .env("HOME", store)
-        .env("XDG_CONFIG_HOME", store)
-        .env("XDG_DATA_HOME", store);
+    cmd.env("HOME", home)
+        .env("XDG_CONFIG_HOME", home)
+        .env("XDG_DATA_HOME", home);
     cmd
 }
 
@@ -1020,9 +1023,12 @@ fn print_token_command(bin: &Path, store: &Path) -> Command {
 // The floors: minimal Rust programs (examples/floor_*.rs), built here in the bench's profile
 // ---------------------------------------------------------------------------------------------
 
+/// The floor programs by name, or why they could not be built.
+type Floors = Result<std::collections::HashMap<String, PathBuf>, String>;
+
 /// Builds the floor programs with the release profile (the one the `specauth` binary is built
 /// with for benches) and returns their paths by name; a failure is a row, not a panic.
-fn floor_programs() -> Result<std::collections::HashMap<String, PathBuf>, String> {
+fn floor_programs() -> Floors {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -1073,10 +1079,7 @@ const TOKEN_RUNS: usize = 100;
 /// exchange.
 const TOKEN_OVER_FLOOR: f64 = 1.3;
 
-fn one_shot_token(
-    rows: &mut Vec<Row>,
-    floors: &Result<std::collections::HashMap<String, PathBuf>, String>,
-) {
+fn one_shot_token(rows: &mut Vec<Row>, floors: &Floors) {
     progress("5. one-shot `specauth token` (a new process, one refresh exchange over loopback)");
     let what = "one-shot `specauth token xee refresh_token` over a minimal Rust program doing the same exchange (ureq, serde_json), whole process, wall";
     match time_one_shot(floors) {
@@ -1103,9 +1106,7 @@ fn one_shot_token(
     }
 }
 
-fn time_one_shot(
-    floors: &Result<std::collections::HashMap<String, PathBuf>, String>,
-) -> Result<(Stats, Stats, usize), String> {
+fn time_one_shot(floors: &Floors) -> Result<(Stats, Stats, usize), String> {
     let floor = floors.as_ref().map_err(Clone::clone)?["floor_token"].clone();
     let bin = cli_binary();
     let server = FixedServer::start(
@@ -1115,19 +1116,11 @@ fn time_one_shot(
     let url = format!("{}/v3/auth/access_token", server.origin());
     let home = tempfile::tempdir().map_err(|e| e.to_string())?;
     let ours = || {
-        let mut cmd = Command::new(&bin);
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("SPECAUTH_") {
-                cmd.env_remove(key);
-            }
-        }
+        let mut cmd = isolated(&bin, home.path());
         cmd.args(["token", "xee", "refresh_token", "--set", "client_id=app"])
             .args(["--set", "refresh_token=bench-refresh", "--endpoint"])
             .arg(format!("token={url}"))
-            .env("SPECAUTH_CLIENT_SECRET", "bench-secret")
-            .env("HOME", home.path())
-            .env("XDG_CONFIG_HOME", home.path())
-            .env("XDG_DATA_HOME", home.path());
+            .env("SPECAUTH_CLIENT_SECRET", "bench-secret");
         cmd
     };
     let theirs = || {
