@@ -72,6 +72,18 @@ pub struct StoredToken {
     pub client_auth: Vec<crate::spec::LearnedClientAuth>,
 }
 
+/// An object of strings (an entry's `inputs` or `endpoints`); other values are skipped, and a
+/// missing or non-object value is empty.
+fn string_map<M: FromIterator<(String, String)> + Default>(v: Option<&Value>) -> M {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl StoredToken {
     /// An entry for `spec` and `profile`, obtained now: the token, and the non-secret inputs it
     /// was obtained with, for refreshing. Secret inputs and the per-login ones (`state`, the
@@ -224,15 +236,7 @@ impl StoredToken {
             provider: v.get("provider")?.as_str()?.to_owned(),
             profile: v.get("profile")?.as_str()?.to_owned(),
             obtained_at: v.get("obtained_at").and_then(Value::as_u64).unwrap_or(0),
-            inputs: v
-                .get("inputs")
-                .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            inputs: string_map(v.get("inputs")),
             token: Token::from_json(v.get("token")?)?,
             dpop_key: v.get("dpop_key").and_then(Value::as_str).map(Secret::new),
             resources: v
@@ -246,15 +250,7 @@ impl StoredToken {
                 })
                 .unwrap_or_default(),
             issuer: v.get("issuer").and_then(Value::as_str).map(str::to_owned),
-            endpoints: v
-                .get("endpoints")
-                .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            endpoints: string_map(v.get("endpoints")),
             refresh_margin: v.get("refresh_margin").and_then(Value::as_u64).unwrap_or(0),
             // Absent in entries written before `client_auth: auto`; an entry it cannot read
             // is dropped (the next request probes again).
