@@ -44,6 +44,29 @@ fn main() {
         writeln!(out, "    ({id:?}, include_str!({path:?})),").unwrap();
     }
     out.push_str("];\n");
+    // The bundled bases in compact form (src/spec/load.rs reads them instead of their YAML).
+    let compiled = dir.join("compiled");
+    println!("cargo:rerun-if-changed={}", compiled.display());
+    let mut forms: Vec<(String, String)> = std::fs::read_dir(&compiled)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .filter_map(|p| {
+                    let id = p.file_stem()?.to_str()?.to_owned();
+                    Some((id, p.display().to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    forms.sort();
+    out.push_str("/// Compiled forms of bundled bases: (id, compact text), sorted by id.\n");
+    out.push_str("pub(crate) static COMPILED: &[(&str, &str)] = &[\n");
+    for (id, path) in &forms {
+        println!("cargo:rerun-if-changed={path}");
+        writeln!(out, "    ({id:?}, include_str!({path:?})),").unwrap();
+    }
+    out.push_str("];\n");
     let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("bundled.rs");
     std::fs::write(dest, out).unwrap();
 }

@@ -367,12 +367,59 @@ fn bundled_base(id: &'static str, file: &Arc<str>, text: &str) -> Result<SpecDoc
     if let Some(doc) = cache.lock().unwrap_or_else(PoisonError::into_inner).get(id) {
         return Ok(doc.clone());
     }
-    let doc = parse(file, text, true)?;
+    let doc = match compiled_form(id, text) {
+        // A compiled form that does not read (it cannot, unless edited by hand) costs only the
+        // time: the YAML is the truth.
+        Some(form) => from_compact(file, form).or_else(|_| parse(file, text, true))?,
+        None => parse(file, text, true)?,
+    };
     cache
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(id, doc.clone());
     Ok(doc)
+}
+
+/// The compiled form of bundled base `id`, when there is one and it was made from `text`.
+///
+/// A compiled form is the base's document (examples skipped) in the compact form of
+/// [`doc::with_compact`], after a first line naming the YAML it was made from; a unit test
+/// keeps every one current (`SPECAUTH_WRITE_COMPILED=1 cargo test --lib compiled_bases`
+/// rewrites them). One made from other YAML is ignored, so an edited base is never served
+/// stale, only parsed.
+fn compiled_form(id: &str, text: &str) -> Option<&'static str> {
+    let (_, form) = COMPILED.iter().find(|(cid, _)| *cid == id)?;
+    let (source, body) = form.split_once('\n')?;
+    (source == source_line(text)).then_some(body)
+}
+
+/// What a compiled form's first line says of the YAML it was made from: its length and an
+/// FNV-1a hash (a check against editing, not against an adversary: both files are bundled).
+fn source_line(text: &str) -> String {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("yaml {} {hash:016x}", text.len())
+}
+
+/// A base's document read from its compact form.
+fn from_compact(file: &Arc<str>, form: &str) -> Result<SpecDoc, serde_json::Error> {
+    doc::with_file(file, || {
+        doc::with_compact(|| serde_json::from_str::<SpecDoc>(form))
+    })
+}
+
+/// The compiled form of a base's YAML: what `compiled_form` reads back.
+#[cfg(test)]
+fn compile_form(file: &Arc<str>, text: &str) -> Result<String, SpecError> {
+    let doc = parse(file, text, true)?;
+    let body = serde_json::to_string(&doc).map_err(|e| {
+        SpecError::new(
+            &Pos::default(),
+            format!("cannot write the compact form: {e}"),
+        )
+    })?;
+    Ok(format!("{}\n{body}\n", source_line(text)))
 }
 
 fn bundled_name(id: &str) -> String {
@@ -663,5 +710,63 @@ mod tests {
         ] {
             assert_eq!(without_examples(text), None, "{text:?}");
         }
+    }
+
+    /// Every bundled base has a compiled form, made from its current YAML, that reads back as
+    /// exactly the document its YAML gives (every value and every position).
+    /// `SPECAUTH_WRITE_COMPILED=1` rewrites the forms instead (then rebuild to bundle them).
+    #[test]
+    fn compiled_bases_are_current_and_read_back_as_their_yaml() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/compiled");
+        let write = std::env::var_os("SPECAUTH_WRITE_COMPILED").is_some();
+        let bases: Vec<_> = super::BUNDLED
+            .iter()
+            .filter(|(id, _)| super::is_bundled_base(id))
+            .collect();
+        assert!(bases.len() >= 2, "the bundled bases: {bases:?}");
+        for (id, text) in bases {
+            let file: std::sync::Arc<str> = super::bundled_name(id).into();
+            let form = super::compile_form(&file, text).expect("a base compiles");
+            let path = root.join(format!("{id}.json"));
+            if write {
+                std::fs::create_dir_all(&root).expect("specs/compiled");
+                std::fs::write(&path, &form).expect("write the compiled form");
+                continue;
+            }
+            let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                on_disk == form,
+                "{} is missing or stale: run `SPECAUTH_WRITE_COMPILED=1 cargo test --lib compiled_bases`",
+                path.display()
+            );
+            let bundled = super::compiled_form(id, text).unwrap_or_else(|| {
+                panic!("the binary bundles no current compiled form of {id}: rebuild")
+            });
+            let read = super::from_compact(&file, bundled).expect("the compact form reads");
+            let parsed = super::parse(&file, text, true).expect("the YAML parses");
+            assert_eq!(
+                read, parsed,
+                "{id}: the compact form reads back differently"
+            );
+            // Positions survive: the base's `token` endpoint is where its YAML writes it.
+            if let Some(super::doc::Patch::Set(token)) = read.endpoints.get("token") {
+                assert!(token.pos.line > 0 && token.pos.column > 0, "{token:?}");
+                assert_eq!(&*token.pos.file, &*file);
+            }
+        }
+    }
+
+    /// A compiled form made from other YAML is ignored: an edited base is parsed, never
+    /// served stale.
+    #[test]
+    fn a_compiled_form_of_other_yaml_is_ignored() {
+        let (id, text) = super::BUNDLED
+            .iter()
+            .find(|(id, _)| super::COMPILED.iter().any(|(c, _)| c == id))
+            .expect("a bundled base with a compiled form");
+        assert!(super::compiled_form(id, text).is_some());
+        let edited = text.replacen("token", "tokens", 1);
+        assert!(super::compiled_form(id, &edited).is_none());
+        assert!(super::compiled_form("no-such-base", text).is_none());
     }
 }
