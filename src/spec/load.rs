@@ -491,45 +491,53 @@ pub(crate) fn parse(
 /// the block is unchanged. `None` when it cannot be done safely: the YAML parser then skips the
 /// examples itself (slower, same result).
 fn without_examples(text: &str) -> Option<String> {
+    // Byte by byte, lines found with memchr: the scan runs over every spec loaded for use, and
+    // a line's first byte decides nearly everything.
+    let bytes = text.as_bytes();
     let mut start = None;
     let mut end = None;
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let at = offset;
-        offset += line.len();
-        let body = line.trim_end_matches(['\n', '\r']);
-        if body.starts_with("---") || body.starts_with("...") {
+    let mut at = 0;
+    while at < bytes.len() {
+        let next = memchr::memchr(b'\n', &bytes[at..]).map_or(bytes.len(), |i| at + i + 1);
+        let line = &bytes[at..next];
+        let mut body_len = line.len();
+        while body_len > 0 && matches!(line[body_len - 1], b'\n' | b'\r') {
+            body_len -= 1;
+        }
+        let body = &line[..body_len];
+        if body.starts_with(b"---") || body.starts_with(b"...") {
             return None;
         }
-        let top_level_key =
-            !body.is_empty() && !body.starts_with([' ', '\t', '#', '-']) && !body.starts_with("- ");
+        let top_level_key = !body.is_empty() && !matches!(body[0], b' ' | b'\t' | b'#' | b'-');
         if start.is_some() && end.is_none() && top_level_key {
             end = Some(at);
         }
-        if let Some(rest) = body.strip_prefix("examples:") {
-            let rest = rest.trim_start();
-            if start.is_some() || !(rest.is_empty() || rest.starts_with('#')) {
+        if let Some(rest) = body.strip_prefix(b"examples:") {
+            let rest = rest.trim_ascii_start();
+            if start.is_some() || !(rest.is_empty() || rest[0] == b'#') {
                 // A second `examples:` (a duplicate the parser must report), or a flow value.
                 return None;
             }
             start = Some(at);
             end = None;
         }
+        at = next;
     }
     let start = start?;
     let end = end.unwrap_or(text.len());
-    let outside = [&text[..start], &text[end..]];
-    let alias = |s: &str| {
-        s.as_bytes()
-            .windows(2)
-            .any(|w| w[0] == b'*' && (w[1].is_ascii_alphanumeric() || w[1] == b'_'))
+    let alias = |s: &[u8]| {
+        memchr::memchr_iter(b'*', s).any(|i| {
+            s.get(i + 1)
+                .is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_')
+        })
     };
-    if outside.iter().any(|s| alias(s)) {
+    if alias(&bytes[..start]) || alias(&bytes[end..]) {
         return None;
     }
-    let mut out = String::with_capacity(text.len());
+    let lines = memchr::memchr_iter(b'\n', &bytes[start..end]).count();
+    let mut out = String::with_capacity(start + lines + (text.len() - end));
     out.push_str(&text[..start]);
-    out.extend(text[start..end].matches('\n').map(|_| '\n'));
+    out.extend(std::iter::repeat_n('\n', lines));
     out.push_str(&text[end..]);
     Some(out)
 }
