@@ -20,7 +20,7 @@ use crate::template::{self, Classified, Piece, Tmpl};
 type Result<T> = std::result::Result<T, SpecError>;
 
 pub(crate) fn compile(
-    doc: SpecDoc,
+    mut doc: SpecDoc,
     own: OwnDeclarations,
     stem: &str,
     source: Arc<str>,
@@ -177,10 +177,10 @@ pub(crate) fn compile(
             },
             body: doc::Patch::Set(doc::At::new("query".to_owned(), file_pos.clone())),
             fields: a.params.clone(),
-            client_auth: doc::Patch::Set(doc::ClientAuthDoc(doc::ClientAuthMap {
+            client_auth: doc::Patch::Set(Box::new(doc::ClientAuthDoc(doc::ClientAuthMap {
                 method: doc::Patch::Set(doc::At::new("none".to_owned(), file_pos.clone())),
                 ..Default::default()
-            })),
+            }))),
             ..Default::default()
         };
         let compiled = c.request_template(
@@ -231,8 +231,17 @@ pub(crate) fn compile(
         doc.introspection.as_ref().and_then(|i| i.active.as_ref()),
     )?;
 
-    let token = c.token_map(doc.token.as_ref().cloned().unwrap_or_default(), &file_pos)?;
-    let errors = c.error_map(doc.errors.as_ref().cloned().unwrap_or_default())?;
+    // The last readers of these two: taken, not cloned.
+    let token = match std::mem::take(&mut doc.token) {
+        doc::Patch::Set(t) => *t,
+        _ => doc::TokenDoc::default(),
+    };
+    let token = c.token_map(token, &file_pos)?;
+    let errors = match std::mem::take(&mut doc.errors) {
+        doc::Patch::Set(e) => *e,
+        _ => doc::ErrorsDoc::default(),
+    };
+    let errors = c.error_map(errors)?;
 
     let mut spec = Spec::new(SpecData {
         id,
@@ -680,7 +689,7 @@ impl Compiler {
         }
         let mut auth_doc = cx.top_auth.clone();
         if let Some(over) = doc.client_auth.as_ref() {
-            doc::Merge::merge(&mut auth_doc, over.clone());
+            doc::Merge::merge(&mut auth_doc, (**over).clone());
         }
         let client_auth = self.client_auth(&auth_doc.0, grant_pos)?;
         if let Some(t) = &client_auth.chosen_by {

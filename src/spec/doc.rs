@@ -416,6 +416,13 @@ impl<T: Merge + PartialEq> Merge for Entries<T> {
     }
 }
 
+/// A large document kept boxed, so the documents that hold it stay small to move.
+impl<T: Merge> Merge for Box<T> {
+    fn merge(&mut self, over: Self) {
+        (**self).merge(*over)
+    }
+}
+
 /// Values that a child replaces whole instead of merging.
 macro_rules! replace_on_merge {
     ($($t:ty),*) => {$(
@@ -520,18 +527,18 @@ document! {
         /// `post`, `both`, `none`, `private_key_jwt`, `client_secret_jwt`, `tls_client_auth`,
         /// `self_signed_tls_client_auth` (mutual TLS, RFC 8705: the `client_certificate` and
         /// `client_key` inputs), or a map with renamed keys.
-        pub client_auth: Patch<ClientAuthDoc>,
+        pub client_auth: Patch<Box<ClientAuthDoc>>,
         /// The values callers supply (`client_id`, `code`, `tenant`…), by name: whether required or
         /// secret, allowed values, a default, a description.
         pub inputs: Entries<InputDoc>,
         /// Defaults shared by every grant's request.
-        pub request: Patch<RequestDoc>,
+        pub request: Patch<Box<RequestDoc>>,
         /// The grants, by name (`authorization_code`, `client_credentials`, or your own): each a
         /// request template over the `request:` defaults; `null` removes one the base has.
         // Each grant keeps where it is written, for errors about the grant as a whole.
         pub grants: Entries<At<RequestDoc>>,
         /// The authorization request a browser is sent to (RFC 6749 §4.1.1).
-        pub authorize: Patch<AuthorizeDoc>,
+        pub authorize: Patch<Box<AuthorizeDoc>>,
         /// Requests that are not grants: `device_authorization` (RFC 8628), `revoke` (RFC 7009),
         /// `introspect` (RFC 7662). Each is available when its endpoint is declared.
         pub requests: Entries<At<RequestDoc>>,
@@ -540,10 +547,10 @@ document! {
         /// Where the introspection reply's values are.
         pub introspection: Patch<IntrospectionDoc>,
         /// Where the token's parts are in a successful reply (JSONPaths), and how to read them.
-        pub token: Patch<TokenDoc>,
+        pub token: Patch<Box<TokenDoc>>,
         /// How an error reply is recognised (even inside a 2xx reply), and where its code, message,
         /// hint and URI are.
-        pub errors: Patch<ErrorsDoc>,
+        pub errors: Patch<Box<ErrorsDoc>>,
         /// Not inherited: examples belong to the file that states them.
         #[serde(deserialize_with = "examples_or_skip", serialize_with = "no_examples")]
         pub examples: Vec<At<ExampleDoc>> => own,
@@ -650,7 +657,7 @@ document! {
         /// Root element of an XML body.
         pub xml_root: Patch<At<String>>,
         /// This request's own client authentication, over the spec's `client_auth`.
-        pub client_auth: Patch<ClientAuthDoc>,
+        pub client_auth: Patch<Box<ClientAuthDoc>>,
         /// Request headers by name: templates over inputs; `null` removes one the base sets.
         pub headers: Entries<Field>,
         /// Body (or query) fields by name: templates over inputs; `{ value, optional: true }`
