@@ -90,16 +90,26 @@ impl<T: Transport> Client<T> {
     ) -> Result<Outcome, Error> {
         let mut chain = Chain::new(kind.into(), inputs);
         loop {
-            let (mut request, mut auto) = self.learned.plan(spec, &chain.kind, &chain.inputs)?;
+            // The redacted preview is kept only for the log line that shows it.
+            let preview = tracing::enabled!(tracing::Level::DEBUG);
+            let (mut request, mut auto) =
+                self.learned
+                    .plan(spec, &chain.kind, &chain.inputs, preview)?;
             let outcome = loop {
-                tracing::debug!("→ {}\n{}", chain.kind.name(), request.redacted());
+                if preview {
+                    tracing::debug!("→ {}\n{}", chain.kind.name(), request.redacted());
+                }
                 let reply = self.transport.send(request.into_http())?;
                 tracing::debug!("← HTTP {}", reply.status());
                 let outcome = spec.normalise_kind(&chain.kind, &chain.inputs, &reply, now());
-                match self
-                    .learned
-                    .after(spec, &chain.kind, &chain.inputs, &mut auto, outcome)?
-                {
+                match self.learned.after(
+                    spec,
+                    &chain.kind,
+                    &chain.inputs,
+                    &mut auto,
+                    outcome,
+                    preview,
+                )? {
                     Next::Done(outcome) => break outcome,
                     Next::Retry(again) => request = *again,
                 }
@@ -231,16 +241,26 @@ impl<T: AsyncTransport> AsyncClient<T> {
     ) -> Result<Outcome, Error> {
         let mut chain = Chain::new(kind.into(), inputs);
         loop {
-            let (mut request, mut auto) = self.learned.plan(spec, &chain.kind, &chain.inputs)?;
+            // The redacted preview is kept only for the log line that shows it.
+            let preview = tracing::enabled!(tracing::Level::DEBUG);
+            let (mut request, mut auto) =
+                self.learned
+                    .plan(spec, &chain.kind, &chain.inputs, preview)?;
             let outcome = loop {
-                tracing::debug!("→ {}\n{}", chain.kind.name(), request.redacted());
+                if preview {
+                    tracing::debug!("→ {}\n{}", chain.kind.name(), request.redacted());
+                }
                 let reply = self.transport.send(request.into_http()).await?;
                 tracing::debug!("← HTTP {}", reply.status());
                 let outcome = spec.normalise_kind(&chain.kind, &chain.inputs, &reply, now());
-                match self
-                    .learned
-                    .after(spec, &chain.kind, &chain.inputs, &mut auto, outcome)?
-                {
+                match self.learned.after(
+                    spec,
+                    &chain.kind,
+                    &chain.inputs,
+                    &mut auto,
+                    outcome,
+                    preview,
+                )? {
                     Next::Done(outcome) => break outcome,
                     Next::Retry(again) => request = *again,
                 }
@@ -352,8 +372,9 @@ impl AuthMemory {
         spec: &Spec,
         kind: &RequestKind,
         inputs: &Inputs,
+        preview: bool,
     ) -> Result<(TokenRequest, Option<Auto>), Error> {
-        let request = spec.render_kind(kind, inputs, None)?;
+        let request = spec.render_kind(kind, inputs, None, preview)?;
         let auto = spec
             .template(kind)
             .is_ok_and(|g| g.client_auth.method == ClientAuthMethod::Auto);
@@ -378,7 +399,7 @@ impl AuthMemory {
         let remembered = self.get(&token_url, client_id);
         let (request, sent) = match remembered {
             Some(m) if m != ClientAuthMethod::Basic => {
-                (spec.render_kind(kind, inputs, Some(m))?, m)
+                (spec.render_kind(kind, inputs, Some(m), preview)?, m)
             }
             _ => (request, ClientAuthMethod::Basic),
         };
@@ -400,6 +421,7 @@ impl AuthMemory {
         inputs: &Inputs,
         auto: &mut Option<Auto>,
         outcome: Result<Outcome, Error>,
+        preview: bool,
     ) -> Result<Next, Error> {
         let Some(a) = auto.as_mut() else {
             return Ok(Next::Done(outcome));
@@ -439,6 +461,7 @@ impl AuthMemory {
             kind,
             inputs,
             Some(ClientAuthMethod::Post),
+            preview,
         )?)))
     }
 }

@@ -36,7 +36,12 @@ struct Preview {
     text: String,
     /// Headers, fields and query fields in the order they were sent, and the secrets.
     parts: Vec<Kept>,
+    /// Whether the parts were kept: a request rendered to be sent at once keeps only its URL.
+    kept: bool,
 }
+
+/// What [`TokenRequest::redacted`] shows of a request rendered without its preview.
+const NOT_KEPT: &str = "[request preview not kept]\n";
 
 /// Where a kept part goes, and what is in `Preview::text`.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -149,6 +154,7 @@ impl Preview {
             xml_root,
             text,
             parts,
+            kept: true,
         }
     }
 
@@ -161,7 +167,23 @@ impl Preview {
         self.text.get(span.0..span.1).unwrap_or("")
     }
 
+    /// No preview: only the URL, for error messages, and nothing [`Preview::text`] shows.
+    fn url_only(url: &str) -> Preview {
+        Preview {
+            method: http::Method::GET,
+            url: Span(0, url.len()),
+            encoding: BodyEncoding::None,
+            xml_root: None,
+            text: url.to_owned(),
+            parts: Vec::new(),
+            kept: false,
+        }
+    }
+
     fn text(&self) -> String {
+        if !self.kept {
+            return NOT_KEPT.to_owned();
+        }
         let shown_url = with_query(self.url(), &encode_form(self.parts(Place::Query), true));
         let shown_url = match self.encoding {
             BodyEncoding::Query => {
@@ -348,7 +370,7 @@ impl Spec {
         kind: impl Into<RequestKind>,
         inputs: &Inputs,
     ) -> Result<TokenRequest, Error> {
-        self.render_kind(&kind.into(), inputs, None)
+        self.render_kind(&kind.into(), inputs, None, true)
     }
 
     /// [`Spec::render`], with the client authenticating by `method` instead of the spec's:
@@ -373,16 +395,19 @@ impl Spec {
         inputs: &Inputs,
         method: ClientAuthMethod,
     ) -> Result<TokenRequest, Error> {
-        self.render_kind(&kind.into(), inputs, Some(method))
+        self.render_kind(&kind.into(), inputs, Some(method), true)
     }
 
     /// [`Spec::render`] of a kind the caller keeps, with the client authenticating by
-    /// `client_auth` when given (what `client_auth: auto` learned).
+    /// `client_auth` when given (what `client_auth: auto` learned). Without `preview`, the
+    /// request keeps nothing for [`TokenRequest::redacted`] (which then shows no part of it):
+    /// for a caller that sends it at once and logs nothing.
     pub(crate) fn render_kind(
         &self,
         kind: &RequestKind,
         inputs: &Inputs,
         client_auth: Option<ClientAuthMethod>,
+        preview: bool,
     ) -> Result<TokenRequest, Error> {
         let g = self.template(kind)?;
         let grant = kind.name();
@@ -511,15 +536,19 @@ impl Spec {
                 (encode_xml(root, body_fields(), false).into_bytes(), None)
             }
         };
-        let preview = Preview::keep(
-            g.method.clone(),
-            &url,
-            encoding,
-            g.xml_root.clone(),
-            &mut headers,
-            &mut fields,
-            &values,
-        );
+        let preview = if preview {
+            Preview::keep(
+                g.method.clone(),
+                &url,
+                encoding,
+                g.xml_root.clone(),
+                &mut headers,
+                &mut fields,
+                &values,
+            )
+        } else {
+            Preview::url_only(&url)
+        };
         // The URL with its query, in the endpoint's own string (the preview kept a copy).
         let mut full_url = url;
         for q in [query, body_query].into_iter().flatten() {
