@@ -21,6 +21,9 @@
 //!    builds of the commit before issue 14's build changes, measured on this machine. About five
 //!    minutes on two cores; `SPECAUTH_BENCH_COLD=0` skips them.
 //!
+//! `SPECAUTH_BENCH_SECTIONS=1,2` runs only the sections listed (here the interpreter and end to
+//! end, about a minute), for measuring one change; unset, every section runs.
+//!
 //! Timings are wall-clock (`Instant`), after a warm-up; each figure is the median of many
 //! samples, with the 90th percentile beside it. Progress goes to stderr, the table to stdout.
 //! Nothing here asserts a timing: targets are reported as met or missed.
@@ -1292,14 +1295,30 @@ fn main() {
     let started = Instant::now();
     let load_before = load_average();
     let mut rows = Vec::new();
-    interpreter(&mut rows);
-    end_to_end(&mut rows);
-    loading(&mut rows);
-    progress("building the floor programs (examples/floor_*.rs, release profile)");
-    let floors = floor_programs();
-    print_token(&mut rows, &floors);
-    one_shot_token(&mut rows, &floors);
-    cold_builds(&mut rows);
+    let wanted = sections();
+    let run = |section: u8| wanted.as_ref().is_none_or(|w| w.contains(&section));
+    if run(1) {
+        interpreter(&mut rows);
+    }
+    if run(2) {
+        end_to_end(&mut rows);
+    }
+    if run(3) {
+        loading(&mut rows);
+    }
+    if run(4) || run(5) {
+        progress("building the floor programs (examples/floor_*.rs, release profile)");
+        let floors = floor_programs();
+        if run(4) {
+            print_token(&mut rows, &floors);
+        }
+        if run(5) {
+            one_shot_token(&mut rows, &floors);
+        }
+    }
+    if run(6) {
+        cold_builds(&mut rows);
+    }
     let mut context = Row::new(
         "—",
         format!(
@@ -1311,6 +1330,21 @@ fn main() {
     rows.push(context);
     print_table(&rows);
     progress(&format!("done in {:.1} s", started.elapsed().as_secs_f64()));
+}
+
+/// The sections `SPECAUTH_BENCH_SECTIONS` lists (`1,2`); `None`: every section.
+fn sections() -> Option<Vec<u8>> {
+    let list = std::env::var("SPECAUTH_BENCH_SECTIONS").ok()?;
+    let wanted: Vec<u8> = list
+        .split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.trim().parse().unwrap_or_else(|_| {
+                panic!("SPECAUTH_BENCH_SECTIONS: `{s}` is not a section number")
+            })
+        })
+        .collect();
+    Some(wanted)
 }
 
 /// Seconds since the Unix epoch.

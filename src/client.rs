@@ -1,5 +1,6 @@
 //! render → send → normalise in one call.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::error::Error;
@@ -89,16 +90,26 @@ impl<T: Transport> Client<T> {
     ) -> Result<Outcome, Error> {
         let mut chain = Chain::new(kind.into(), inputs);
         loop {
-            let (mut request, mut auto) = self.learned.plan(spec, &chain.kind, &chain.inputs)?;
+            // The redacted preview is kept only for the log line that shows it.
+            let preview = tracing::enabled!(tracing::Level::DEBUG);
+            let (mut request, mut auto) =
+                self.learned
+                    .plan(spec, &chain.kind, &chain.inputs, preview)?;
             let outcome = loop {
-                tracing::debug!("→ {}\n{}", chain.kind.name(), request.redacted());
+                if preview {
+                    tracing::debug!("→ {}\n{}", chain.kind.name(), request.redacted());
+                }
                 let reply = self.transport.send(request.into_http())?;
                 tracing::debug!("← HTTP {}", reply.status());
-                let outcome = spec.normalise(&chain.kind, &chain.inputs, &reply, now());
-                match self
-                    .learned
-                    .after(spec, &chain.kind, &chain.inputs, &mut auto, outcome)?
-                {
+                let outcome = spec.normalise_kind(&chain.kind, &chain.inputs, &reply, now());
+                match self.learned.after(
+                    spec,
+                    &chain.kind,
+                    &chain.inputs,
+                    &mut auto,
+                    outcome,
+                    preview,
+                )? {
                     Next::Done(outcome) => break outcome,
                     Next::Retry(again) => request = *again,
                 }
@@ -230,16 +241,26 @@ impl<T: AsyncTransport> AsyncClient<T> {
     ) -> Result<Outcome, Error> {
         let mut chain = Chain::new(kind.into(), inputs);
         loop {
-            let (mut request, mut auto) = self.learned.plan(spec, &chain.kind, &chain.inputs)?;
+            // The redacted preview is kept only for the log line that shows it.
+            let preview = tracing::enabled!(tracing::Level::DEBUG);
+            let (mut request, mut auto) =
+                self.learned
+                    .plan(spec, &chain.kind, &chain.inputs, preview)?;
             let outcome = loop {
-                tracing::debug!("→ {}\n{}", chain.kind.name(), request.redacted());
+                if preview {
+                    tracing::debug!("→ {}\n{}", chain.kind.name(), request.redacted());
+                }
                 let reply = self.transport.send(request.into_http()).await?;
                 tracing::debug!("← HTTP {}", reply.status());
-                let outcome = spec.normalise(&chain.kind, &chain.inputs, &reply, now());
-                match self
-                    .learned
-                    .after(spec, &chain.kind, &chain.inputs, &mut auto, outcome)?
-                {
+                let outcome = spec.normalise_kind(&chain.kind, &chain.inputs, &reply, now());
+                match self.learned.after(
+                    spec,
+                    &chain.kind,
+                    &chain.inputs,
+                    &mut auto,
+                    outcome,
+                    preview,
+                )? {
                     Next::Done(outcome) => break outcome,
                     Next::Retry(again) => request = *again,
                 }
@@ -265,18 +286,19 @@ struct Auto {
     sent: ClientAuthMethod,
 }
 
-/// Where a chain of requests (`then:`) stands: the request to send next, and the inputs so far.
-struct Chain {
+/// Where a chain of requests (`then:`) stands: the request to send next, and the inputs so far
+/// (the caller's, copied only when a step adds to them).
+struct Chain<'a> {
     kind: RequestKind,
-    inputs: Inputs,
+    inputs: Cow<'a, Inputs>,
     steps: usize,
 }
 
-impl Chain {
-    fn new(kind: RequestKind, inputs: &Inputs) -> Chain {
+impl<'a> Chain<'a> {
+    fn new(kind: RequestKind, inputs: &'a Inputs) -> Chain<'a> {
         Chain {
             kind,
-            inputs: inputs.clone(),
+            inputs: Cow::Borrowed(inputs),
             steps: 0,
         }
     }
@@ -299,8 +321,9 @@ impl Chain {
             )));
         }
         tracing::debug!("chain: {} → {}", self.kind.name(), step.next);
+        let inputs = self.inputs.to_mut();
         for (name, value) in &step.taken {
-            self.inputs.set(name, value.secret());
+            inputs.set(name, value.secret());
         }
         self.kind = RequestKind::grant(&step.next);
         Ok(None)
@@ -349,8 +372,9 @@ impl AuthMemory {
         spec: &Spec,
         kind: &RequestKind,
         inputs: &Inputs,
+        preview: bool,
     ) -> Result<(TokenRequest, Option<Auto>), Error> {
-        let request = spec.render(kind, inputs)?;
+        let request = spec.render_kind(kind, inputs, None, preview)?;
         let auto = spec
             .template(kind)
             .is_ok_and(|g| g.client_auth.method == ClientAuthMethod::Auto);
@@ -359,7 +383,10 @@ impl AuthMemory {
                 .find(|(n, _)| *n == "client_id")
                 .and_then(|(_, d)| d.default.as_deref())
         };
-        let Some(client_id) = inputs.get("client_id").or_else(default_id).filter(|_| auto) else {
+        if !auto {
+            return Ok((request, None));
+        }
+        let Some(client_id) = inputs.get("client_id").or_else(default_id) else {
             return Ok((request, None));
         };
         let uri = request.http().uri();
@@ -372,7 +399,7 @@ impl AuthMemory {
         let remembered = self.get(&token_url, client_id);
         let (request, sent) = match remembered {
             Some(m) if m != ClientAuthMethod::Basic => {
-                (spec.render_with_client_auth(kind, inputs, m)?, m)
+                (spec.render_kind(kind, inputs, Some(m), preview)?, m)
             }
             _ => (request, ClientAuthMethod::Basic),
         };
@@ -394,6 +421,7 @@ impl AuthMemory {
         inputs: &Inputs,
         auto: &mut Option<Auto>,
         outcome: Result<Outcome, Error>,
+        preview: bool,
     ) -> Result<Next, Error> {
         let Some(a) = auto.as_mut() else {
             return Ok(Next::Done(outcome));
@@ -429,10 +457,11 @@ impl AuthMemory {
             a.token_url
         );
         a.sent = ClientAuthMethod::Post;
-        Ok(Next::Retry(Box::new(spec.render_with_client_auth(
+        Ok(Next::Retry(Box::new(spec.render_kind(
             kind,
             inputs,
-            ClientAuthMethod::Post,
+            Some(ClientAuthMethod::Post),
+            preview,
         )?)))
     }
 }

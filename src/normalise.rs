@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, ProviderError};
 use crate::inputs::Inputs;
-use crate::reply::parse_body;
+use crate::reply::{Body, parse_body};
 use crate::secret::{Scrubber, Secret};
 use std::borrow::Cow;
 
@@ -55,8 +55,18 @@ impl Spec {
         reply: &http::Response<Vec<u8>>,
         now: u64,
     ) -> Result<Outcome, Error> {
-        let kind = kind.into();
-        let template = self.template(&kind)?;
+        self.normalise_kind(&kind.into(), inputs, reply, now)
+    }
+
+    /// [`Spec::normalise`] of a kind the caller keeps.
+    pub(crate) fn normalise_kind(
+        &self,
+        kind: &RequestKind,
+        inputs: &Inputs,
+        reply: &http::Response<Vec<u8>>,
+        now: u64,
+    ) -> Result<Outcome, Error> {
+        let template = self.template(kind)?;
         match kind {
             RequestKind::Grant(_) => {
                 let value = self.successful_reply(inputs, reply)?;
@@ -101,11 +111,11 @@ impl Spec {
     /// The reply parsed into one JSON value when it is a success; otherwise the provider's
     /// normalised error (a non-2xx status, or a match of `errors.when`), or an
     /// [`Error::Reply`] when it cannot be parsed.
-    pub(crate) fn successful_reply(
+    pub(crate) fn successful_reply<'b>(
         &self,
         inputs: &Inputs,
-        reply: &http::Response<Vec<u8>>,
-    ) -> Result<Value, Error> {
+        reply: &'b http::Response<Vec<u8>>,
+    ) -> Result<Body<'b>, Error> {
         let status = reply.status().as_u16();
         let content_type = reply
             .headers()
@@ -116,16 +126,18 @@ impl Spec {
             Ok(v) => v,
             // A success with no body (revocation answers `200` and nothing else) is fine.
             Err(_) if reply.status().is_success() && body.iter().all(u8::is_ascii_whitespace) => {
-                Value::Object(Map::new())
+                Body::from(Value::Object(Map::new()))
             }
             // A refusal with no body at all: the status is all the provider says.
             Err(_) if !reply.status().is_success() && body.iter().all(u8::is_ascii_whitespace) => {
-                Value::Null
+                Body::from(Value::Null)
             }
             // A refusal in a sentence (`401 Invalid client credentials`) is still the provider's
             // refusal: the whole body is the value, and its message unless the spec says more.
             Err(_) if !reply.status().is_success() && crate::reply::plain_text(body).is_some() => {
-                Value::String(crate::reply::plain_text(body).unwrap_or_default())
+                Body::from(Value::String(
+                    crate::reply::plain_text(body).unwrap_or_default(),
+                ))
             }
             Err(problem) => {
                 return Err(Error::Reply {
@@ -156,7 +168,7 @@ impl Spec {
         template: &crate::spec::RequestTemplate,
         next: &str,
         inputs: &Inputs,
-        value: &Value,
+        value: &Body<'_>,
         reply: &http::Response<Vec<u8>>,
     ) -> Result<crate::token::Step, Error> {
         let view = self.view(value, reply);
@@ -236,7 +248,7 @@ impl Spec {
     ) -> Result<PushedAuthorization, Error> {
         let value = self.successful_reply(inputs, reply)?;
         let request_uri = value
-            .get("request_uri")
+            .member("request_uri")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
             .ok_or_else(|| {
@@ -248,7 +260,7 @@ impl Spec {
             })?;
         Ok(PushedAuthorization {
             request_uri: request_uri.to_owned(),
-            expires_in: value.get("expires_in").and_then(number),
+            expires_in: value.member("expires_in").and_then(number),
         })
     }
 
@@ -271,7 +283,7 @@ impl Spec {
         };
         Ok(Introspection {
             active,
-            claims: value,
+            claims: value.into_whole(),
         })
     }
 
@@ -372,12 +384,9 @@ impl Spec {
         let mut expires_in = if never_expires {
             None
         } else {
-            number_at(
-                &map.expires_in,
-                "expires_in",
-                &format!("a number of {}", unit.name()),
-                &|v| duration(v, unit),
-            )?
+            number_at(&map.expires_in, "expires_in", unit.expected(), &|v| {
+                duration(v, unit)
+            })?
         };
         let mut expires_at = if never_expires {
             None
@@ -486,10 +495,11 @@ impl crate::spec::TokenMap {
 }
 
 impl DurationUnit {
-    fn name(self) -> &'static str {
+    /// What an unreadable lifetime should have been, for its error.
+    fn expected(self) -> &'static str {
         match self {
-            DurationUnit::Seconds => "seconds",
-            DurationUnit::Milliseconds => "milliseconds",
+            DurationUnit::Seconds => "a number of seconds",
+            DurationUnit::Milliseconds => "a number of milliseconds",
         }
     }
 }
@@ -539,11 +549,10 @@ fn provider_error(
     view: View<'_>,
     scrubber: &Scrubber,
 ) -> ProviderError {
-    let value = view.body;
     let get = |paths: &[Path]| text_at(paths, view).map(|s| scrubber.scrub(&s));
     // A plain-text body is its own message when no path of the spec's finds one.
-    let message = get(&map.message).or_else(|| match value {
-        Value::String(text) if !text.is_empty() => Some(scrubber.scrub(text)),
+    let message = get(&map.message).or_else(|| match view.body.as_str() {
+        Some(text) if !text.is_empty() => Some(scrubber.scrub(text)),
         _ => None,
     });
     // A bare status stands for a code when the spec says so and the reply names none.
@@ -577,13 +586,13 @@ fn provider_error(
 /// `header:` and `cookie:` paths, and the engine for `template:` ones.
 #[derive(Clone, Copy)]
 pub(crate) struct View<'a> {
-    pub(crate) body: &'a Value,
+    pub(crate) body: &'a Body<'a>,
     headers: Option<&'a http::HeaderMap>,
     env: Option<&'a minijinja::Environment<'static>>,
 }
 
 impl Spec {
-    fn view<'a>(&'a self, body: &'a Value, reply: &'a http::Response<Vec<u8>>) -> View<'a> {
+    fn view<'a>(&'a self, body: &'a Body<'_>, reply: &'a http::Response<Vec<u8>>) -> View<'a> {
         View {
             body,
             headers: Some(reply.headers()),
@@ -637,7 +646,7 @@ fn find<'a>(path: &Path, view: View<'a>) -> Option<Cow<'a, Value>> {
                 .get_template(template)
                 .and_then(|t| {
                     t.render(minijinja::context! {
-                        body => minijinja::Value::from(minijinja::value::Serde(view.body)),
+                        body => minijinja::Value::from(minijinja::value::Serde(view.body.whole())),
                         headers => minijinja::Value::from(minijinja::value::Serde(&headers)),
                         cookies => minijinja::Value::from(minijinja::value::Serde(&cookies)),
                     })
@@ -662,7 +671,28 @@ fn cookies(headers: &http::HeaderMap) -> impl Iterator<Item = (&str, &str)> {
         .map(|(n, v)| (n.trim(), v.trim().trim_matches('"')))
 }
 
-fn query<'a>(path: &Path, value: &'a Value) -> Option<&'a Value> {
+fn query<'a>(path: &Path, body: &'a Body<'_>) -> Option<&'a Value> {
+    let segments = &path.query.segments[..];
+    // A body kept as its members: a path that starts with a name finds its member directly.
+    if body.is_members()
+        && let Some((head, rest)) = segments.split_first()
+        && rest.iter().all(is_simple)
+    {
+        match simple_selector(head) {
+            Some(Selector::Name(name)) => {
+                return body
+                    .member(name)
+                    .and_then(|v| simple_query(rest, v).flatten());
+            }
+            // An index finds nothing in an object.
+            Some(Selector::Index(_)) => return None,
+            _ => {}
+        }
+    }
+    query_value(path, body.whole())
+}
+
+fn query_value<'a>(path: &Path, value: &'a Value) -> Option<&'a Value> {
     if let Some(found) = simple_query(&path.query.segments, value) {
         return found;
     }
@@ -701,6 +731,21 @@ fn simple_query<'a>(segments: &[Segment], value: &'a Value) -> Option<Option<&'a
         };
     }
     Some(at)
+}
+
+/// The one selector of a segment that selects one name or one index, which `simple_query`
+/// reads itself.
+fn simple_selector(segment: &Segment) -> Option<&Selector> {
+    let selector = match segment {
+        Segment::Selector(s) => s,
+        Segment::Selectors(list) if list.len() == 1 => &list[0],
+        _ => return None,
+    };
+    matches!(selector, Selector::Name(_) | Selector::Index(_)).then_some(selector)
+}
+
+fn is_simple(segment: &Segment) -> bool {
+    simple_selector(segment).is_some()
 }
 
 /// The first of `paths` that finds a non-empty scalar (string, number or boolean), as text.
@@ -932,7 +977,13 @@ mod tests {
                 .into_iter()
                 .next()
                 .map(|r| r.val);
-            assert_eq!(query(&path, &value), general, "{text}");
+            assert_eq!(query_value(&path, &value), general, "{text}");
+            // The same from a body kept as its members.
+            let text_body = value.to_string();
+            let body =
+                crate::reply::parse_body(Some("application/json"), text_body.as_bytes()).unwrap();
+            assert!(body.is_members());
+            assert_eq!(query(&path, &body), general, "{text} (members)");
         }
         for text in ["$.a.b[1].c", "$['odd key']", "$[0]", "$.list[-1].type"] {
             let parsed = jsonpath_rust::parser::parse_json_path(text).unwrap();

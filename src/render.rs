@@ -1,8 +1,7 @@
 //! Spec + grant + inputs → the exact HTTP request (sans-IO: nothing here touches the network).
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
-
-use indexmap::IndexMap;
 
 use crate::error::Error;
 use crate::inputs::Inputs;
@@ -11,7 +10,7 @@ use crate::spec::{
     Body, BodyEncoding, ClientAuthMethod, FieldDef, FieldType, RequestKind, RequestTemplate, Spec,
     check_uri, join,
 };
-use crate::template::{Tmpl, basic_credentials};
+use crate::template::{Tmpl, basic_header};
 
 /// A rendered token request: the exact `http::Request` to send, and a preview of it with every
 /// secret redacted (what logs, `specauth render` and snapshots show).
@@ -24,44 +23,190 @@ pub struct TokenRequest {
     redacted: std::sync::OnceLock<String>,
 }
 
-/// What the redacted preview is made of.
+/// What the redacted preview is made of, kept for when it is asked for: the parts' names and
+/// values, and the secret inputs' values, copied end to end into one text (two allocations for
+/// the whole preview, not three for each part).
 struct Preview {
     method: http::Method,
-    /// The endpoint URL, before any query the body encoding adds.
-    url: String,
+    /// The endpoint URL, before any query the body encoding adds, in `text`.
+    url: Span,
     encoding: BodyEncoding,
     xml_root: Option<String>,
-    headers: Vec<Part>,
-    fields: Vec<Part>,
-    /// Fields sent in the query string whatever the body encoding (`in: query`).
-    query: Vec<Part>,
-    /// Values of the secret inputs, scrubbed from the text whatever path they took.
-    secrets: Vec<String>,
+    /// The URL, every kept part's name and value, and the secret inputs' values.
+    text: String,
+    /// Headers, fields and query fields in the order they were sent, and the secrets.
+    parts: Vec<Kept>,
+    /// Whether the parts were kept: a request rendered to be sent at once keeps only its URL.
+    kept: bool,
 }
 
+/// What [`TokenRequest::redacted`] shows of a request rendered without its preview.
+const NOT_KEPT: &str = "[request preview not kept]\n";
+
+/// Where a kept part goes, and what is in `Preview::text`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Header,
+    Field,
+    /// Sent in the query string whatever the body encoding (`in: query`).
+    Query,
+    /// The value of a secret input, scrubbed from the text whatever path it took.
+    Secret,
+}
+
+/// A part of the preview: its name and value as places in `Preview::text`.
+struct Kept {
+    place: Place,
+    name: Span,
+    value: Span,
+    secret: bool,
+    raw: bool,
+    /// What a preview shows of a secret value and a typed value, rarely there.
+    extra: Option<Box<(Option<String>, Option<serde_json::Value>)>>,
+}
+
+/// Where a text is in `Preview::text`: start and end.
+#[derive(Clone, Copy)]
+struct Span(usize, usize);
+
 impl Preview {
+    fn parts(&self, place: Place) -> impl Iterator<Item = Shown<'_>> + Clone {
+        self.parts
+            .iter()
+            .filter(move |k| k.place == place)
+            .map(|k| Shown {
+                name: self.span(k.name),
+                value: self.span(k.value),
+                secret: k.secret,
+                shown: k.extra.as_ref().and_then(|e| e.0.as_deref()),
+                typed: k.extra.as_ref().and_then(|e| e.1.as_ref()),
+                raw: k.raw,
+            })
+    }
+
+    /// The preview of a rendered request: the parts copied into one text.
+    /// Takes what only the preview needs (a shown form, a typed value) from the parts.
+    fn keep<'a>(
+        method: http::Method,
+        url: &str,
+        encoding: BodyEncoding,
+        xml_root: Option<String>,
+        headers: &mut [Part<'a>],
+        fields: &mut [Part<'a>],
+        values: &Values<'_>,
+    ) -> Preview {
+        let secrets = || values.items.iter().filter(|v| v.secret);
+        let size = headers
+            .iter()
+            .chain(fields.iter())
+            .map(|p| p.name.len() + p.value.len())
+            .chain(secrets().map(|v| v.value.len()))
+            .sum::<usize>()
+            + url.len();
+        let mut text = String::with_capacity(size);
+        let mut add = |s: &str| {
+            let start = text.len();
+            text.push_str(s);
+            Span(start, text.len())
+        };
+        let url = add(url);
+        let mut parts = Vec::with_capacity(headers.len() + fields.len() + 2);
+        let places = headers
+            .iter_mut()
+            .map(|h| (Place::Header, h))
+            .chain(fields.iter_mut().map(|f| {
+                (
+                    if f.in_query {
+                        Place::Query
+                    } else {
+                        Place::Field
+                    },
+                    f,
+                )
+            }));
+        for (place, p) in places {
+            parts.push(Kept {
+                place,
+                name: add(p.name),
+                value: add(&p.value),
+                secret: p.secret,
+                raw: p.raw,
+                extra: match (p.shown.take(), p.typed.take()) {
+                    (None, None) => None,
+                    extra => Some(Box::new(extra)),
+                },
+            });
+        }
+        for v in secrets() {
+            parts.push(Kept {
+                place: Place::Secret,
+                name: Span(0, 0),
+                value: add(v.value),
+                secret: true,
+                raw: false,
+                extra: None,
+            });
+        }
+        Preview {
+            method,
+            url,
+            encoding,
+            xml_root,
+            text,
+            parts,
+            kept: true,
+        }
+    }
+
+    /// The endpoint URL, before any query.
+    fn url(&self) -> &str {
+        self.span(self.url)
+    }
+
+    fn span(&self, span: Span) -> &str {
+        self.text.get(span.0..span.1).unwrap_or("")
+    }
+
+    /// No preview: only the URL, for error messages, and nothing [`Preview::text`] shows.
+    fn url_only(url: &str) -> Preview {
+        Preview {
+            method: http::Method::GET,
+            url: Span(0, url.len()),
+            encoding: BodyEncoding::None,
+            xml_root: None,
+            text: url.to_owned(),
+            parts: Vec::new(),
+            kept: false,
+        }
+    }
+
     fn text(&self) -> String {
-        let shown_url = with_query(&self.url, &encode_form(&self.query, true));
+        if !self.kept {
+            return NOT_KEPT.to_owned();
+        }
+        let shown_url = with_query(self.url(), &encode_form(self.parts(Place::Query), true));
         let shown_url = match self.encoding {
-            BodyEncoding::Query => with_query(&shown_url, &encode_form(&self.fields, true)),
+            BodyEncoding::Query => {
+                with_query(&shown_url, &encode_form(self.parts(Place::Field), true))
+            }
             _ => shown_url,
         };
         let body = match self.encoding {
-            BodyEncoding::Form => encode_form(&self.fields, true),
-            BodyEncoding::Json => encode_json(&self.fields, true),
+            BodyEncoding::Form => encode_form(self.parts(Place::Field), true),
+            BodyEncoding::Json => encode_json(self.parts(Place::Field), true),
             BodyEncoding::Xml => encode_xml(
                 self.xml_root.as_deref().unwrap_or("request"),
-                &self.fields,
+                self.parts(Place::Field),
                 true,
             ),
             BodyEncoding::Query | BodyEncoding::None => String::new(),
         };
         let mut text = format!("{} {}\n", self.method, shown_url);
-        for h in &self.headers {
+        for h in self.parts(Place::Header) {
             let shown = if h.secret {
-                redact_header(&h.value)
+                redact_header(h.value)
             } else {
-                h.value.clone()
+                h.value.to_owned()
             };
             let _ = writeln!(text, "{}: {}", h.name, shown);
         }
@@ -72,8 +217,8 @@ impl Preview {
         }
         // Defence in depth: no secret value may survive into the preview, in any encoding.
         let mut scrubber = Scrubber::new();
-        for secret in &self.secrets {
-            scrubber.secret(secret);
+        for secret in self.parts(Place::Secret) {
+            scrubber.secret(secret.value);
         }
         scrubber.scrub_values(text)
     }
@@ -123,13 +268,14 @@ impl std::fmt::Debug for TokenRequest {
     }
 }
 
-/// A value with whether it must be hidden in previews.
-struct Part {
-    name: String,
-    value: String,
+/// A value with whether it must be hidden in previews, while the request is rendered: names
+/// borrowed from the spec, values from the inputs wherever a template only names one.
+struct Part<'a> {
+    name: &'a str,
+    value: Cow<'a, str>,
     secret: bool,
     /// The input the value came from, for errors about it.
-    input: Option<String>,
+    input: Option<&'a str>,
     /// What a preview shows for a secret value instead of `[redacted]` (a signed assertion's
     /// header and claims, its signature redacted).
     shown: Option<String>,
@@ -141,10 +287,10 @@ struct Part {
     raw: bool,
 }
 
-impl Part {
-    fn plain(name: impl Into<String>, value: impl Into<String>, secret: bool) -> Part {
+impl<'a> Part<'a> {
+    fn plain(name: &'a str, value: impl Into<Cow<'a, str>>, secret: bool) -> Part<'a> {
         Part {
-            name: name.into(),
+            name,
             value: value.into(),
             secret,
             input: None,
@@ -154,6 +300,28 @@ impl Part {
             raw: false,
         }
     }
+
+    fn shown(&self) -> Shown<'_> {
+        Shown {
+            name: self.name,
+            value: &self.value,
+            secret: self.secret,
+            shown: self.shown.as_deref(),
+            typed: self.typed.as_ref(),
+            raw: self.raw,
+        }
+    }
+}
+
+/// What the encoders read of a part, rendered or kept for the preview.
+#[derive(Clone, Copy)]
+struct Shown<'p> {
+    name: &'p str,
+    value: &'p str,
+    secret: bool,
+    shown: Option<&'p str>,
+    typed: Option<&'p serde_json::Value>,
+    raw: bool,
 }
 
 impl Spec {
@@ -202,7 +370,7 @@ impl Spec {
         kind: impl Into<RequestKind>,
         inputs: &Inputs,
     ) -> Result<TokenRequest, Error> {
-        self.render_inner(kind.into(), inputs, None)
+        self.render_kind(&kind.into(), inputs, None, true)
     }
 
     /// [`Spec::render`], with the client authenticating by `method` instead of the spec's:
@@ -227,19 +395,23 @@ impl Spec {
         inputs: &Inputs,
         method: ClientAuthMethod,
     ) -> Result<TokenRequest, Error> {
-        self.render_inner(kind.into(), inputs, Some(method))
+        self.render_kind(&kind.into(), inputs, Some(method), true)
     }
 
-    fn render_inner(
+    /// [`Spec::render`] of a kind the caller keeps, with the client authenticating by
+    /// `client_auth` when given (what `client_auth: auto` learned). Without `preview`, the
+    /// request keeps nothing for [`TokenRequest::redacted`] (which then shows no part of it):
+    /// for a caller that sends it at once and logs nothing.
+    pub(crate) fn render_kind(
         &self,
-        kind: RequestKind,
+        kind: &RequestKind,
         inputs: &Inputs,
         client_auth: Option<ClientAuthMethod>,
+        preview: bool,
     ) -> Result<TokenRequest, Error> {
-        let g = self.template(&kind)?;
+        let g = self.template(kind)?;
         let grant = kind.name();
-        let values = self.resolve_inputs(grant, g, inputs)?;
-        let endpoint = self.endpoint_of(grant, g)?;
+        let (values, endpoint) = self.resolve_inputs(grant, g, inputs)?;
         let url = self.render_endpoint(endpoint, &g.endpoint, &values)?;
         let encoding = match &g.body {
             Body::Fixed(e) => *e,
@@ -277,8 +449,8 @@ impl Spec {
         };
         // The caller's choice (what `client_auth: auto` learned) over the spec's.
         let method = client_auth.unwrap_or(spec_method);
-        let secret = values.get("client_secret").copied();
-        let id = values.get("client_id").copied();
+        let secret = values.get("client_secret");
+        let id = values.get("client_id");
         let wants_basic = matches!(
             method,
             ClientAuthMethod::Basic | ClientAuthMethod::Both | ClientAuthMethod::Auto
@@ -287,13 +459,10 @@ impl Spec {
         if let Some(id) = id {
             match (wants_basic, secret) {
                 (true, Some(secret)) => headers.push(Part {
-                    input: Some("client_id".into()),
+                    input: Some("client_id"),
                     ..Part::plain(
                         "Authorization",
-                        format!(
-                            "Basic {}",
-                            basic_credentials(id, secret, auth.form_encode_basic)
-                        ),
+                        basic_header(id, secret, auth.form_encode_basic),
                         true,
                     )
                 }),
@@ -327,7 +496,7 @@ impl Spec {
                 false,
             );
             let shown = crate::jwt::redact_signature(&assertion);
-            set_part(&mut fields, "client_assertion", &assertion, true);
+            set_part(&mut fields, "client_assertion", assertion, true);
             if let Some(p) = fields.iter_mut().find(|p| p.name == "client_assertion") {
                 p.shown = shown;
             }
@@ -347,65 +516,87 @@ impl Spec {
             headers.push(Part::plain("Content-Type", ct, false));
         }
 
-        let (query, fields): (Vec<Part>, Vec<Part>) = fields.into_iter().partition(|p| p.in_query);
-        let url_with_query = with_query(&url, &encode_form(&query, false));
-        let (full_url, body) = match encoding {
-            BodyEncoding::Query => (
-                with_query(&url_with_query, &encode_form(&fields, false)),
-                Vec::new(),
-            ),
-            BodyEncoding::None => (url_with_query, Vec::new()),
-            BodyEncoding::Form => (url_with_query, encode_form(&fields, false).into_bytes()),
-            BodyEncoding::Json => (url_with_query, encode_json(&fields, false).into_bytes()),
+        // Fields sent in the query string whatever the body encoding, in their order.
+        let query = fields
+            .iter()
+            .any(|p| p.in_query)
+            .then(|| encode_form(fields.iter().filter(|p| p.in_query).map(Part::shown), false));
+        let body_fields = || fields.iter().filter(|p| !p.in_query).map(Part::shown);
+        let (body, body_query) = match encoding {
+            BodyEncoding::Query => (Vec::new(), Some(encode_form(body_fields(), false))),
+            BodyEncoding::None => (Vec::new(), None),
+            BodyEncoding::Form => (form_bytes(body_fields(), false), None),
+            BodyEncoding::Json => (encode_json(body_fields(), false).into_bytes(), None),
             BodyEncoding::Xml => {
                 let root = g.xml_root.as_deref().ok_or_else(|| {
                     Error::Usage(format!(
                         "grant `{grant}` selected an xml body but the spec has no `xml_root`"
                     ))
                 })?;
-                (
-                    url_with_query,
-                    encode_xml(root, &fields, false).into_bytes(),
-                )
+                (encode_xml(root, body_fields(), false).into_bytes(), None)
             }
         };
-        // Parsed once: checked here, then handed to the request as it is.
-        let uri: http::Uri = full_url
-            .parse()
+        let preview = if preview {
+            Preview::keep(
+                g.method.clone(),
+                &url,
+                encoding,
+                g.xml_root.clone(),
+                &mut headers,
+                &mut fields,
+                &values,
+            )
+        } else {
+            Preview::url_only(&url)
+        };
+        // The URL with its query, in the endpoint's own string (the preview kept a copy).
+        let mut full_url = url;
+        for q in [query, body_query].into_iter().flatten() {
+            append_query(&mut full_url, &q);
+        }
+        let url = preview.url();
+        // Parsed once, from the string itself (no copy): checked here, then handed to the
+        // request as it is.
+        let uri = http::Uri::try_from(full_url)
             .map_err(|e| Error::Usage(format!("`{url}` is not a valid URL: {e}")))?;
-        check_uri(&uri, &url).map_err(Error::Usage)?;
+        check_uri(&uri, url).map_err(Error::Usage)?;
 
-        let mut builder = http::Request::builder().method(g.method.clone()).uri(uri);
-        for h in &headers {
-            let value = http::HeaderValue::from_str(&h.value).map_err(|_| Error::Input {
-                name: h.input.clone().unwrap_or_else(|| h.name.clone()),
+        let mut request = http::Request::new(body);
+        *request.method_mut() = g.method.clone();
+        *request.uri_mut() = uri;
+        let map = request.headers_mut();
+        map.reserve(headers.len());
+        // As `http::request::Builder` would: a value that cannot be a header value is refused
+        // at once, naming its input; a bad name (or too many headers) after every value.
+        let mut refused: Option<http::Error> = None;
+        for h in headers {
+            let value = header_value(h.value).map_err(|_| Error::Input {
+                name: h.input.unwrap_or(h.name).to_owned(),
                 problem: format!(
                     "its value goes in header `{}` and contains characters not allowed in HTTP headers (such as a newline)",
                     h.name
                 ),
             })?;
-            builder = builder.header(h.name.as_str(), value);
+            if refused.is_some() {
+                continue;
+            }
+            match header_name(h.name) {
+                Ok(name) => {
+                    if let Err(e) = map.try_append(name, value) {
+                        refused = Some(e.into());
+                    }
+                }
+                Err(e) => refused = Some(e.into()),
+            }
         }
-        let request = builder
-            .body(body)
-            .map_err(|e| Error::Usage(format!("cannot build the request for `{url}`: {e}")))?;
-        let secrets = values
-            .iter()
-            .filter(|(name, _)| self.inputs.get(**name).is_some_and(|d| d.secret))
-            .map(|(_, value)| (*value).to_owned())
-            .collect();
+        if let Some(e) = refused {
+            return Err(Error::Usage(format!(
+                "cannot build the request for `{url}`: {e}"
+            )));
+        }
         Ok(TokenRequest {
             request,
-            preview: Preview {
-                method: g.method.clone(),
-                url,
-                encoding,
-                xml_root: g.xml_root.clone(),
-                headers,
-                fields,
-                query,
-                secrets,
-            },
+            preview,
             redacted: std::sync::OnceLock::new(),
         })
     }
@@ -424,14 +615,17 @@ impl Spec {
             })
     }
 
-    /// Caller inputs + defaults, checked against the declarations; borrowed, not copied.
+    /// Caller inputs + defaults, checked against the declarations; borrowed, not copied. And
+    /// the endpoint the request goes to.
     fn resolve_inputs<'a>(
         &'a self,
         grant: &str,
         g: &RequestTemplate,
         inputs: &'a Inputs,
-    ) -> Result<Values<'a>, Error> {
-        let mut values = Values::default();
+    ) -> Result<(Values<'a>, &'a crate::spec::Endpoint), Error> {
+        let mut values = Values {
+            items: Vec::with_capacity(inputs.iter().size_hint().0 + 2),
+        };
         for (name, value) in inputs.iter() {
             let Some(def) = self.inputs.get(name) else {
                 return Err(Error::Input {
@@ -453,16 +647,26 @@ impl Spec {
                     problem: format!("`{shown}` is not one of {}", allowed.join(", ")),
                 });
             }
-            values.insert(name, value);
+            values.items.push(InputValue {
+                name,
+                value,
+                secret: def.secret,
+            });
         }
         for (name, def) in &self.inputs {
-            if let (false, Some(default)) = (values.contains_key(name.as_str()), &def.default) {
-                values.insert(name.as_str(), default.as_str());
+            if let Some(default) = &def.default
+                && !values.contains_key(name)
+            {
+                values.items.push(InputValue {
+                    name,
+                    value: default,
+                    secret: def.secret,
+                });
             }
         }
-        let endpoint_vars = self.endpoint_of(grant, g)?.tmpl.vars();
-        for name in g.required.iter().chain(endpoint_vars) {
-            if !values.contains_key(name.as_str()) {
+        let endpoint = self.endpoint_of(grant, g)?;
+        for name in g.required.iter().chain(endpoint.tmpl.vars()) {
+            if !values.contains_key(name) {
                 let def = self.inputs.get(name);
                 return Err(Error::MissingInput {
                     name: name.clone(),
@@ -473,7 +677,7 @@ impl Spec {
                 });
             }
         }
-        Ok(values)
+        Ok((values, endpoint))
     }
 
     /// A client assertion (RFC 7523 §2.2): `iss` and `sub` the client id, `aud` the spec's
@@ -501,12 +705,8 @@ impl Spec {
         };
         let id = values
             .get("client_id")
-            .copied()
             .ok_or_else(|| missing("client_id"))?;
-        let key = values
-            .get(key_input)
-            .copied()
-            .ok_or_else(|| missing(key_input))?;
+        let key = values.get(key_input).ok_or_else(|| missing(key_input))?;
         let audience = match &auth.audience {
             Some(t) => self.render_tmpl(t, values, || "client_auth.audience".to_owned())?,
             None => url.to_owned(),
@@ -560,8 +760,8 @@ impl Spec {
                     (alg, _) => alg,
                 },
                 key,
-                kid: values.get("key_id").copied(),
-                x5t_s256: values.get("x5t_s256").copied(),
+                kid: values.get("key_id"),
+                x5t_s256: values.get("x5t_s256"),
             },
         )
         .map_err(|problem| Error::Input {
@@ -592,18 +792,21 @@ impl Spec {
         if vars.is_empty() {
             return self.render_tmpl(&endpoint.tmpl, values, || format!("endpoint `{name}`"));
         }
-        let encoded: IndexMap<&str, std::borrow::Cow<'_, str>> = values
-            .iter()
-            .map(|(k, v)| {
-                let verbatim = self.inputs.get(*k).is_some_and(|d| d.verbatim);
-                let v = if verbatim {
-                    std::borrow::Cow::Borrowed(*v)
-                } else {
-                    utf8_percent_encode(v, IN_URL).into()
-                };
-                (*k, v)
-            })
-            .collect();
+        // Only the inputs the URL names, each encoded once.
+        let encoded = Encoded(
+            vars.iter()
+                .filter_map(|k| {
+                    let v = values.get(k)?;
+                    let verbatim = self.inputs.get(k).is_some_and(|d| d.verbatim);
+                    let v = if verbatim {
+                        Cow::Borrowed(v)
+                    } else {
+                        utf8_percent_encode(v, IN_URL).into()
+                    };
+                    Some((k.as_str(), v))
+                })
+                .collect(),
+        );
         let url = self.render_tmpl(&endpoint.tmpl, &encoded, || format!("endpoint `{name}`"))?;
         let (prefix, suffix) = literal_host_parts(&endpoint.text);
         let authority = url
@@ -626,7 +829,7 @@ impl Spec {
         if !kept {
             let credentials = vars
                 .iter()
-                .any(|v| values.get(v.as_str()).is_some_and(|x| x.contains('@')));
+                .any(|v| values.get(v).is_some_and(|x| x.contains('@')));
             // The host is shown only when it is a plain host name: anything else may carry
             // what the user typed by mistake (a password before an `@`).
             let problem = if credentials {
@@ -665,39 +868,57 @@ impl Spec {
             })
     }
 
-    fn render_parts(
-        &self,
-        defs: &[FieldDef],
-        values: &Values<'_>,
+    /// A template's text, borrowed where it is literal or only names an input.
+    fn render_value<'a>(
+        &'a self,
+        t: &'a Tmpl,
+        values: &Values<'a>,
+        what: impl Fn() -> String,
+    ) -> Result<Cow<'a, str>, Error> {
+        match t {
+            Tmpl::Literal(s) => Ok(Cow::Borrowed(s)),
+            Tmpl::Var(v) => values
+                .get(v)
+                .map(Cow::Borrowed)
+                .ok_or_else(|| Error::Render {
+                    what: what(),
+                    message: format!("input `{v}` is not set"),
+                }),
+            _ => self.render_tmpl(t, values, what).map(Cow::Owned),
+        }
+    }
+
+    fn render_parts<'a>(
+        &'a self,
+        defs: &'a [FieldDef],
+        values: &Values<'a>,
         kind: &str,
         size: &mut RequestSize,
-    ) -> Result<Vec<Part>, Error> {
+    ) -> Result<Vec<Part<'a>>, Error> {
         let grant = size.grant;
         let mut out = Vec::with_capacity(defs.len() + 2);
         for f in defs {
-            if f.optional
-                && f.tmpl
-                    .vars()
-                    .iter()
-                    .any(|v| !values.contains_key(v.as_str()))
-            {
+            if f.optional && f.tmpl.vars().iter().any(|v| !values.contains_key(v)) {
                 continue;
             }
-            let value = self.render_tmpl(&f.tmpl, values, || {
+            let value = self.render_value(&f.tmpl, values, || {
                 format!("grant `{grant}` {kind} `{}`", f.name)
             })?;
             size.add(f.name.len() + value.len())?;
             // One part, or one per word for a repeated field: no list for the common case.
             let (single, repeated) = if f.repeat {
-                let words: Vec<String> = value.split_whitespace().map(str::to_owned).collect();
+                let words: Vec<Cow<'a, str>> = value
+                    .split_whitespace()
+                    .map(|w| Cow::Owned(w.to_owned()))
+                    .collect();
                 (None, words)
             } else {
                 (Some(value), Vec::new())
             };
             let items = single.into_iter().chain(repeated);
-            let input = f.tmpl.vars().first().cloned();
+            let input = f.tmpl.vars().first().map(String::as_str);
             let refuse = |problem: &str| Error::Input {
-                name: input.clone().unwrap_or_else(|| f.name.clone()),
+                name: input.unwrap_or(&f.name).to_owned(),
                 problem: format!("its value for {kind} `{}` {problem}", f.name),
             };
             for value in items {
@@ -734,12 +955,12 @@ impl Spec {
                     None
                 };
                 out.push(Part {
-                    input: input.clone(),
+                    input,
                     shown,
                     typed,
                     in_query: f.in_query,
                     raw: f.raw,
-                    ..Part::plain(f.name.clone(), value, f.secret)
+                    ..Part::plain(&f.name, value, f.secret)
                 });
             }
         }
@@ -747,8 +968,44 @@ impl Spec {
     }
 }
 
-/// Input values for one request, borrowed from the caller's inputs and the spec's defaults.
-type Values<'a> = crate::spec::Map<&'a str, &'a str>;
+/// Input values for one request, borrowed from the caller's inputs and the spec's defaults, in
+/// that order. A list found by name: a request has a handful of values (at most one per declared
+/// input), and comparing a few short names costs less than hashing them.
+struct Values<'a> {
+    items: Vec<InputValue<'a>>,
+}
+
+/// An input's value, and whether the input is secret.
+struct InputValue<'a> {
+    name: &'a str,
+    value: &'a str,
+    secret: bool,
+}
+
+impl<'a> Values<'a> {
+    fn get(&self, name: &str) -> Option<&'a str> {
+        self.items.iter().find(|v| v.name == name).map(|v| v.value)
+    }
+
+    fn contains_key(&self, name: &str) -> bool {
+        self.items.iter().any(|v| v.name == name)
+    }
+}
+
+impl crate::template::Lookup for Values<'_> {
+    fn value(&self, name: &str) -> Option<&str> {
+        self.get(name)
+    }
+}
+
+/// The values an endpoint URL names, percent-encoded unless verbatim.
+struct Encoded<'a>(Vec<(&'a str, Cow<'a, str>)>);
+
+impl crate::template::Lookup for Encoded<'_> {
+    fn value(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| &**v)
+    }
+}
 
 /// The literal text a URL template's host starts and ends with: `("", ".example.com")` for
 /// `https://{{ tenant }}.example.com/token`, `("", "")` for a host that is all template, and
@@ -790,9 +1047,14 @@ impl RequestSize<'_> {
     }
 }
 
-fn set_part(parts: &mut Vec<Part>, name: &str, value: &str, secret: bool) {
+fn set_part<'a>(
+    parts: &mut Vec<Part<'a>>,
+    name: &'a str,
+    value: impl Into<Cow<'a, str>>,
+    secret: bool,
+) {
     if let Some(p) = parts.iter_mut().find(|p| p.name == name) {
-        p.value = value.to_owned();
+        p.value = value.into();
         p.secret |= secret;
         p.typed = None;
     } else {
@@ -800,32 +1062,19 @@ fn set_part(parts: &mut Vec<Part>, name: &str, value: &str, secret: bool) {
     }
 }
 
-fn shown(p: &Part, redact: bool) -> &str {
+fn shown<'p>(p: &Shown<'p>, redact: bool) -> &'p str {
     if redact && p.secret {
-        p.shown.as_deref().unwrap_or(REDACTED)
+        p.shown.unwrap_or(REDACTED)
     } else {
-        &p.value
+        p.value
     }
 }
 
-fn encode_form(parts: &[Part], redact: bool) -> String {
-    // Room for every name and value unencoded, and the separators: one allocation in the
-    // common case.
-    let mut out =
-        String::with_capacity(parts.iter().map(|p| p.name.len() + p.value.len() + 2).sum());
-    for p in parts {
-        if !out.is_empty() {
-            out.push('&');
-        }
-        out.extend(form_urlencoded::byte_serialize(p.name.as_bytes()));
-        out.push('=');
-        let value = shown(p, redact);
-        if p.raw && !(redact && p.secret) {
-            out.push_str(value);
-        } else {
-            out.extend(form_urlencoded::byte_serialize(value.as_bytes()));
-        }
-    }
+fn encode_form<'p>(parts: impl Iterator<Item = Shown<'p>> + Clone, redact: bool) -> String {
+    let out = form_bytes(parts, redact);
+    // Only ASCII was written: percent-encoded text, and raw values checked to be visible ASCII.
+    let out = String::from_utf8(out)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     if redact {
         out.replace("%5Bredacted%5D", REDACTED)
     } else {
@@ -833,15 +1082,74 @@ fn encode_form(parts: &[Part], redact: bool) -> String {
     }
 }
 
-fn encode_json(parts: &[Part], redact: bool) -> String {
+/// The parts as an `application/x-www-form-urlencoded` body.
+fn form_bytes<'p>(parts: impl Iterator<Item = Shown<'p>> + Clone, redact: bool) -> Vec<u8> {
+    // Room for every name and value unencoded, and the separators: one allocation in the
+    // common case.
+    let mut out = Vec::with_capacity(
+        parts
+            .clone()
+            .map(|p| p.name.len() + p.value.len() + 2)
+            .sum(),
+    );
+    for p in parts {
+        if !out.is_empty() {
+            out.push(b'&');
+        }
+        push_form_encoded(&mut out, p.name.as_bytes());
+        out.push(b'=');
+        let value = shown(&p, redact);
+        if p.raw && !(redact && p.secret) {
+            out.extend_from_slice(value.as_bytes());
+        } else {
+            push_form_encoded(&mut out, value.as_bytes());
+        }
+    }
+    out
+}
+
+/// Appends `bytes` as the form-urlencoded byte serializer writes them (the WHATWG URL
+/// standard's, as `form_urlencoded::byte_serialize`): `*-._`, digits and ASCII letters as they
+/// are, a space as `+`, any other byte as `%XX`. A table and runs copied whole: this is most of
+/// what building a token request's body costs.
+fn push_form_encoded(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if FORM_UNCHANGED[usize::from(b)] {
+            continue;
+        }
+        out.extend_from_slice(bytes.get(run..i).unwrap_or_default());
+        if b == b' ' {
+            out.push(b'+');
+        } else {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
+        }
+        run = i + 1;
+    }
+    out.extend_from_slice(bytes.get(run..).unwrap_or_default());
+}
+
+/// The bytes the form serializer leaves as they are.
+const FORM_UNCHANGED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] =
+            matches!(b as u8, b'*' | b'-' | b'.' | b'0'..=b'9' | b'A'..=b'Z' | b'_' | b'a'..=b'z');
+        b += 1;
+    }
+    table
+};
+
+fn encode_json<'p>(parts: impl Iterator<Item = Shown<'p>>, redact: bool) -> String {
     let map: serde_json::Map<String, serde_json::Value> = parts
-        .iter()
         .map(|p| {
-            let value = match &p.typed {
+            let value = match p.typed {
                 Some(typed) if !(redact && p.secret) => typed.clone(),
-                _ => serde_json::Value::String(shown(p, redact).to_owned()),
+                _ => serde_json::Value::String(shown(&p, redact).to_owned()),
             };
-            (p.name.clone(), value)
+            (p.name.to_owned(), value)
         })
         .collect();
     serde_json::Value::Object(map).to_string()
@@ -849,7 +1157,7 @@ fn encode_json(parts: &[Part], redact: bool) -> String {
 
 /// An XML body: a field named `a/b` is element `b` inside element `a`; consecutive fields
 /// under the same parent share it (`Credentials/User`, `Credentials/Password`).
-fn encode_xml(root: &str, parts: &[Part], redact: bool) -> String {
+fn encode_xml<'p>(root: &str, parts: impl Iterator<Item = Shown<'p>>, redact: bool) -> String {
     let mut out = format!("<{root}>");
     let mut open: Vec<&str> = Vec::new();
     for p in parts {
@@ -865,7 +1173,7 @@ fn encode_xml(root: &str, parts: &[Part], redact: bool) -> String {
             let _ = write!(out, "<{name}>");
             open.push(name);
         }
-        let v = quick_xml::escape::escape(shown(p, redact));
+        let v = quick_xml::escape::escape(shown(&p, redact));
         let _ = write!(out, "<{leaf}>{v}</{leaf}>");
     }
     while let Some(name) = open.pop() {
@@ -873,6 +1181,42 @@ fn encode_xml(root: &str, parts: &[Part], redact: bool) -> String {
     }
     let _ = write!(out, "</{root}>");
     out
+}
+
+/// `url` with `query` added after a `?`, or an `&` when it has a query already.
+fn append_query(url: &mut String, query: &str) {
+    if query.is_empty() {
+        return;
+    }
+    url.push(if url.contains('?') { '&' } else { '?' });
+    url.push_str(query);
+}
+
+/// A header's value; the usual ones without copying, and a rendered one moved in.
+fn header_value(
+    value: Cow<'_, str>,
+) -> Result<http::HeaderValue, http::header::InvalidHeaderValue> {
+    use http::HeaderValue;
+    const FORM: HeaderValue = HeaderValue::from_static("application/x-www-form-urlencoded");
+    const JSON: HeaderValue = HeaderValue::from_static("application/json");
+    const XML: HeaderValue = HeaderValue::from_static("application/xml");
+    match value {
+        Cow::Borrowed("application/x-www-form-urlencoded") => Ok(FORM),
+        Cow::Borrowed("application/json") => Ok(JSON),
+        Cow::Borrowed("application/xml") => Ok(XML),
+        Cow::Borrowed(s) => HeaderValue::from_str(s),
+        Cow::Owned(s) => HeaderValue::try_from(s),
+    }
+}
+
+/// A header's name; the ones specauth adds itself without parsing.
+fn header_name(name: &str) -> Result<http::HeaderName, http::header::InvalidHeaderName> {
+    match name {
+        "Authorization" => Ok(http::header::AUTHORIZATION),
+        "Content-Type" => Ok(http::header::CONTENT_TYPE),
+        "Accept" => Ok(http::header::ACCEPT),
+        _ => http::HeaderName::from_bytes(name.as_bytes()),
+    }
 }
 
 fn with_query(url: &str, query: &str) -> String {
@@ -907,4 +1251,28 @@ fn canonical(name: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_encoding_is_the_form_serializers() {
+        let every_byte: Vec<u8> = (0..=255).collect();
+        let texts: [&[u8]; 6] = [
+            &every_byte,
+            b"",
+            b"grant_type=refresh_token&x=1",
+            "a b+c/é~ü 日本 %20".as_bytes(),
+            b"8eb667707535655f2d9e14fc6491a59f6e06f2e73170761259907d8de186b6a1",
+            b"  leading and trailing  ",
+        ];
+        for text in texts {
+            let mut ours = Vec::new();
+            push_form_encoded(&mut ours, text);
+            let theirs: String = form_urlencoded::byte_serialize(text).collect();
+            assert_eq!(String::from_utf8(ours).unwrap(), theirs);
+        }
+    }
 }

@@ -2,12 +2,20 @@
 //! sniffed when the type is missing, generic or wrong, so one set of JSONPaths serves all three.
 //! Testable without a spec.
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// Parses a reply body into one JSON value, by Content-Type or, when that is missing or generic,
 /// by sniffing. Errors say what the body is instead.
 /// Whether `text` is an HTML document (a gateway's error page, a login form), by its start.
 fn looks_html(text: &str) -> bool {
+    // Every form below starts with `<`: a token reply (`{`, a form) is not lower-cased to see.
+    if !text.starts_with('<') {
+        return false;
+    }
     let head = text
         .get(..text.len().min(512))
         .unwrap_or(text)
@@ -40,7 +48,10 @@ pub(crate) fn plain_text(body: &[u8]) -> Option<String> {
     Some(out)
 }
 
-pub(crate) fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, &'static str> {
+pub(crate) fn parse_body<'b>(
+    content_type: Option<&str>,
+    body: &'b [u8],
+) -> Result<Body<'b>, &'static str> {
     let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8 text")?;
     let text = text.trim_start_matches('\u{feff}').trim();
     if text.is_empty() {
@@ -48,38 +59,198 @@ pub(crate) fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<Valu
     }
     let essence = content_type
         .and_then(|c| c.split(';').next())
-        .map(|c| c.trim().to_ascii_lowercase())
-        .unwrap_or_default();
+        .map_or("", str::trim);
+    let is = |name: &str| essence.eq_ignore_ascii_case(name);
+    let ends = |suffix: &str| {
+        essence
+            .len()
+            .checked_sub(suffix.len())
+            .and_then(|start| essence.get(start..))
+            .is_some_and(|end| end.eq_ignore_ascii_case(suffix))
+    };
     if looks_html(text) {
         return Err("the body is an HTML page, not a token reply");
     }
     // A content type can lie (form or JSON served as text/html or text/plain): anything that
     // is not a real HTML document is decoded by what it is.
-    let kind = if essence == "application/json"
-        || essence.ends_with("+json")
-        || essence == "text/javascript"
-    {
+    let kind = if is("application/json") || ends("+json") || is("text/javascript") {
         Kind::Json
-    } else if essence == "application/x-www-form-urlencoded" {
+    } else if is("application/x-www-form-urlencoded") {
         Kind::Form
-    } else if essence == "application/xml" || essence == "text/xml" || essence.ends_with("+xml") {
+    } else if is("application/xml") || is("text/xml") || ends("+xml") {
         Kind::Xml
     } else {
         sniff(text).ok_or("the body is not JSON, XML or form data")?
     };
     match kind {
         // A JSON content type with an XML or form body (or the reverse) still parses by shape.
-        Kind::Json => serde_json::from_str(text).or_else(|_| match sniff(text) {
-            Some(Kind::Xml) => xml_to_json(text),
+        Kind::Json => json(text).or_else(|_| match sniff(text) {
+            Some(Kind::Xml) => xml_to_json(text).map(Body::from),
             _ => Err("the body is not valid JSON"),
         }),
         Kind::Form => match sniff(text) {
-            Some(Kind::Json) => {
-                serde_json::from_str(text).map_err(|_| "the body is not valid JSON")
-            }
-            _ => Ok(form_to_json(text)),
+            Some(Kind::Json) => json(text).map_err(|_| "the body is not valid JSON"),
+            _ => Ok(Body::from(form_to_json(text))),
         },
-        Kind::Xml => xml_to_json(text),
+        Kind::Xml => xml_to_json(text).map(Body::from),
+    }
+}
+
+/// A JSON body: an object read into its members (what token replies are), anything else into
+/// one value.
+fn json(text: &str) -> Result<Body<'_>, serde_json::Error> {
+    if text.starts_with('{') {
+        serde_json::from_str::<Members<'_>>(text).map(|m| match m {
+            Members::Few(members) => Body {
+                members,
+                whole: OnceCell::new(),
+            },
+            Members::Many(map) => Body::from(Value::Object(map)),
+        })
+    } else {
+        serde_json::from_str::<Value>(text).map(Body::from)
+    }
+}
+
+/// A parsed reply body, as the spec's paths read it.
+///
+/// A JSON object, what nearly every token reply is, is kept as its members in order, the names
+/// borrowed from the body where they have no escapes: a path such as `$.access_token` finds its
+/// member by name, with no map built, no name copied and nothing hashed. The whole value, for a
+/// path that needs it (`$`, `$..x`, a filter, a `template:`), is built from the members on first
+/// use and equals what `serde_json` reads from the same text: a repeated name keeps its first
+/// place and its last value. Any other body (form, XML, an array, a member list beyond
+/// [`MAX_MEMBERS`]) is the whole value from the start.
+#[derive(Debug)]
+pub(crate) struct Body<'b> {
+    /// The members of a JSON object, in order, repeats included; empty when `whole` is set
+    /// from the start.
+    members: Vec<(Cow<'b, str>, Value)>,
+    whole: OnceCell<Value>,
+}
+
+/// The most members a body keeps as a list (each name found by a scan); an object with more
+/// is read into a map, as it would be without this.
+const MAX_MEMBERS: usize = 32;
+
+impl From<Value> for Body<'_> {
+    fn from(value: Value) -> Self {
+        Body {
+            members: Vec::new(),
+            whole: OnceCell::from(value),
+        }
+    }
+}
+
+impl<'b> Body<'b> {
+    /// The whole body as one JSON value.
+    pub(crate) fn whole(&self) -> &Value {
+        self.whole.get_or_init(|| {
+            let mut map = Map::with_capacity(self.members.len());
+            for (name, value) in &self.members {
+                map.insert(name.clone().into_owned(), value.clone());
+            }
+            Value::Object(map)
+        })
+    }
+
+    /// The whole body as one JSON value, owned.
+    pub(crate) fn into_whole(self) -> Value {
+        self.whole();
+        self.whole.into_inner().unwrap_or(Value::Null)
+    }
+
+    /// The body when it is a JSON string (a plain-text refusal is read as one).
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        self.whole.get().and_then(Value::as_str)
+    }
+
+    /// The member `name` of an object body (the last, when a name repeats, as in a map);
+    /// `None` when the body is no object or has no such member.
+    pub(crate) fn member(&self, name: &str) -> Option<&Value> {
+        match self.whole.get() {
+            Some(value) => value.as_object()?.get(name),
+            None => self
+                .members
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v),
+        }
+    }
+
+    /// Whether the body is kept as members (no whole value built yet).
+    pub(crate) fn is_members(&self) -> bool {
+        self.whole.get().is_none()
+    }
+}
+
+/// A JSON object read for [`Body`]: its members, or a map past [`MAX_MEMBERS`].
+enum Members<'b> {
+    Few(Vec<(Cow<'b, str>, Value)>),
+    Many(Map<String, Value>),
+}
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MembersVisitor)
+    }
+}
+
+struct MembersVisitor;
+
+impl<'de> Visitor<'de> for MembersVisitor {
+    type Value = Members<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+        // Room for a token reply's usual members at once.
+        let mut members = Vec::with_capacity(8);
+        while let Some(name) = access.next_key::<Name<'de>>()? {
+            let value: Value = access.next_value()?;
+            if members.len() == MAX_MEMBERS {
+                // As serde_json reads it: a map, a repeated name keeping its first place.
+                let mut map = Map::with_capacity(MAX_MEMBERS * 2);
+                for (n, v) in members.drain(..) {
+                    map.insert(Cow::into_owned(n), v);
+                }
+                map.insert(name.0.into_owned(), value);
+                while let Some((n, v)) = access.next_entry::<String, Value>()? {
+                    map.insert(n, v);
+                }
+                return Ok(Members::Many(map));
+            }
+            members.push((name.0, value));
+        }
+        Ok(Members::Few(members))
+    }
+}
+
+/// A member name, borrowed from the body unless it has escapes.
+struct Name<'b>(Cow<'b, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
     }
 }
 
@@ -235,7 +406,9 @@ mod tests {
     #[test]
     fn xml_reply_becomes_the_same_json_as_a_json_reply() {
         let xml = r#"<OAuthAccessTokenGrant xmlns:xsd="http://www.w3.org/2001/XMLSchema"> <access_token>a&amp;b</access_token> <expires_in>10800</expires_in> <scope /> </OAuthAccessTokenGrant>"#;
-        let v = parse_body(Some("application/xml; charset=utf-8"), xml.as_bytes()).unwrap();
+        let v = parse_body(Some("application/xml; charset=utf-8"), xml.as_bytes())
+            .unwrap()
+            .into_whole();
         assert_eq!(
             v,
             json!({"access_token": "a&b", "expires_in": "10800", "scope": null})
@@ -267,17 +440,35 @@ mod tests {
             Some("application/x-www-form-urlencoded"),
             b"access_token=x%20y&scope=a%2Cb",
         )
-        .unwrap();
+        .unwrap()
+        .into_whole();
         assert_eq!(v, json!({"access_token": "x y", "scope": "a,b"}));
-        let v = parse_body(Some("text/plain"), br#"{"a":1}"#).unwrap();
+        let v = parse_body(Some("text/plain"), br#"{"a":1}"#)
+            .unwrap()
+            .into_whole();
         assert_eq!(v, json!({"a": 1}));
-        let v = parse_body(None, b"a=1&b=2").unwrap();
+        // Content types are compared without regard to case.
+        for ct in [
+            "Application/JSON; charset=UTF-8",
+            "application/vnd.api+JSON",
+        ] {
+            let v = parse_body(Some(ct), b"<r><a>1</a></r>")
+                .unwrap()
+                .into_whole();
+            assert_eq!(v, json!({"a": "1"}), "{ct}");
+        }
+        let v = parse_body(Some("Application/X-WWW-Form-Urlencoded"), b"{\"a\":1}")
+            .unwrap()
+            .into_whole();
+        assert_eq!(v, json!({"a": 1}));
+        let v = parse_body(None, b"a=1&b=2").unwrap().into_whole();
         assert_eq!(v, json!({"a": "1", "b": "2"}));
         assert_eq!(
             parse_body(
                 Some("text/html"),
                 b"<html><body>502 Bad Gateway</body></html>"
-            ),
+            )
+            .map(Body::into_whole),
             Err("the body is an HTML page, not a token reply")
         );
         // Lying content types: form and JSON bodies served as text/html are decoded by shape.
@@ -285,22 +476,63 @@ mod tests {
             Some("text/html; charset=utf-8"),
             b"access_token=t&expires_in=60",
         )
-        .unwrap();
+        .unwrap()
+        .into_whole();
         assert_eq!(v, json!({"access_token": "t", "expires_in": "60"}));
-        let v = parse_body(Some("text/html"), br#"{"access_token":"t"}"#).unwrap();
+        let v = parse_body(Some("text/html"), br#"{"access_token":"t"}"#)
+            .unwrap()
+            .into_whole();
         assert_eq!(v, json!({"access_token": "t"}));
         assert_eq!(
-            parse_body(Some("application/json"), b"<!DOCTYPE html><title>x</title>"),
+            parse_body(Some("application/json"), b"<!DOCTYPE html><title>x</title>")
+                .map(Body::into_whole),
             Err("the body is an HTML page, not a token reply")
         );
         assert_eq!(
-            parse_body(Some("application/json"), b"  "),
+            parse_body(Some("application/json"), b"  ").map(Body::into_whole),
             Err("the body is empty")
         );
         assert_eq!(
-            parse_body(Some("application/json"), b"{nope"),
+            parse_body(Some("application/json"), b"{nope").map(Body::into_whole),
             Err("the body is not valid JSON")
         );
+    }
+
+    #[test]
+    fn an_object_read_as_members_is_what_serde_json_reads() {
+        let many: String = (0..40)
+            .map(|i| format!("\"k{}\":{i}", i % 35))
+            .collect::<Vec<_>>()
+            .join(",");
+        let deep = |n: usize| format!("{{\"a\":{}1{}}}", "[".repeat(n), "]".repeat(n));
+        let texts = [
+            r#"{"access_token":"t","expires_in":3600,"scope":"a b"}"#.to_owned(),
+            r#"{}"#.to_owned(),
+            r#"{"a":1,"b":2,"a":3}"#.to_owned(),
+            r#"{"a\u0062":"x","ab":"y","\"q\"":{"n":[1,2.5,-3e2,null,true]}}"#.to_owned(),
+            format!("{{{many}}}"),
+            format!("{{{many},\"k0\":\"last\"}}"),
+            deep(100),
+            deep(126),
+            deep(127),
+            deep(200),
+            r#"{"a":1} x"#.to_owned(),
+            r#"{"a":1,}"#.to_owned(),
+            r#"{"a":"\x"}"#.to_owned(),
+            "{\"a\":\"\u{1}\"}".to_owned(),
+            r#"{"a":18446744073709551616,"b":-0,"c":1.0}"#.to_owned(),
+        ];
+        for text in &texts {
+            let general = serde_json::from_str::<Value>(text).ok();
+            let body = json(text).ok();
+            assert_eq!(body.as_ref().map(|b| b.whole().clone()), general, "{text}");
+            if let (Some(body), Some(Value::Object(map))) = (json(text).ok(), &general) {
+                for (name, value) in map {
+                    assert_eq!(body.member(name), Some(value), "{text}: {name}");
+                }
+                assert_eq!(body.member("absent"), None);
+            }
+        }
     }
 
     #[test]

@@ -223,17 +223,19 @@ impl Transport for UreqTransport {
         &self,
         request: http::Request<Vec<u8>>,
     ) -> Result<http::Response<Vec<u8>>, TransportError> {
-        let host = request.uri().host().unwrap_or("?").to_owned();
+        // Kept for an error's message only: a clone of a parsed URI shares its bytes.
+        let uri = request.uri().clone();
+        let host = || uri.host().unwrap_or("?");
         let reply = self
             .agent
             .run(request)
-            .map_err(|e| map_error(e, &host, self.config.max_body))?;
+            .map_err(|e| map_error(e, host(), self.config.max_body))?;
         let (parts, mut body) = reply.into_parts();
         let bytes = body
             .with_config()
             .limit(self.config.max_body)
             .read_to_vec()
-            .map_err(|e| map_error(e, &host, self.config.max_body))?;
+            .map_err(|e| map_error(e, host(), self.config.max_body))?;
         Ok(http::Response::from_parts(parts, bytes))
     }
 }
