@@ -447,9 +447,18 @@ pub(crate) fn main() -> u8 {
     if let Some(code) = fast::print_token(&argv) {
         return code;
     }
+    full(argv)
+}
+
+/// Every command through clap. Never inlined into [`main`]: every command's code is inlined
+/// here (about 140 KB), and the fast path above stays a small function apart from it, which
+/// the release build's linker script (`build.rs`) places with the rest of `print-token`'s hot
+/// code, so a cached `print-token` maps a few pages of code instead of this whole function.
+#[inline(never)]
+fn full(argv: Vec<std::ffi::OsString>) -> u8 {
     // `COMPLETE=SHELL specauth -- WORDS…`: a shell asking for completions; answers and exits.
     clap_complete::CompleteEnv::with_factory(Cli::command).complete();
-    let cli = Cli::parse_from(argv);
+    let cli = parse(argv);
     let verbose = cli.verbose;
     if verbose {
         tracing_subscriber::fmt()
@@ -533,6 +542,26 @@ pub(crate) fn main() -> u8 {
             report(&e, ctx.json);
             exit_code(&e)
         }
+    }
+}
+
+/// `Cli::parse_from(argv)`, except that clap's command tree is not dropped: freeing its few
+/// hundred allocations cost about 140 k instructions (a tenth of what clap costs a one-shot
+/// `token`), and the process exits soon after, which returns the memory anyway. Errors,
+/// `--help` and `--version` are printed and exit exactly as `parse_from` does them.
+fn parse(argv: Vec<std::ffi::OsString>) -> Cli {
+    let mut cmd = Cli::command();
+    let parsed = cmd.try_get_matches_from_mut(argv).and_then(|mut matches| {
+        <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut matches)
+            // As clap's `parse_from`: the error formatted against a fresh command.
+            .map_err(|e| e.format(&mut Cli::command()))
+    });
+    match parsed {
+        Ok(cli) => {
+            std::mem::forget(cmd);
+            cli
+        }
+        Err(e) => e.exit(),
     }
 }
 
