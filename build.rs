@@ -97,7 +97,8 @@ fn main() {
 ///   loading `libgcc_s.so` at run time: Rust asks the linker for `-lgcc_s`, and a one-line
 ///   linker script named `libgcc_s.so` in a folder searched first answers with the static
 ///   library (what `gcc -static-libgcc` does for C). Skipped when the C compiler does not
-///   name a `libgcc_eh.a`; `SPECAUTH_SHARED_LIBGCC=1` keeps the shared one.
+///   name a `libgcc_eh.a` and when cross-compiling; `SPECAUTH_SHARED_LIBGCC=1` keeps the
+///   shared one.
 fn link_for_start_up() {
     let root = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".to_owned());
     println!("cargo:rerun-if-env-changed=SPECAUTH_NO_HOT_TEXT");
@@ -107,7 +108,10 @@ fn link_for_start_up() {
     if std::env::var_os("SPECAUTH_NO_HOT_TEXT").is_none() && script.is_file() {
         println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
     }
-    if std::env::var_os("SPECAUTH_SHARED_LIBGCC").is_some() {
+    // The C compiler asked below is the host's: a cross build keeps the shared library.
+    if std::env::var_os("SPECAUTH_SHARED_LIBGCC").is_some()
+        || std::env::var("HOST").ok() != std::env::var("TARGET").ok()
+    {
         return;
     }
     let cc = std::env::var("RUSTC_LINKER").unwrap_or_else(|_| "cc".to_owned());
