@@ -132,7 +132,13 @@ struct Cli {
     command: Command,
 }
 
+// `defer`: each command's arguments are built only when that command runs (or its help, or
+// completions, ask for them): building every command's arguments for every run was most of
+// what clap cost a one-shot `token`. Names, descriptions and examples stay on the variants,
+// so `specauth --help` lists them as before. An `Args` struct must not carry a doc comment:
+// built late, it would replace the description of every command that uses the struct.
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 enum Command {
     /// Perform a grant and print the normalised token as one JSON object.
     #[command(
@@ -312,7 +318,8 @@ struct GrantArgs {
     timeout: u64,
 }
 
-/// How inputs are given: shared by every command that talks to a provider.
+// How inputs are given: shared by every command that talks to a provider.
+// (Not a doc comment: see `defer` on `cli::Command`.)
 #[derive(Args, Debug, Clone)]
 pub(crate) struct InputArgs {
     /// An input value (repeatable). NAME=- reads the value from stdin, NAME=@PATH from a
