@@ -622,6 +622,16 @@ fn every_command_help_opens_with_its_listed_description() {
             .contains("token\tPerform a grant and print the normalised token as one JSON object"),
         "{offered}"
     );
+    // A command's own options are offered before the global ones (bash and fish keep the order).
+    let out = Command::new(env!("CARGO_BIN_EXE_specauth"))
+        .env("COMPLETE", "fish")
+        .args(["--", "specauth", "token", "--"])
+        .output()
+        .unwrap();
+    let offered = stdout(&out);
+    let own = offered.find("--set\t").expect("--set offered");
+    let global = offered.find("--specs\t").expect("--specs offered");
+    assert!(own < global, "{offered}");
 }
 
 #[test]

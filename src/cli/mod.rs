@@ -464,7 +464,7 @@ pub(crate) fn main() -> u8 {
 #[inline(never)]
 fn full(argv: Vec<std::ffi::OsString>) -> u8 {
     // `COMPLETE=SHELL specauth -- WORDS…`: a shell asking for completions; answers and exits.
-    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
+    clap_complete::CompleteEnv::with_factory(completion_command).complete();
     let cli = parse(argv);
     let verbose = cli.verbose;
     if verbose {
@@ -550,6 +550,24 @@ fn full(argv: Vec<std::ffi::OsString>) -> u8 {
             exit_code(&e)
         }
     }
+}
+
+/// The command tree the completion engine walks: every command built before the global
+/// options are added to it, so that, as before `defer`, a command's own options are offered
+/// before the global ones.
+fn completion_command() -> clap::Command {
+    let mut cmd = Cli::command();
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    for name in names {
+        cmd = cmd.mut_subcommand(name, |mut c| {
+            c.build();
+            c
+        });
+    }
+    cmd
 }
 
 /// `Cli::parse_from(argv)`, except that clap's command tree is not dropped: freeing its few
