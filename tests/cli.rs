@@ -583,6 +583,57 @@ fn help_shows_the_commands_own_options_before_the_global_ones() {
     }
 }
 
+/// Each command's own `--help` opens with the description `specauth --help` lists for it, and
+/// completion offers the same one: clap builds a command's arguments only when it runs
+/// (`defer`), and a doc comment on an argument struct would then replace the description.
+#[test]
+fn every_command_help_opens_with_its_listed_description() {
+    let root = stdout(&specauth(&["--help"]));
+    let listed: Vec<(String, String)> = root
+        .split_once("Commands:\n")
+        .expect("a Commands list")
+        .1
+        .lines()
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| {
+            let (name, about) = l.trim().split_once(char::is_whitespace)?;
+            Some((name.to_owned(), about.trim().to_owned()))
+        })
+        .filter(|(name, _)| name != "help")
+        .collect();
+    assert!(listed.len() >= 20, "{root}");
+    for (name, about) in &listed {
+        let help = stdout(&specauth(&[name, "--help"]));
+        let first = help.lines().next().unwrap_or("");
+        // The list cuts a long description at its first sentence or line; the help has it whole.
+        assert!(
+            first.starts_with(about.trim_end_matches('.')),
+            "`{name} --help` opens with {first:?}, `--help` lists {about:?}"
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_specauth"))
+        .env("COMPLETE", "fish")
+        .args(["--", "specauth", "tok"])
+        .output()
+        .unwrap();
+    let offered = stdout(&out);
+    assert!(
+        offered
+            .contains("token\tPerform a grant and print the normalised token as one JSON object"),
+        "{offered}"
+    );
+    // A command's own options are offered before the global ones (bash and fish keep the order).
+    let out = Command::new(env!("CARGO_BIN_EXE_specauth"))
+        .env("COMPLETE", "fish")
+        .args(["--", "specauth", "token", "--"])
+        .output()
+        .unwrap();
+    let offered = stdout(&out);
+    let own = offered.find("--set\t").expect("--set offered");
+    let global = offered.find("--specs\t").expect("--specs offered");
+    assert!(own < global, "{offered}");
+}
+
 #[test]
 fn completion_is_computed_from_specs_and_profiles_at_each_tab() {
     let dir = tempfile::tempdir().unwrap();

@@ -28,7 +28,8 @@ fn read_request(what: &str) -> Result<String, Error> {
     Ok(text)
 }
 
-/// Options shared by the adapters: how fresh the token must be, and how long to wait.
+// Options shared by the adapters: how fresh the token must be, and how long to wait.
+// (Not a doc comment: see `defer` on `cli::Command`.)
 #[derive(Args, Debug)]
 pub(crate) struct Freshness {
     /// Refresh first when the token expires within this many seconds.

@@ -132,7 +132,13 @@ struct Cli {
     command: Command,
 }
 
+// `defer`: each command's arguments are built only when that command runs (or its help, or
+// completions, ask for them): building every command's arguments for every run was most of
+// what clap cost a one-shot `token`. Names, descriptions and examples stay on the variants,
+// so `specauth --help` lists them as before. An `Args` struct must not carry a doc comment:
+// built late, it would replace the description of every command that uses the struct.
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 enum Command {
     /// Perform a grant and print the normalised token as one JSON object.
     #[command(
@@ -312,7 +318,8 @@ struct GrantArgs {
     timeout: u64,
 }
 
-/// How inputs are given: shared by every command that talks to a provider.
+// How inputs are given: shared by every command that talks to a provider.
+// (Not a doc comment: see `defer` on `cli::Command`.)
 #[derive(Args, Debug, Clone)]
 pub(crate) struct InputArgs {
     /// An input value (repeatable). NAME=- reads the value from stdin, NAME=@PATH from a
@@ -447,9 +454,18 @@ pub(crate) fn main() -> u8 {
     if let Some(code) = fast::print_token(&argv) {
         return code;
     }
+    full(argv)
+}
+
+/// Every command through clap. Never inlined into [`main`]: every command's code is inlined
+/// here (about 140 KB), and the fast path above stays a small function apart from it, which
+/// the release build's linker script (`build.rs`) places with the rest of `print-token`'s hot
+/// code, so a cached `print-token` maps a few pages of code instead of this whole function.
+#[inline(never)]
+fn full(argv: Vec<std::ffi::OsString>) -> u8 {
     // `COMPLETE=SHELL specauth -- WORDS…`: a shell asking for completions; answers and exits.
-    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
-    let cli = Cli::parse_from(argv);
+    clap_complete::CompleteEnv::with_factory(completion_command).complete();
+    let cli = parse(argv);
     let verbose = cli.verbose;
     if verbose {
         tracing_subscriber::fmt()
@@ -533,6 +549,44 @@ pub(crate) fn main() -> u8 {
             report(&e, ctx.json);
             exit_code(&e)
         }
+    }
+}
+
+/// The command tree the completion engine walks: every command built before the global
+/// options are added to it, so that, as before `defer`, a command's own options are offered
+/// before the global ones.
+fn completion_command() -> clap::Command {
+    let mut cmd = Cli::command();
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    for name in names {
+        cmd = cmd.mut_subcommand(name, |mut c| {
+            c.build();
+            c
+        });
+    }
+    cmd
+}
+
+/// `Cli::parse_from(argv)`, except that clap's command tree is not dropped: freeing its few
+/// hundred allocations cost about 140 k instructions (a tenth of what clap costs a one-shot
+/// `token`), and the process exits soon after, which returns the memory anyway. Errors,
+/// `--help` and `--version` are printed and exit exactly as `parse_from` does them.
+fn parse(argv: Vec<std::ffi::OsString>) -> Cli {
+    let mut cmd = Cli::command();
+    let parsed = cmd.try_get_matches_from_mut(argv).and_then(|mut matches| {
+        <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut matches)
+            // As clap's `parse_from`: the error formatted against a fresh command.
+            .map_err(|e| e.format(&mut Cli::command()))
+    });
+    match parsed {
+        Ok(cli) => {
+            std::mem::forget(cmd);
+            cli
+        }
+        Err(e) => e.exit(),
     }
 }
 

@@ -8,7 +8,8 @@ use specauth::store::Store as _;
 
 use super::exit;
 
-/// `print-token` flags for tokens bound to resources or to a DPoP key.
+// `print-token` flags for tokens bound to resources or to a DPoP key.
+// (Not a doc comment: see `defer` on `cli::Command`.)
 #[derive(Args, Debug, Default)]
 pub(crate) struct PrintTokenExtra {
     /// A token requested for this resource (RFC 8707): the --profile's when it was, else the
@@ -132,7 +133,8 @@ pub(crate) fn extend_summary(entry: &StoredToken, summary: &mut serde_json::Valu
     }
 }
 
-/// `login --mcp URL`: sign in to an MCP server.
+// `login --mcp URL`: sign in to an MCP server.
+// (Not a doc comment: see `defer` on `cli::Command`.)
 #[derive(Args, Debug, Default)]
 pub(crate) struct McpArgs {
     /// Sign in to the MCP server at this URL (its protected resource metadata, its
