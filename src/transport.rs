@@ -188,7 +188,7 @@ impl UreqTransport {
                     .collect();
             tls = tls.root_certs(RootCerts::new_with_certs(&certs));
         }
-        let agent = ureq::Agent::config_builder()
+        let agent_config = ureq::Agent::config_builder()
             .timeout_connect(Some(config.connect_timeout))
             .timeout_global(Some(config.timeout))
             .max_redirects(0)
@@ -196,8 +196,12 @@ impl UreqTransport {
             .http_status_as_error(false)
             .user_agent(config.user_agent.as_str())
             .tls_config(tls.build())
-            .build()
-            .new_agent();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            agent_config,
+            ureq::unversioned::transport::DefaultConnector::new(),
+            AddressFirst::default(),
+        );
         UreqTransport {
             agent,
             config,
@@ -209,6 +213,63 @@ impl UreqTransport {
     /// The underlying agent (to share its connection pool).
     pub fn agent(&self) -> &ureq::Agent {
         &self.agent
+    }
+}
+
+/// ureq's resolver, except that a URL whose host is an IP address is not looked up at all.
+///
+/// Under a timeout, ureq resolves every host on a thread of its own so that a slow lookup can
+/// be abandoned, even `127.0.0.1`: a thread, its stack and about a tenth of a one-shot
+/// `specauth token`'s page faults, for an address that needs no lookup. A host name still goes
+/// through ureq's resolver, bounded by the timeout.
+#[derive(Debug, Default)]
+struct AddressFirst(ureq::unversioned::resolver::DefaultResolver);
+
+impl ureq::unversioned::resolver::Resolver for AddressFirst {
+    fn resolve(
+        &self,
+        uri: &http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        if let Some(addr) = literal_address(uri)
+            && family_wanted(config.ip_family(), &addr)
+        {
+            let mut out = self.empty();
+            out.push(addr);
+            return Ok(out);
+        }
+        self.0.resolve(uri, config, timeout)
+    }
+}
+
+/// The socket address of a URL whose host is an IP address (`http://127.0.0.1:8080/…`,
+/// `https://[::1]/…`), with the scheme's port when the URL names none.
+fn literal_address(uri: &http::Uri) -> Option<std::net::SocketAddr> {
+    let authority = uri.authority()?;
+    let host = authority.host();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    let port = match authority.port_u16() {
+        Some(port) => port,
+        None => match uri.scheme_str()? {
+            "https" => 443,
+            "http" => 80,
+            _ => return None,
+        },
+    };
+    Some(std::net::SocketAddr::new(ip, port))
+}
+
+fn family_wanted(family: ureq::config::IpFamily, addr: &std::net::SocketAddr) -> bool {
+    use ureq::config::IpFamily;
+    match family {
+        IpFamily::Ipv4Only => addr.is_ipv4(),
+        IpFamily::Ipv6Only => addr.is_ipv6(),
+        _ => true,
     }
 }
 
@@ -340,3 +401,30 @@ impl<T: AsyncTransport + ?Sized> AsyncTransport for std::sync::Arc<T> {
 mod reqwest_transport;
 #[cfg(feature = "reqwest")]
 pub use reqwest_transport::ReqwestTransport;
+
+#[cfg(test)]
+mod tests {
+    use super::literal_address;
+
+    #[test]
+    fn an_ip_address_needs_no_lookup_and_a_name_does() {
+        let addr = |url: &str| literal_address(&url.parse().expect("a URL"));
+        assert_eq!(
+            addr("http://127.0.0.1:8080/token"),
+            Some("127.0.0.1:8080".parse().expect("an address"))
+        );
+        assert_eq!(
+            addr("https://10.1.2.3/token"),
+            Some("10.1.2.3:443".parse().expect("an address"))
+        );
+        assert_eq!(
+            addr("http://[::1]/token"),
+            Some("[::1]:80".parse().expect("an address"))
+        );
+        assert_eq!(addr("https://auth.example.com/token"), None);
+        assert_eq!(addr("https://localhost:8443/token"), None);
+        // Not an address, whatever it looks like: left to the resolver, which refuses it.
+        assert_eq!(addr("http://127.0.0.1.example/token"), None);
+        assert_eq!(addr("http://999.1.1.1/token"), None);
+    }
+}
