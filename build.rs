@@ -26,50 +26,22 @@ fn main() {
     // target folder must still bundle its own tree's specs.
     let root = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".to_owned());
     let dir = Path::new(&root).join("specs");
-    println!("cargo:rerun-if-changed={}", dir.display());
-    let mut entries: Vec<(String, String)> = std::fs::read_dir(&dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-                .filter_map(|p| {
-                    let id = p.file_stem()?.to_str()?.to_owned();
-                    Some((id, p.display().to_string()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    entries.sort();
-    let mut out = String::from("/// Bundled specs: (id, YAML text), sorted by id.\n");
-    out.push_str("pub(crate) static BUNDLED: &[(&str, &str)] = &[\n");
-    for (id, path) in &entries {
-        println!("cargo:rerun-if-changed={path}");
-        writeln!(out, "    ({id:?}, include_str!({path:?})),").unwrap();
-    }
-    out.push_str("];\n");
+    let mut out = String::new();
+    bundle(
+        &mut out,
+        &dir,
+        "yaml",
+        "BUNDLED",
+        "Bundled specs: (id, YAML text), sorted by id.",
+    );
     // The bundled bases in compact form (src/spec/load.rs reads them instead of their YAML).
-    let compiled = dir.join("compiled");
-    println!("cargo:rerun-if-changed={}", compiled.display());
-    let mut forms: Vec<(String, String)> = std::fs::read_dir(&compiled)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .filter_map(|p| {
-                    let id = p.file_stem()?.to_str()?.to_owned();
-                    Some((id, p.display().to_string()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    forms.sort();
-    out.push_str("/// Compiled forms of bundled bases: (id, compact text), sorted by id.\n");
-    out.push_str("pub(crate) static COMPILED: &[(&str, &str)] = &[\n");
-    for (id, path) in &forms {
-        println!("cargo:rerun-if-changed={path}");
-        writeln!(out, "    ({id:?}, include_str!({path:?})),").unwrap();
-    }
-    out.push_str("];\n");
+    bundle(
+        &mut out,
+        &dir.join("compiled"),
+        "json",
+        "COMPILED",
+        "Compiled forms of bundled bases: (id, compact text), sorted by id.",
+    );
     let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("bundled.rs");
     std::fs::write(dest, out).unwrap();
 }
@@ -140,4 +112,30 @@ fn link_for_start_up() {
     if written.is_ok() {
         println!("cargo:rustc-link-arg-bins=-L{}", dir.display());
     }
+}
+
+/// Appends to `out` a static `name` of (file stem, text) for every `*.ext` file in `dir`,
+/// sorted by stem, each included with `include_str!`, and tells cargo to watch them.
+fn bundle(out: &mut String, dir: &Path, ext: &str, name: &str, doc: &str) {
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut entries: Vec<(String, String)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == ext))
+                .filter_map(|p| {
+                    let id = p.file_stem()?.to_str()?.to_owned();
+                    Some((id, p.display().to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    entries.sort();
+    writeln!(out, "/// {doc}").unwrap();
+    writeln!(out, "pub(crate) static {name}: &[(&str, &str)] = &[").unwrap();
+    for (id, path) in &entries {
+        println!("cargo:rerun-if-changed={path}");
+        writeln!(out, "    ({id:?}, include_str!({path:?})),").unwrap();
+    }
+    out.push_str("];\n");
 }
