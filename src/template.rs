@@ -364,15 +364,7 @@ fn with_joined(id: &str, secret: &str, form_encode: bool, f: impl FnOnce(&[u8]))
         len: 0,
         fits: true,
     };
-    if form_encode {
-        form_urlencoded::byte_serialize(id.as_bytes()).for_each(|s| buf.push(s));
-        buf.push(":");
-        form_urlencoded::byte_serialize(secret.as_bytes()).for_each(|s| buf.push(s));
-    } else {
-        buf.push(id);
-        buf.push(":");
-        buf.push(secret);
-    }
+    join_parts(id, secret, form_encode, |s| buf.push(s));
     match buf.bytes.get(..buf.len) {
         Some(joined) if buf.fits => f(joined),
         _ => f(joined(id, secret, form_encode).as_bytes()),
@@ -406,16 +398,22 @@ pub(crate) fn basic_credentials(id: &str, secret: &str, form_encode: bool) -> St
 fn joined(id: &str, secret: &str, form_encode: bool) -> String {
     // One buffer, no `format!`: this runs on every Basic-authenticated request.
     let mut joined = String::with_capacity(id.len() + secret.len() + 1);
-    if form_encode {
-        form_urlencoded::byte_serialize(id.as_bytes()).for_each(|s| joined.push_str(s));
-        joined.push(':');
-        form_urlencoded::byte_serialize(secret.as_bytes()).for_each(|s| joined.push_str(s));
-    } else {
-        joined.push_str(id);
-        joined.push(':');
-        joined.push_str(secret);
-    }
+    join_parts(id, secret, form_encode, |s| joined.push_str(s));
     joined
+}
+
+/// `id:secret`, each part form-urlencoded first when asked (RFC 6749 §2.3.1), handed to `push`
+/// piece by piece.
+fn join_parts(id: &str, secret: &str, form_encode: bool, mut push: impl FnMut(&str)) {
+    if form_encode {
+        form_urlencoded::byte_serialize(id.as_bytes()).for_each(&mut push);
+        push(":");
+        form_urlencoded::byte_serialize(secret.as_bytes()).for_each(&mut push);
+    } else {
+        push(id);
+        push(":");
+        push(secret);
+    }
 }
 
 /// Classifies template text, once, when the spec is compiled: a literal, a bare variable, text
