@@ -34,13 +34,13 @@ fn main() {
         "BUNDLED",
         "Bundled specs: (id, YAML text), sorted by id.",
     );
-    // The bundled bases in compact form (src/spec/load.rs reads them instead of their YAML).
+    // The bundled specs in compact form (src/spec/load.rs reads them instead of their YAML).
     bundle(
         &mut out,
         &dir.join("compiled"),
         "json",
         "COMPILED",
-        "Compiled forms of bundled bases: (id, compact text), sorted by id.",
+        "Compiled forms of bundled specs: (id, compact text), sorted by id.",
     );
     let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("bundled.rs");
     std::fs::write(dest, out).unwrap();

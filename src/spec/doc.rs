@@ -27,15 +27,16 @@ thread_local! {
 }
 
 thread_local! {
-    /// Whether documents are read from their compact form (a compiled base, see
+    /// Whether documents are read from their compact form (a bundled spec's, see
     /// [`with_compact`]) rather than from YAML.
     static COMPACT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Runs `f` reading documents in their compact form: what [`Serialize`] writes, JSON in
 /// practice, in which every [`At`] is `[line, column, value]` and every value written short in
-/// YAML is written long. A bundled base is kept in this form, so a process that needs it does
-/// not parse its YAML: JSON of known shape reads about ten times faster, positions included.
+/// YAML is written long. Every bundled spec is kept in this form too, so a process that needs
+/// one does not parse its YAML: JSON of known shape reads several times faster, positions
+/// included.
 pub(crate) fn with_compact<R>(f: impl FnOnce() -> R) -> R {
     let previous = COMPACT.with(|c| c.replace(true));
     let out = f();
@@ -67,7 +68,7 @@ fn examples_or_skip<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<At<ExampleDoc
     }
 }
 
-/// The compact form is of a base, whose examples are never inherited: none are written.
+/// The compact form is for loading for use, which skips examples: none are written.
 fn no_examples<S: Serializer>(_: &[At<ExampleDoc>], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_seq(Some(0))?.end()
 }

@@ -122,7 +122,7 @@ impl Loader {
         match source {
             Some(Source::File(p)) => self.load_file(&p),
             Some(Source::Bundled(id, text)) => {
-                self.compile(Arc::from(bundled_name(id)), SpecText::Static(text))
+                self.compile(Arc::from(bundled_name(id)), SpecText::Bundled(id, text))
             }
             None => Err(Error::Usage(format!(
                 "no spec `{id_or_path}`: not a file, not in {}the bundled specs{}",
@@ -236,7 +236,11 @@ impl Loader {
     }
 
     fn compile(&self, file: Arc<str>, text: SpecText) -> Result<Spec, Error> {
-        let doc = parse(&file, &text, !self.examples)?;
+        let doc = match text {
+            // A bundled spec loaded for use is read from its compiled form when it has one.
+            SpecText::Bundled(id, t) if !self.examples => bundled_doc(id, &file, t)?,
+            _ => parse(&file, &text, !self.examples)?,
+        };
         let stem = Path::new(&*file)
             .file_stem()
             .and_then(|s| s.to_str())
@@ -367,12 +371,7 @@ fn bundled_base(id: &'static str, file: &Arc<str>, text: &str) -> Result<SpecDoc
     if let Some(doc) = cache.lock().unwrap_or_else(PoisonError::into_inner).get(id) {
         return Ok(doc.clone());
     }
-    let doc = match compiled_form(id, text) {
-        // A compiled form that does not read (it cannot, unless edited by hand) costs only the
-        // time: the YAML is the truth.
-        Some(form) => from_compact(file, form).or_else(|_| parse(file, text, true))?,
-        None => parse(file, text, true)?,
-    };
+    let doc = bundled_doc(id, file, text)?;
     cache
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -380,12 +379,23 @@ fn bundled_base(id: &'static str, file: &Arc<str>, text: &str) -> Result<SpecDoc
     Ok(doc)
 }
 
-/// The compiled form of bundled base `id`, when there is one and it was made from `text`.
+/// Bundled spec `id`'s document without its examples: read from its compiled form when that
+/// was made from `text`, else parsed from `text`.
+fn bundled_doc(id: &str, file: &Arc<str>, text: &str) -> Result<SpecDoc, SpecError> {
+    match compiled_form(id, text) {
+        // A compiled form that does not read (it cannot, unless edited by hand) costs only the
+        // time: the YAML is the truth.
+        Some(form) => from_compact(file, form).or_else(|_| parse(file, text, true)),
+        None => parse(file, text, true),
+    }
+}
+
+/// The compiled form of bundled spec `id`, when there is one and it was made from `text`.
 ///
-/// A compiled form is the base's document (examples skipped) in the compact form of
+/// A compiled form is the spec's document (examples skipped) in the compact form of
 /// [`doc::with_compact`], after a first line naming the YAML it was made from; a unit test
-/// keeps every one current (`SPECAUTH_WRITE_COMPILED=1 cargo test --lib compiled_bases`
-/// rewrites them). One made from other YAML is ignored, so an edited base is never served
+/// keeps every one current (`SPECAUTH_WRITE_COMPILED=1 cargo test --lib compiled_forms`
+/// rewrites them). One made from other YAML is ignored, so an edited spec is never served
 /// stale, only parsed.
 fn compiled_form(id: &str, text: &str) -> Option<&'static str> {
     let (_, form) = COMPILED.iter().find(|(cid, _)| *cid == id)?;
@@ -402,14 +412,14 @@ fn source_line(text: &str) -> String {
     format!("yaml {} {hash:016x}", text.len())
 }
 
-/// A base's document read from its compact form.
+/// A bundled spec's document read from its compact form.
 fn from_compact(file: &Arc<str>, form: &str) -> Result<SpecDoc, serde_json::Error> {
     doc::with_file(file, || {
         doc::with_compact(|| serde_json::from_str::<SpecDoc>(form))
     })
 }
 
-/// The compiled form of a base's YAML: what `compiled_form` reads back.
+/// The compiled form of a bundled spec's YAML: what `compiled_form` reads back.
 #[cfg(test)]
 fn compile_form(file: &Arc<str>, text: &str) -> Result<String, SpecError> {
     let doc = parse(file, text, true)?;
@@ -445,7 +455,8 @@ fn read_limited(path: &Path, file: &Arc<str>) -> Result<String, Error> {
 /// A spec file's text, kept by a spec loaded for use to read its examples on first use.
 #[derive(Clone, Debug)]
 pub(crate) enum SpecText {
-    Static(&'static str),
+    /// A bundled spec: its id and text.
+    Bundled(&'static str, &'static str),
     Shared(Arc<str>),
 }
 
@@ -453,7 +464,7 @@ impl std::ops::Deref for SpecText {
     type Target = str;
     fn deref(&self) -> &str {
         match self {
-            SpecText::Static(s) => s,
+            SpecText::Bundled(_, s) => s,
             SpecText::Shared(s) => s,
         }
     }
@@ -720,21 +731,25 @@ mod tests {
         }
     }
 
-    /// Every bundled base has a compiled form, made from its current YAML, that reads back as
-    /// exactly the document its YAML gives (every value and every position).
-    /// `SPECAUTH_WRITE_COMPILED=1` rewrites the forms instead (then rebuild to bundle them).
+    /// Every bundled spec has a compiled form, made from its current YAML, that reads back as
+    /// exactly the document its YAML gives (every value and every position); no form is left
+    /// over from a spec that is gone. `SPECAUTH_WRITE_COMPILED=1` rewrites the forms instead
+    /// (then rebuild to bundle them).
     #[test]
-    fn compiled_bases_are_current_and_read_back_as_their_yaml() {
+    fn compiled_forms_are_current_and_read_back_as_their_yaml() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/compiled");
         let write = std::env::var_os("SPECAUTH_WRITE_COMPILED").is_some();
-        let bases: Vec<_> = super::BUNDLED
-            .iter()
-            .filter(|(id, _)| super::is_bundled_base(id))
-            .collect();
-        assert!(bases.len() >= 2, "the bundled bases: {bases:?}");
-        for (id, text) in bases {
+        let again = "run `SPECAUTH_WRITE_COMPILED=1 cargo test --lib compiled_forms`";
+        assert!(super::BUNDLED.len() > 100, "the bundled specs");
+        if write {
+            // Forms of specs that are gone go too.
+            for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+                std::fs::remove_file(entry.path()).expect("remove an old compiled form");
+            }
+        }
+        for (id, text) in super::BUNDLED {
             let file: std::sync::Arc<str> = super::bundled_name(id).into();
-            let form = super::compile_form(&file, text).expect("a base compiles");
+            let form = super::compile_form(&file, text).expect("a bundled spec compiles");
             let path = root.join(format!("{id}.json"));
             if write {
                 std::fs::create_dir_all(&root).expect("specs/compiled");
@@ -744,7 +759,7 @@ mod tests {
             let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
             assert!(
                 on_disk == form,
-                "{} is missing or stale: run `SPECAUTH_WRITE_COMPILED=1 cargo test --lib compiled_bases`",
+                "{} is missing or stale: {again}",
                 path.display()
             );
             let bundled = super::compiled_form(id, text).unwrap_or_else(|| {
@@ -756,10 +771,18 @@ mod tests {
                 read, parsed,
                 "{id}: the compact form reads back differently"
             );
-            // Positions survive: the base's `token` endpoint is where its YAML writes it.
+            // Positions survive: the `token` endpoint is where the YAML writes it.
             if let Some(super::doc::Patch::Set(token)) = read.endpoints.get("token") {
                 assert!(token.pos.line > 0 && token.pos.column > 0, "{token:?}");
                 assert_eq!(&*token.pos.file, &*file);
+            }
+        }
+        if !write {
+            for (id, _) in super::COMPILED {
+                assert!(
+                    super::BUNDLED.iter().any(|(b, _)| b == id),
+                    "specs/compiled/{id}.json has no spec: {again}"
+                );
             }
         }
     }
