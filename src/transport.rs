@@ -66,6 +66,19 @@ impl Default for TransportConfig {
     }
 }
 
+/// The largest header block a reply may have (ureq's default, named here because the input
+/// buffer is sized from it).
+const MAX_REPLY_HEADER: usize = 64 * 1024;
+/// What a connection reads into: a little more than [`MAX_REPLY_HEADER`], so a header block over
+/// it is reported as too large rather than as a stalled connection. ureq's default is 128 KiB
+/// in and 128 KiB out, zeroed for every connection: for a token reply of a few hundred bytes,
+/// a quarter of a megabyte of memset and some 60 page faults in every one-shot process.
+const INPUT_BUFFER: usize = MAX_REPLY_HEADER + 4 * 1024;
+/// What a request is written through: its request line and headers must fit (a body goes
+/// through in pieces). 32 KiB is a whole header block as large as common servers accept
+/// (nginx's default is four 8 KiB buffers).
+const OUTPUT_BUFFER: usize = 32 * 1024;
+
 /// The default transport: ureq with timeouts, no automatic redirects (a token endpoint that
 /// redirects is reported, not followed with credentials), a capped reply body, and statuses
 /// returned rather than raised. Connections are kept alive and reused.
@@ -189,6 +202,9 @@ impl UreqTransport {
             tls = tls.root_certs(RootCerts::new_with_certs(&certs));
         }
         let agent_config = ureq::Agent::config_builder()
+            .max_response_header_size(MAX_REPLY_HEADER)
+            .input_buffer_size(INPUT_BUFFER)
+            .output_buffer_size(OUTPUT_BUFFER)
             .timeout_connect(Some(config.connect_timeout))
             .timeout_global(Some(config.timeout))
             .max_redirects(0)

@@ -112,6 +112,14 @@ impl TestServer {
             .expect("loopback origin is allowed")
     }
 
+    /// A bundled spec whose token endpoint is `path` on this server.
+    fn spec_at(&self, id: &str, path: &str) -> Spec {
+        Loader::new()
+            .load(id)
+            .and_then(|s| s.with_endpoint("token", &format!("{}{path}", self.origin)))
+            .expect("endpoint override")
+    }
+
     fn requests(&self) -> Vec<Received> {
         self.server
             .received()
@@ -826,6 +834,27 @@ fn padded_token_reply(size: usize) -> Vec<u8> {
     body
 }
 
+/// Xee's code exchange through `transport`: at `server`'s token endpoint it succeeds; at its
+/// `/over` it fails, with the transport error returned.
+fn at_and_over_the_limit(
+    transport: &UreqTransport,
+    server: &TestServer,
+) -> specauth::TransportError {
+    let token = ok(exchange(
+        transport,
+        &server.spec("xee"),
+        "authorization_code",
+        &xee_code_inputs(),
+    ));
+    assert_eq!(token.access_token.secret(), XEE_ACCESS);
+    transport_error(exchange(
+        transport,
+        &server.spec_at("xee", "/over"),
+        "authorization_code",
+        &xee_code_inputs(),
+    ))
+}
+
 fn capped(max_body: u64) -> UreqTransport {
     UreqTransport::with_config(&TransportConfig {
         max_body,
@@ -853,26 +882,7 @@ fn reply_at_the_cap_passes_and_one_byte_over_is_refused() {
         let size = if r.url.ends_with("over") { 1025 } else { 1024 };
         reply(200, Some("application/json"), padded_token_reply(size))
     });
-    let transport = capped(1024);
-    let spec = server.spec("xee");
-    let token = ok(exchange(
-        &transport,
-        &spec,
-        "authorization_code",
-        &xee_code_inputs(),
-    ));
-    assert_eq!(token.access_token.secret(), XEE_ACCESS);
-
-    let over = Loader::new()
-        .load("xee")
-        .and_then(|s| s.with_endpoint("token", &format!("{}/over", server.origin)))
-        .expect("endpoint override");
-    let t = transport_error(exchange(
-        &transport,
-        &over,
-        "authorization_code",
-        &xee_code_inputs(),
-    ));
+    let t = at_and_over_the_limit(&capped(1024), &server);
     assert_eq!(t.kind, TransportErrorKind::BodyTooLarge, "{t:?}");
 }
 
@@ -892,6 +902,35 @@ fn reply_over_the_default_cap_is_refused() {
         "{}",
         t.message
     );
+}
+
+/// The transport's buffers are sized for token endpoints, not ureq's defaults: a reply's header
+/// block up to 64 KiB still passes, a larger one is refused as too large (not as a stalled
+/// connection), and a request whose headers are large (a long secret in HTTP Basic) is sent.
+#[test]
+fn large_header_blocks_pass_up_to_their_limits() {
+    let server = TestServer::start(|r| {
+        let size = if r.url.ends_with("over") { 70 } else { 60 } * 1024;
+        let mut reply = json_reply(200, &xee_success());
+        reply.1.push(("X-Padding".to_owned(), "p".repeat(size)));
+        reply
+    });
+    let transport = transport();
+    let t = at_and_over_the_limit(&transport, &server);
+    assert!(t.message.contains("header is too big"), "{t:?}");
+
+    // A 20,000-byte secret makes a Basic header of about 27 KB.
+    let long_secret = "s".repeat(20_000);
+    let inputs = xee_code_inputs().with("client_secret", long_secret.as_str());
+    ok(exchange(
+        &transport,
+        &server.spec("xee"),
+        "authorization_code",
+        &inputs,
+    ));
+    let sent = server.requests().remove(2);
+    let basic = sent.header("authorization").expect("HTTP Basic sent");
+    assert!(basic.len() > 26_000, "{}", basic.len());
 }
 
 // ---------------------------------------------------------------------------------------------
