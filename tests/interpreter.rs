@@ -1651,3 +1651,76 @@ fn two_resources_are_two_resource_parameters_in_the_code_exchange_and_the_refres
         .collect();
     assert_eq!(values, ["https://api.example.com/v1", "urn:example:files"]);
 }
+
+/// A loader for one exchange compiles that grant and its `then:` chain only: the request it
+/// renders is the one a whole load renders, a mistake elsewhere in the spec does not stop it
+/// (a whole load, and a check with examples, still report it), and a grant the spec does not
+/// have is reported with every grant the spec has.
+#[test]
+fn a_loader_for_one_grant_compiles_that_grant_and_its_chain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("one.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "{BASE}grants:\n  password:\n    then: session\n  session:\n    fields: {{ grant_type: session }}\n  broken:\n    endpoint: nowhere\n"
+        ),
+    )
+    .expect("write the spec");
+    let whole = specauth::Loader::new()
+        .load_file(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(whole.contains("endpoint `nowhere`"), "{whole}");
+    let checked = specauth::Loader::new()
+        .with_examples()
+        .with_only_grant("password")
+        .load_file(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(checked.contains("endpoint `nowhere`"), "{checked}");
+
+    let one = specauth::Loader::new()
+        .with_only_grant("password")
+        .load_file(&path)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        one.grant_names().collect::<Vec<_>>(),
+        ["password", "session"]
+    );
+    assert!(
+        one.render("revoke", &Inputs::new()).is_err(),
+        "requests are left out"
+    );
+
+    // The same request as a whole load of a spec without the mistake renders.
+    let inputs = Inputs::new()
+        .with("client_id", "app")
+        .with("client_secret", "s3cret")
+        .with("username", "ann")
+        .with("password", "pw");
+    let full = specauth::Loader::new()
+        .load("oauth2")
+        .and_then(|s| s.with_endpoint("token", "https://auth.example.com/token"))
+        .and_then(|s| s.render("password", &inputs))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let only = specauth::Loader::new()
+        .with_only_grant("password")
+        .load("oauth2")
+        .and_then(|s| s.with_endpoint("token", "https://auth.example.com/token"))
+        .and_then(|s| s.render("password", &inputs))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(only.revealed(), full.revealed());
+
+    // An unknown grant: the spec is compiled whole and the error lists what it has.
+    let e = specauth::Loader::new()
+        .with_only_grant("passwrd")
+        .load("oauth2")
+        .and_then(|s| s.render("passwrd", &inputs))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("password") && e.contains("client_credentials"),
+        "{e}"
+    );
+}

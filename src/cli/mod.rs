@@ -418,7 +418,23 @@ impl Ctx {
         provider: &str,
         args: &InputArgs,
     ) -> Result<(Spec, Inputs), Error> {
-        let mut spec = self.loader.load(provider)?;
+        self.spec_and_inputs_from(&self.loader, provider, args)
+    }
+
+    /// [`Ctx::spec_and_inputs`] for a command that makes one grant's request and nothing
+    /// else: the spec's other grants are not compiled ([`Loader::with_only_grant`]).
+    fn grant_spec_and_inputs(&self, args: &GrantArgs) -> Result<(Spec, Inputs), Error> {
+        let loader = self.loader.clone().with_only_grant(&args.grant);
+        self.spec_and_inputs_from(&loader, &args.provider, &args.inputs)
+    }
+
+    fn spec_and_inputs_from(
+        &self,
+        loader: &Loader,
+        provider: &str,
+        args: &InputArgs,
+    ) -> Result<(Spec, Inputs), Error> {
+        let mut spec = loader.load(provider)?;
         for e in &args.endpoint {
             let (name, url) = e
                 .split_once('=')
@@ -742,7 +758,7 @@ pub(crate) fn client_for(
 }
 
 fn token(ctx: &Ctx, args: &GrantArgs) -> Result<u8, Error> {
-    let (spec, inputs) = ctx.spec_and_inputs(&args.provider, &args.inputs)?;
+    let (spec, inputs) = ctx.grant_spec_and_inputs(args)?;
     let token = client_for(args.timeout, &spec, &args.grant, &inputs)?.token(
         &spec,
         &args.grant,
@@ -753,7 +769,7 @@ fn token(ctx: &Ctx, args: &GrantArgs) -> Result<u8, Error> {
 }
 
 fn render(ctx: &Ctx, args: &GrantArgs, reveal: bool) -> Result<u8, Error> {
-    let (spec, inputs) = ctx.spec_and_inputs(&args.provider, &args.inputs)?;
+    let (spec, inputs) = ctx.grant_spec_and_inputs(args)?;
     let request = spec.render(args.grant.as_str(), &inputs)?;
     // An xml body does not escape control characters that spec values or inputs carry.
     if reveal {

@@ -75,6 +75,8 @@ pub struct Loader {
     /// The folders' spec files with the id each declares, read once, when first needed;
     /// shared by clones with the same folders.
     declared: Arc<OnceLock<Vec<(String, PathBuf)>>>,
+    /// The one grant compiled, with its `then:` chain ([`Loader::with_only_grant`]).
+    only_grant: Option<Arc<str>>,
 }
 
 enum Source {
@@ -102,6 +104,24 @@ impl Loader {
     /// methods still work, reading a spec's examples on first use.
     pub fn with_examples(mut self) -> Self {
         self.examples = true;
+        self
+    }
+
+    /// Compiles only grant `name` of each spec that declares it and the grants its `then:`
+    /// chain follows: for a process that makes that one exchange, such as `specauth token`.
+    /// The spec's other grants, its other requests (revocation, introspection, PAR, device
+    /// authorization) and its authorization URL are left out, unread, so a mistake in one of
+    /// them is not reported here; `specauth check` (a loader without this) reports it. A spec
+    /// that does not declare grant `name` is compiled whole, so that an unknown grant is
+    /// reported with every grant the spec has. No effect together with
+    /// [`Loader::with_examples`], whose examples use everything.
+    ///
+    /// ```
+    /// let spec = specauth::Loader::new().with_only_grant("refresh_token").load("oauth2").unwrap();
+    /// assert_eq!(spec.grant_names().collect::<Vec<_>>(), ["refresh_token"]);
+    /// ```
+    pub fn with_only_grant(mut self, name: &str) -> Self {
+        self.only_grant = Some(Arc::from(name));
         self
     }
 
@@ -248,7 +268,10 @@ impl Loader {
             .to_owned();
         let base = self.base(&doc, &mut vec![file.to_string()])?;
         let own = super::compile::own_declarations(base.as_ref(), &doc);
-        let merged = layer(base, doc);
+        let mut merged = layer(base, doc);
+        if let Some(grant) = self.only_grant.as_deref().filter(|_| !self.examples) {
+            keep_only_grant(&mut merged, grant);
+        }
         // Loaded for use, the examples are read from the text on first use, if ever.
         let later = (!self.examples).then_some(text);
         Ok(super::compile::compile(merged, own, &stem, file, later)?)
@@ -327,6 +350,28 @@ impl Loader {
         };
         Ok(Some(self.resolve(base_doc, seen)?))
     }
+}
+
+/// Drops every grant of `doc` but `grant` and those its `then:` chain follows, and every
+/// request that is not a grant, when `doc` declares `grant`. A chain that loops or names a
+/// missing grant keeps what it reached; the compiler reports it.
+fn keep_only_grant(doc: &mut SpecDoc, grant: &str) {
+    let set = |name: &str| doc.grants.get(name).and_then(|g| g.as_ref());
+    if set(grant).is_none() {
+        return;
+    }
+    let mut keep: Vec<String> = vec![grant.to_owned()];
+    let mut at = set(grant).and_then(|g| g.value.then.as_ref());
+    while let Some(next) = at {
+        if keep.contains(&next.value) {
+            break;
+        }
+        keep.push(next.value.clone());
+        at = set(&next.value).and_then(|g| g.value.then.as_ref());
+    }
+    doc.grants.retain(|name, _| keep.contains(name));
+    doc.requests.clear();
+    doc.authorize = doc::Patch::Absent;
 }
 
 /// `doc` merged over its resolved base, if any. `extends:` is the loader's, so it is dropped.
