@@ -274,3 +274,18 @@ fn every_spec_has_docs_and_every_grant_a_success_and_an_error_example() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// A bundled spec loaded by id for use is read from its compact form (`specs/compiled/`), its
+/// examples from its YAML on first use: every example replays exactly as from the file.
+#[test]
+fn every_bundled_spec_loaded_by_id_replays_as_its_file() {
+    let loader = Loader::new();
+    for id in specauth::spec::bundled_ids() {
+        let by_id = loader.load(id).unwrap_or_else(|e| panic!("{id}: {e}"));
+        let path = format!("{}/specs/{id}.yaml", env!("CARGO_MANIFEST_DIR"));
+        let from_file = loader
+            .load_file(std::path::Path::new(&path))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(describe(&by_id), describe(&from_file), "{id}");
+    }
+}
