@@ -424,10 +424,10 @@ fn bundled_base(id: &'static str, file: &Arc<str>, text: &str) -> Result<SpecDoc
     Ok(doc)
 }
 
-/// Bundled spec `id`'s document without its examples: read from its compiled form when that
-/// was made from `text`, else parsed from `text`.
+/// Bundled spec `id`'s document without its examples: read from its compiled form when it has
+/// one, else parsed from `text`.
 fn bundled_doc(id: &str, file: &Arc<str>, text: &str) -> Result<SpecDoc, SpecError> {
-    match compiled_form(id, text) {
+    match compiled_form(id) {
         // A compiled form that does not read (it cannot, unless edited by hand) costs only the
         // time: the YAML is the truth.
         Some(form) => from_compact(file, form).or_else(|_| parse(file, text, true)),
@@ -435,26 +435,17 @@ fn bundled_doc(id: &str, file: &Arc<str>, text: &str) -> Result<SpecDoc, SpecErr
     }
 }
 
-/// The compiled form of bundled spec `id`, when there is one and it was made from `text`.
+/// The compiled form of bundled spec `id`, when there is one.
 ///
 /// A compiled form is the spec's document (examples skipped) in the compact form of
 /// [`doc::with_compact`], after a first line naming the YAML it was made from; a unit test
 /// keeps every one current (`SPECAUTH_WRITE_COMPILED=1 cargo test --lib compiled_forms`
-/// rewrites them). One made from other YAML is ignored, so an edited spec is never served
-/// stale, only parsed.
-fn compiled_form(id: &str, text: &str) -> Option<&'static str> {
+/// rewrites them). build.rs bundles only the forms made from the YAML it bundles
+/// (`src/spec/form_source.rs`), so an edited spec is never served stale, only parsed, and
+/// no process spends time checking.
+fn compiled_form(id: &str) -> Option<&'static str> {
     let (_, form) = COMPILED.iter().find(|(cid, _)| *cid == id)?;
-    let (source, body) = form.split_once('\n')?;
-    (source == source_line(text)).then_some(body)
-}
-
-/// What a compiled form's first line says of the YAML it was made from: its length and an
-/// FNV-1a hash (a check against editing, not against an adversary: both files are bundled).
-fn source_line(text: &str) -> String {
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    format!("yaml {} {hash:016x}", text.len())
+    form.split_once('\n').map(|(_, body)| body)
 }
 
 /// A bundled spec's document read from its compact form.
@@ -462,19 +453,6 @@ fn from_compact(file: &Arc<str>, form: &str) -> Result<SpecDoc, serde_json::Erro
     doc::with_file(file, || {
         doc::with_compact(|| serde_json::from_str::<SpecDoc>(form))
     })
-}
-
-/// The compiled form of a bundled spec's YAML: what `compiled_form` reads back.
-#[cfg(test)]
-fn compile_form(file: &Arc<str>, text: &str) -> Result<String, SpecError> {
-    let doc = parse(file, text, true)?;
-    let body = serde_json::to_string(&doc).map_err(|e| {
-        SpecError::new(
-            &Pos::default(),
-            format!("cannot write the compact form: {e}"),
-        )
-    })?;
-    Ok(format!("{}\n{body}\n", source_line(text)))
 }
 
 fn bundled_name(id: &str) -> String {
@@ -750,6 +728,24 @@ fn found_at(source: &str, line: u64, column: u64) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use crate::error::{Pos, SpecError};
+
+    include!("form_source.rs");
+
+    /// The compiled form of a bundled spec's YAML: what `compiled_form` reads back.
+    fn compile_form(file: &Arc<str>, text: &str) -> Result<String, SpecError> {
+        let doc = super::parse(file, text, true)?;
+        let body = serde_json::to_string(&doc).map_err(|e| {
+            SpecError::new(
+                &Pos::default(),
+                format!("cannot write the compact form: {e}"),
+            )
+        })?;
+        Ok(format!("{}\n{body}\n", source_line(text)))
+    }
+
     use super::without_examples;
 
     #[test]
@@ -794,7 +790,7 @@ mod tests {
         }
         for (id, text) in super::BUNDLED {
             let file: std::sync::Arc<str> = super::bundled_name(id).into();
-            let form = super::compile_form(&file, text).expect("a bundled spec compiles");
+            let form = compile_form(&file, text).expect("a bundled spec compiles");
             let path = root.join(format!("{id}.json"));
             if write {
                 std::fs::create_dir_all(&root).expect("specs/compiled");
@@ -807,7 +803,7 @@ mod tests {
                 "{} is missing or stale: {again}",
                 path.display()
             );
-            let bundled = super::compiled_form(id, text).unwrap_or_else(|| {
+            let bundled = super::compiled_form(id).unwrap_or_else(|| {
                 panic!("the binary bundles no current compiled form of {id}: rebuild")
             });
             let read = super::from_compact(&file, bundled).expect("the compact form reads");
@@ -832,17 +828,20 @@ mod tests {
         }
     }
 
-    /// A compiled form made from other YAML is ignored: an edited base is parsed, never
-    /// served stale.
+    /// A compiled form made from other YAML is not bundled (build.rs asks `made_from`): an
+    /// edited spec is parsed, never served stale.
     #[test]
-    fn a_compiled_form_of_other_yaml_is_ignored() {
+    fn a_compiled_form_of_other_yaml_is_not_current() {
         let (id, text) = super::BUNDLED
             .iter()
             .find(|(id, _)| super::COMPILED.iter().any(|(c, _)| c == id))
-            .expect("a bundled base with a compiled form");
-        assert!(super::compiled_form(id, text).is_some());
+            .expect("a bundled spec with a compiled form");
+        let file: Arc<str> = super::bundled_name(id).into();
+        let form = compile_form(&file, text).expect("a bundled spec compiles");
+        assert!(made_from(&form, text));
         let edited = text.replacen("token", "tokens", 1);
-        assert!(super::compiled_form(id, &edited).is_none());
-        assert!(super::compiled_form("no-such-base", text).is_none());
+        assert!(!made_from(&form, &edited));
+        assert!(!made_from("", text));
+        assert!(super::compiled_form("no-such-spec").is_none());
     }
 }
