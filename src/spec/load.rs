@@ -405,22 +405,27 @@ fn declared_id(path: &Path) -> Option<String> {
         .id
 }
 
-/// A bundled spec parsed as a base, parsed once per process: nearly every spec extends the
-/// bundled `oauth2`, and parsing it dominated loading. A base's examples are not inherited, so
+/// A bundled spec read as a base, read at most twice per process: nearly every spec extends the
+/// bundled `oauth2`, and reading it dominated loading. The first use keeps no copy (a process
+/// that loads one spec, such as `specauth token`, would only pay for cloning it); the second
+/// reads it again and keeps it for every later use. A base's examples are not inherited, so
 /// they are skipped.
 fn bundled_base(id: &'static str, file: &Arc<str>, text: &str) -> Result<SpecDoc, SpecError> {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock, PoisonError};
-    static CACHE: OnceLock<Mutex<HashMap<&'static str, SpecDoc>>> = OnceLock::new();
+    /// By id: `None` once read, the document once read twice.
+    static CACHE: OnceLock<Mutex<HashMap<&'static str, Option<SpecDoc>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    if let Some(doc) = cache.lock().unwrap_or_else(PoisonError::into_inner).get(id) {
-        return Ok(doc.clone());
-    }
+    let seen = match cache.lock().unwrap_or_else(PoisonError::into_inner).get(id) {
+        Some(Some(doc)) => return Ok(doc.clone()),
+        Some(None) => true,
+        None => false,
+    };
     let doc = bundled_doc(id, file, text)?;
     cache
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .insert(id, doc.clone());
+        .insert(id, seen.then(|| doc.clone()));
     Ok(doc)
 }
 
