@@ -382,6 +382,26 @@ impl Ctx {
         provider: &str,
         args: &InputArgs,
     ) -> Result<(Spec, Inputs), Error> {
+        self.cached_spec_and_inputs_from(&self.loader, provider, args)
+    }
+
+    /// [`Ctx::cached_spec_and_inputs`] for refreshing a cached token: only the spec's
+    /// `refresh_token` grant is compiled ([`Loader::with_only_grant`]).
+    pub(crate) fn refresh_spec_and_inputs(
+        &self,
+        provider: &str,
+        args: &InputArgs,
+    ) -> Result<(Spec, Inputs), Error> {
+        let loader = self.loader.clone().with_only_grant("refresh_token");
+        self.cached_spec_and_inputs_from(&loader, provider, args)
+    }
+
+    fn cached_spec_and_inputs_from(
+        &self,
+        loader: &Loader,
+        provider: &str,
+        args: &InputArgs,
+    ) -> Result<(Spec, Inputs), Error> {
         if args.endpoint.is_empty()
             && !specauth::spec::is_path(provider)
             && let Some(entry) = self.store()?.load(provider, &args.profile)?
@@ -393,9 +413,9 @@ impl Ctx {
                 .iter()
                 .map(|(name, url)| format!("{name}={url}"))
                 .collect();
-            return self.spec_and_inputs(provider, &args);
+            return self.spec_and_inputs_from(loader, provider, &args);
         }
-        self.spec_and_inputs(provider, args)
+        self.spec_and_inputs_from(loader, provider, args)
     }
 
     /// The `--endpoint NAME=URL` overrides, by name.

@@ -306,7 +306,7 @@ pub(crate) fn valid_token(
     {
         return Ok(entry);
     }
-    let (spec, inputs) = ctx.cached_spec_and_inputs(provider, inputs)?;
+    let (spec, inputs) = ctx.refresh_spec_and_inputs(provider, inputs)?;
     let client = client_for(timeout, &spec, "refresh_token", &inputs)?;
     session::fresh_token(&client, &spec, &store, profile, &inputs, min_valid)
 }
