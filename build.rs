@@ -38,9 +38,9 @@ fn main() {
     // The bundled specs in compact form (src/spec/load.rs reads them instead of their YAML).
     // Only a form made from the YAML bundled beside it: a stale one is left out, and that
     // spec is parsed from its YAML (a warning says to rewrite the forms).
-    let current = |id: &str, form: &str| {
-        let yaml = std::fs::read_to_string(dir.join(format!("{id}.yaml"))).unwrap_or_default();
-        let made = made_from(form, &yaml);
+    let current = |id: &str, form: &Path| {
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        let made = made_from(&read(form), &read(&dir.join(format!("{id}.yaml"))));
         if !made {
             println!(
                 "cargo:warning=specs/compiled/{id}.json was not made from specs/{id}.yaml; run `SPECAUTH_WRITE_COMPILED=1 cargo test --lib compiled_forms`"
@@ -130,14 +130,14 @@ fn link_for_start_up() {
 
 /// Appends to `out` a static `name` of (file stem, text) for every `*.ext` file in `dir`,
 /// sorted by stem, each included with `include_str!`, and tells cargo to watch them; a file for
-/// which `keep(stem, text)` is false is left out.
+/// which `keep(stem, path)` is false is left out.
 fn bundle(
     out: &mut String,
     dir: &Path,
     ext: &str,
     name: &str,
     doc: &str,
-    keep: &dyn Fn(&str, &str) -> bool,
+    keep: &dyn Fn(&str, &Path) -> bool,
 ) {
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut entries: Vec<(String, String)> = std::fs::read_dir(dir)
@@ -157,7 +157,7 @@ fn bundle(
     writeln!(out, "pub(crate) static {name}: &[(&str, &str)] = &[").unwrap();
     for (id, path) in &entries {
         println!("cargo:rerun-if-changed={path}");
-        if !keep(id, &std::fs::read_to_string(path).unwrap_or_default()) {
+        if !keep(id, Path::new(path)) {
             continue;
         }
         writeln!(out, "    ({id:?}, include_str!({path:?})),").unwrap();
