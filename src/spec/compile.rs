@@ -59,7 +59,7 @@ pub(crate) fn compile(
         .unwrap_or_else(|| id.clone());
 
     let mut c = Compiler {
-        env: template::environment(),
+        env: None,
         inputs: Map::default(),
         removed_inputs: doc.inputs.removed.clone(),
         counter: 0,
@@ -264,7 +264,9 @@ pub(crate) fn compile(
         redirect,
         own,
         examples: super::Examples::default(),
-        env: c.env,
+        // A spec whose templates all render without the engine never builds it (its builtin
+        // filters and tests are a one-shot command's largest single set-up cost).
+        env: c.env.unwrap_or_else(minijinja::Environment::empty),
     });
     match examples_later {
         Some(text) => spec.data_mut().examples = super::Examples::later(text),
@@ -391,7 +393,8 @@ struct TemplateContext<'a> {
 }
 
 struct Compiler {
-    env: minijinja::Environment<'static>,
+    /// The template engine, made on the first template that needs it.
+    env: Option<minijinja::Environment<'static>>,
     inputs: Map<String, InputDef>,
     /// Inputs a spec removed (`name: null`), and where.
     removed_inputs: IndexMap<String, Pos>,
@@ -431,22 +434,20 @@ impl Compiler {
             Classified::Parts(_) | Classified::Jinja => {
                 self.counter += 1;
                 let name = format!("{what}#{}", self.counter);
-                self.env
-                    .add_template_owned(name.clone(), text.value.clone())
+                let env = self.env.get_or_insert_with(template::environment);
+                env.add_template_owned(name.clone(), text.value.clone())
                     .map_err(|e| {
                         let detail = without_template_name(&template::describe(&e), &name);
                         SpecError::new(&text.pos, format!("bad template in {what}: {detail}"))
                     })?;
-                let compiled = self.env.get_template(&name).map_err(|e| {
+                let compiled = env.get_template(&name).map_err(|e| {
                     SpecError::new(&text.pos, format!("bad template in {what}: {e}"))
                 })?;
                 // Globals such as `range` are the engine's, not inputs.
                 let mut vars: Vec<String> = compiled
                     .undeclared_variables(false)
                     .into_iter()
-                    .filter(|v| {
-                        self.inputs.contains_key(v) || self.env.globals().all(|(g, _)| g != v)
-                    })
+                    .filter(|v| self.inputs.contains_key(v) || env.globals().all(|(g, _)| g != v))
                     .collect();
                 vars.sort();
                 for v in &vars {
@@ -893,19 +894,18 @@ impl Compiler {
         if let Some(template) = text.strip_prefix("template:") {
             self.counter += 1;
             let name = format!("{what}#{}", self.counter);
-            self.env
-                .add_template_owned(name.clone(), template.trim().to_owned())
+            let env = self.env.get_or_insert_with(template::environment);
+            env.add_template_owned(name.clone(), template.trim().to_owned())
                 .map_err(|e| {
                     let detail = without_template_name(&template::describe(&e), &name);
                     SpecError::new(&p.pos, format!("bad template in {what}: {detail}"))
                 })?;
-            let compiled = self
-                .env
+            let compiled = env
                 .get_template(&name)
                 .map_err(|e| SpecError::new(&p.pos, format!("bad template in {what}: {e}")))?;
             for v in compiled.undeclared_variables(false) {
                 let known = matches!(v.as_str(), "body" | "headers" | "cookies")
-                    || self.env.globals().any(|(g, _)| g == v);
+                    || env.globals().any(|(g, _)| g == v);
                 if !known {
                     return Err(SpecError::new(
                         &p.pos,
