@@ -1659,6 +1659,33 @@ fn two_resources_are_two_resource_parameters_in_the_code_exchange_and_the_refres
 #[test]
 fn a_loader_for_one_grant_compiles_that_grant_and_its_chain() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let revoke = specauth::RequestKind::from_name("revoke");
+    // A request's name keeps the requests (they are not even read for a grant's name), the
+    // base's included. First in this test: the bundled base is kept for the process from its
+    // second use, and only a process whose first loads skip the requests can tell whether the
+    // kept copy is kept apart from a whole load's.
+    let plain = dir.path().join("plain.yaml");
+    std::fs::write(&plain, BASE).expect("write the spec");
+    let has_revoke = |loader: specauth::Loader| {
+        let e = loader
+            .load_file(&plain)
+            .and_then(|s| s.render(&revoke, &Inputs::new()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no `revocation` endpoint"), "{e}");
+    };
+    has_revoke(specauth::Loader::new().with_only_grant("revoke"));
+    for _ in 0..3 {
+        let e = specauth::Loader::new()
+            .with_only_grant("password")
+            .load_file(&plain)
+            .and_then(|s| s.render(&revoke, &Inputs::new()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("has no request `revoke`"), "{e}");
+    }
+    has_revoke(specauth::Loader::new());
+
     let path = dir.path().join("one.yaml");
     std::fs::write(
         &path,
@@ -1688,9 +1715,10 @@ fn a_loader_for_one_grant_compiles_that_grant_and_its_chain() {
         one.grant_names().collect::<Vec<_>>(),
         ["password", "session"]
     );
+    let e = one.render(&revoke, &Inputs::new()).unwrap_err().to_string();
     assert!(
-        one.render("revoke", &Inputs::new()).is_err(),
-        "requests are left out"
+        e.contains("has no request `revoke`"),
+        "requests are left out: {e}"
     );
 
     // The same request as a whole load of a spec without the mistake renders.
@@ -1723,4 +1751,17 @@ fn a_loader_for_one_grant_compiles_that_grant_and_its_chain() {
         e.contains("password") && e.contains("client_credentials"),
         "{e}"
     );
+
+    // Skipped, the other requests must still be well-formed YAML.
+    std::fs::write(
+        &path,
+        format!("{BASE}grants:\n  password: {{}}\nrequests:\n  revoke: [unclosed\n"),
+    )
+    .expect("write the spec");
+    let e = specauth::Loader::new()
+        .with_only_grant("password")
+        .load_file(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("one.yaml:"), "a YAML error names its place: {e}");
 }

@@ -68,6 +68,39 @@ fn examples_or_skip<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<At<ExampleDoc
     }
 }
 
+thread_local! {
+    /// Whether `authorize:` and `requests:` are skipped rather than read: set while a spec is
+    /// loaded to make one token grant's exchange ([`with_other_requests_skipped`]).
+    static SKIP_OTHER_REQUESTS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with `authorize:` and `requests:` skipped (`true`) or read (`false`): a process
+/// that makes one grant's exchange uses neither (a third of the bundled base). Skipped text is
+/// still well-formed (the parser checks it).
+pub(crate) fn with_other_requests_skipped<R>(skip: bool, f: impl FnOnce() -> R) -> R {
+    let previous = SKIP_OTHER_REQUESTS.with(|c| c.replace(skip));
+    let out = f();
+    SKIP_OTHER_REQUESTS.with(|c| c.set(previous));
+    out
+}
+
+/// Whether `authorize:` and `requests:` are being skipped.
+pub(crate) fn other_requests_skipped() -> bool {
+    SKIP_OTHER_REQUESTS.with(std::cell::Cell::get)
+}
+
+/// A section read as written, or its default (absent) while other requests are skipped.
+fn unless_other_requests_skipped<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
+    d: D,
+) -> Result<T, D::Error> {
+    if other_requests_skipped() {
+        de::IgnoredAny::deserialize(d)?;
+        Ok(T::default())
+    } else {
+        T::deserialize(d)
+    }
+}
+
 /// The compact form is for loading for use, which skips examples: none are written.
 fn no_examples<S: Serializer>(_: &[At<ExampleDoc>], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_seq(Some(0))?.end()
@@ -539,9 +572,11 @@ document! {
         // Each grant keeps where it is written, for errors about the grant as a whole.
         pub grants: Entries<At<RequestDoc>>,
         /// The authorization request a browser is sent to (RFC 6749 §4.1.1).
+        #[serde(deserialize_with = "unless_other_requests_skipped")]
         pub authorize: Patch<Box<AuthorizeDoc>>,
         /// Requests that are not grants: `device_authorization` (RFC 8628), `revoke` (RFC 7009),
         /// `introspect` (RFC 7662). Each is available when its endpoint is declared.
+        #[serde(deserialize_with = "unless_other_requests_skipped")]
         pub requests: Entries<At<RequestDoc>>,
         /// Where the device authorization reply's values are.
         pub device: Patch<DeviceDoc>,

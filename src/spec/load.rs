@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use super::Spec;
 use super::doc::{self, Merge, SpecDoc};
+use super::kind::RequestKind;
 use crate::error::{Error, Pos, SpecError};
 
 include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
@@ -109,11 +110,12 @@ impl Loader {
 
     /// Compiles only grant `name` of each spec that declares it and the grants its `then:`
     /// chain follows: for a process that makes that one exchange, such as `specauth token`.
-    /// The spec's other grants, its other requests (revocation, introspection, PAR, device
-    /// authorization) and its authorization URL are left out, unread, so a mistake in one of
-    /// them is not reported here; `specauth check` (a loader without this) reports it. A spec
-    /// that does not declare grant `name` is compiled whole, so that an unknown grant is
-    /// reported with every grant the spec has. No effect together with
+    /// The spec's other grants are read but not compiled; its other requests (revocation,
+    /// introspection, PAR, device authorization) and its authorization URL are not even read
+    /// (they must still be well-formed YAML), so a mistake in one of them is not reported
+    /// here; `specauth check` (a loader without this) reports it. A spec that does not declare
+    /// grant `name` is compiled whole but for those, so that an unknown grant is reported with
+    /// every grant the spec has; `name` a request's (`revoke`) keeps them. No effect together with
     /// [`Loader::with_examples`], whose examples use everything.
     ///
     /// ```
@@ -256,20 +258,28 @@ impl Loader {
     }
 
     fn compile(&self, file: Arc<str>, text: SpecText) -> Result<Spec, Error> {
-        let doc = match text {
-            // A bundled spec loaded for use is read from its compiled form when it has one.
-            SpecText::Bundled(id, t) if !self.examples => bundled_doc(id, &file, t)?,
-            _ => parse(&file, &text, !self.examples)?,
-        };
+        // Loaded for one grant, the authorization URL and the other requests are dropped below
+        // whether or not the spec declares the grant (an unknown grant's error lists grants
+        // only), so they are not even read. A request's name (`revoke`) keeps them.
+        let one_grant = self.only_grant.as_deref().filter(|_| !self.examples);
+        let skip_other = one_grant.is_some_and(|g| RequestKind::from_name(g).is_grant());
+        let (doc, base) = doc::with_other_requests_skipped(skip_other, || {
+            let doc = match text {
+                // A bundled spec loaded for use is read from its compiled form when it has one.
+                SpecText::Bundled(id, t) if !self.examples => bundled_doc(id, &file, t)?,
+                _ => parse(&file, &text, !self.examples)?,
+            };
+            let base = self.base(&doc, &mut vec![file.to_string()])?;
+            Ok::<_, Error>((doc, base))
+        })?;
         let stem = Path::new(&*file)
             .file_stem()
             .and_then(|s| s.to_str())
             .unwrap_or("spec")
             .to_owned();
-        let base = self.base(&doc, &mut vec![file.to_string()])?;
         let own = super::compile::own_declarations(base.as_ref(), &doc);
         let mut merged = layer(base, doc);
-        if let Some(grant) = self.only_grant.as_deref().filter(|_| !self.examples) {
+        if let Some(grant) = one_grant {
             keep_only_grant(&mut merged, grant);
         }
         // Loaded for use, the examples are read from the text on first use, if ever.
@@ -413,10 +423,17 @@ fn declared_id(path: &Path) -> Option<String> {
 fn bundled_base(id: &'static str, file: &Arc<str>, text: &str) -> Result<SpecDoc, SpecError> {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock, PoisonError};
-    /// By id: `None` once read, the document once read twice.
-    static CACHE: OnceLock<Mutex<HashMap<&'static str, Option<SpecDoc>>>> = OnceLock::new();
+    /// By id and whether other requests were skipped: `None` once read, the document once
+    /// read twice.
+    type Key = (&'static str, bool);
+    static CACHE: OnceLock<Mutex<HashMap<Key, Option<SpecDoc>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    let seen = match cache.lock().unwrap_or_else(PoisonError::into_inner).get(id) {
+    let key = (id, doc::other_requests_skipped());
+    let seen = match cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+    {
         Some(Some(doc)) => return Ok(doc.clone()),
         Some(None) => true,
         None => false,
@@ -425,7 +442,7 @@ fn bundled_base(id: &'static str, file: &Arc<str>, text: &str) -> Result<SpecDoc
     cache
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .insert(id, seen.then(|| doc.clone()));
+        .insert(key, seen.then(|| doc.clone()));
     Ok(doc)
 }
 
