@@ -221,13 +221,13 @@ pub(crate) fn compile(
             let Some(param) = patch.as_ref() else {
                 continue;
             };
-            c.check_declared("authorize.redirect.inputs", input, &param.pos)?;
+            c.check_declared(&"authorize.redirect.inputs", input, &param.pos)?;
             redirect.inputs.push((input.clone(), param.value.clone()));
         }
     }
     let device = c.device_map(doc.device.as_ref().cloned().unwrap_or_default())?;
     let introspection_active = c.paths(
-        "introspection.active",
+        &"introspection.active",
         doc.introspection.as_ref().and_then(|i| i.active.as_ref()),
     )?;
 
@@ -392,6 +392,10 @@ struct TemplateContext<'a> {
     file_pos: &'a Pos,
 }
 
+/// Where in the spec a part is (`grants.password.fields.scope`), for messages: formatted only
+/// when a message or a template's name needs it.
+type What<'a> = &'a dyn std::fmt::Display;
+
 struct Compiler {
     /// The template engine, made on the first template that needs it.
     env: Option<minijinja::Environment<'static>>,
@@ -403,7 +407,7 @@ struct Compiler {
 
 impl Compiler {
     /// Compiles template text, checking its syntax and that it uses only declared inputs.
-    fn template(&mut self, what: &str, text: &At<String>) -> Result<Tmpl> {
+    fn template(&mut self, what: What<'_>, text: &At<String>) -> Result<Tmpl> {
         match template::classify(&text.value) {
             Classified::Literal => Ok(Tmpl::Literal(text.value.clone())),
             Classified::Var(v) => {
@@ -458,7 +462,7 @@ impl Compiler {
         }
     }
 
-    fn check_declared(&self, what: &str, var: &str, pos: &Pos) -> Result<()> {
+    fn check_declared(&self, what: What<'_>, var: &str, pos: &Pos) -> Result<()> {
         if self.inputs.contains_key(var) {
             Ok(())
         } else if let Some(removed_at) = self.removed_inputs.get(var) {
@@ -492,7 +496,7 @@ impl Compiler {
             // Chosen by an input, for a provider that takes either: compiled like any template,
             // checked when rendered. Until then it counts as Basic (the client id is needed).
             Some(m) if m.value.contains("{{") => {
-                chosen_by = Some(self.template("client_auth.method", m)?);
+                chosen_by = Some(self.template(&"client_auth.method", m)?);
                 ClientAuthMethod::Basic
             }
             Some(m) => match ClientAuthMethod::from_name(&m.value) {
@@ -552,13 +556,15 @@ impl Compiler {
             }
         }
         let audience = match doc.audience.as_ref() {
-            Some(a) => Some(self.template("client_auth.audience", a)?),
+            Some(a) => Some(self.template(&"client_auth.audience", a)?),
             None => None,
         };
         let mut claims = Vec::new();
         for (name, patch) in &doc.claims {
             let claim = match patch.as_ref() {
-                Some(text) => Some(self.template(&format!("client_auth.claims.{name}"), text)?),
+                Some(text) => {
+                    Some(self.template(&format_args!("client_auth.claims.{name}"), text)?)
+                }
                 None => None,
             };
             claims.push((name.clone(), claim));
@@ -666,7 +672,7 @@ impl Compiler {
         };
         let body = match doc.body.as_ref() {
             None => Body::Fixed(BodyEncoding::Form),
-            Some(b) => match self.template(&format!("{path}.body"), b)? {
+            Some(b) => match self.template(&format_args!("{path}.body"), b)? {
                 Tmpl::Literal(s) => Body::Fixed(BodyEncoding::parse(&s).ok_or_else(|| {
                     SpecError::new(
                         &b.pos,
@@ -723,7 +729,7 @@ impl Compiler {
                     ));
                 }
                 let kind = if is_authorization { "params" } else { kind };
-                let tmpl = this.template(&format!("{path}.{kind}.{fname}"), &f.value)?;
+                let tmpl = this.template(&format_args!("{path}.{kind}.{fname}"), &f.value)?;
                 let secret = tmpl
                     .vars()
                     .iter()
@@ -832,10 +838,10 @@ impl Compiler {
                 continue;
             };
             let pos = paths.0.first().map(|p| &p.pos).unwrap_or(grant_pos);
-            self.check_declared(&format!("{path}.take"), name, pos)?;
+            self.check_declared(&format_args!("{path}.take"), name, pos)?;
             take.push((
                 name.clone(),
-                self.paths(&format!("{path}.take.{name}"), Some(paths))?,
+                self.paths(&format_args!("{path}.take.{name}"), Some(paths))?,
             ));
         }
         let then = doc.then.as_ref().map(|a| a.value.clone());
@@ -854,7 +860,7 @@ impl Compiler {
         })
     }
 
-    fn paths(&mut self, what: &str, paths: Option<&Paths>) -> Result<Vec<Path>> {
+    fn paths(&mut self, what: What<'_>, paths: Option<&Paths>) -> Result<Vec<Path>> {
         let Some(paths) = paths else {
             return Ok(Vec::new());
         };
@@ -863,7 +869,7 @@ impl Compiler {
 
     /// A JSONPath into the body, or a value from elsewhere in the reply: `header:NAME`,
     /// `cookie:NAME`, or `template:TEXT` over `body`, `headers` and `cookies`.
-    fn path(&mut self, what: &str, p: &At<String>) -> Result<Path> {
+    fn path(&mut self, what: What<'_>, p: &At<String>) -> Result<Path> {
         let text = p.value.as_str();
         let elsewhere = |source: Source| -> Result<Path> {
             let mut path = compile_path(what, &At::new("$".to_owned(), p.pos.clone()))?;
@@ -921,7 +927,7 @@ impl Compiler {
     }
 
     fn token_map(&mut self, doc: doc::TokenDoc, file_pos: &Pos) -> Result<TokenMap> {
-        let access_token = self.paths("token.access_token", doc.access_token.as_ref())?;
+        let access_token = self.paths(&"token.access_token", doc.access_token.as_ref())?;
         if access_token.is_empty() {
             return Err(SpecError::new(
                 file_pos,
@@ -988,7 +994,7 @@ impl Compiler {
             if let Some(p) = patch.as_ref() {
                 extras.push((
                     name.clone(),
-                    self.paths(&format!("token.extras.{name}"), Some(p))?,
+                    self.paths(&format_args!("token.extras.{name}"), Some(p))?,
                 ));
             }
         }
@@ -1027,41 +1033,41 @@ impl Compiler {
             also,
             secret_extras,
             access_token,
-            token_type: self.paths("token.token_type", doc.token_type.as_ref())?,
+            token_type: self.paths(&"token.token_type", doc.token_type.as_ref())?,
             default_token_type: doc.default_token_type.as_ref().map(|a| a.value.clone()),
-            expires_in: self.paths("token.expires_in", doc.expires_in.as_ref())?,
+            expires_in: self.paths(&"token.expires_in", doc.expires_in.as_ref())?,
             expires_in_unit,
-            expires_at: self.paths("token.expires_at", doc.expires_at.as_ref())?,
-            issued_at: self.paths("token.issued_at", doc.issued_at.as_ref())?,
+            expires_at: self.paths(&"token.expires_at", doc.expires_at.as_ref())?,
+            issued_at: self.paths(&"token.issued_at", doc.issued_at.as_ref())?,
             default_expires_in: doc.default_expires_in.as_ref().map(|a| a.value),
-            refresh_token: self.paths("token.refresh_token", doc.refresh_token.as_ref())?,
+            refresh_token: self.paths(&"token.refresh_token", doc.refresh_token.as_ref())?,
             refresh_token_expires_in: self.paths(
-                "token.refresh_token_expires_in",
+                &"token.refresh_token_expires_in",
                 doc.refresh_token_expires_in.as_ref(),
             )?,
             refresh_token_expires_at: self.paths(
-                "token.refresh_token_expires_at",
+                &"token.refresh_token_expires_at",
                 doc.refresh_token_expires_at.as_ref(),
             )?,
-            scope: self.paths("token.scope", doc.scope.as_ref())?,
+            scope: self.paths(&"token.scope", doc.scope.as_ref())?,
             scope_separator,
-            id_token: self.paths("token.id_token", doc.id_token.as_ref())?,
+            id_token: self.paths(&"token.id_token", doc.id_token.as_ref())?,
             extras,
         })
     }
 
     fn device_map(&mut self, doc: doc::DeviceDoc) -> Result<DeviceMap> {
         Ok(DeviceMap {
-            device_code: self.paths("device.device_code", doc.device_code.as_ref())?,
-            user_code: self.paths("device.user_code", doc.user_code.as_ref())?,
+            device_code: self.paths(&"device.device_code", doc.device_code.as_ref())?,
+            user_code: self.paths(&"device.user_code", doc.user_code.as_ref())?,
             verification_uri: self
-                .paths("device.verification_uri", doc.verification_uri.as_ref())?,
+                .paths(&"device.verification_uri", doc.verification_uri.as_ref())?,
             verification_uri_complete: self.paths(
-                "device.verification_uri_complete",
+                &"device.verification_uri_complete",
                 doc.verification_uri_complete.as_ref(),
             )?,
-            expires_in: self.paths("device.expires_in", doc.expires_in.as_ref())?,
-            interval: self.paths("device.interval", doc.interval.as_ref())?,
+            expires_in: self.paths(&"device.expires_in", doc.expires_in.as_ref())?,
+            interval: self.paths(&"device.interval", doc.interval.as_ref())?,
         })
     }
 
@@ -1070,7 +1076,7 @@ impl Compiler {
             list.map(Vec::as_slice)
                 .unwrap_or(&[])
                 .iter()
-                .map(|c| condition(what, c))
+                .map(|c| condition(&what, c))
                 .collect::<Result<Vec<_>>>()
         };
         let mut extras = Vec::new();
@@ -1078,17 +1084,17 @@ impl Compiler {
             if let Some(paths) = patch.as_ref() {
                 extras.push((
                     name.clone(),
-                    self.paths(&format!("errors.extras.{name}"), Some(paths))?,
+                    self.paths(&format_args!("errors.extras.{name}"), Some(paths))?,
                 ));
             }
         }
         Ok(ErrorMap {
             when: conditions("errors.when", doc.when.as_ref())?,
             success: conditions("errors.success", doc.success.as_ref())?,
-            code: self.paths("errors.code", doc.code.as_ref())?,
-            message: self.paths("errors.message", doc.message.as_ref())?,
-            hint: self.paths("errors.hint", doc.hint.as_ref())?,
-            uri: self.paths("errors.uri", doc.uri.as_ref())?,
+            code: self.paths(&"errors.code", doc.code.as_ref())?,
+            message: self.paths(&"errors.message", doc.message.as_ref())?,
+            hint: self.paths(&"errors.hint", doc.hint.as_ref())?,
+            uri: self.paths(&"errors.uri", doc.uri.as_ref())?,
             status_codes: doc
                 .status_codes
                 .as_ref()
@@ -1100,7 +1106,7 @@ impl Compiler {
 }
 
 /// One condition of `errors.when` or `errors.success`: exactly one test.
-fn condition(what: &str, cond: &doc::Condition) -> Result<ErrorCondition> {
+fn condition(what: What<'_>, cond: &doc::Condition) -> Result<ErrorCondition> {
     let path = compile_path(what, &cond.path)?;
     let mut tests = Vec::new();
     if let Some(v) = &cond.equals {
@@ -1162,7 +1168,7 @@ fn parse_offset(text: &str) -> Option<time::UtcOffset> {
     time::UtcOffset::from_hms(sign * hours, sign * minutes, 0).ok()
 }
 
-fn compile_path(what: &str, p: &At<String>) -> Result<Path> {
+fn compile_path(what: What<'_>, p: &At<String>) -> Result<Path> {
     Path::parse(&p.value).map_err(|e| {
         SpecError::new(
             &p.pos,
