@@ -125,24 +125,29 @@ pub(crate) fn compile(
     };
     // Grants need their endpoint now. Other requests compile whatever endpoints exist: each
     // becomes available once its endpoint is declared (in the spec, or added by the caller).
+    // Each grant and request is moved out of the document into its compiled template.
     let mut grants = Map::default();
-    for (name, patch) in &doc.grants {
-        let Some(r) = patch.as_ref() else { continue };
-        let kind = RequestKind::grant(name);
-        if !kind.is_grant() || RequestKind::from_name(name) != kind {
+    let mut chains = Vec::new();
+    for (name, patch) in std::mem::take(&mut doc.grants.map) {
+        let doc::Patch::Set(r) = patch else { continue };
+        let kind = RequestKind::grant(&name);
+        if !kind.is_grant() || RequestKind::from_name(&name) != kind {
             return Err(SpecError::new(
                 &r.pos,
                 format!("`{name}` names a request, not a grant; put it under `requests:`"),
             ));
         }
-        let compiled = c.merged_template(&cx, &kind, &format!("grants.{name}"), r)?;
-        grants.insert(name.clone(), compiled);
+        if let Some(then) = r.value.then.as_ref() {
+            chains.push((name.clone(), then.clone()));
+        }
+        let compiled = c.merged_template(&cx, &kind, &format_args!("grants.{name}"), r)?;
+        grants.insert(name, compiled);
     }
-    check_chains(&doc, &grants)?;
+    check_chains(&chains, &grants)?;
     let mut requests = Map::default();
-    for (name, patch) in &doc.requests {
-        let Some(r) = patch.as_ref() else { continue };
-        let kind = RequestKind::from_name(name);
+    for (name, patch) in std::mem::take(&mut doc.requests.map) {
+        let doc::Patch::Set(r) = patch else { continue };
+        let kind = RequestKind::from_name(&name);
         if kind.is_grant() || kind == RequestKind::Authorization {
             return Err(SpecError::new(
                 &r.pos,
@@ -157,7 +162,7 @@ pub(crate) fn compile(
             .as_ref()
             .is_none_or(|e| endpoints.contains_key(&e.value));
         let inherited = r.pos.file != file_pos.file;
-        let compiled = match c.merged_template(&cx, &kind, &format!("requests.{name}"), r) {
+        let compiled = match c.merged_template(&cx, &kind, &format_args!("requests.{name}"), r) {
             Ok(t) => t,
             // A request of a base that this spec cannot make (its endpoint is not declared)
             // and whose fields use inputs this spec removed is left out rather than an error:
@@ -186,7 +191,7 @@ pub(crate) fn compile(
         let compiled = c.request_template(
             &cx,
             &RequestKind::Authorization,
-            "authorize",
+            &"authorize",
             as_request,
             &file_pos,
         )?;
@@ -321,11 +326,12 @@ pub(crate) const MAX_CHAIN: usize = 8;
 
 /// Every `then:` names a grant of the spec, and no chain loops or runs longer than
 /// [`MAX_CHAIN`] steps.
-fn check_chains(doc: &SpecDoc, grants: &Map<String, RequestTemplate>) -> Result<()> {
-    for (name, patch) in &doc.grants {
-        let Some(then) = patch.as_ref().and_then(|g| g.value.then.as_ref()) else {
-            continue;
-        };
+/// Checks each `(grant, then:)` of `chains` against the compiled grants.
+fn check_chains(
+    chains: &[(String, At<String>)],
+    grants: &Map<String, RequestTemplate>,
+) -> Result<()> {
+    for (name, then) in chains {
         if !grants.contains_key(&then.value) {
             return Err(SpecError::new(
                 &then.pos,
@@ -594,11 +600,11 @@ impl Compiler {
         &mut self,
         cx: &TemplateContext,
         kind: &RequestKind,
-        path: &str,
-        r: &At<doc::RequestDoc>,
+        path: What<'_>,
+        r: At<doc::RequestDoc>,
     ) -> Result<RequestTemplate> {
         let mut merged = cx.defaults.clone();
-        doc::Merge::merge(&mut merged, r.value.clone());
+        doc::Merge::merge(&mut merged, r.value);
         // Errors about the template as a whole point at it when the file being loaded writes
         // it; one only inherited from a base is the loaded file's business.
         let pos = if r.pos.file == cx.file_pos.file {
@@ -615,8 +621,8 @@ impl Compiler {
         &mut self,
         cx: &TemplateContext,
         kind: &RequestKind,
-        path: &str,
-        doc: doc::RequestDoc,
+        path: What<'_>,
+        mut doc: doc::RequestDoc,
         grant_pos: &Pos,
     ) -> Result<RequestTemplate> {
         let gname = kind.name();
@@ -695,8 +701,8 @@ impl Compiler {
             ));
         }
         let mut auth_doc = cx.top_auth.clone();
-        if let Some(over) = doc.client_auth.as_ref() {
-            doc::Merge::merge(&mut auth_doc, (**over).clone());
+        if let doc::Patch::Set(over) = std::mem::take(&mut doc.client_auth) {
+            doc::Merge::merge(&mut auth_doc, *over);
         }
         let client_auth = self.client_auth(&auth_doc.0, grant_pos)?;
         if let Some(t) = &client_auth.chosen_by {
