@@ -61,12 +61,12 @@ pub(crate) fn compile(
     let mut c = Compiler {
         env: None,
         inputs: Map::default(),
-        removed_inputs: doc.inputs.removed.clone(),
+        removed_inputs: std::mem::take(&mut doc.inputs.removed),
         counter: 0,
     };
 
-    for (input_name, patch) in &doc.inputs {
-        let Some(input) = patch.as_ref() else {
+    for (input_name, patch) in std::mem::take(&mut doc.inputs.map) {
+        let doc::Patch::Set(input) = patch else {
             continue;
         };
         let allowed: Option<Vec<String>> = input
@@ -86,13 +86,13 @@ pub(crate) fn compile(
             ));
         }
         c.inputs.insert(
-            input_name.clone(),
+            input_name,
             InputDef {
                 required: input.required.as_ref().copied().unwrap_or(false),
                 secret: input.secret.as_ref().copied().unwrap_or(false),
                 allowed,
-                default: input.default.as_ref().map(|a| a.value.clone()),
-                description: input.description.as_ref().cloned(),
+                default: input.default.into_option().map(|a| a.value),
+                description: input.description.into_option(),
                 verbatim: input.verbatim.as_ref().copied().unwrap_or(false),
             },
         );

@@ -217,6 +217,14 @@ impl<T> Patch<T> {
             _ => None,
         }
     }
+
+    /// The value, if set.
+    pub fn into_option(self) -> Option<T> {
+        match self {
+            Patch::Set(v) => Some(v),
+            _ => None,
+        }
+    }
 }
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
