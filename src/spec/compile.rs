@@ -101,7 +101,7 @@ pub(crate) fn compile(
     let mut endpoints = Map::default();
     for (ename, patch) in &doc.endpoints {
         let Some(url) = patch.as_ref() else { continue };
-        let tmpl = c.template(&format!("endpoints.{ename}"), url)?;
+        let tmpl = c.template(&format_args!("endpoints.{ename}"), url)?;
         match &tmpl {
             Tmpl::Literal(u) => check_url(u).map_err(|m| SpecError::new(&url.pos, m))?,
             _ => check_templated_url(url)?,

@@ -38,9 +38,18 @@ thread_local! {
 /// one does not parse its YAML: JSON of known shape reads several times faster, positions
 /// included.
 pub(crate) fn with_compact<R>(f: impl FnOnce() -> R) -> R {
-    let previous = COMPACT.with(|c| c.replace(true));
+    with_flag(&COMPACT, true, f)
+}
+
+/// Runs `f` with the thread-local `flag` set to `value`, then sets it back.
+fn with_flag<R>(
+    flag: &'static std::thread::LocalKey<std::cell::Cell<bool>>,
+    value: bool,
+    f: impl FnOnce() -> R,
+) -> R {
+    let previous = flag.with(|c| c.replace(value));
     let out = f();
-    COMPACT.with(|c| c.set(previous));
+    flag.with(|c| c.set(previous));
     out
 }
 
@@ -50,10 +59,7 @@ fn compact() -> bool {
 
 /// Runs `f` with `examples:` sections skipped (`true`) or read (`false`).
 pub(crate) fn with_examples_skipped<R>(skip: bool, f: impl FnOnce() -> R) -> R {
-    let previous = SKIP_EXAMPLES.with(|c| c.replace(skip));
-    let out = f();
-    SKIP_EXAMPLES.with(|c| c.set(previous));
-    out
+    with_flag(&SKIP_EXAMPLES, skip, f)
 }
 
 /// `examples:` as written, or nothing when loading for use: a spec's examples are two thirds of
@@ -78,10 +84,7 @@ thread_local! {
 /// that makes one grant's exchange uses neither (a third of the bundled base). Skipped text is
 /// still well-formed (the parser checks it).
 pub(crate) fn with_other_requests_skipped<R>(skip: bool, f: impl FnOnce() -> R) -> R {
-    let previous = SKIP_OTHER_REQUESTS.with(|c| c.replace(skip));
-    let out = f();
-    SKIP_OTHER_REQUESTS.with(|c| c.set(previous));
-    out
+    with_flag(&SKIP_OTHER_REQUESTS, skip, f)
 }
 
 /// Whether `authorize:` and `requests:` are being skipped.

@@ -115,8 +115,8 @@ impl Loader {
     /// (they must still be well-formed YAML), so a mistake in one of them is not reported
     /// here; `specauth check` (a loader without this) reports it. A spec that does not declare
     /// grant `name` is compiled whole but for those, so that an unknown grant is reported with
-    /// every grant the spec has; `name` a request's (`revoke`) keeps them. No effect together with
-    /// [`Loader::with_examples`], whose examples use everything.
+    /// every grant the spec has; naming a request (`revoke`) instead keeps them. No effect
+    /// together with [`Loader::with_examples`], whose examples use everything.
     ///
     /// ```
     /// let spec = specauth::Loader::new().with_only_grant("refresh_token").load("oauth2").unwrap();
