@@ -5,8 +5,7 @@
 //! - [`Store`]: load, save, remove and list cached tokens, and a refresh *lock* with a lease, so
 //!   [`fresh_token`](crate::session::fresh_token) refreshes single-flight over any store. The
 //!   trait is synchronous, like the crate's [`Client`](crate::Client).
-//! - [`TokenStore`](crate::session::TokenStore): the CLI's folder of files (one person, one
-//!   machine).
+//! - [`TokenStore`]: the CLI's folder of files (one person, one machine).
 //! - `SqliteStore` (feature `sqlite`): one file, WAL mode, the embedded default for an
 //!   application.
 //! - `PostgresStore` (feature `postgres`): one table shared by many instances of an application.
