@@ -611,6 +611,9 @@ fn completion_command() -> clap::Command {
 /// `token`), and the process exits soon after, which returns the memory anyway. Errors,
 /// `--help` and `--version` are printed and exit exactly as `parse_from` does them.
 fn parse(argv: Vec<std::ffi::OsString>) -> Cli {
+    if let Some(cli) = parse_one_command(&argv) {
+        return cli;
+    }
     let mut cmd = Cli::command();
     let parsed = cmd.try_get_matches_from_mut(argv).and_then(|mut matches| {
         <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut matches)
@@ -624,6 +627,40 @@ fn parse(argv: Vec<std::ffi::OsString>) -> Cli {
         }
         Err(e) => e.exit(),
     }
+}
+
+/// The command line parsed against a tree holding only the command it names first (`token`
+/// in `specauth token xee …`), or `None` for anything but a clean parse (no command first, an
+/// unknown one, `--help`, a usage error), which [`parse`] then parses against the whole tree
+/// and reports exactly as before. When it builds a tree, clap copies the five global options
+/// into every one of its ~20 commands, deferred or not: about 100 KB of heap (25 pages, each a
+/// page fault) and 80 k instructions for a command line that names one of them. The tree's
+/// root options are the whole tree's own, so a command line parses to the same [`Cli`] here
+/// as there (a test compares the two).
+fn parse_one_command(argv: &[std::ffi::OsString]) -> Option<Cli> {
+    let name = argv.get(1)?.to_str()?;
+    if name.starts_with('-') {
+        return None;
+    }
+    let whole = Cli::command();
+    let command = whole.find_subcommand(name)?.clone();
+    let mut tree = whole
+        .get_arguments()
+        .fold(clap::Command::new("specauth"), |tree, arg| {
+            tree.arg(arg.clone())
+        })
+        .subcommand_required(true)
+        .subcommand(command);
+    let cli = tree
+        .try_get_matches_from_mut(argv)
+        .ok()
+        .and_then(|mut matches| {
+            <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut matches).ok()
+        })?;
+    // As in `parse`: the process exits soon, so neither tree is worth freeing.
+    std::mem::forget(tree);
+    std::mem::forget(whole);
+    Some(cli)
 }
 
 /// The command line, with `docker-credential-specauth OP` (a link to this binary, the name
@@ -834,4 +871,143 @@ fn import(
         None => out!("{yaml}")?,
     }
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cli, parse_one_command};
+    use clap::Parser as _;
+
+    fn argv(line: &[&str]) -> Vec<std::ffi::OsString> {
+        line.iter().map(Into::into).collect()
+    }
+
+    #[test]
+    fn a_command_line_parses_the_same_against_its_one_command_tree() {
+        let lines: &[&[&str]] = &[
+            &[
+                "specauth",
+                "token",
+                "xee",
+                "refresh_token",
+                "--set",
+                "client_id=app",
+            ],
+            &[
+                "specauth",
+                "token",
+                "xee",
+                "refresh_token",
+                "--set",
+                "a=1",
+                "--set",
+                "b=2",
+                "--endpoint",
+                "token=http://127.0.0.1:1/t",
+                "--profile",
+                "work",
+                "--timeout",
+                "5",
+            ],
+            // The global options after the command, each kind (a list, a flag, a value, short).
+            &[
+                "specauth",
+                "token",
+                "xee",
+                "refresh_token",
+                "--json",
+                "-v",
+                "--specs",
+                "d1",
+                "--specs",
+                "d2",
+                "--store",
+                "store",
+                "--config",
+                "profiles.yaml",
+            ],
+            &[
+                "specauth",
+                "render",
+                "xee",
+                "refresh_token",
+                "--reveal",
+                "--set",
+                "x=y",
+            ],
+            &[
+                "specauth",
+                "print-token",
+                "xee",
+                "--format",
+                "header",
+                "--min-valid",
+                "60",
+            ],
+            &[
+                "specauth",
+                "print-token",
+                "xee",
+                "--dpop",
+                "GET",
+                "https://api.example/x",
+            ],
+            &["specauth", "login", "xee", "--json"],
+            &["specauth", "logout", "xee"],
+            &["specauth", "revoke", "xee", "--set", "token=t"],
+            &[
+                "specauth",
+                "curl",
+                "xee",
+                "--",
+                "-s",
+                "https://api.example/",
+            ],
+            &["specauth", "kube", "xee"],
+            &["specauth", "credential", "xee", "get"],
+            &["specauth", "docker-credential", "get"],
+            &["specauth", "check", "a.yaml", "specs/"],
+            &["specauth", "test", "a.yaml", "--json"],
+            &["specauth", "demo"],
+            &["specauth", "providers", "--specs", "d"],
+            &["specauth", "tokens", "--store", "s"],
+            &["specauth", "new", "acme"],
+            &["specauth", "import", "https://issuer.example"],
+            &["specauth", "schema"],
+            &["specauth", "completions", "bash"],
+        ];
+        for line in lines {
+            let whole = Cli::try_parse_from(*line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+            let one = parse_one_command(&argv(line))
+                .unwrap_or_else(|| panic!("{line:?} did not parse against its one command"));
+            assert_eq!(format!("{one:?}"), format!("{whole:?}"), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn anything_but_a_clean_parse_is_left_to_the_whole_tree() {
+        let lines: &[&[&str]] = &[
+            &["specauth"],
+            &["specauth", "--help"],
+            &["specauth", "--version"],
+            // A global option first: the whole tree parses it (and so gives the same result).
+            &["specauth", "--json", "token", "xee", "refresh_token"],
+            &["specauth", "tokn", "xee"],
+            &["specauth", "token"],
+            &["specauth", "token", "--help"],
+            &["specauth", "token", "xee", "refresh_token", "--bogus"],
+            &[
+                "specauth",
+                "token",
+                "xee",
+                "refresh_token",
+                "--timeout",
+                "soon",
+            ],
+            &["specauth", "help", "token"],
+        ];
+        for line in lines {
+            assert!(parse_one_command(&argv(line)).is_none(), "{line:?}");
+        }
+    }
 }
