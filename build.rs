@@ -68,8 +68,8 @@ fn main() {
 ///   one-shot `token` (about 700 functions, in 86 places; 332 → 276 page faults). The patterns
 ///   name functions without their hashes; one that matches nothing (a renamed function) only
 ///   costs locality, never correctness. Release builds only; `SPECAUTH_NO_HOT_TEXT=1` leaves
-///   the layout to the linker. To regenerate the print-token part after that path changes much (with a fresh
-///   token cached in DIR):
+///   the layout to the linker. To regenerate the print-token part after that path changes
+///   much (with a fresh token cached in DIR):
 ///
 ///   ```text
 ///   CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo build --release

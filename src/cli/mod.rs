@@ -878,136 +878,62 @@ mod tests {
     use super::{Cli, parse_one_command};
     use clap::Parser as _;
 
-    fn argv(line: &[&str]) -> Vec<std::ffi::OsString> {
-        line.iter().map(Into::into).collect()
+    fn argv(line: &str) -> Vec<std::ffi::OsString> {
+        line.split_whitespace().map(Into::into).collect()
     }
 
     #[test]
     fn a_command_line_parses_the_same_against_its_one_command_tree() {
-        let lines: &[&[&str]] = &[
-            &[
-                "specauth",
-                "token",
-                "xee",
-                "refresh_token",
-                "--set",
-                "client_id=app",
-            ],
-            &[
-                "specauth",
-                "token",
-                "xee",
-                "refresh_token",
-                "--set",
-                "a=1",
-                "--set",
-                "b=2",
-                "--endpoint",
-                "token=http://127.0.0.1:1/t",
-                "--profile",
-                "work",
-                "--timeout",
-                "5",
-            ],
+        for line in [
+            "specauth token acme refresh_token --set client_id=app",
+            "specauth token acme refresh_token --set a=1 --set b=2 \
+             --endpoint token=http://127.0.0.1:1/t --profile work --timeout 5",
             // The global options after the command, each kind (a list, a flag, a value, short).
-            &[
-                "specauth",
-                "token",
-                "xee",
-                "refresh_token",
-                "--json",
-                "-v",
-                "--specs",
-                "d1",
-                "--specs",
-                "d2",
-                "--store",
-                "store",
-                "--config",
-                "profiles.yaml",
-            ],
-            &[
-                "specauth",
-                "render",
-                "xee",
-                "refresh_token",
-                "--reveal",
-                "--set",
-                "x=y",
-            ],
-            &[
-                "specauth",
-                "print-token",
-                "xee",
-                "--format",
-                "header",
-                "--min-valid",
-                "60",
-            ],
-            &[
-                "specauth",
-                "print-token",
-                "xee",
-                "--dpop",
-                "GET",
-                "https://api.example/x",
-            ],
-            &["specauth", "login", "xee", "--json"],
-            &["specauth", "logout", "xee"],
-            &["specauth", "revoke", "xee", "--set", "token=t"],
-            &[
-                "specauth",
-                "curl",
-                "xee",
-                "--",
-                "-s",
-                "https://api.example/",
-            ],
-            &["specauth", "kube", "xee"],
-            &["specauth", "credential", "xee", "get"],
-            &["specauth", "docker-credential", "get"],
-            &["specauth", "check", "a.yaml", "specs/"],
-            &["specauth", "test", "a.yaml", "--json"],
-            &["specauth", "demo"],
-            &["specauth", "providers", "--specs", "d"],
-            &["specauth", "tokens", "--store", "s"],
-            &["specauth", "new", "acme"],
-            &["specauth", "import", "https://issuer.example"],
-            &["specauth", "schema"],
-            &["specauth", "completions", "bash"],
-        ];
-        for line in lines {
-            let whole = Cli::try_parse_from(*line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+            "specauth token acme refresh_token --json -v --specs d1 --specs d2 \
+             --store store --config profiles.yaml",
+            "specauth render acme refresh_token --reveal --set x=y",
+            "specauth print-token acme --format header --min-valid 60",
+            "specauth print-token acme --dpop GET https://api.example/x",
+            "specauth login acme --json",
+            "specauth logout acme",
+            "specauth revoke acme --set token=t",
+            "specauth curl acme -- -s https://api.example/",
+            "specauth kube acme",
+            "specauth credential acme get",
+            "specauth docker-credential get",
+            "specauth check a.yaml specs/",
+            "specauth test a.yaml --json",
+            "specauth demo",
+            "specauth providers --specs d",
+            "specauth tokens --store s",
+            "specauth new acme",
+            "specauth import https://issuer.example",
+            "specauth schema",
+            "specauth completions bash",
+        ] {
+            let whole = Cli::try_parse_from(argv(line)).unwrap_or_else(|e| panic!("{line}: {e}"));
             let one = parse_one_command(&argv(line))
-                .unwrap_or_else(|| panic!("{line:?} did not parse against its one command"));
-            assert_eq!(format!("{one:?}"), format!("{whole:?}"), "{line:?}");
+                .unwrap_or_else(|| panic!("{line} did not parse against its one command"));
+            assert_eq!(format!("{one:?}"), format!("{whole:?}"), "{line}");
         }
     }
 
     #[test]
     fn anything_but_a_clean_parse_is_left_to_the_whole_tree() {
-        let lines: &[&[&str]] = &[
-            &["specauth"],
-            &["specauth", "--help"],
-            &["specauth", "--version"],
-            // A global option first: the whole tree parses it (and so gives the same result).
-            &["specauth", "--json", "token", "xee", "refresh_token"],
-            &["specauth", "tokn", "xee"],
-            &["specauth", "token"],
-            &["specauth", "token", "--help"],
-            &["specauth", "token", "xee", "refresh_token", "--bogus"],
-            &[
-                "specauth",
-                "token",
-                "xee",
-                "refresh_token",
-                "--timeout",
-                "soon",
-            ],
-            &["specauth", "help", "token"],
-        ];
-        for line in lines {
-            assert!(parse_one_command(&argv(line)).is_none(), "{line:?}");
+        for line in [
+            "specauth",
+            "specauth --help",
+            "specauth --version",
+            // A global option first: the whole tree parses it (to the same result).
+            "specauth --json token acme refresh_token",
+            "specauth tokn acme",
+            "specauth token",
+            "specauth token --help",
+            "specauth token acme refresh_token --bogus",
+            "specauth token acme refresh_token --timeout soon",
+            "specauth help token",
+        ] {
+            assert!(parse_one_command(&argv(line)).is_none(), "{line}");
         }
     }
 }
