@@ -897,6 +897,7 @@ mod tests {
             "specauth login acme --json",
             "specauth logout acme",
             "specauth revoke acme --set token=t",
+            "specauth introspect acme --set token=t",
             "specauth curl acme -- -s https://api.example/",
             "specauth kube acme",
             "specauth credential acme get",
