@@ -630,9 +630,9 @@ fn parse(argv: Vec<std::ffi::OsString>) -> Cli {
 }
 
 /// The command line parsed against a tree holding only the command it names first (`token`
-/// in `specauth token xee …`), or `None` for anything but a clean parse (no command first, an
-/// unknown one, `--help`, a usage error), which [`parse`] then parses against the whole tree
-/// and reports exactly as before. When it builds a tree, clap copies the five global options
+/// in `specauth token ID GRANT …`), or `None` for anything but a clean parse (no command
+/// first, an unknown one, `--help`, a usage error), which [`parse`] then parses against the
+/// whole tree and reports exactly as before. When it builds a tree, clap copies the five global options
 /// into every one of its ~20 commands, deferred or not: about 100 KB of heap (25 pages, each a
 /// page fault) and 80 k instructions for a command line that names one of them. The tree's
 /// root options are the whole tree's own, so a command line parses to the same [`Cli`] here
