@@ -52,7 +52,7 @@ def rule(name: str) -> str:
 def executed(profile: str) -> list[str]:
     """Rust functions in a callgrind profile, in the order callgrind first met them."""
     names: dict[str, str] = {}
-    order: list[str] = []
+    order: dict[str, None] = {}  # an ordered set
     for line in open(profile, encoding="utf-8", errors="replace"):
         m = re.match(r"^c?fn=(?:\((\d+)\))? ?(.*)$", line.rstrip("\n"))
         if not m:
@@ -60,9 +60,9 @@ def executed(profile: str) -> list[str]:
         ident, name = m.group(1), m.group(2)
         if ident is not None:
             name = names.setdefault(ident, name) if name else names.get(ident, "")
-        if name.startswith(("_ZN", "_R")) and name not in order:
-            order.append(name)
-    return order
+        if name.startswith(("_ZN", "_R")):
+            order.setdefault(name)
+    return list(order)
 
 
 def main() -> None:
@@ -78,9 +78,7 @@ def main() -> None:
         if len(parts) == 4 and parts[2] in "tTwW":
             sizes[parts[3]] = max(sizes.get(parts[3], 0), int(parts[1], 16))
 
-    ran: list[str] = []
-    for profile in profiles:
-        ran += [s for s in executed(profile) if s not in ran]
+    ran = list(dict.fromkeys(s for profile in profiles for s in executed(profile)))
     ran_set = set(ran)
 
     text = SCRIPT.read_text(encoding="utf-8")

@@ -324,9 +324,8 @@ pub(crate) fn own_declarations(base: Option<&SpecDoc>, file: &SpecDoc) -> OwnDec
 /// The most requests one grant may chain (`then:`).
 pub(crate) const MAX_CHAIN: usize = 8;
 
-/// Every `then:` names a grant of the spec, and no chain loops or runs longer than
-/// [`MAX_CHAIN`] steps.
-/// Checks each `(grant, then:)` of `chains` against the compiled grants.
+/// Every `then:` (the `(grant, then:)` pairs of `chains`) names a compiled grant, and no
+/// chain loops or runs longer than [`MAX_CHAIN`] steps.
 fn check_chains(
     chains: &[(String, At<String>)],
     grants: &Map<String, RequestTemplate>,
