@@ -168,13 +168,13 @@ impl Preview {
     }
 
     /// No preview: only the URL, for error messages, and nothing [`Preview::text`] shows.
-    fn url_only(url: &str) -> Preview {
+    fn url_only(url: String) -> Preview {
         Preview {
             method: http::Method::GET,
             url: Span(0, url.len()),
             encoding: BodyEncoding::None,
             xml_root: None,
-            text: url.to_owned(),
+            text: url,
             parts: Vec::new(),
             kept: false,
         }
@@ -536,6 +536,13 @@ impl Spec {
                 (encode_xml(root, body_fields(), false).into_bytes(), None)
             }
         };
+        // A literal endpoint with nothing added to its query was parsed and checked when the
+        // spec was compiled: its URI is reused, and the URL string becomes the preview's.
+        let parsed = match (&endpoint.tmpl, &endpoint.uri, &query, &body_query) {
+            (Tmpl::Literal(_), Some(uri), None, None) => Some(uri.clone()),
+            _ => None,
+        };
+        let mut url = url;
         let preview = if preview {
             Preview::keep(
                 g.method.clone(),
@@ -546,20 +553,30 @@ impl Spec {
                 &mut fields,
                 &values,
             )
+        } else if parsed.is_some() {
+            Preview::url_only(std::mem::take(&mut url))
         } else {
-            Preview::url_only(&url)
+            Preview::url_only(url.clone())
         };
-        // The URL with its query, in the endpoint's own string (the preview kept a copy).
-        let mut full_url = url;
-        for q in [query, body_query].into_iter().flatten() {
-            append_query(&mut full_url, &q);
-        }
+        let uri = match parsed {
+            Some(uri) => uri,
+            None => {
+                // The URL with its query, in the endpoint's own string (the preview kept a
+                // copy).
+                let mut full_url = url;
+                for q in [query, body_query].into_iter().flatten() {
+                    append_query(&mut full_url, &q);
+                }
+                let url = preview.url();
+                // Parsed once, from the string itself (no copy): checked here, then handed to
+                // the request as it is.
+                let uri = http::Uri::try_from(full_url)
+                    .map_err(|e| Error::Usage(format!("`{url}` is not a valid URL: {e}")))?;
+                check_uri(&uri, url).map_err(Error::Usage)?;
+                uri
+            }
+        };
         let url = preview.url();
-        // Parsed once, from the string itself (no copy): checked here, then handed to the
-        // request as it is.
-        let uri = http::Uri::try_from(full_url)
-            .map_err(|e| Error::Usage(format!("`{url}` is not a valid URL: {e}")))?;
-        check_uri(&uri, url).map_err(Error::Usage)?;
 
         let mut request = http::Request::new(body);
         *request.method_mut() = g.method.clone();

@@ -630,6 +630,41 @@ fn unknown_grants_and_endpoints_are_usage_errors() {
 }
 
 #[test]
+fn a_literal_endpoint_renders_the_url_it_was_last_given() {
+    // The URI of a literal endpoint is parsed once and reused; each way of changing the
+    // endpoint must be what the next request goes to, with or without a query added to it.
+    let uri = |s: &Spec, inputs: &Inputs| {
+        s.render("client_credentials", inputs)
+            .unwrap()
+            .http()
+            .uri()
+            .to_string()
+    };
+    let plain = Inputs::new().with("client_id", "app");
+    let s = with("");
+    assert_eq!(uri(&s, &plain), "https://auth.example.com/token");
+    let s = s
+        .with_endpoint("token", "https://other.example/oauth/token?v=2")
+        .unwrap();
+    assert_eq!(uri(&s, &plain), "https://other.example/oauth/token?v=2");
+    let s = s.with_origin("http://127.0.0.1:9").unwrap();
+    assert_eq!(uri(&s, &plain), "http://127.0.0.1:9/oauth/token?v=2");
+    let q = with(
+        "inputs: { account: {} }\ngrants:\n  client_credentials:\n    fields: { account: { value: \"{{ account }}\", in: query } }\n",
+    )
+    .with_endpoint("token", "https://other.example/t?v=2")
+    .unwrap();
+    assert_eq!(
+        uri(&q, &plain.clone().with("account", "a 1")),
+        "https://other.example/t?v=2&account=a+1"
+    );
+    assert_eq!(
+        uri(&q, &plain.clone().with("account", "b")),
+        "https://other.example/t?v=2&account=b"
+    );
+}
+
+#[test]
 fn a_second_token_set_in_one_reply() {
     let s = with(
         "errors: { when: [{ path: $.ok, equals: false }] }\n\

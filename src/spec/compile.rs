@@ -101,18 +101,21 @@ pub(crate) fn compile(
     let mut endpoints = Map::default();
     for (ename, patch) in &doc.endpoints {
         let Some(url) = patch.as_ref() else { continue };
-        let tmpl = c.template(&format_args!("endpoints.{ename}"), url)?;
-        match &tmpl {
-            Tmpl::Literal(u) => check_url(u).map_err(|m| SpecError::new(&url.pos, m))?,
-            _ => check_templated_url(url)?,
-        }
-        endpoints.insert(
-            ename.clone(),
-            Endpoint {
-                tmpl,
-                text: url.value.clone(),
-            },
-        );
+        let endpoint = match c.template(&format_args!("endpoints.{ename}"), url)? {
+            Tmpl::Literal(u) => {
+                let uri = check_url(&u).map_err(|m| SpecError::new(&url.pos, m))?;
+                Endpoint::literal(u, Some(uri))
+            }
+            tmpl => {
+                check_templated_url(url)?;
+                Endpoint {
+                    tmpl,
+                    text: url.value.clone(),
+                    uri: None,
+                }
+            }
+        };
+        endpoints.insert(ename.clone(), endpoint);
     }
 
     let top_auth = doc.client_auth.as_ref().cloned().unwrap_or_default();

@@ -250,6 +250,20 @@ pub(crate) struct Endpoint {
     pub(crate) tmpl: Tmpl,
     /// The URL or template as written.
     pub(crate) text: String,
+    /// A literal URL, parsed and checked once: a request to it without a query string reuses
+    /// it rather than parsing and checking the same text again.
+    pub(crate) uri: Option<http::Uri>,
+}
+
+impl Endpoint {
+    /// A literal URL; `uri` is what [`check_url`] made of it, if it accepted it.
+    pub(crate) fn literal(url: String, uri: Option<http::Uri>) -> Endpoint {
+        Endpoint {
+            tmpl: Tmpl::Literal(url.clone()),
+            text: url,
+            uri,
+        }
+    }
 }
 
 /// How the client proves who it is.
@@ -998,13 +1012,10 @@ impl Spec {
                 join(self.endpoints.keys())
             )));
         }
-        check_url(url).map_err(Error::Usage)?;
+        let uri = check_url(url).map_err(Error::Usage)?;
         self.data_mut().endpoints.insert(
             name.to_owned(),
-            Endpoint {
-                tmpl: Tmpl::Literal(url.to_owned()),
-                text: url.to_owned(),
-            },
+            Endpoint::literal(url.to_owned(), Some(uri)),
         );
         Ok(self)
     }
@@ -1024,8 +1035,10 @@ impl Spec {
             // A path still holding template syntax (a tenant, a realm) keeps only its literal
             // head: a local server has no tenants.
             let path = path.split(['{']).next().unwrap_or("/");
-            endpoint.tmpl = Tmpl::Literal(format!("{origin}{path}"));
-            endpoint.text = format!("{origin}{path}");
+            // Left to the request to report, as any URL it cannot use.
+            let url = format!("{origin}{path}");
+            let uri = check_url(&url).ok();
+            *endpoint = Endpoint::literal(url, uri);
         }
         Ok(self)
     }
@@ -1055,8 +1068,9 @@ pub(crate) fn join<'a>(names: impl Iterator<Item = &'a String>) -> String {
     }
 }
 
-/// `https://` anywhere, `http://` only to a loopback host; no user name or password.
-pub(crate) fn check_url(url: &str) -> Result<(), String> {
+/// `https://` anywhere, `http://` only to a loopback host; no user name or password. The URL,
+/// parsed, when it passes.
+pub(crate) fn check_url(url: &str) -> Result<http::Uri, String> {
     let shown = without_userinfo(url);
     if !url.contains("://") {
         return Err(format!("`{shown}` must start with https://"));
@@ -1064,7 +1078,8 @@ pub(crate) fn check_url(url: &str) -> Result<(), String> {
     let uri: http::Uri = url
         .parse()
         .map_err(|e| format!("`{shown}` is not a valid URL: {e}"))?;
-    check_uri(&uri, url)
+    check_uri(&uri, url)?;
+    Ok(uri)
 }
 
 /// The rules of [`check_url`] on a parsed URI; `url` is how it is named in messages.
