@@ -377,8 +377,9 @@ impl Spec {
         let date = |v: &Value| instant_in(v, map.date_format.as_ref());
         // A value the spec declares to mean "never expires" (`0`, `-1`) is no expiry at all.
         let never = |paths: &[Path]| {
-            first(paths, view)
-                .is_some_and(|v| map.never_expires.iter().any(|n| loosely_equal(&v, n)))
+            !map.never_expires.is_empty()
+                && first(paths, view)
+                    .is_some_and(|v| map.never_expires.iter().any(|n| loosely_equal(&v, n)))
         };
         let never_expires = never(&map.expires_in) || never(&map.expires_at);
         let mut expires_in = if never_expires {
