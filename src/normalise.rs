@@ -673,6 +673,13 @@ fn cookies(headers: &http::HeaderMap) -> impl Iterator<Item = (&str, &str)> {
 }
 
 fn query<'a>(path: &Path, body: &'a Body<'_>) -> Option<&'a Value> {
+    // A body kept as its members, a path that is one of them (most token paths): found by
+    // name, without reading the compiled query.
+    if body.is_members()
+        && let Some(name) = path.member()
+    {
+        return body.member(name);
+    }
     let segments = &path.query.segments[..];
     // A body kept as its members: a path that starts with a name finds its member directly.
     if body.is_members()

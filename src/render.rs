@@ -670,8 +670,9 @@ impl Spec {
                 secret: def.secret,
             });
         }
-        for (name, def) in &self.inputs {
-            if let Some(default) = &def.default
+        for &i in &self.defaulted {
+            if let Some((name, def)) = self.inputs.get_index(i)
+                && let Some(default) = &def.default
                 && !values.contains_key(name)
             {
                 values.items.push(InputValue {

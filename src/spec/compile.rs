@@ -261,6 +261,13 @@ pub(crate) fn compile(
         featured: doc.featured.as_ref().map(|a| a.value),
         base: doc.base.as_ref().copied().unwrap_or(false),
         source,
+        defaulted: c
+            .inputs
+            .values()
+            .enumerate()
+            .filter(|(_, d)| d.default.is_some())
+            .map(|(i, _)| i)
+            .collect(),
         inputs: c.inputs,
         endpoints,
         grants,

@@ -111,6 +111,9 @@ pub struct SpecData {
     pub(crate) base: bool,
     pub(crate) source: Arc<str>,
     pub(crate) inputs: Map<String, InputDef>,
+    /// Where in `inputs` the ones with a default are: rendering fills in only those, without
+    /// reading every declaration at every request.
+    pub(crate) defaulted: Vec<usize>,
     pub(crate) endpoints: Map<String, Endpoint>,
     pub(crate) grants: Map<String, RequestTemplate>,
     /// The requests that are not grants (the authorization URL is a GET template too).
@@ -463,6 +466,9 @@ pub(crate) struct Path {
     pub(crate) query: Arc<JpQuery>,
     /// Where in the reply the value is: the body (`query` applies), or elsewhere.
     pub(crate) source: Source,
+    /// The path is one member of the top-level object (`$.access_token`), whose name is
+    /// [`Path::member`]: found without walking `query`, which lies elsewhere in memory.
+    member: bool,
 }
 
 /// Where a path reads its value from.
@@ -500,6 +506,7 @@ impl Path {
                 text: text.clone(),
                 query: query.clone(),
                 source: Source::Body,
+                member: is_member(text),
             });
         }
         let query = match simple_path(text) {
@@ -510,6 +517,7 @@ impl Path {
             text: Arc::from(text),
             query: Arc::new(query),
             source: Source::Body,
+            member: is_member(text),
         };
         let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
         if cache.len() < Self::CACHED {
@@ -524,6 +532,27 @@ impl Path {
 /// one, and the general parser took about 27 k instructions for each, 8 % of a one-shot
 /// `specauth token`. The same query the general parser builds (a test compares them); `None`
 /// for anything else, which the general parser then reads (and reports, if it is wrong).
+impl Path {
+    /// The name of the top-level member the path is, for a path of the body that is one
+    /// (`$.access_token`: `access_token`).
+    pub(crate) fn member(&self) -> Option<&str> {
+        match self.source {
+            Source::Body if self.member => self.text.get(2..),
+            _ => None,
+        }
+    }
+}
+
+/// `$.name`, a name [`simple_path`] reads as one member (letters, digits and `_`, not first a
+/// digit).
+fn is_member(text: &str) -> bool {
+    text.strip_prefix("$.").is_some_and(|name| {
+        !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    })
+}
+
 fn simple_path(text: &str) -> Option<JpQuery> {
     use jsonpath_rust::parser::model::{Segment, Selector};
     let mut rest = text.strip_prefix('$')?;
@@ -1158,7 +1187,33 @@ pub(crate) fn is_loopback(host: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::simple_path;
+    use super::{Path, simple_path};
+
+    #[test]
+    fn a_member_path_names_the_one_member_its_query_selects() {
+        use jsonpath_rust::parser::model::{Segment, Selector};
+        // A name given as a member is what the compiled query would select; other paths,
+        // `$['a']` included, are left to the query.
+        for (text, member) in [
+            ("$.access_token", Some("access_token")),
+            ("$._x", Some("_x")),
+            ("$.C9", Some("C9")),
+            ("$.a_b.C9", None),
+            ("$.errors[0]", None),
+            ("$", None),
+            ("$['a']", None),
+            ("$[0]", None),
+        ] {
+            let path = Path::parse(text).expect(text);
+            assert_eq!(path.member(), member, "{text}");
+            if let Some(name) = member {
+                assert!(
+                    matches!(&path.query.segments[..], [Segment::Selector(Selector::Name(n))] if n == name),
+                    "{text}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn simple_paths_are_the_queries_the_general_parser_builds() {
