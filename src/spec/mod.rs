@@ -543,14 +543,20 @@ impl Path {
     }
 }
 
-/// `$.name`, a name [`simple_path`] reads as one member (letters, digits and `_`, not first a
-/// digit).
+/// `$.name`, a path [`simple_path`] reads as one member.
 fn is_member(text: &str) -> bool {
-    text.strip_prefix("$.").is_some_and(|name| {
-        !name.is_empty()
-            && !name.starts_with(|c: char| c.is_ascii_digit())
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    })
+    text.strip_prefix("$.")
+        .is_some_and(|name| !name.is_empty() && name_len(name) == name.len())
+}
+
+/// How long the member name `rest` starts with is, as a `.name` segment of a simple path has
+/// it (letters, digits and `_`, not first a digit); 0 when it starts with none.
+fn name_len(rest: &str) -> usize {
+    if rest.starts_with(|c: char| c.is_ascii_digit()) {
+        return 0;
+    }
+    rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len())
 }
 
 fn simple_path(text: &str) -> Option<JpQuery> {
@@ -559,11 +565,9 @@ fn simple_path(text: &str) -> Option<JpQuery> {
     let mut segments = Vec::new();
     while !rest.is_empty() {
         if let Some(after) = rest.strip_prefix('.') {
-            let end = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(after.len());
+            let end = name_len(after);
             let name = &after[..end];
-            if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+            if name.is_empty() {
                 return None;
             }
             segments.push(Segment::Selector(Selector::Name(name.to_owned())));
